@@ -1,0 +1,72 @@
+"""A domain's code location: every product of the domain, built from its specs.
+
+A domain's `definitions.py` is one call to `build_domain`. The platform's policy is applied here, once,
+for every domain: warehouse resource, pools, automation (source-aligned products ingest on the cadence
+their freshness SLO needs; everything downstream refreshes when its inputs update) and the automation
+sensor that runs by default, so nothing needs a click.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from mesh_assets import addressing, environment
+from mesh_assets.builders import dbt as dbt_builder
+from mesh_assets.builders import python as python_builder
+from mesh_assets.builders import sql as sql_builder
+from mesh_assets.builders.sources import source_asset
+from mesh_assets.ports import PortContext
+from mesh_assets.publish import port_asset
+from mesh_assets.registry import MeshSpecError, SpecIssue, load_registry
+from mesh_assets.spec import DbtTransformation
+
+
+def build_domain(domain: str) -> dg.Definitions:
+    """The Dagster definitions of one domain's code location."""
+    env = environment.resolve()
+    registry = load_registry(env.root)
+    registry.raise_for_errors(domain)
+    products = registry.domain_products(domain)
+    if not products:
+        raise MeshSpecError([SpecIssue(env.root / "domains" / domain, "products",
+                                       "the domain has no data products",
+                                       f"add domains/{domain}/products/<product>/dataproduct.yaml")], env.root)
+    where = PortContext(target=env.target, database=env.database)
+    eager = dg.AutomationCondition.eager()
+    assets: list[dg.AssetsDefinition] = []
+    dbt_projects: dict[str, None] = {}
+    for product in products:
+        spec = product.spec
+        assets += [source_asset(product, source, env) for source in spec.source_inputs]
+        transformation = spec.transformation
+        if transformation.kind == "sql":
+            assets += sql_builder.internal_assets(product, registry, env, eager)
+        if isinstance(transformation, DbtTransformation):
+            dbt_projects[transformation.project] = None
+        for port in spec.output_ports:
+            if transformation.kind == "sql":
+                build, deps = sql_builder.port_builder(product, registry, spec.port_model(port))
+            elif transformation.kind == "python":
+                build, deps = python_builder.port_builder(product, registry, port)
+            else:
+                build = None
+                deps = [addressing.internal_key(spec.domain, spec.name, spec.port_model(port))]
+            assets.append(port_asset(product, port, where, deps, transformation.kind, build, eager))
+    for project in dbt_projects:
+        automation = {p.key: eager for p in products}
+        assets.append(dbt_builder.dbt_project_assets(registry, domain, project, env, automation))
+    return dg.Definitions(
+        assets=assets,
+        sensors=[automation_sensor(domain)],
+        resources={"warehouse": env.warehouse()},
+    )
+
+
+def automation_sensor(location: str) -> dg.AutomationConditionSensorDefinition:
+    """The declarative-automation sensor of a location, running by default."""
+    return dg.AutomationConditionSensorDefinition(
+        f"{location}_automation",
+        target=dg.AssetSelection.all(),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"Materializes {location}'s assets when their automation conditions are met.",
+    )

@@ -1,0 +1,219 @@
+"""The embedded DuckDB backend: one local file, no credentials, the default for laptops and CI.
+
+DuckDB allows one process to open a file for writing at a time; a second process fails at once with a
+lock error. Every session (and every dbt invocation) therefore holds an advisory file lock beside the
+database for its whole length, so runs of different domains queue up instead of failing, whichever way
+they were launched (UI, daemon, `mesh run`, tests). Dagster's `warehouse` pool additionally serialises
+steps so the UI shows who is waiting.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import dagster as dg
+from pydantic import Field
+
+from mesh_assets.addressing import Relation
+from mesh_assets.spec import Column, LogicalType
+from mesh_assets.warehouse.base import Warehouse, WarehouseSession
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
+
+_TYPES = {
+    LogicalType.STRING: "VARCHAR",
+    LogicalType.INTEGER: "INTEGER",
+    LogicalType.BIGINT: "BIGINT",
+    LogicalType.DOUBLE: "DOUBLE",
+    LogicalType.BOOLEAN: "BOOLEAN",
+    LogicalType.DATE: "DATE",
+    LogicalType.TIMESTAMP: "TIMESTAMP",
+}
+
+_INTEGERS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
+# What a transformation may hand over for a contract type: the same family, which the publish casts to
+# the contract's exact type. A string where a number is promised, or a float where an integer is
+# promised, is a contract violation, not something to cast away.
+_COMPATIBLE = {
+    LogicalType.STRING: {"VARCHAR"},
+    LogicalType.INTEGER: _INTEGERS,
+    LogicalType.BIGINT: _INTEGERS,
+    LogicalType.DOUBLE: {"DOUBLE", "FLOAT", "REAL", "DECIMAL", *_INTEGERS},
+    LogicalType.DECIMAL: {"DECIMAL", *_INTEGERS},
+    LogicalType.BOOLEAN: {"BOOLEAN"},
+    LogicalType.DATE: {"DATE"},
+    LogicalType.TIMESTAMP: {"TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "TIMESTAMP WITH TIME ZONE"},
+}
+
+
+class FileLock:
+    """A cross-process lock on a file, reentrant within a process.
+
+    Reentrancy matters because an asset holds the lock while it runs the dbt CLI, and must still be
+    able to open its own session inside that block.
+    """
+
+    _holders: ClassVar[dict[str, tuple[int, int]]] = {}
+    _guard: ClassVar[threading.RLock] = threading.RLock()
+
+    def __init__(self, path: Path, timeout_s: float, log=None) -> None:
+        self.path = Path(f"{path}.lock")
+        self.timeout_s = timeout_s
+        self.log = log
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Acquire the lock (waiting up to `timeout_s`) for the length of the block."""
+        key = str(self.path.resolve())
+        with self._guard:
+            fd, depth = self._holders.get(key, (-1, 0))
+            if depth:
+                self._holders[key] = (fd, depth + 1)
+        if not depth:
+            fd = self._acquire()
+            with self._guard:
+                self._holders[key] = (fd, 1)
+        try:
+            yield
+        finally:
+            with self._guard:
+                fd, depth = self._holders[key]
+                if depth == 1:
+                    del self._holders[key]
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                    os.close(fd)
+                else:
+                    self._holders[key] = (fd, depth - 1)
+
+    def _acquire(self) -> int:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + self.timeout_s
+        warned = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise TimeoutError(
+                        f"waited {self.timeout_s:.0f}s for the DuckDB writer lock {self.path}; another "
+                        "process still holds it. Wait for its run to finish, or raise "
+                        "MESH_DUCKDB_LOCK_TIMEOUT."
+                    ) from None
+                if not warned and self.log:
+                    self.log(f"waiting for the DuckDB writer lock {self.path} (another run is writing)")
+                    warned = True
+                time.sleep(0.05)
+
+
+class DuckDBSession(WarehouseSession):
+    """A session on the local DuckDB file."""
+
+    dialect = "duckdb"
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+        self.connection = connection
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        self.connection.execute(sql, params)
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        return self.connection.execute(sql, params).fetchall()
+
+    def query_df(self, sql: str) -> pd.DataFrame:
+        return self.connection.execute(sql).df()
+
+    def write_dataframe(self, relation: Relation, df: pd.DataFrame) -> None:
+        self.ensure_schema(relation.schema)
+        self.connection.register("_mesh_frame", df)
+        try:
+            self.execute(f"CREATE OR REPLACE TABLE {relation.sql} AS SELECT * FROM _mesh_frame")
+        finally:
+            self.connection.unregister("_mesh_frame")
+
+    def load_extract(self, relation: Relation, path: Path, file_format: str) -> None:
+        # Extracts land as text: typing and cleaning is the product's job, in its own transformation,
+        # so a dirty value never fails the landing step.
+        reader = (
+            f"read_csv('{path}', header = true, all_varchar = true)"
+            if file_format == "csv"
+            else f"read_parquet('{path}')"
+        )
+        self.create_table_as(relation, f"SELECT * FROM {reader}")
+
+    def columns(self, relation: Relation) -> list[tuple[str, str]]:
+        rows = self.query(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [relation.schema, relation.name],
+        )
+        return [(name, dtype) for name, dtype in rows]
+
+    def publish(self, staging: Relation, port: Relation) -> None:
+        # One transaction: readers see either the previous batch or the new one, never a half state.
+        self.ensure_schema(port.schema)
+        self.execute("BEGIN TRANSACTION")
+        try:
+            self.execute(f"CREATE OR REPLACE TABLE {port.sql} AS SELECT * FROM {staging.sql}")
+            self.execute("COMMIT")
+        except Exception:
+            self.execute("ROLLBACK")
+            raise
+
+    def distinct_keys_sql(self, keys: Sequence[str]) -> str:
+        # DuckDB has no multi-column COUNT(DISTINCT a, b); count row values, skipping any-null keys
+        # as Snowflake's form does.
+        cols = ", ".join(f'"{k}"' for k in keys)
+        any_null = " OR ".join(f'"{k}" IS NULL' for k in keys)
+        return f"COUNT(DISTINCT CASE WHEN {any_null} THEN NULL ELSE ({cols},) END)"
+
+    def physical_type(self, column: Column) -> str:
+        if column.type == LogicalType.DECIMAL:
+            return f"DECIMAL({column.precision},{column.scale})"
+        return _TYPES[column.type]
+
+    def type_matches(self, column: Column, physical: str) -> bool:
+        family = physical.upper().split("(")[0].strip()
+        return family in _COMPATIBLE[column.type]
+
+
+class DuckDBWarehouse(dg.ConfigurableResource, Warehouse):
+    """The embedded warehouse: a DuckDB file (default `data/mesh.duckdb`)."""
+
+    target: ClassVar[str] = "duckdb"
+
+    path: str = Field(description="Path of the DuckDB database file.")
+    lock_timeout_s: float = Field(default=900.0, description="How long to wait for another writer.")
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the writer lock, e.g. around a dbt invocation that opens the file itself."""
+        with FileLock(Path(self.path), self.lock_timeout_s, dg.get_dagster_logger().info).hold():
+            yield
+
+    @contextmanager
+    def session(self) -> Iterator[DuckDBSession]:
+        """Open the database file (creating it) under the writer lock."""
+        import duckdb
+
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        with self.exclusive():
+            connection = duckdb.connect(self.path)
+            try:
+                yield DuckDBSession(connection)
+            finally:
+                connection.close()
+
+    def dbt_env(self) -> dict[str, str]:
+        return {"MESH_DUCKDB_PATH": str(Path(self.path).resolve())}

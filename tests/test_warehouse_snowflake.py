@@ -1,0 +1,584 @@
+"""The Snowflake backend, run for real against fakesnow (an in-process Snowflake emulator on DuckDB).
+
+Offline: `fakesnow.patch()` replaces `snowflake.connector.connect` and `pandas_tools.write_pandas`, so the
+production code runs unchanged against an in-memory emulator.
+
+What runs for real on fakesnow: connecting and creating/using the database, `execute`/`query` with `%s`
+parameters, `query_df` via `fetch_pandas_all`, `write_dataframe` (our CREATE TABLE, then the rows), the
+whole `load_extract` path (CREATE TEMPORARY STAGE, PUT, COPY INTO, for CSV and Parquet), `columns` against
+`information_schema.columns` (with its uppercase `TEXT`/`NUMBER`/`FLOAT`/`TIMESTAMP_NTZ` names),
+`create_table_as` + `cast_to_contract`, and the first two statements of `publish`.
+
+What fakesnow cannot check:
+- `ALTER TABLE ... SWAP WITH ...`: fakesnow fails to parse it. The publish tests record the exact
+  statements issued and prove they are valid Snowflake SQL with sqlglot; to prove the port is readable
+  afterwards, the recorder carries out the swap itself with CREATE TABLE AS statements (test code only).
+  That the swap is atomic, and that it also exchanges grants and policies, is Snowflake's behaviour.
+- `write_pandas`: fakesnow substitutes its own, which inserts the frame directly; the real one's Parquet
+  upload and `COPY INTO ... FROM (SELECT $1:"col" ...)` (and `use_logical_type`) are not exercised.
+- `PUT` uploads to a local directory, not to Snowflake storage; Snowflake's own file-format options beyond
+  those fakesnow implements (e.g. `NULL_IF = ()`, `USE_LOGICAL_TYPE`) are parsed, not honoured, so CSV NULL
+  handling and Parquet timestamp semantics are only as faithful as fakesnow's emulation.
+- Authentication (password, key pair), roles, warehouses and QUERY_TAG: accepted but ignored; only the
+  arguments passed to `connect` are checked. Creating the database without privilege, and the fallback of
+  `query_df` for non-Arrow results (SHOW/DESCRIBE), are not reproducible.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import fakesnow
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import snowflake.connector
+import sqlglot
+from snowflake.connector.errors import ProgrammingError
+from sqlglot import exp
+
+from mesh_assets.addressing import Relation
+from mesh_assets.spec import Column, LogicalType
+from mesh_assets.warehouse.base import Warehouse, WarehouseSession
+from mesh_assets.warehouse.snowflake import (
+    SnowflakeSession,
+    SnowflakeWarehouse,
+    canonical_type,
+    copy_into_sql,
+    extract_columns,
+    frame_column_type,
+    put_sql,
+)
+
+STAGING = Relation("sales_internal", "orders_v1__staging")
+PORT = Relation("sales", "orders_v1")
+
+
+def _warehouse(**overrides: Any) -> SnowflakeWarehouse:
+    config: dict[str, Any] = {
+        "account": "acct",
+        "user": "u",
+        "password": "p",
+        "warehouse": "wh",
+        "database": "MESH",
+    }
+    return SnowflakeWarehouse(**{**config, **overrides})
+
+
+def _column(
+    name: str, logical: LogicalType, precision: int | None = None, scale: int | None = None
+) -> Column:
+    return Column(name=name, type=logical, precision=precision, scale=scale, description=f"the {name}")
+
+
+CONTRACT = [
+    _column("order_id", LogicalType.INTEGER),
+    _column("customer", LogicalType.STRING),
+    _column("line_count", LogicalType.BIGINT),
+    _column("weight", LogicalType.DOUBLE),
+    _column("amount", LogicalType.DECIMAL, precision=18, scale=2),
+    _column("paid", LogicalType.BOOLEAN),
+    _column("order_date", LogicalType.DATE),
+    _column("ordered_at", LogicalType.TIMESTAMP),
+]
+
+
+@pytest.fixture
+def warehouse() -> SnowflakeWarehouse:
+    return _warehouse()
+
+
+@pytest.fixture
+def session(warehouse: SnowflakeWarehouse) -> Iterator[SnowflakeSession]:
+    with fakesnow.patch(), warehouse.session() as session:
+        yield session
+
+
+@pytest.fixture
+def orders() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "order_id": [1, 2, 3],
+            "customer": ["ana", None, "bo"],
+            "amount": [10.5, 20.0, 0.25],
+            "paid": [True, False, True],
+            "order_date": [dt.date(2024, 1, 1), dt.date(2024, 1, 2), None],
+            "ordered_at": pd.to_datetime(["2024-01-01 10:00", "2024-01-02 11:30", "2024-01-03 00:00"]),
+        }
+    )
+
+
+class Recorder:
+    """Wraps a session's `execute` to record every statement, carrying out SWAP itself (fakesnow can't)."""
+
+    def __init__(self, session: SnowflakeSession) -> None:
+        self.statements: list[str] = []
+        self._execute: Callable[..., None] = session.execute
+
+    def __call__(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        self.statements.append(sql)
+        swap = sqlglot.parse_one(sql, read="snowflake").find(exp.SwapTable)
+        if swap is None:
+            self._execute(sql, params)
+            return
+        port = sql.split()[2]
+        staging = swap.this.sql(dialect="snowflake")
+        # The swap's effect, spelled out for fakesnow; not atomic, and test code only.
+        self._execute(f'CREATE OR REPLACE TABLE "sales"."swap_tmp" AS SELECT * FROM {port}')
+        self._execute(f"CREATE OR REPLACE TABLE {port} AS SELECT * FROM {staging}")
+        self._execute(f'CREATE OR REPLACE TABLE {staging} AS SELECT * FROM "sales"."swap_tmp"')
+        self._execute('DROP TABLE "sales"."swap_tmp"')
+
+
+@pytest.fixture
+def recorder(session: SnowflakeSession, monkeypatch: pytest.MonkeyPatch) -> Recorder:
+    recorder = Recorder(session)
+    monkeypatch.setattr(session, "execute", recorder)
+    return recorder
+
+
+def _parse_snowflake(statements: Sequence[str]) -> list[exp.Expr]:
+    """Parse with sqlglot's Snowflake dialect; a statement it only keeps as raw text fails the test."""
+    parsed = [sqlglot.parse_one(statement, read="snowflake") for statement in statements]
+    for statement, tree in zip(statements, parsed, strict=True):
+        assert not isinstance(tree, exp.Command), f"sqlglot did not parse: {statement}"
+    return parsed
+
+
+# -- the resource ----------------------------------------------------------------------------------------
+
+
+def test_module_does_not_import_snowflake_pandas_or_pyarrow_at_import_time() -> None:
+    # Compared with what dagster and the interface already import, so only this module is judged.
+    script = (
+        "import sys, dagster, mesh_assets.warehouse.base\n"
+        "before = set(sys.modules)\n"
+        "import mesh_assets.warehouse.snowflake\n"
+        "new = set(sys.modules) - before\n"
+        "heavy = sorted(m for m in new if m.split('.')[0] in {'pandas', 'pyarrow'} "
+        "or m.startswith('snowflake.'))\n"
+        "assert 'snowflake.connector' not in sys.modules, 'snowflake.connector imported'\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_resource_implements_the_whole_interface(warehouse: SnowflakeWarehouse) -> None:
+    assert isinstance(warehouse, Warehouse)
+    assert warehouse.target == "snowflake"
+    assert not SnowflakeSession.__abstractmethods__
+    assert issubclass(SnowflakeSession, WarehouseSession)
+    assert SnowflakeSession.dialect == "snowflake"
+
+
+def test_dbt_env_is_empty_because_the_dbt_profile_reads_its_own_variables(
+    warehouse: SnowflakeWarehouse,
+) -> None:
+    assert warehouse.dbt_env() == {}
+
+
+def test_session_connects_with_password_role_warehouse_and_query_tag() -> None:
+    with fakesnow.patch(), _warehouse(role="transformer", query_tag="mesh-prod").session():
+        kwargs = snowflake.connector.connect.call_args.kwargs  # type: ignore[attr-defined]
+    assert kwargs == {
+        "account": "acct",
+        "user": "u",
+        "password": "p",
+        "role": "transformer",
+        "warehouse": "wh",
+        "session_parameters": {"QUERY_TAG": "mesh-prod"},
+    }
+
+
+def test_session_connects_with_a_private_key_when_no_password_is_set() -> None:
+    warehouse = _warehouse(password=None, private_key_path="/keys/mesh.p8", private_key_passphrase="s3cret")
+    with fakesnow.patch(), warehouse.session():
+        kwargs = snowflake.connector.connect.call_args.kwargs  # type: ignore[attr-defined]
+    assert "password" not in kwargs
+    assert kwargs["private_key_file"] == "/keys/mesh.p8"
+    assert kwargs["private_key_file_pwd"] == "s3cret"
+
+
+def test_session_creates_and_uses_the_mesh_database(session: SnowflakeSession) -> None:
+    assert session.query("SELECT CURRENT_DATABASE()") == [("MESH",)]
+
+
+def test_session_closes_its_connection_afterwards(warehouse: SnowflakeWarehouse) -> None:
+    with fakesnow.patch():
+        with warehouse.session() as session:
+            connection = session.connection
+        assert connection.is_closed()
+
+
+def test_a_database_name_that_is_not_a_plain_identifier_is_refused() -> None:
+    warehouse = _warehouse(database='MESH"; DROP DATABASE PROD; --')
+    with fakesnow.patch(), pytest.raises(ValueError, match="plain identifier"), warehouse.session():
+        pass
+
+
+# -- reading and writing ---------------------------------------------------------------------------------
+
+
+def test_query_binds_percent_s_parameters(session: SnowflakeSession) -> None:
+    assert session.query("SELECT %s, %s", ["a", 2]) == [("a", 2)]
+
+
+def test_written_frame_round_trips_through_columns_row_count_and_query(
+    session: SnowflakeSession, orders: pd.DataFrame
+) -> None:
+    session.write_dataframe(STAGING, orders)
+
+    assert session.columns(STAGING) == [
+        ("order_id", "NUMBER(38,0)"),
+        ("customer", "TEXT"),
+        ("amount", "FLOAT"),
+        ("paid", "BOOLEAN"),
+        ("order_date", "DATE"),
+        ("ordered_at", "TIMESTAMP_NTZ"),
+    ]
+    assert session.exists(STAGING)
+    assert session.row_count(STAGING) == 3
+    assert session.query(f'SELECT "customer" FROM {STAGING.sql} WHERE "order_id" = %s', [1]) == [("ana",)]
+    frame = session.query_df(f'SELECT * FROM {STAGING.sql} ORDER BY "order_id"')
+    assert list(frame.columns) == list(orders.columns)
+    assert frame["customer"].tolist() == ["ana", None, "bo"]
+    assert frame["ordered_at"].tolist() == orders["ordered_at"].tolist()
+
+
+def test_writing_again_replaces_the_table(session: SnowflakeSession, orders: pd.DataFrame) -> None:
+    session.write_dataframe(STAGING, orders)
+    session.write_dataframe(STAGING, pd.DataFrame({"other": ["x"]}))
+
+    assert session.columns(STAGING) == [("other", "TEXT")]
+    assert session.query(f"SELECT * FROM {STAGING.sql}") == [("x",)]
+
+
+def test_writing_an_empty_frame_leaves_an_empty_table_with_its_columns(session: SnowflakeSession) -> None:
+    session.write_dataframe(STAGING, pd.DataFrame({"order_id": pd.Series([], dtype="int64")}))
+
+    assert session.columns(STAGING) == [("order_id", "NUMBER(38,0)")]
+    assert session.row_count(STAGING) == 0
+
+
+def test_a_missing_relation_has_no_columns_and_does_not_exist(session: SnowflakeSession) -> None:
+    assert session.columns(Relation("nowhere", "nothing")) == []
+    assert not session.exists(Relation("nowhere", "nothing"))
+
+
+def test_columns_are_matched_exactly_not_case_folded(session: SnowflakeSession) -> None:
+    # An unquoted name is folded to uppercase by Snowflake, so it is a different table from ours.
+    session.ensure_schema("sales")
+    session.execute("CREATE TABLE sales.ORDERS_V1 (ID INTEGER)")
+
+    assert session.columns(PORT) == []
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (pd.Series([1, None], dtype="Int64"), "NUMBER(38,0)"),
+        (pd.Series([True, None], dtype="boolean"), "BOOLEAN"),
+        (pd.Series(["a", "b"], dtype="category"), "VARCHAR"),
+        (pd.Series(["a", None], dtype="string"), "VARCHAR"),
+        (pd.Series([Decimal("1.5"), Decimal("2.25")]), "NUMBER(38,2)"),
+        (pd.Series([dt.date(2024, 1, 1), None]), "DATE"),
+        (pd.Series(pd.to_datetime(["2024-01-01"]).tz_localize("UTC")), "TIMESTAMP_TZ"),
+        (pd.Series([None, None]), "VARCHAR"),
+    ],
+)
+def test_frame_columns_get_the_snowflake_type_of_their_values(values: pd.Series, expected: str) -> None:
+    assert frame_column_type(values) == expected
+
+
+def test_a_timedelta_column_is_refused_rather_than_loaded_wrongly() -> None:
+    with pytest.raises(TypeError, match="interval"):
+        frame_column_type(pd.Series(pd.to_timedelta(["1h"]), name="wait"))
+
+
+# -- contracts -------------------------------------------------------------------------------------------
+
+
+def test_create_table_as_with_cast_to_contract_projects_and_casts_columns(session: SnowflakeSession) -> None:
+    raw = pd.DataFrame(
+        {
+            "ordered_at": ["2024-01-01 10:00:00"],
+            "order_date": ["2024-01-01"],
+            "paid": ["true"],
+            "amount": ["12.345"],
+            "weight": ["1.5"],
+            "line_count": ["3"],
+            "customer": ["ana"],
+            "order_id": ["7"],
+            "not_in_contract": ["dropped"],
+        }
+    )
+    session.write_dataframe(STAGING, raw)
+    target = Relation("sales_internal", "orders__typed")
+
+    session.create_table_as(target, session.cast_to_contract(STAGING, CONTRACT))
+
+    columns = session.columns(target)
+    assert [name for name, _ in columns] == [c.name for c in CONTRACT]
+    assert [physical for _, physical in columns] == [
+        "NUMBER(38,0)",
+        "TEXT",
+        "NUMBER(38,0)",
+        "FLOAT",
+        "NUMBER(18,2)",
+        "BOOLEAN",
+        "DATE",
+        "TIMESTAMP_NTZ",
+    ]
+    assert all(session.type_matches(c, physical) for c, (_, physical) in zip(CONTRACT, columns, strict=True))
+    assert session.query(f"SELECT * FROM {target.sql}") == [
+        (7, "ana", 3, 1.5, Decimal("12.35"), True, dt.date(2024, 1, 1), dt.datetime(2024, 1, 1, 10, 0)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("column", "expected"),
+    [
+        (CONTRACT[0], "INTEGER"),
+        (CONTRACT[1], "VARCHAR"),
+        (CONTRACT[2], "BIGINT"),
+        (CONTRACT[3], "DOUBLE"),
+        (CONTRACT[4], "NUMBER(18,2)"),
+        (CONTRACT[5], "BOOLEAN"),
+        (CONTRACT[6], "DATE"),
+        (CONTRACT[7], "TIMESTAMP_NTZ"),
+    ],
+)
+def test_physical_type_maps_each_logical_type(
+    session: SnowflakeSession, column: Column, expected: str
+) -> None:
+    assert session.physical_type(column) == expected
+    # The DDL spelling is accepted too, not only what information_schema reports back.
+    assert session.type_matches(column, expected)
+
+
+@pytest.mark.parametrize(
+    ("column", "reported"),
+    [
+        (CONTRACT[0], "NUMBER(38,0)"),
+        (CONTRACT[0], "NUMBER(9,0)"),
+        (CONTRACT[1], "TEXT"),
+        (CONTRACT[2], "NUMBER(38,0)"),
+        (CONTRACT[3], "FLOAT"),
+        (CONTRACT[4], "NUMBER(18,2)"),
+        (CONTRACT[5], "BOOLEAN"),
+        (CONTRACT[6], "DATE"),
+        (CONTRACT[7], "TIMESTAMP_NTZ"),
+        (CONTRACT[7], "TIMESTAMP_TZ"),
+    ],
+)
+def test_type_matches_accepts_what_snowflake_reports(
+    session: SnowflakeSession, column: Column, reported: str
+) -> None:
+    assert session.type_matches(column, reported)
+
+
+@pytest.mark.parametrize(
+    ("column", "reported"),
+    [
+        (CONTRACT[0], "FLOAT"),
+        (CONTRACT[0], "NUMBER(18,2)"),
+        (CONTRACT[0], "TEXT"),
+        (CONTRACT[1], "NUMBER(38,0)"),
+        (CONTRACT[3], "NUMBER(38,0)"),
+        (CONTRACT[4], "NUMBER(38,0)"),
+        (CONTRACT[4], "FLOAT"),
+        (CONTRACT[5], "TEXT"),
+        (CONTRACT[6], "TIMESTAMP_NTZ"),
+        (CONTRACT[7], "DATE"),
+    ],
+)
+def test_type_matches_refuses_a_lossy_type(session: SnowflakeSession, column: Column, reported: str) -> None:
+    assert not session.type_matches(column, reported)
+
+
+@pytest.mark.parametrize(
+    ("physical", "canonical"),
+    [
+        ("bigint", "NUMBER(38,0)"),
+        ("NUMBER", "NUMBER(38,0)"),
+        ("decimal(18, 2)", "NUMBER(18,2)"),
+        ("VARCHAR(16777216)", "TEXT"),
+        ("double precision", "FLOAT"),
+        ("TIMESTAMP", "TIMESTAMP_NTZ"),
+        ("TIMESTAMP_NTZ(9)", "TIMESTAMP_NTZ"),
+        ("variant", "VARIANT"),
+    ],
+)
+def test_canonical_type_folds_synonyms_onto_information_schema_names(physical: str, canonical: str) -> None:
+    assert canonical_type(physical) == canonical
+
+
+# -- publishing ------------------------------------------------------------------------------------------
+
+
+def test_publish_issues_the_atomic_swap_statement(
+    session: SnowflakeSession, recorder: Recorder, orders: pd.DataFrame
+) -> None:
+    session.write_dataframe(STAGING, orders)
+    recorder.statements.clear()
+
+    session.publish(STAGING, PORT)
+
+    assert recorder.statements == [
+        'CREATE SCHEMA IF NOT EXISTS "sales"',
+        'CREATE TABLE IF NOT EXISTS "sales"."orders_v1" LIKE "sales_internal"."orders_v1__staging"',
+        'ALTER TABLE "sales"."orders_v1" SWAP WITH "sales_internal"."orders_v1__staging"',
+    ]
+    swap = _parse_snowflake(recorder.statements)[-1]
+    assert isinstance(swap, exp.Alter)
+    assert swap.find(exp.SwapTable) is not None
+
+
+def test_published_port_is_readable_after_write_and_publish(
+    session: SnowflakeSession, recorder: Recorder, orders: pd.DataFrame
+) -> None:
+    session.write_dataframe(STAGING, orders)
+
+    session.publish(STAGING, PORT)
+
+    assert session.columns(PORT) == session.columns(STAGING)
+    assert session.row_count(PORT) == 3
+    assert session.query(f'SELECT "customer" FROM {PORT.sql} WHERE "order_id" = %s', [1]) == [("ana",)]
+    # The swap left the empty table created for the first publish in staging.
+    assert session.row_count(STAGING) == 0
+
+
+def test_a_second_publish_replaces_the_port_and_leaves_the_previous_batch_in_staging(
+    session: SnowflakeSession, recorder: Recorder, orders: pd.DataFrame
+) -> None:
+    session.write_dataframe(STAGING, orders)
+    session.publish(STAGING, PORT)
+    session.write_dataframe(STAGING, orders.head(1))
+
+    session.publish(STAGING, PORT)
+
+    assert session.row_count(PORT) == 1
+    assert session.row_count(STAGING) == 3
+
+
+def test_fakesnow_cannot_run_swap_which_is_why_the_publish_tests_carry_it_out(
+    session: SnowflakeSession, orders: pd.DataFrame
+) -> None:
+    # If this starts passing through, fakesnow learnt SWAP and the Recorder's stand-in can go.
+    session.write_dataframe(STAGING, orders)
+    with pytest.raises(ProgrammingError, match="SWAP"):
+        session.publish(STAGING, PORT)
+    # Everything before the swap did run for real.
+    assert session.columns(PORT) == session.columns(STAGING)
+
+
+# -- loading extracts ------------------------------------------------------------------------------------
+
+
+def test_a_csv_extract_lands_as_text_with_empty_fields_as_null(
+    session: SnowflakeSession, tmp_path: Path
+) -> None:
+    extract = tmp_path / "crm orders.csv"
+    extract.write_text('\ufeffid,customer,note\n1,ana,"a, quoted"\n2,,\n', encoding="utf-8")
+    relation = Relation("sales_internal", "src_crm__orders")
+
+    session.load_extract(relation, extract, "csv")
+
+    assert session.columns(relation) == [("id", "TEXT"), ("customer", "TEXT"), ("note", "TEXT")]
+    assert session.query(f'SELECT * FROM {relation.sql} ORDER BY "id"') == [
+        ("1", "ana", "a, quoted"),
+        ("2", None, None),
+    ]
+
+
+def test_loading_an_extract_again_replaces_the_rows(session: SnowflakeSession, tmp_path: Path) -> None:
+    relation = Relation("sales_internal", "src_crm__orders")
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text("id\n1\n2\n")
+    second.write_text("id\n3\n")
+
+    session.load_extract(relation, first, "csv")
+    session.load_extract(relation, second, "csv")
+
+    assert session.query(f"SELECT * FROM {relation.sql}") == [("3",)]
+
+
+def test_a_parquet_extract_keeps_its_column_types(session: SnowflakeSession, tmp_path: Path) -> None:
+    extract = tmp_path / "orders.parquet"
+    table = pa.table(
+        {
+            "id": pa.array([1, 2], pa.int64()),
+            "customer": ["ana", None],
+            "amount": pa.array([1.5, 2.25]),
+            "order_date": pa.array([dt.date(2024, 1, 1), None]),
+            "ordered_at": pa.array([dt.datetime(2024, 1, 1, 10), None], pa.timestamp("us")),
+        }
+    )
+    pq.write_table(table, extract)
+    relation = Relation("sales_internal", "src_erp__orders")
+
+    session.load_extract(relation, extract, "parquet")
+
+    assert session.columns(relation) == [
+        ("id", "NUMBER(38,0)"),
+        ("customer", "TEXT"),
+        ("amount", "FLOAT"),
+        ("order_date", "DATE"),
+        ("ordered_at", "TIMESTAMP_NTZ"),
+    ]
+    assert session.query(f'SELECT * FROM {relation.sql} ORDER BY "id"') == [
+        (1, "ana", 1.5, dt.date(2024, 1, 1), dt.datetime(2024, 1, 1, 10)),
+        (2, None, 2.25, None, None),
+    ]
+
+
+def test_extract_columns_reads_the_csv_header_without_its_byte_order_mark(tmp_path: Path) -> None:
+    extract = tmp_path / "x.csv"
+    extract.write_text('\ufeffid,"full name"\n1,ana\n', encoding="utf-8")
+
+    assert extract_columns(extract, "csv") == [("id", "VARCHAR"), ("full name", "VARCHAR")]
+
+
+def test_an_unsupported_extract_format_is_refused(session: SnowflakeSession, tmp_path: Path) -> None:
+    extract = tmp_path / "x.json"
+    extract.write_text("{}")
+    with pytest.raises(ValueError, match="unsupported extract format 'json'"):
+        session.load_extract(Relation("sales_internal", "src_x"), extract, "json")
+
+
+@pytest.mark.parametrize("file_format", ["csv", "parquet"])
+def test_copy_into_sql_parses_as_snowflake_sql(file_format: str) -> None:
+    relation = Relation("sales_internal", "src_crm__orders")
+    columns = [("id", "VARCHAR"), ('odd "name"', "VARCHAR")]
+
+    statements = copy_into_sql(relation, '@"sales_internal"."mesh_extract_1"', file_format, columns)
+
+    create, copy = _parse_snowflake(statements)
+    assert isinstance(create, exp.Create)
+    assert [c.name for c in create.find_all(exp.ColumnDef)] == ["id", 'odd "name"']
+    assert isinstance(copy, exp.Copy)
+    assert copy.this.sql(dialect="snowflake") == relation.sql
+    options = copy.sql(dialect="snowflake")
+    if file_format == "csv":
+        assert "TYPE=CSV SKIP_HEADER=1" in options
+        assert "EMPTY_FIELD_AS_NULL=TRUE" in options
+    else:
+        assert "TYPE=PARQUET" in options
+        assert "MATCH_BY_COLUMN_NAME = CASE_INSENSITIVE" in options
+
+
+def test_put_sql_parses_as_snowflake_sql_and_quotes_the_path(tmp_path: Path) -> None:
+    extract = tmp_path / "it's here.csv"
+
+    (put,) = _parse_snowflake([put_sql(extract, '@"s"."stage"', "csv")])
+
+    assert isinstance(put, exp.Put)
+    assert put.this.name == f"file://{extract.as_posix()}"
