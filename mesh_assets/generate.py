@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -84,7 +85,8 @@ _LINE_SKUS = (("RGT", 120, 80.0, 900.0), ("ANL", 12, 25_000.0, 250_000.0), ("CON
 _DISCOUNTS = (1.0, 0.95, 0.9, 0.85, 0.8)
 _CURRENCIES = ("EUR", "USD", "CHF")
 _FX = (1.0, 1.08, 0.94)
-_STATUSES = ("placed", "shipped", "delivered", "cancelled", "returned")  # placed+1 = shipped+1 = delivered
+_STATUSES = ("placed", "shipped", "delivered", "cancelled", "returned")
+_PRIOR = np.array([0, 0, 1, 0, 2])  # the status an order had before its current one
 
 _MODELS = ("Helix 300", "Helix 600", "Orion HT", "Vireo PCR 96", "Lumen POC")
 _MODEL_P = (0.3, 0.2, 0.25, 0.15, 0.1)
@@ -277,7 +279,7 @@ def _orders(rng: np.random.Generator, scale: int, country_of: np.ndarray) -> Ite
     for lo in range(0, scale, CHUNK_ROWS):
         ts = _moments(rng, days[lo : lo + CHUNK_ROWS], _ORDER_HOURS)
         n = ts.size
-        cust = heavy[(n_cust * rng.random(n) ** 3).astype(np.int64)]  # power law: a few customers order a lot
+        cust = heavy[(n_cust * rng.random(n) ** 2).astype(np.int64)]  # power law: a few customers order a lot
         unknown, missing = _pick(rng, n, 0.005), _pick(rng, n, 0.002)
         cust[unknown] = n_cust + rng.integers(0, len(customer_ids) - n_cust, unknown.sum())
         currency = _CURRENCY_OF[country_of[np.minimum(cust, n_cust - 1)]]
@@ -300,14 +302,13 @@ def _orders(rng: np.random.Generator, scale: int, country_of: np.ndarray) -> Ite
         lag[late] += rng.uniform(60, 240, late.sum())
         upd = np.minimum(ts + (lag * _DAY).astype(np.int64), _END - 1)
 
-        # ~2% are re-sent: half progressed (placed -> shipped -> delivered) with a later update, half exact.
+        # ~2% are sent twice: half verbatim, half as a change whose first row is the stale, earlier
+        # snapshot (e.g. placed, then shipped with a later updated_at).
         dup = np.flatnonzero(_pick(rng, n, 0.02))
-        progressed = (status[dup] <= 1) & (rng.random(dup.size) < 0.5)
-        rows = np.concatenate([np.arange(n), dup])
+        rows, stale = np.concatenate([np.arange(n), dup]), dup[rng.random(dup.size) < 0.5]
         status, upd = status[rows], upd[rows]
-        status[n:][progressed] += 1
-        resent = upd[n:][progressed] + rng.integers(_DAY, 5 * _DAY, progressed.sum())
-        upd[n:][progressed] = np.minimum(resent, _END - 1)
+        status[stale] = _PRIOR[status[stale]]
+        upd[stale] = ts[stale] + (rng.random(stale.size) * (upd[stale] - ts[stale])).astype(np.int64)
         order = _block_order(rng, rows.size)  # the re-sent rows form the last batches, shuffled in
         src = rows[order]
         columns = [pa.array(lo + 1 + src), pc.take(customer_ids, pa.array(cust[src], mask=missing[src])),
@@ -380,6 +381,7 @@ def generate_sources(
     about ``scale // 2``. The same ``seed`` and ``scale`` give byte-identical files. ``progress`` is called
     with a short message after each extract. Raises ``ValueError`` if ``scale < MIN_SCALE`` or ``seed < 0``.
     """
+    scale, seed = operator.index(scale), operator.index(seed)  # scale=1e6 fails here, not deep in numpy
     if scale < MIN_SCALE:
         raise ValueError(f"scale must be at least {MIN_SCALE} orders, got {scale}")
     if seed < 0:

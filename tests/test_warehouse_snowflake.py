@@ -7,18 +7,26 @@ What runs for real on fakesnow: connecting and creating/using the database, `exe
 parameters, `query_df` via `fetch_pandas_all`, `write_dataframe` (our CREATE TABLE, then the rows), the
 whole `load_extract` path (CREATE TEMPORARY STAGE, PUT, COPY INTO, for CSV and Parquet), `columns` against
 `information_schema.columns` (with its uppercase `TEXT`/`NUMBER`/`FLOAT`/`TIMESTAMP_NTZ` names),
-`create_table_as` + `cast_to_contract`, and the first two statements of `publish`.
+`create_table_as` + `cast_to_contract`, and the `CREATE SCHEMA` that `publish` issues first.
 
 What fakesnow cannot check:
-- `ALTER TABLE ... SWAP WITH ...`: fakesnow fails to parse it. The publish tests record the exact
-  statements issued and prove they are valid Snowflake SQL with sqlglot; to prove the port is readable
-  afterwards, the recorder carries out the swap itself with CREATE TABLE AS statements (test code only).
-  That the swap is atomic, and that it also exchanges grants and policies, is Snowflake's behaviour.
+- `publish`'s `CREATE OR REPLACE TABLE <port> CLONE <staging> COPY GRANTS`: fakesnow fails to parse it
+  (its sqlglot keeps the statement as raw text because of the trailing COPY GRANTS, and DuckDB then
+  rejects CLONE). Plain `CLONE` does run, but fakesnow's rewrite drops `OR REPLACE`, so a second publish
+  would fail. The publish tests therefore record the exact statement issued, parse it with sqlglot minus
+  the `COPY GRANTS` suffix (that clause is checked only as text, against Snowflake's documented CLONE
+  grammar), and have the recorder carry out its effect with `CREATE OR REPLACE TABLE <port> AS SELECT *
+  FROM <staging>` (test code only). So the rows and column types of the port and of staging after a
+  publish are checked; that the clone is atomic and zero-copy, and that COPY GRANTS keeps the privileges
+  granted on the port, are Snowflake's behaviour and are not.
 - `write_pandas`: fakesnow substitutes its own, which inserts the frame directly; the real one's Parquet
   upload and `COPY INTO ... FROM (SELECT $1:"col" ...)` (and `use_logical_type`) are not exercised.
-- `PUT` uploads to a local directory, not to Snowflake storage; Snowflake's own file-format options beyond
-  those fakesnow implements (e.g. `NULL_IF = ()`, `USE_LOGICAL_TYPE`) are parsed, not honoured, so CSV NULL
-  handling and Parquet timestamp semantics are only as faithful as fakesnow's emulation.
+- `PUT` copies into a local directory instead of uploading (and gzips whatever it is given, where
+  Snowflake leaves Parquet as is). `COPY INTO` is emulated with DuckDB's readers: the CSV options we use
+  (SKIP_HEADER, FIELD_OPTIONALLY_ENCLOSED_BY, EMPTY_FIELD_AS_NULL, NULL_IF) are honoured, but Parquet
+  options are ignored, so `USE_LOGICAL_TYPE` is unchecked and Parquet types are DuckDB's reading of the
+  file. `MATCH_BY_COLUMN_NAME = CASE_SENSITIVE` does not work on fakesnow at all (it uppercases the
+  table's column names), which is one reason the code uses CASE_INSENSITIVE.
 - Authentication (password, key pair), roles, warehouses and QUERY_TAG: accepted but ignored; only the
   arguments passed to `connect` are checked. Creating the database without privilege, and the fallback of
   `query_df` for non-Arrow results (SHOW/DESCRIBE), are not reproducible.
@@ -34,6 +42,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import fakesnow
 import pandas as pd
 import pyarrow as pa
@@ -115,8 +124,25 @@ def orders() -> pd.DataFrame:
     )
 
 
+COPY_GRANTS = " COPY GRANTS"
+
+
+def _parse_clone(sql: str) -> exp.Create | None:
+    """The `CREATE TABLE ... CLONE ... COPY GRANTS` in `sql`, parsed by sqlglot without its suffix.
+
+    sqlglot's Snowflake dialect does not parse COPY GRANTS after CLONE (it keeps the whole statement as
+    raw text), so the suffix is checked as text and the rest parsed.
+    """
+    if not sql.endswith(COPY_GRANTS):
+        return None
+    tree = sqlglot.parse_one(sql.removesuffix(COPY_GRANTS), read="snowflake")
+    if isinstance(tree, exp.Create) and tree.args.get("clone") is not None:
+        return tree
+    return None
+
+
 class Recorder:
-    """Wraps a session's `execute` to record every statement, carrying out SWAP itself (fakesnow can't)."""
+    """Wraps a session's `execute` to record every statement, carrying out a CLONE itself (fakesnow can't)."""
 
     def __init__(self, session: SnowflakeSession) -> None:
         self.statements: list[str] = []
@@ -124,17 +150,14 @@ class Recorder:
 
     def __call__(self, sql: str, params: Sequence[Any] | None = None) -> None:
         self.statements.append(sql)
-        swap = sqlglot.parse_one(sql, read="snowflake").find(exp.SwapTable)
-        if swap is None:
+        clone = _parse_clone(sql)
+        if clone is None:
             self._execute(sql, params)
             return
-        port = sql.split()[2]
-        staging = swap.this.sql(dialect="snowflake")
-        # The swap's effect, spelled out for fakesnow; not atomic, and test code only.
-        self._execute(f'CREATE OR REPLACE TABLE "sales"."swap_tmp" AS SELECT * FROM {port}')
+        port, staging = clone.this.sql(dialect="snowflake"), clone.args["clone"].this.sql(dialect="snowflake")
+        # The clone's rows and columns, spelled out for fakesnow: a copy, neither zero-copy nor keeping
+        # grants, and test code only.
         self._execute(f"CREATE OR REPLACE TABLE {port} AS SELECT * FROM {staging}")
-        self._execute(f'CREATE OR REPLACE TABLE {staging} AS SELECT * FROM "sales"."swap_tmp"')
-        self._execute('DROP TABLE "sales"."swap_tmp"')
 
 
 @pytest.fixture
@@ -183,6 +206,18 @@ def test_dbt_env_is_empty_because_the_dbt_profile_reads_its_own_variables(
     warehouse: SnowflakeWarehouse,
 ) -> None:
     assert warehouse.dbt_env() == {}
+
+
+def test_secrets_can_be_passed_as_env_vars(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SNOWFLAKE_PASSWORD", "from-env")
+    monkeypatch.setenv("SNOWFLAKE_PRIVATE_KEY_PATH", "/keys/env.p8")
+    warehouse = _warehouse(
+        password=dg.EnvVar("SNOWFLAKE_PASSWORD"), private_key_path=dg.EnvVar("SNOWFLAKE_PRIVATE_KEY_PATH")
+    )
+
+    resolved = warehouse.process_config_and_initialize()
+
+    assert (resolved.password, resolved.private_key_path) == ("from-env", "/keys/env.p8")
 
 
 def test_session_connects_with_password_role_warehouse_and_query_tag() -> None:
@@ -370,16 +405,23 @@ def test_physical_type_maps_each_logical_type(
         (CONTRACT[0], "NUMBER(38,0)"),
         (CONTRACT[0], "NUMBER(9,0)"),
         (CONTRACT[1], "TEXT"),
+        (CONTRACT[1], "VARCHAR(16777216)"),
         (CONTRACT[2], "NUMBER(38,0)"),
+        (CONTRACT[2], "NUMBER(9,0)"),
         (CONTRACT[3], "FLOAT"),
+        (CONTRACT[3], "NUMBER(38,0)"),
+        (CONTRACT[3], "NUMBER(18,2)"),
         (CONTRACT[4], "NUMBER(18,2)"),
+        (CONTRACT[4], "NUMBER(38,0)"),
+        (CONTRACT[4], "NUMBER(10,4)"),
         (CONTRACT[5], "BOOLEAN"),
         (CONTRACT[6], "DATE"),
         (CONTRACT[7], "TIMESTAMP_NTZ"),
+        (CONTRACT[7], "TIMESTAMP_LTZ"),
         (CONTRACT[7], "TIMESTAMP_TZ"),
     ],
 )
-def test_type_matches_accepts_what_snowflake_reports(
+def test_type_matches_accepts_any_type_of_the_same_family_since_publish_casts_to_the_contract(
     session: SnowflakeSession, column: Column, reported: str
 ) -> None:
     assert session.type_matches(column, reported)
@@ -392,15 +434,21 @@ def test_type_matches_accepts_what_snowflake_reports(
         (CONTRACT[0], "NUMBER(18,2)"),
         (CONTRACT[0], "TEXT"),
         (CONTRACT[1], "NUMBER(38,0)"),
-        (CONTRACT[3], "NUMBER(38,0)"),
-        (CONTRACT[4], "NUMBER(38,0)"),
+        (CONTRACT[2], "FLOAT"),
+        (CONTRACT[2], "NUMBER(38,2)"),
+        (CONTRACT[3], "TEXT"),
         (CONTRACT[4], "FLOAT"),
+        (CONTRACT[4], "TEXT"),
         (CONTRACT[5], "TEXT"),
+        (CONTRACT[5], "NUMBER(38,0)"),
         (CONTRACT[6], "TIMESTAMP_NTZ"),
         (CONTRACT[7], "DATE"),
+        (CONTRACT[7], "TEXT"),
     ],
 )
-def test_type_matches_refuses_a_lossy_type(session: SnowflakeSession, column: Column, reported: str) -> None:
+def test_type_matches_refuses_a_type_that_could_lose_values(
+    session: SnowflakeSession, column: Column, reported: str
+) -> None:
     assert not session.type_matches(column, reported)
 
 
@@ -424,7 +472,12 @@ def test_canonical_type_folds_synonyms_onto_information_schema_names(physical: s
 # -- publishing ------------------------------------------------------------------------------------------
 
 
-def test_publish_issues_the_atomic_swap_statement(
+PUBLISH_CLONE = (
+    'CREATE OR REPLACE TABLE "sales"."orders_v1" CLONE "sales_internal"."orders_v1__staging" COPY GRANTS'
+)
+
+
+def test_publish_creates_the_port_schema_then_clones_staging_onto_the_port_with_copy_grants(
     session: SnowflakeSession, recorder: Recorder, orders: pd.DataFrame
 ) -> None:
     session.write_dataframe(STAGING, orders)
@@ -432,17 +485,24 @@ def test_publish_issues_the_atomic_swap_statement(
 
     session.publish(STAGING, PORT)
 
-    assert recorder.statements == [
-        'CREATE SCHEMA IF NOT EXISTS "sales"',
-        'CREATE TABLE IF NOT EXISTS "sales"."orders_v1" LIKE "sales_internal"."orders_v1__staging"',
-        'ALTER TABLE "sales"."orders_v1" SWAP WITH "sales_internal"."orders_v1__staging"',
-    ]
-    swap = _parse_snowflake(recorder.statements)[-1]
-    assert isinstance(swap, exp.Alter)
-    assert swap.find(exp.SwapTable) is not None
+    assert recorder.statements == ['CREATE SCHEMA IF NOT EXISTS "sales"', PUBLISH_CLONE]
+    (schema,) = _parse_snowflake(recorder.statements[:1])
+    assert isinstance(schema, exp.Create)
+    assert schema.kind == "SCHEMA"
+    clone = _parse_clone(PUBLISH_CLONE)
+    assert clone is not None
+    assert clone.kind == "TABLE"
+    assert clone.args["replace"]
+    assert clone.this.sql(dialect="snowflake") == PORT.sql
+    assert clone.args["clone"].this.sql(dialect="snowflake") == STAGING.sql
 
 
-def test_published_port_is_readable_after_write_and_publish(
+def test_sqlglot_cannot_parse_copy_grants_after_clone_which_is_why_that_suffix_is_checked_as_text() -> None:
+    # If this starts failing, sqlglot learnt the clause: parse PUBLISH_CLONE whole and drop _parse_clone.
+    assert isinstance(sqlglot.parse_one(PUBLISH_CLONE, read="snowflake"), exp.Command)
+
+
+def test_published_port_is_readable_with_the_new_rows_and_staging_keeps_them(
     session: SnowflakeSession, recorder: Recorder, orders: pd.DataFrame
 ) -> None:
     session.write_dataframe(STAGING, orders)
@@ -452,32 +512,33 @@ def test_published_port_is_readable_after_write_and_publish(
     assert session.columns(PORT) == session.columns(STAGING)
     assert session.row_count(PORT) == 3
     assert session.query(f'SELECT "customer" FROM {PORT.sql} WHERE "order_id" = %s', [1]) == [("ana",)]
-    # The swap left the empty table created for the first publish in staging.
-    assert session.row_count(STAGING) == 0
+    assert session.row_count(STAGING) == 3
 
 
-def test_a_second_publish_replaces_the_port_and_leaves_the_previous_batch_in_staging(
+def test_a_second_publish_replaces_the_port_and_staging_still_holds_the_new_batch(
     session: SnowflakeSession, recorder: Recorder, orders: pd.DataFrame
 ) -> None:
     session.write_dataframe(STAGING, orders)
     session.publish(STAGING, PORT)
-    session.write_dataframe(STAGING, orders.head(1))
+    session.write_dataframe(STAGING, orders.tail(1))
 
     session.publish(STAGING, PORT)
 
-    assert session.row_count(PORT) == 1
-    assert session.row_count(STAGING) == 3
+    assert session.query(f'SELECT "order_id", "customer" FROM {PORT.sql}') == [(3, "bo")]
+    assert session.query(f'SELECT "order_id", "customer" FROM {STAGING.sql}') == [(3, "bo")]
 
 
-def test_fakesnow_cannot_run_swap_which_is_why_the_publish_tests_carry_it_out(
+def test_fakesnow_cannot_run_the_clone_which_is_why_the_publish_tests_carry_it_out(
     session: SnowflakeSession, orders: pd.DataFrame
 ) -> None:
-    # If this starts passing through, fakesnow learnt SWAP and the Recorder's stand-in can go.
+    # If this starts passing through, fakesnow learnt CLONE ... COPY GRANTS and the Recorder can go.
     session.write_dataframe(STAGING, orders)
-    with pytest.raises(ProgrammingError, match="SWAP"):
+    with pytest.raises(ProgrammingError, match="CLONE"):
         session.publish(STAGING, PORT)
-    # Everything before the swap did run for real.
-    assert session.columns(PORT) == session.columns(STAGING)
+    # The CREATE SCHEMA before the clone did run for real.
+    schemata = "SELECT schema_name FROM information_schema.schemata WHERE schema_name = %s"
+    assert session.query(schemata, [PORT.schema]) == [(PORT.schema,)]
+    assert not session.exists(PORT)
 
 
 # -- loading extracts ------------------------------------------------------------------------------------
@@ -487,7 +548,8 @@ def test_a_csv_extract_lands_as_text_with_empty_fields_as_null(
     session: SnowflakeSession, tmp_path: Path
 ) -> None:
     extract = tmp_path / "crm orders.csv"
-    extract.write_text('\ufeffid,customer,note\n1,ana,"a, quoted"\n2,,\n', encoding="utf-8")
+    # \\N is not NULL (Snowflake's default NULL_IF is cleared), as in DuckDB's read_csv.
+    extract.write_text('\ufeffid,customer,note\n1,ana,"a, quoted"\n2,,\n3,\\N,x\n', encoding="utf-8")
     relation = Relation("sales_internal", "src_crm__orders")
 
     session.load_extract(relation, extract, "csv")
@@ -496,6 +558,7 @@ def test_a_csv_extract_lands_as_text_with_empty_fields_as_null(
     assert session.query(f'SELECT * FROM {relation.sql} ORDER BY "id"') == [
         ("1", "ana", "a, quoted"),
         ("2", None, None),
+        ("3", "\\N", "x"),
     ]
 
 

@@ -45,6 +45,11 @@ _DBT_TYPES = {
 }
 
 
+def port_source_name(domain: str) -> str:
+    """The dbt source that exposes a domain's published ports to dbt models: `port_<domain>`."""
+    return f"port_{domain}"
+
+
 def products_of_project(registry: Registry, project: str) -> list[Product]:
     """The products built by one dbt project."""
     return [
@@ -66,6 +71,17 @@ def generated_yaml(registry: Registry, project: str) -> str:
             if source.extract not in {t["name"] for t in entry["tables"]}:
                 entry["tables"].append({"name": source.extract, "identifier": relation.name,
                                         "description": source.description or f"Landed extract {source.source}."})
+        for declared in spec.product_inputs:
+            resolved = registry.resolve(product, declared)
+            if resolved is None:
+                continue
+            producer = resolved.producer.spec
+            relation = addressing.port_relation(producer.domain, producer.name, resolved.port.major)
+            entry = sources.setdefault(port_source_name(producer.domain), {
+                "name": port_source_name(producer.domain), "schema": relation.schema, "tables": []})
+            if relation.name not in {t["name"] for t in entry["tables"]}:
+                entry["tables"].append({"name": relation.name, "description":
+                                        f"Published output port {producer.key} v{resolved.port.major}."})
         for port in spec.output_ports:
             columns = []
             for column in port.columns:
@@ -92,6 +108,11 @@ def generated_yaml(registry: Registry, project: str) -> str:
     return _HEADER + yaml.safe_dump(body, sort_keys=False, width=110)
 
 
+def dbt_executable() -> str:
+    """The dbt CLI installed beside this interpreter (the venv need not be on PATH)."""
+    return str(Path(sys.executable).with_name("dbt"))
+
+
 def prepare(registry: Registry, project: str, target: str = "local", check: bool = False) -> Path:
     """Write the generated properties file and parse the project into `target/manifest.json`.
 
@@ -105,9 +126,8 @@ def prepare(registry: Registry, project: str, target: str = "local", check: bool
             raise MeshSpecError([SpecIssue(generated, "", "is out of date with the product specs",
                                            "run `mesh prepare` and commit the result")], registry.root)
         generated.write_text(wanted)
-    dbt = Path(sys.executable).with_name("dbt")
     result = subprocess.run(
-        [str(dbt), "parse", "--quiet", "--target", target, "--project-dir", str(project_dir),
+        [dbt_executable(), "parse", "--quiet", "--target", target, "--project-dir", str(project_dir),
          "--profiles-dir", str(project_dir)],
         capture_output=True, text=True, env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
     )
@@ -148,6 +168,13 @@ class MeshDbtTranslator(DagsterDbtTranslator):
             for source in product.spec.source_inputs:
                 self.sources[(source.system, source.extract)] = addressing.source_key(
                     product.spec.domain, product.spec.name, source.source)
+            for declared in product.spec.product_inputs:
+                resolved = registry.resolve(product, declared)
+                if resolved is not None:
+                    producer = resolved.producer.spec
+                    table = addressing.port_relation(producer.domain, producer.name, resolved.port.major).name
+                    self.sources[(port_source_name(producer.domain), table)] = addressing.port_key(
+                        producer.domain, producer.name, resolved.port.major)
 
     def get_asset_spec(self, manifest: dict[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
         base = super().get_asset_spec(manifest, unique_id, project)
@@ -189,7 +216,8 @@ def dbt_project_assets(
         pool=WAREHOUSE_POOL,
     )
     def _dbt(context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[Warehouse]):
-        dbt = DbtCliResource(project_dir=dbt_project, profiles_dir=str(project_dir), target=env.dbt_target)
+        dbt = DbtCliResource(project_dir=dbt_project, profiles_dir=str(project_dir), target=env.dbt_target,
+                             dbt_executable=dbt_executable())
         # dbt opens the DuckDB file itself: hold the warehouse's writer lock for the whole command.
         with warehouse.exclusive():
             os.environ.update(warehouse.dbt_env())

@@ -2,7 +2,8 @@
 
 Relations keep the quoted lowercase identifiers of `Relation.sql` (`"sales"."orders_v1"`), exactly as on
 DuckDB, so one spec addresses the same names on every backend. Snowflake folds *unquoted* identifiers to
-uppercase, so every identifier this module emits is quoted, and catalog lookups compare names exactly.
+uppercase, so every schema, table and column name this module emits is quoted, and catalog lookups
+compare names exactly. The database name alone is left unquoted, as the connector and dbt treat it.
 
 The connector is imported inside `session()`, never at module import: definitions load (and the DuckDB
 environment runs) without `snowflake-connector-python` being imported, and secrets are passed in by the
@@ -65,8 +66,8 @@ _FLOAT_SYNONYMS = {"FLOAT", "FLOAT4", "FLOAT8", "DOUBLE", "DOUBLE PRECISION", "R
 _TEXT_SYNONYMS = {"TEXT", "VARCHAR", "STRING", "CHAR", "CHARACTER", "CHAR VARYING", "NCHAR", "NVARCHAR"}
 _TIMESTAMP_SYNONYMS = {"TIMESTAMP", "DATETIME"}
 
-# Snowflake account/database names are plain identifiers; anything else would need quoting rules that
-# differ between the connector's `database=` argument and SQL, so it is refused instead.
+# The database name goes into SQL unquoted (so `mesh` and `MESH` are one database, as for dbt's profile);
+# anything that is not a plain identifier would need quoting, so it is refused instead.
 _UNQUOTED_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 
 
@@ -275,7 +276,7 @@ class SnowflakeSession(WarehouseSession):
             table_name=relation.name,
             schema=relation.schema,
             quote_identifiers=True,
-            # Without Parquet logical types, datetimes load as wrong (epoch-shifted) timestamps.
+            # Without Parquet logical types, pandas datetimes can load as invalid timestamps.
             use_logical_type=True,
         )
         if not success or rows != len(df):
@@ -284,10 +285,11 @@ class SnowflakeSession(WarehouseSession):
     def load_extract(self, relation: Relation, path: Path, file_format: str) -> None:
         """Replace `relation` with a CSV or Parquet extract: `PUT` to a temporary stage, then `COPY INTO`.
 
-        CSV columns land as VARCHAR (typing is the product's job); Parquet columns keep their types. The
-        stage has a unique name and is temporary, so Snowflake drops it when the session ends (fakesnow
-        cannot run `DROP STAGE`, and the staged file is purged by the COPY anyway). On real Snowflake the
-        PUT uploads over the network; on fakesnow it copies into a local directory.
+        CSV columns land as VARCHAR (typing is the product's job); Parquet columns keep their types, as
+        DuckDB's `read_parquet` keeps them. The stage has a unique name and is temporary, so Snowflake drops
+        it when the session ends; the staged file itself is purged by the COPY. Not atomic: a failed COPY
+        leaves the table empty. The upload is exercised only against real Snowflake (fakesnow's PUT copies
+        into a local directory).
         """
         columns = extract_columns(path, file_format)
         self.ensure_schema(relation.schema)
@@ -316,18 +318,15 @@ class SnowflakeSession(WarehouseSession):
         ]
 
     def publish(self, staging: Relation, port: Relation) -> None:
-        """Swap the audited `staging` table into `port` in one atomic metadata operation.
+        """Replace `port` with a zero-copy clone of the audited `staging` table, atomically.
 
-        `ALTER TABLE ... SWAP WITH` exchanges the two tables whole, so readers of `port` see the previous
-        batch or the new one, never a partial one, and no data is copied. Afterwards `staging` holds the
-        previous batch (empty after the first publish), unlike on DuckDB where it keeps the new one. The swap
-        also exchanges privilege grants and column policies: whatever is granted on `port` must be
-        (re)applied after each publish, not once.
+        `CREATE OR REPLACE TABLE ... CLONE` is one metadata operation: readers of `port` see the previous
+        batch or the new one, never a partial one. `COPY GRANTS` keeps the privileges granted on the port
+        (consumers' access), which `ALTER TABLE ... SWAP WITH` would move onto the staging table instead.
+        `staging` keeps the new batch, as on DuckDB.
         """
         self.ensure_schema(port.schema)
-        # SWAP needs both tables to exist; the first publish swaps with an empty table of the same shape.
-        self.execute(f"CREATE TABLE IF NOT EXISTS {port.sql} LIKE {staging.sql}")
-        self.execute(f"ALTER TABLE {port.sql} SWAP WITH {staging.sql}")
+        self.execute(f"CREATE OR REPLACE TABLE {port.sql} CLONE {staging.sql} COPY GRANTS")
 
     def physical_type(self, column: Column) -> str:
         if column.type == LogicalType.DECIMAL:
@@ -337,13 +336,16 @@ class SnowflakeSession(WarehouseSession):
     def type_matches(self, column: Column, physical: str) -> bool:
         """Whether `physical` (as `columns` reports it, or any Snowflake synonym) meets the contract.
 
-        INTEGER and BIGINT accept any NUMBER of scale 0 (Snowflake's integers are all NUMBER(38,0)); DECIMAL
-        needs its exact precision and scale; DOUBLE accepts FLOAT; STRING accepts TEXT; TIMESTAMP accepts
-        TIMESTAMP_NTZ and the zoned variants.
+        Same type family, as on DuckDB; the publish casts to the contract's exact type. INTEGER and BIGINT
+        accept any NUMBER of scale 0 (Snowflake's integers are all NUMBER(38,0)); DECIMAL and DOUBLE accept
+        any NUMBER (DOUBLE also FLOAT); STRING accepts TEXT; TIMESTAMP accepts TIMESTAMP_NTZ and the zoned
+        variants. A FLOAT where an integer or decimal is promised is refused: it may have lost values.
         """
         canonical = canonical_type(physical)
         if column.type == LogicalType.DECIMAL:
-            return canonical == f"NUMBER({column.precision},{column.scale})"
+            return canonical.startswith("NUMBER(")
+        if column.type == LogicalType.DOUBLE and canonical.startswith("NUMBER("):
+            return True
         if column.type in (LogicalType.INTEGER, LogicalType.BIGINT):
             return canonical.startswith("NUMBER(") and canonical.endswith(",0)")
         return canonical in _COMPATIBLE[column.type]
