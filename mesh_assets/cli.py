@@ -1,0 +1,153 @@
+"""The `mesh` command line: one verb per platform task. Heavy work lives in the modules it calls."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="mesh: governed data products on Dagster.", no_args_is_help=True, add_completion=False)
+# Not a terminal (CI logs, pipes): wide enough that the summary table is never truncated.
+console = Console(width=None if sys.stdout.isatty() else 160)
+DEFAULT_SCALE = 10_000
+
+
+def _root() -> Path:
+    from mesh_assets import environment
+
+    return environment.resolve().root
+
+
+@app.command()
+def validate(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Validate every product spec of the mesh; exit 1 with every error, each with file, field and fix."""
+    from mesh_assets.validate import validate as run_validation
+
+    root = _root()
+    report = run_validation(root)
+    if as_json:
+        print(report.to_json())
+    else:
+        for issue in report.issues:
+            style = "red" if issue.severity == "error" else "yellow"
+            console.print(f"[{style}]{issue.severity}[/{style}] {issue.render(root)}", highlight=False, soft_wrap=True)
+        console.print(("[green]valid[/green]: " if not report.errors else "[red]invalid[/red]: ") + report.summary())
+    raise typer.Exit(1 if report.errors else 0)
+
+
+@app.command()
+def generate(
+    scale: Annotated[int, typer.Option(help="Number of distinct orders; other extracts scale with it.")] = DEFAULT_SCALE,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed and scale, same bytes.")] = 42,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: data/sources).")] = None,
+) -> None:
+    """Write the example mesh's source-system extracts (deterministic)."""
+    from mesh_assets import environment
+    from mesh_assets.generate import generate_sources
+
+    target = out or environment.resolve().sources_dir
+    report = generate_sources(target, scale=scale, seed=seed, progress=lambda m: console.print(f"  {m}"))
+    for extract in report.extracts:
+        console.print(f"  {extract.source:<24} {extract.rows:>12,} rows  {extract.path}")
+    console.print(f"generated {len(report.extracts)} extracts at scale {scale:,} in {report.seconds:.1f}s")
+
+
+@app.command()
+def prepare(
+    check: Annotated[bool, typer.Option(help="Fail instead of rewriting drifted generated files.")] = False,
+) -> None:
+    """Generate what derives from the specs (JSON Schema, dbt contracts) and parse the dbt projects."""
+    from mesh_assets import environment
+    from mesh_assets.builders.dbt import prepare as prepare_dbt
+    from mesh_assets.registry import MeshSpecError, load_registry
+    from mesh_assets.spec import DbtTransformation
+    from mesh_assets.validate import SCHEMA_PATH, schema_text
+
+    env = environment.resolve()
+    if not SCHEMA_PATH.exists() or SCHEMA_PATH.read_text() != schema_text():
+        if check:
+            console.print(f"[red]{SCHEMA_PATH} is out of date[/red]: run `mesh prepare`")
+            raise typer.Exit(1)
+        SCHEMA_PATH.parent.mkdir(parents=True, exist_ok=True)
+        SCHEMA_PATH.write_text(schema_text())
+        console.print(f"  wrote {SCHEMA_PATH.relative_to(env.root)}")
+    registry = load_registry(env.root)
+    projects = sorted({p.spec.transformation.project for p in registry.products.values()
+                       if isinstance(p.spec.transformation, DbtTransformation)})
+    for project in projects:
+        started = time.monotonic()
+        try:
+            manifest = prepare_dbt(registry, project, env.dbt_target, check=check)
+        except MeshSpecError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from exc
+        console.print(f"  dbt project {project}: {manifest.relative_to(env.root)} "
+                      f"({time.monotonic() - started:.1f}s)")
+    console.print("prepared")
+
+
+@app.command()
+def run(
+    domain: Annotated[list[str] | None, typer.Option(help="Only these domains (repeatable).")] = None,
+    scale: Annotated[int, typer.Option(help="Scale for extracts generated when none exist.")] = DEFAULT_SCALE,
+) -> None:
+    """Build every product of every domain in dependency order, run their checks, print a summary."""
+    from mesh_assets import environment
+    from mesh_assets.generate import generate_sources
+    from mesh_assets.registry import MeshSpecError
+    from mesh_assets.runner import run_mesh
+
+    env = environment.resolve()
+    if env.target == "duckdb" and not (env.sources_dir / "_manifest.json").exists():
+        console.print(f"no source extracts in {env.sources_dir}: generating the example extracts "
+                      f"(scale {scale:,}; `mesh generate` to choose)")
+        generate_sources(env.sources_dir, scale=scale)
+    console.print(f"building the mesh on [bold]{env.target}[/bold]"
+                  + (f" ({env.duckdb_path})" if env.target == "duckdb" else ""))
+    started = time.monotonic()
+
+    def on_event(kind: str, subject, detail) -> None:
+        if kind == "start":
+            names = ", ".join(p.spec.name for p in detail)
+            console.print(f"[cyan]▶[/cyan] {subject.domain}: {names} …")
+        elif kind in {"done", "skipped"}:
+            mark = {"ok": "[green]✓[/green]", "failed": "[red]✗[/red]", "skipped": "[yellow]–[/yellow]"}[detail.status]
+            rows = ", ".join(f"{port} {n:,} rows" for port, n in sorted(detail.rows.items()) if n is not None)
+            console.print(f"  {mark} {subject.key} {rows} {detail.error}".rstrip(), highlight=False)
+        elif kind == "governance":
+            console.print(("[green]✓[/green]" if subject else "[red]✗[/red]") + " mesh: product_overview")
+
+    try:
+        results = run_mesh(domain or None, on_event)
+    except MeshSpecError as exc:
+        console.print(f"[red]{exc}[/red]\nRun `mesh validate` for the full report.")
+        raise typer.Exit(1) from exc
+    table = Table(title=f"mesh run: {len(results)} products in {time.monotonic() - started:.1f}s")
+    for column in ["domain", "product", "status", "rows per port", "checks passed", "checks failed", "time (s)"]:
+        table.add_column(column, justify="right" if column.startswith(("checks", "time")) else "left")
+    for result in results:
+        rows = ", ".join(f"{port}: {n:,}" for port, n in sorted(result.rows.items()) if n is not None) or "-"
+        status = {"ok": "[green]ok[/green]", "failed": "[red]failed[/red]", "skipped": "[yellow]skipped[/yellow]"}
+        table.add_row(result.product.spec.domain, result.product.spec.name, status[result.status], rows,
+                      str(result.checks_passed), str(result.checks_failed), f"{result.seconds:.1f}")
+    console.print(table)
+    failures = [r for r in results if r.status != "ok"]
+    for failure in failures:
+        console.print(f"[red]{failure.product.key}[/red]: {failure.error}", highlight=False)
+    raise typer.Exit(1 if failures else 0)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(app())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""`mesh run`: materialize every product of every domain, in dependency order across code locations.
+
+Products are ordered so producers run before consumers; consecutive products of one domain run as one
+Dagster run of that domain's code location, on the same Dagster instance `make dev` shows (so every run
+and check result is visible in the UI). A product whose upstream failed is skipped, not run on stale data.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+
+from mesh_assets import addressing, environment
+from mesh_assets.registry import GOVERNANCE_DOMAIN, Product, load_registry, topological_order
+
+
+# The progress display and summary table are the output; the full event log is in the Dagster UI.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@dataclass
+class ProductResult:
+    """What one product's build produced."""
+
+    product: Product
+    status: str = "pending"
+    rows: dict[str, int | None] = field(default_factory=dict)
+    checks_passed: int = 0
+    checks_failed: int = 0
+    checks_blocking: int = 0
+    seconds: float = 0.0
+    error: str = ""
+
+
+@dataclass
+class Stage:
+    """Consecutive products of one domain, built in one Dagster run."""
+
+    domain: str
+    products: list[Product]
+
+
+def plan(products: list[Product]) -> list[Stage]:
+    """Group the topologically ordered products into per-domain stages, keeping dependency order."""
+    stages: list[Stage] = []
+    for product in products:
+        if stages and stages[-1].domain == product.spec.domain:
+            stages[-1].products.append(product)
+        else:
+            stages.append(Stage(product.spec.domain, [product]))
+    return stages
+
+
+def load_location(domain: str) -> dg.Definitions:
+    """A domain's definitions, loaded the way Dagster loads its code location."""
+    module = importlib.import_module(f"domains.{domain}.definitions")
+    defs = module.defs
+    if isinstance(defs, dg.Definitions):
+        return defs
+    return defs.load_fn()  # `@dg.definitions`-decorated: Dagster's lazy loader
+
+
+def ensure_instance(root: Path) -> dg.DagsterInstance:
+    """The Dagster instance at `DAGSTER_HOME` (default `<repo>/.dagster_home`, set up from `dagster.yaml`)."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(root / ".dagster_home")))
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists() and (root / "dagster.yaml").exists():
+        shutil.copy(root / "dagster.yaml", config)
+    return dg.DagsterInstance.get()
+
+
+def _product_keys(defs: dg.Definitions, product: Product) -> list[dg.AssetKey]:
+    prefix = [product.spec.domain, product.spec.name]
+    return [spec.key for spec in defs.resolve_all_asset_specs() if spec.key.path[:2] == prefix]
+
+
+def run_mesh(domains: list[str] | None = None, on_event=None) -> list[ProductResult]:
+    """Build the mesh (or the products of `domains`); returns one result per product, in build order."""
+    env = environment.resolve()
+    registry = load_registry(env.root)
+    registry.raise_for_errors()
+    instance = ensure_instance(env.root)
+    ordered = [p for p in topological_order(registry) if not domains or p.spec.domain in domains]
+    results = {p.key: ProductResult(p) for p in ordered}
+    failed: set[str] = set()
+    notify = on_event or (lambda *_: None)
+    for stage in plan(ordered):
+        runnable = []
+        for product in stage.products:
+            blocked = [i.product for i in product.spec.product_inputs if i.product in failed]
+            if blocked:
+                results[product.key].status = "skipped"
+                results[product.key].error = f"upstream failed: {', '.join(blocked)}"
+                failed.add(product.key)
+                notify("skipped", product, results[product.key])
+            else:
+                runnable.append(product)
+        if not runnable:
+            continue
+        defs = load_location(stage.domain)
+        job = defs.resolve_implicit_global_asset_job_def()
+        keys = [key for product in runnable for key in _product_keys(defs, product)]
+        notify("start", stage, runnable)
+        started = time.monotonic()
+        outcome = job.execute_in_process(instance=instance, asset_selection=keys, raise_on_error=False,
+                                         run_config=QUIET)
+        elapsed = time.monotonic() - started
+        _collect(outcome, runnable, results, elapsed, failed)
+        for product in runnable:
+            notify("done", product, results[product.key])
+    if not domains or GOVERNANCE_DOMAIN in domains:
+        governance = load_location(GOVERNANCE_DOMAIN)
+        outcome = governance.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=instance, raise_on_error=False, run_config=QUIET
+        )
+        notify("governance", outcome.success, None)
+    return list(results.values())
+
+
+def _collect(outcome, runnable: list[Product], results: dict[str, ProductResult], elapsed: float,
+             failed: set[str]) -> None:
+    by_prefix = {(p.spec.domain, p.spec.name): results[p.key] for p in runnable}
+    for event in outcome.get_asset_materialization_events():
+        key = event.asset_key
+        result = by_prefix.get(tuple(key.path[:2]))
+        if result is not None and addressing.is_port_key(key):
+            rows = event.materialization.metadata.get("dagster/row_count")
+            result.rows[key.path[2]] = rows.value if rows is not None else None
+    for evaluation in outcome.get_asset_check_evaluations():
+        result = by_prefix.get(tuple(evaluation.asset_key.path[:2]))
+        if result is not None:
+            if evaluation.passed:
+                result.checks_passed += 1
+            else:
+                result.checks_failed += 1
+                result.checks_blocking += evaluation.severity == dg.AssetCheckSeverity.ERROR
+    failures = [e for e in outcome.all_events if e.is_step_failure]
+    for product in runnable:
+        result = results[product.key]
+        result.seconds = elapsed
+        expected = {f"v{p.major}" for p in product.spec.output_ports}
+        missing = sorted(expected - set(result.rows))
+        if missing or result.checks_blocking:
+            result.status = "failed"
+            failed.add(product.key)
+            reasons = [f.step_failure_data.error.message.strip().splitlines()[0]
+                       for f in failures if f.step_failure_data and f.step_failure_data.error]
+            detail = f"ports not published: {', '.join(missing)}" if missing else "blocking checks failed"
+            result.error = "; ".join([detail, *reasons[:2]])
+        else:
+            result.status = "ok"
