@@ -8,6 +8,7 @@ code-location load free of domain code and its imports.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import sys
 from collections.abc import Callable
@@ -27,7 +28,9 @@ if TYPE_CHECKING:
 
 
 def _load_function(path: Path, name: str) -> Callable[[dict[str, pd.DataFrame]], pd.DataFrame]:
-    module_name = f"mesh_product_{path.parent.parent.parent.name}_{path.parent.name}_{path.stem}"
+    # Keyed by the file's full path, so two copies of a product (tests, branches) never share a module.
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+    module_name = f"mesh_product_{path.parent.name}_{path.stem}_{digest}"
     module = sys.modules.get(module_name)
     if module is None:
         spec = importlib.util.spec_from_file_location(module_name, path)

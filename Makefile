@@ -1,0 +1,45 @@
+# mesh: `make run` builds the example mesh on DuckDB; `make test` runs the tests; `make dev` opens the UI.
+VENV := .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+SCALE ?= 10000
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+
+.PHONY: setup run test dev bench validate lint clean
+
+$(BIN)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# requirements.lock pins every transitive version CI and laptops install.
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $@
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+setup: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/mesh prepare
+
+run: setup
+	@test -f data/sources/_manifest.json || $(BIN)/mesh generate --scale $(SCALE)
+	$(BIN)/mesh run
+
+validate: setup
+	$(BIN)/mesh validate
+	$(BIN)/dagster definitions validate -w workspace.yaml
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+
+test: setup lint validate
+	$(BIN)/pytest -n 2 --dist loadfile
+
+dev: setup
+	$(BIN)/dagster dev -w workspace.yaml
+
+bench: setup
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf data .dagster_home dbt_projects/*/target

@@ -1,0 +1,66 @@
+"""Shared fixtures: a private copy of the mesh, a private DuckDB file and Dagster instance per test.
+
+Tests never touch the developer's `data/` or `.dagster_home`: every test that builds anything gets its
+own warehouse file, source extracts and DAGSTER_HOME under pytest's tmp_path.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_SCALE = 2_000
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository under test."""
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def small_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Source extracts at a small scale, generated once per test session."""
+    from mesh_assets.generate import generate_sources
+
+    out = tmp_path_factory.mktemp("sources")
+    generate_sources(out, scale=TEST_SCALE)
+    return out
+
+
+def copy_mesh(destination: Path) -> Path:
+    """A copy of the repository's mesh (domains, dbt projects, dagster.yaml) that a test may change."""
+    destination.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(REPO / "domains", destination / "domains", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "dbt_projects",
+        destination / "dbt_projects",
+        ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"),
+    )
+    shutil.copy(REPO / "dagster.yaml", destination / "dagster.yaml")
+    return destination
+
+
+@pytest.fixture
+def mesh_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the mesh, which the platform resolves as its root (MESH_ROOT)."""
+    root = copy_mesh(tmp_path / "repo")
+    monkeypatch.setenv("MESH_ROOT", str(root))
+    return root
+
+
+@pytest.fixture
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_sources: Path) -> Iterator[Path]:
+    """A private DuckDB file, Dagster instance and (shared, read-only) source extracts for one test."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("MESH_DUCKDB_PATH", str(tmp_path / "mesh.duckdb"))
+    monkeypatch.setenv("MESH_SOURCES_DIR", str(small_sources))
+    monkeypatch.delenv("MESH_TARGET", raising=False)
+    yield tmp_path
