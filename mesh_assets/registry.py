@@ -92,6 +92,8 @@ class Registry:
     products: dict[str, Product] = field(default_factory=dict)
     issues: list[SpecIssue] = field(default_factory=list)
     domains: list[str] = field(default_factory=list)
+    unreadable: set[str] = field(default_factory=set)
+    """`<domain>.<product>` of specs that failed to parse (their consumers cannot be checked)."""
 
     @property
     def errors(self) -> list[SpecIssue]:
@@ -166,6 +168,8 @@ def _load(root: Path, stamp: tuple[tuple[str, int], ...]) -> Registry:
         product = _parse(Path(file_name), registry.issues)
         if product is not None:
             parsed.append(product)
+        else:
+            registry.unreadable.add(f"{Path(file_name).parents[2].name}.{Path(file_name).parent.name}")
     _check_identity(parsed, registry)
     for product in registry.products.values():
         _check_transformation(product, registry)
@@ -196,15 +200,48 @@ def _parse(path: Path, issues: list[SpecIssue]) -> Product | None:
 
 def _field_path(loc: tuple) -> str:
     parts: list[str] = []
-    for part in loc:
+    for position, part in enumerate(loc):
+        # pydantic inserts the union's branch tag right after `input_ports[<i>]` and `transformation`;
+        # it is not a field the user wrote.
+        if (loc[:1] == ("input_ports",) and position == 2) or (loc[:1] == ("transformation",) and position == 1):
+            continue
         if isinstance(part, int):
             parts[-1] = f"{parts[-1]}[{part}]" if parts else f"[{part}]"
-        elif part in {"source", "product", "sql", "python", "dbt"} and parts and parts[-1].endswith("]"):
-            # Discriminator tags pydantic adds to the location; they are not fields the user wrote.
-            continue
         else:
             parts.append(str(part))
     return ".".join(parts)
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The spec model that holds the field at `loc` (following nested models, lists and unions)."""
+    import typing
+
+    model: type[BaseModel] | None = DataProductSpec
+    position = 0
+    for part in loc[:-1]:
+        position += 1
+        if model is None or isinstance(part, int):
+            continue
+        if (loc[:1] == ("input_ports",) and position == 3) or (loc[:1] == ("transformation",) and position == 2):
+            # The branch tag of a union: pick the branch by its tag.
+            branches = {"source": spec_module.SourceInput, "product": spec_module.ProductInput,
+                        "sql": spec_module.SqlTransformation, "python": spec_module.PythonTransformation,
+                        "dbt": spec_module.DbtTransformation}
+            model = branches.get(str(part))
+            continue
+        info = model.model_fields.get(str(part))
+        if info is None:
+            return None
+        candidates = [info.annotation]
+        found = None
+        while candidates:
+            current = candidates.pop()
+            if isinstance(current, type) and issubclass(current, BaseModel):
+                found = current
+                break
+            candidates.extend(typing.get_args(current))
+        model = found
+    return model
 
 
 def _all_fields() -> dict[str, str]:
@@ -222,7 +259,11 @@ def _issue_from_pydantic(path: Path, error: dict) -> SpecIssue:
     where = _field_path(loc)
     name = str(loc[-1]) if loc else ""
     kind = error["type"]
-    known = _all_fields()
+    holder = _model_at(loc)
+    known = (
+        {info.alias or field: info.description or "" for field, info in holder.model_fields.items()}
+        if holder is not None else _all_fields()
+    )
     if kind == "extra_forbidden":
         close = difflib.get_close_matches(name, known, n=1)
         fix = f"did you mean '{close[0]}'? Otherwise remove it" if close else "remove it"
@@ -317,6 +358,11 @@ def _check_inputs(product: Product, registry: Registry) -> None:
                         f"depend on the port instead: {_port_to_use(producer)}"))
                 continue
         producer = registry.products.get(ref)
+        if producer is None and ref in registry.unreadable:
+            registry.issues.append(SpecIssue(
+                product.path, f"{where}.product", f"cannot check this input: the spec of {ref} is invalid",
+                f"fix the errors reported for {ref} first", severity="warning"))
+            continue
         if producer is None:
             close = difflib.get_close_matches(ref, registry.products, n=1)
             fix = f"did you mean '{close[0]}'?" if close else (
@@ -343,11 +389,11 @@ def _check_inputs(product: Product, registry: Registry) -> None:
                 f"no port of {producer.key} satisfies '{declared.version}'; it publishes {available}",
                 f"widen the range to a published version, e.g. {_port_to_use(producer)}"))
             continue
-        _check_port_status(product, producer, resolved.port, where, registry)
+        _check_port_status(product, declared, producer, resolved.port, where, registry)
 
 
 def _check_port_status(
-    product: Product, producer: Product, port: OutputPort, where: str, registry: Registry
+    product: Product, declared: ProductInput, producer: Product, port: OutputPort, where: str, registry: Registry
 ) -> None:
     status = producer.spec.port_status(port)
     same_domain = producer.spec.domain == product.spec.domain
@@ -361,7 +407,6 @@ def _check_port_status(
             product.path, f"{where}.product", f"{label} is a draft, readable only inside domain "
             f"'{producer.spec.domain}'", f"wait until {producer.key} is beta or active, or ask {producer.spec.owner.steward}"))
     elif status == Status.BETA and not same_domain:
-        declared = next(i for i in product.spec.product_inputs if i.product == producer.key)
         if not declared.preview:
             registry.issues.append(SpecIssue(
                 product.path, f"{where}.preview", f"{label} is in beta; only consumers that opt in may read it",
@@ -377,7 +422,7 @@ def _check_port_status(
 
 def _check_cycles(registry: Registry) -> None:
     graph = {
-        key: sorted({i.product for i in p.spec.product_inputs if i.product in registry.products})
+        key: sorted({i.product for i in p.spec.product_inputs if i.product in registry.products and i.product != key})
         for key, p in registry.products.items()
     }
     state: dict[str, int] = {}

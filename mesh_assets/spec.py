@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 
 IDENTIFIER = r"^[a-z][a-z0-9_]*$"
 SEMVER = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$"
-_DURATION = re.compile(r"^(?P<n>\d+)\s*(?P<unit>m|h|d)$")
+# No named groups: JSON Schema patterns follow JavaScript regex rules, and editors compile them.
+_DURATION = re.compile(r"^(\d+)\s*([mhd])$")
 
 Identifier = Annotated[str, Field(pattern=IDENTIFIER, max_length=63)]
 
@@ -151,7 +152,7 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text.strip())
     if not match:
         raise ValueError(f"'{text}' is not a duration; write a number and a unit m, h or d, e.g. '24h'")
-    n, unit = int(match["n"]), match["unit"]
+    n, unit = int(match[1]), match[2]
     return {"m": timedelta(minutes=n), "h": timedelta(hours=n), "d": timedelta(days=n)}[unit]
 
 
@@ -320,6 +321,12 @@ class ProductInput(SpecModel):
     )
     purpose: str = Field(default="", description="What the consumer uses the port for.")
     preview: bool = Field(default=False, description="Opt in to reading a `beta` port.")
+
+    @field_validator("product")
+    @classmethod
+    def _dotted(cls, value: str) -> str:
+        # Asset-key style (`customers/customer_master`) means the same product; one spelling downstream.
+        return value.strip().replace("/", ".")
 
 
 def _input_kind(value: object) -> str:

@@ -20,7 +20,9 @@ def parse_range(text: str) -> SpecifierSet:
     caret = _CARET.match(text)
     if caret:
         major, minor, patch = (int(g) if g else 0 for g in caret.groups())
-        text = f">={major}.{minor}.{patch},<{major + 1}.0.0"
+        # npm semantics: below 1.0.0 every minor may break, so ^0.3 stays within 0.3.x.
+        upper = f"{major + 1}.0.0" if major > 0 else f"0.{minor + 1}.0"
+        text = f">={major}.{minor}.{patch},<{upper}"
     try:
         return SpecifierSet(text)
     except InvalidSpecifier as exc:

@@ -2,7 +2,8 @@
 with revenue as (
     select
         customer_id,
-        sum(revenue) as lifetime_revenue_eur,
+        -- Rounded to cents: a float sum in parallel is not bit-identical from run to run.
+        round(sum(revenue), 2) as lifetime_revenue_eur,
         sum(order_count) as order_count,
         min(month) as first_order_month,
         max(month) as last_order_month
