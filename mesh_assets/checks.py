@@ -50,7 +50,9 @@ class Outcome:
             asset_key=asset_key,
             check_name=self.rule,
             passed=self.passed,
-            severity=dg.AssetCheckSeverity.ERROR if self.severity == Severity.ERROR else dg.AssetCheckSeverity.WARN,
+            severity=dg.AssetCheckSeverity.ERROR
+            if self.severity == Severity.ERROR
+            else dg.AssetCheckSeverity.WARN,
             metadata=metadata,
         )
 
@@ -208,8 +210,15 @@ def audit(session: WarehouseSession, batch: Relation, port: OutputPort) -> list[
     schema = schema_rule.judge(session, batch, {})
     if not schema.passed and schema.severity == Severity.ERROR:
         return [schema] + [
-            Outcome(rule.name, False, rule.severity, rule.description, "not evaluated",
-                    "schema must pass first", details={"skipped_because": "contract_schema failed"})
+            Outcome(
+                rule.name,
+                False,
+                rule.severity,
+                rule.description,
+                "not evaluated",
+                "schema must pass first",
+                details={"skipped_because": "contract_schema failed"},
+            )
             for rule in data_rules
         ]
     expressions: dict[str, str] = {}

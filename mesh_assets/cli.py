@@ -37,14 +37,20 @@ def validate(
     else:
         for issue in report.issues:
             style = "red" if issue.severity == "error" else "yellow"
-            console.print(f"[{style}]{issue.severity}[/{style}] {issue.render(root)}", highlight=False, soft_wrap=True)
-        console.print(("[green]valid[/green]: " if not report.errors else "[red]invalid[/red]: ") + report.summary())
+            console.print(
+                f"[{style}]{issue.severity}[/{style}] {issue.render(root)}", highlight=False, soft_wrap=True
+            )
+        console.print(
+            ("[green]valid[/green]: " if not report.errors else "[red]invalid[/red]: ") + report.summary()
+        )
     raise typer.Exit(1 if report.errors else 0)
 
 
 @app.command()
 def generate(
-    scale: Annotated[int, typer.Option(help="Number of distinct orders; other extracts scale with it.")] = DEFAULT_SCALE,
+    scale: Annotated[
+        int, typer.Option(help="Number of distinct orders; other extracts scale with it.")
+    ] = DEFAULT_SCALE,
     seed: Annotated[int, typer.Option(help="Random seed: same seed and scale, same bytes.")] = 42,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: data/sources).")] = None,
 ) -> None:
@@ -79,8 +85,13 @@ def prepare(
         SCHEMA_PATH.write_text(schema_text())
         console.print(f"  wrote {SCHEMA_PATH.relative_to(env.root)}")
     registry = load_registry(env.root)
-    projects = sorted({p.spec.transformation.project for p in registry.products.values()
-                       if isinstance(p.spec.transformation, DbtTransformation)})
+    projects = sorted(
+        {
+            p.spec.transformation.project
+            for p in registry.products.values()
+            if isinstance(p.spec.transformation, DbtTransformation)
+        }
+    )
     for project in projects:
         started = time.monotonic()
         try:
@@ -88,8 +99,9 @@ def prepare(
         except MeshSpecError as exc:
             console.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from exc
-        console.print(f"  dbt project {project}: {manifest.relative_to(env.root)} "
-                      f"({time.monotonic() - started:.1f}s)")
+        console.print(
+            f"  dbt project {project}: {manifest.relative_to(env.root)} ({time.monotonic() - started:.1f}s)"
+        )
     console.print("prepared")
 
 
@@ -106,11 +118,15 @@ def run(
 
     env = environment.resolve()
     if env.target == "duckdb" and not (env.sources_dir / "_manifest.json").exists():
-        console.print(f"no source extracts in {env.sources_dir}: generating the example extracts "
-                      f"(scale {scale:,}; `mesh generate` to choose)")
+        console.print(
+            f"no source extracts in {env.sources_dir}: generating the example extracts "
+            f"(scale {scale:,}; `mesh generate` to choose)"
+        )
         generate_sources(env.sources_dir, scale=scale)
-    console.print(f"building the mesh on [bold]{env.target}[/bold]"
-                  + (f" ({env.duckdb_path})" if env.target == "duckdb" else ""))
+    console.print(
+        f"building the mesh on [bold]{env.target}[/bold]"
+        + (f" ({env.duckdb_path})" if env.target == "duckdb" else "")
+    )
     started = time.monotonic()
 
     def on_event(kind: str, subject, detail) -> None:
@@ -118,7 +134,9 @@ def run(
             names = ", ".join(p.spec.name for p in detail)
             console.print(f"[cyan]▶[/cyan] {subject.domain}: {names} …")
         elif kind in {"done", "skipped"}:
-            mark = {"ok": "[green]✓[/green]", "failed": "[red]✗[/red]", "skipped": "[yellow]–[/yellow]"}[detail.status]
+            mark = {"ok": "[green]✓[/green]", "failed": "[red]✗[/red]", "skipped": "[yellow]-[/yellow]"}[
+                detail.status
+            ]
             rows = ", ".join(f"{port} {n:,} rows" for port, n in sorted(detail.rows.items()) if n is not None)
             console.print(f"  {mark} {subject.key} {rows} {detail.error}".rstrip(), highlight=False)
         elif kind == "governance":
@@ -130,13 +148,32 @@ def run(
         console.print(f"[red]{exc}[/red]\nRun `mesh validate` for the full report.")
         raise typer.Exit(1) from exc
     table = Table(title=f"mesh run: {len(results)} products in {time.monotonic() - started:.1f}s")
-    for column in ["domain", "product", "status", "rows per port", "checks passed", "checks failed", "time (s)"]:
+    for column in [
+        "domain",
+        "product",
+        "status",
+        "rows per port",
+        "checks passed",
+        "checks failed",
+        "time (s)",
+    ]:
         table.add_column(column, justify="right" if column.startswith(("checks", "time")) else "left")
     for result in results:
         rows = ", ".join(f"{port}: {n:,}" for port, n in sorted(result.rows.items()) if n is not None) or "-"
-        status = {"ok": "[green]ok[/green]", "failed": "[red]failed[/red]", "skipped": "[yellow]skipped[/yellow]"}
-        table.add_row(result.product.spec.domain, result.product.spec.name, status[result.status], rows,
-                      str(result.checks_passed), str(result.checks_failed), f"{result.seconds:.1f}")
+        status = {
+            "ok": "[green]ok[/green]",
+            "failed": "[red]failed[/red]",
+            "skipped": "[yellow]skipped[/yellow]",
+        }
+        table.add_row(
+            result.product.spec.domain,
+            result.product.spec.name,
+            status[result.status],
+            rows,
+            str(result.checks_passed),
+            str(result.checks_failed),
+            f"{result.seconds:.1f}",
+        )
     console.print(table)
     failures = [r for r in results if r.status != "ok"]
     for failure in failures:

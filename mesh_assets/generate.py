@@ -37,12 +37,40 @@ MIN_SCALE = 100
 HISTORY_DAYS = 730
 CHUNK_ROWS = 1_000_000
 COLUMNS: dict[str, tuple[str, ...]] = {
-    "crm.customers": ("customer_id", "customer_name", "customer_type", "contact_email", "contact_phone",
-                      "country_code", "city", "created_at", "updated_at"),
-    "erp.orders": ("order_id", "customer_id", "order_ts", "sku", "product_line", "quantity", "unit_price",
-                   "currency", "status", "updated_at"),
-    "lims.instrument_runs": ("run_id", "instrument_id", "instrument_model", "customer_id", "assay",
-                             "started_at", "duration_seconds", "status", "error_code"),
+    "crm.customers": (
+        "customer_id",
+        "customer_name",
+        "customer_type",
+        "contact_email",
+        "contact_phone",
+        "country_code",
+        "city",
+        "created_at",
+        "updated_at",
+    ),
+    "erp.orders": (
+        "order_id",
+        "customer_id",
+        "order_ts",
+        "sku",
+        "product_line",
+        "quantity",
+        "unit_price",
+        "currency",
+        "status",
+        "updated_at",
+    ),
+    "lims.instrument_runs": (
+        "run_id",
+        "instrument_id",
+        "instrument_model",
+        "customer_id",
+        "assay",
+        "started_at",
+        "duration_seconds",
+        "status",
+        "error_code",
+    ),
 }
 
 _DAY = 86_400
@@ -55,33 +83,85 @@ _RUN_HOURS = np.array([3, 3, 3, 3, 4, 6, 10, 14, 16, 16, 15, 14, 12, 12, 11, 10,
 _TYPES = ("lab", "hospital", "clinic", "research_institute")
 _TYPE_P = (0.45, 0.25, 0.22, 0.08)
 # Per customer type: name heads and kinds ("St. Mary" + "Hospital"); some names also get the city.
-_HEADS = [g.split("|") for g in ("Nordic|Alpine|Central|Rhine Valley|Pacific|Meier|Dupont|Garcia|Smith",
-                                 "St. Mary|St. Joseph|St. Anne|St. Luke|Holy Cross|Sacred Heart|University",
-                                 "Lakeside|Riverside|Parkview|Meier|Rossi|Moreau|Smith",
-                                 "Nordic|Alpine|Atlantic|Central|Keller|Fischer|Tanaka")]
-_KINDS = [g.split("|") for g in ("Clinical Lab|Laboratory|Medical Lab|Diagnostics|Pathology Lab",
-                                 "Hospital|General Hospital|Medical Center|Children's Hospital",
-                                 "Clinic|Family Clinic|Health Center|Medical Practice",
-                                 "Research Institute|Institute for Molecular Medicine|Immunology Center")]
+_HEADS = [
+    g.split("|")
+    for g in (
+        "Nordic|Alpine|Central|Rhine Valley|Pacific|Meier|Dupont|Garcia|Smith",
+        "St. Mary|St. Joseph|St. Anne|St. Luke|Holy Cross|Sacred Heart|University",
+        "Lakeside|Riverside|Parkview|Meier|Rossi|Moreau|Smith",
+        "Nordic|Alpine|Atlantic|Central|Keller|Fischer|Tanaka",
+    )
+]
+_KINDS = [
+    g.split("|")
+    for g in (
+        "Clinical Lab|Laboratory|Medical Lab|Diagnostics|Pathology Lab",
+        "Hospital|General Hospital|Medical Center|Children's Hospital",
+        "Clinic|Family Clinic|Health Center|Medical Practice",
+        "Research Institute|Institute for Molecular Medicine|Immunology Center",
+    )
+]
 _COUNTRIES = ("DE", "US", "CH", "FR", "GB", "IT", "ES", "JP", "NL")
 _COUNTRY_P = (0.22, 0.20, 0.12, 0.12, 0.10, 0.08, 0.07, 0.06, 0.03)
 _CALLING = ("49", "1", "41", "33", "44", "39", "34", "81", "31")
 _CURRENCY_OF = np.array([0, 1, 2, 0, 1, 0, 0, 1, 0])  # billing currency (index into _CURRENCIES) per country
-_CITIES = [g.split("|") for g in ("Berlin|München|Hamburg|Köln|Frankfurt|Heidelberg",
-                                  "Boston|Chicago|Houston|San Diego|Seattle|Atlanta",
-                                  "Basel|Zürich|Bern|Genève|Lausanne|Rotkreuz", "Paris|Lyon|Marseille",
-                                  "London|Manchester|Leeds|Cambridge", "Milano|Roma|Torino|Bologna",
-                                  "Madrid|Barcelona|Valencia|Sevilla", "Tokyo|Osaka|Kyoto|Nagoya",
-                                  "Amsterdam|Rotterdam|Utrecht|Leiden")]
-_FIRST = ["anna", "lukas", "marie", "jonas", "sofia", "luca", "emma", "noah", "chiara", "hugo", "yuki",
-          "oliver", "laura", "mateo", "elena", "james"]
-_LAST = ["meier", "mueller", "schmid", "dupont", "rossi", "garcia", "smith", "tanaka", "fischer", "keller",
-         "moreau", "bianchi", "lopez", "brown"]
+_CITIES = [
+    g.split("|")
+    for g in (
+        "Berlin|München|Hamburg|Köln|Frankfurt|Heidelberg",
+        "Boston|Chicago|Houston|San Diego|Seattle|Atlanta",
+        "Basel|Zürich|Bern|Genève|Lausanne|Rotkreuz",
+        "Paris|Lyon|Marseille",
+        "London|Manchester|Leeds|Cambridge",
+        "Milano|Roma|Torino|Bologna",
+        "Madrid|Barcelona|Valencia|Sevilla",
+        "Tokyo|Osaka|Kyoto|Nagoya",
+        "Amsterdam|Rotterdam|Utrecht|Leiden",
+    )
+]
+_FIRST = [
+    "anna",
+    "lukas",
+    "marie",
+    "jonas",
+    "sofia",
+    "luca",
+    "emma",
+    "noah",
+    "chiara",
+    "hugo",
+    "yuki",
+    "oliver",
+    "laura",
+    "mateo",
+    "elena",
+    "james",
+]
+_LAST = [
+    "meier",
+    "mueller",
+    "schmid",
+    "dupont",
+    "rossi",
+    "garcia",
+    "smith",
+    "tanaka",
+    "fischer",
+    "keller",
+    "moreau",
+    "bianchi",
+    "lopez",
+    "brown",
+]
 
 _LINES = ("reagents", "instruments", "consumables", "service")
 _LINE_P = (0.55, 0.05, 0.30, 0.10)
-_LINE_SKUS = (("RGT", 120, 80.0, 900.0), ("ANL", 12, 25_000.0, 250_000.0), ("CON", 80, 5.0, 150.0),
-              ("SRV", 20, 500.0, 8_000.0))  # prefix, catalog size, list price range
+_LINE_SKUS = (
+    ("RGT", 120, 80.0, 900.0),
+    ("ANL", 12, 25_000.0, 250_000.0),
+    ("CON", 80, 5.0, 150.0),
+    ("SRV", 20, 500.0, 8_000.0),
+)  # prefix, catalog size, list price range
 _DISCOUNTS = (1.0, 0.95, 0.9, 0.85, 0.8)
 _CURRENCIES = ("EUR", "USD", "CHF")
 _FX = (1.0, 1.08, 0.94)
@@ -90,12 +170,30 @@ _PRIOR = np.array([0, 0, 1, 0, 2])  # the status an order had before its current
 
 _MODELS = ("Helix 300", "Helix 600", "Orion HT", "Vireo PCR 96", "Lumen POC")
 _MODEL_P = (0.3, 0.2, 0.25, 0.15, 0.1)
-_ASSAYS = ("HbA1c", "CRP", "Glucose", "Ferritin", "TSH", "Vitamin-D", "Troponin-T", "NT-proBNP",
-           "PCR-COVID", "PCR-Flu", "PCR-RSV")
+_ASSAYS = (
+    "HbA1c",
+    "CRP",
+    "Glucose",
+    "Ferritin",
+    "TSH",
+    "Vitamin-D",
+    "Troponin-T",
+    "NT-proBNP",
+    "PCR-COVID",
+    "PCR-Flu",
+    "PCR-RSV",
+)
 _ASSAY_SECONDS = np.array([180, 420, 240, 900, 1080, 1500, 540, 720, 4500, 4800, 4800])
-_PANELS = np.array([[4, 4, 3, 2, 0, 0, 0, 0, 0, 0, 0], [3, 3, 2, 2, 3, 2, 0, 0, 0, 0, 0],
-                    [0, 0, 0, 2, 4, 3, 3, 2, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0, 5, 3, 2],
-                    [2, 3, 0, 0, 0, 0, 4, 0, 2, 0, 0]], dtype=float)  # relative assay mix per model
+_PANELS = np.array(
+    [
+        [4, 4, 3, 2, 0, 0, 0, 0, 0, 0, 0],
+        [3, 3, 2, 2, 3, 2, 0, 0, 0, 0, 0],
+        [0, 0, 0, 2, 4, 3, 3, 2, 0, 0, 0],
+        [0, 0, 0, 0, 0, 0, 0, 0, 5, 3, 2],
+        [2, 3, 0, 0, 0, 0, 4, 0, 2, 0, 0],
+    ],
+    dtype=float,
+)  # relative assay mix per model
 _RUN_STATUSES = ("passed", "failed", "aborted")
 _ERRORS = ("E012", "E042", "E101", "E217", "E305", "E900", "E901", "E950")  # E9xx: aborted runs
 
@@ -146,8 +244,14 @@ def _timestamps(seconds: np.ndarray) -> pa.StringArray:
     day = (seconds // _DAY).astype("datetime64[D]")
     month = day.astype("datetime64[M]")
     year = month.astype("datetime64[Y]").astype(np.int64) + 1970
-    fields = ((year, 4), (month.astype(np.int64) % 12 + 1, 2), ((day - month).astype(np.int64) + 1, 2),
-              (seconds % _DAY // 3600, 2), (seconds % 3600 // 60, 2), (seconds % 60, 2))
+    fields = (
+        (year, 4),
+        (month.astype(np.int64) % 12 + 1, 2),
+        ((day - month).astype(np.int64) + 1, 2),
+        (seconds % _DAY // 3600, 2),
+        (seconds % 3600 // 60, 2),
+        (seconds % 60, 2),
+    )
     matrix = np.empty((seconds.size, 19), np.uint8)
     matrix[:, [4, 7]], matrix[:, 10], matrix[:, [13, 16]] = ord("-"), ord(" "), ord(":")
     start = 0
@@ -244,20 +348,33 @@ def _customers(rng: np.random.Generator, scale: int) -> tuple[pa.Table, np.ndarr
     first, last = _take(_FIRST, person // len(_LAST)), _take(_LAST, person % len(_LAST))
     email = _cat(first, ".", last, "@", at, ".example")
     dirty = pa.array(_pick(rng, rows, 0.03) * rng.integers(1, 5, rows), pa.int8())
-    email = pc.choose(dirty, email, pc.utf8_upper(email), pc.utf8_capitalize(email), _cat(" ", email),
-                      _cat(email, "  "))
+    email = pc.choose(
+        dirty, email, pc.utf8_upper(email), pc.utf8_capitalize(email), _cat(" ", email), _cat(email, "  ")
+    )
     variants = [v for c in _COUNTRIES for v in (c, c.lower(), " " + c.lower(), c + " ")]
     country_code = _take(variants, country[cust] * 4 + _pick(rng, rows, 0.03) * rng.integers(1, 4, rows))
     cc, area, sub = _take(_CALLING, country[cust]), _digits(phone // 10**7, 2), phone % 10**7
     s3, s2, s1 = _digits(sub // 10**4, 3), _digits(sub // 100 % 100, 2), _digits(sub % 100, 2)
-    phone_text = pc.choose(pa.array(rng.integers(0, 4, rows), pa.int8()),
-                           _cat("+", cc, " ", area, " ", s3, " ", s2, " ", s1),
-                           _cat("00", cc, area, s3, s2, s1),
-                           _cat("0", area, " ", s3, " ", s2, " ", s1), _cat("+", cc, area, s3, s2, s1))
+    phone_text = pc.choose(
+        pa.array(rng.integers(0, 4, rows), pa.int8()),
+        _cat("+", cc, " ", area, " ", s3, " ", s2, " ", s1),
+        _cat("00", cc, area, s3, s2, s1),
+        _cat("0", area, " ", s3, " ", s2, " ", s1),
+        _cat("+", cc, area, s3, s2, s1),
+    )
     phone_text = pc.if_else(_pick(rng, rows, 0.01), pa.scalar(None, pa.string()), phone_text)
     idx = pa.array(cust)
-    columns = [pc.take(_customer_ids(n), idx), pc.take(name, idx), _take(_TYPES, kind[cust]), email,
-               phone_text, country_code, pc.take(city, idx), _timestamps(created[cust]), _timestamps(upd)]
+    columns = [
+        pc.take(_customer_ids(n), idx),
+        pc.take(name, idx),
+        _take(_TYPES, kind[cust]),
+        email,
+        phone_text,
+        country_code,
+        pc.take(city, idx),
+        _timestamps(created[cust]),
+        _timestamps(upd),
+    ]
     return pa.Table.from_arrays(columns, names=list(COLUMNS["crm.customers"])), country
 
 
@@ -311,10 +428,18 @@ def _orders(rng: np.random.Generator, scale: int, country_of: np.ndarray) -> Ite
         upd[stale] = ts[stale] + (rng.random(stale.size) * (upd[stale] - ts[stale])).astype(np.int64)
         order = _block_order(rng, rows.size)  # the re-sent rows form the last batches, shuffled in
         src = rows[order]
-        columns = [pa.array(lo + 1 + src), pc.take(customer_ids, pa.array(cust[src], mask=missing[src])),
-                   _timestamps(ts[src]), _take(skus, sku[src]), _take(_LINES, line[src]), pa.array(qty[src]),
-                   _take(prices, price[src]), _take(currencies, currency[src]),
-                   _take(_STATUSES, status[order]), _timestamps(upd[order])]
+        columns = [
+            pa.array(lo + 1 + src),
+            pc.take(customer_ids, pa.array(cust[src], mask=missing[src])),
+            _timestamps(ts[src]),
+            _take(skus, sku[src]),
+            _take(_LINES, line[src]),
+            pa.array(qty[src]),
+            _take(prices, price[src]),
+            _take(currencies, currency[src]),
+            _take(_STATUSES, status[order]),
+            _timestamps(upd[order]),
+        ]
         yield pa.Table.from_arrays(columns, names=list(COLUMNS["erp.orders"]))
 
 
@@ -341,10 +466,17 @@ def _runs(rng: np.random.Generator, scale: int, n_customers: int) -> Iterator[pa
         resent_at = dup + rng.integers(1, 2_000, dup.size) + 0.5
         src = np.concatenate([np.arange(n), dup])[np.argsort(np.concatenate([np.arange(n), resent_at]))]
         ins = instrument[src]
-        columns = [_digits(lo + 1 + src, 8, "R"), _digits(ins + 1, 4, "INS-"), _take(_MODELS, model[ins]),
-                   pc.take(customer_ids, pa.array(site[ins])), _take(_ASSAYS, assay[src]),
-                   _timestamps(started[src]), pa.array(duration[src], mask=null[src]),
-                   _take(_RUN_STATUSES, status[src]), _take(_ERRORS, error[src], null=status[src] == 0)]
+        columns = [
+            _digits(lo + 1 + src, 8, "R"),
+            _digits(ins + 1, 4, "INS-"),
+            _take(_MODELS, model[ins]),
+            pc.take(customer_ids, pa.array(site[ins])),
+            _take(_ASSAYS, assay[src]),
+            _timestamps(started[src]),
+            pa.array(duration[src], mask=null[src]),
+            _take(_RUN_STATUSES, status[src]),
+            _take(_ERRORS, error[src], null=status[src] == 0),
+        ]
         yield pa.Table.from_arrays(columns, names=list(COLUMNS["lims.instrument_runs"]))
 
 
@@ -404,9 +536,15 @@ def generate_sources(
         if progress is not None:
             progress(f"{source}: {rows:,} rows -> {path}")
     # Relative paths and no wall-clock time, so the manifest is as byte-stable as the extracts.
-    manifest = {"as_of": AS_OF.isoformat(), "scale": scale, "seed": seed, "extracts": {
-        e.source: {"path": f"{e.path.parent.name}/{e.path.name}", "rows": e.rows, "sha256": e.sha256}
-        for e in extracts}}
+    manifest = {
+        "as_of": AS_OF.isoformat(),
+        "scale": scale,
+        "seed": seed,
+        "extracts": {
+            e.source: {"path": f"{e.path.parent.name}/{e.path.name}", "rows": e.rows, "sha256": e.sha256}
+            for e in extracts
+        },
+    }
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     (out_dir / "_manifest.json").write_text(text, encoding="utf-8")
     return GenerationReport(scale, seed, extracts, time.perf_counter() - started)

@@ -22,20 +22,24 @@ def overview_rows(registry: Registry) -> list[dict[str, object]]:
         spec = product.spec
         consumers = registry.consumers_of(product.key)
         for port in sorted(spec.output_ports, key=lambda p: -p.major):
-            rows.append({
-                "domain": spec.domain,
-                "product": spec.name,
-                "port": f"v{port.major}",
-                "version": port.version,
-                "status": spec.port_status(port).value,
-                "product_type": spec.product_type.value,
-                "classification": spec.classification.value,
-                "owner_team": spec.owner.team,
-                "steward": spec.owner.steward,
-                "uri": addressing.port_uri(spec.domain, spec.name, port.major),
-                "table_name": addressing.port_relation(spec.domain, spec.name, port.major).dotted,
-                "consumers": ", ".join(sorted(c.consumer.key for c in consumers if c.port.major == port.major)),
-            })
+            rows.append(
+                {
+                    "domain": spec.domain,
+                    "product": spec.name,
+                    "port": f"v{port.major}",
+                    "version": port.version,
+                    "status": spec.port_status(port).value,
+                    "product_type": spec.product_type.value,
+                    "classification": spec.classification.value,
+                    "owner_team": spec.owner.team,
+                    "steward": spec.owner.steward,
+                    "uri": addressing.port_uri(spec.domain, spec.name, port.major),
+                    "table_name": addressing.port_relation(spec.domain, spec.name, port.major).dotted,
+                    "consumers": ", ".join(
+                        sorted(c.consumer.key for c in consumers if c.port.major == port.major)
+                    ),
+                }
+            )
     return rows
 
 
@@ -81,14 +85,16 @@ def build_governance() -> dg.Definitions:
         if unpublished:
             context.log.warning(f"ports not yet published: {', '.join(unpublished)}")
         shown = ["domain", "product", "port", "version", "status", "owner_team", "rows", "consumers"]
-        return dg.MaterializeResult(metadata={
-            "dagster/row_count": len(rows),
-            "dagster/table_name": OVERVIEW.dotted,
-            "products": len(registry.products),
-            "ports": len(rows),
-            "unpublished_ports": len(unpublished),
-            "overview": dg.MetadataValue.md(_markdown(rows, shown)),
-        })
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": len(rows),
+                "dagster/table_name": OVERVIEW.dotted,
+                "products": len(registry.products),
+                "ports": len(rows),
+                "unpublished_ports": len(unpublished),
+                "overview": dg.MetadataValue.md(_markdown(rows, shown)),
+            }
+        )
 
     return dg.Definitions(
         assets=[product_overview],

@@ -28,9 +28,17 @@ def build_domain(domain: str) -> dg.Definitions:
     registry.raise_for_errors(domain)
     products = registry.domain_products(domain)
     if not products:
-        raise MeshSpecError([SpecIssue(env.root / "domains" / domain, "products",
-                                       "the domain has no data products",
-                                       f"add domains/{domain}/products/<product>/dataproduct.yaml")], env.root)
+        raise MeshSpecError(
+            [
+                SpecIssue(
+                    env.root / "domains" / domain,
+                    "products",
+                    "the domain has no data products",
+                    f"add domains/{domain}/products/<product>/dataproduct.yaml",
+                )
+            ],
+            env.root,
+        )
     where = PortContext(target=env.target, database=env.database)
     eager = dg.AutomationCondition.eager()
     assets: list[dg.AssetsDefinition] = []

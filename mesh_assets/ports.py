@@ -114,7 +114,8 @@ def port_description(spec: DataProductSpec, port: OutputPort) -> str:
     if status == Status.DEPRECATED and port.deprecation is not None:
         dep = port.deprecation
         lines += [
-            f"> **Deprecated**: retired on {dep.sunset.isoformat()}. Move to v{dep.replacement}. {dep.reason}",
+            f"> **Deprecated**: retired on {dep.sunset.isoformat()}. "
+            f"Move to v{dep.replacement}. {dep.reason}",
             "",
         ]
     if port.description:

@@ -7,7 +7,6 @@ consumers keep the last good data), fails the step naming the rules (so downstre
 domains are not refreshed from it), and keeps the failed candidate in place for inspection.
 """
 
-
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any

@@ -7,6 +7,7 @@ domain code), which keeps code-location load fast.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from dataclasses import dataclass, field
 from functools import cache
@@ -38,10 +39,8 @@ class SpecIssue:
         """`file: field: message. Fix: ...`, with the file relative to `root`."""
         shown = self.file
         if root is not None:
-            try:
+            with contextlib.suppress(ValueError):  # a file outside the root is shown in full
                 shown = self.file.resolve().relative_to(root.resolve())
-            except ValueError:
-                pass
         where = f"{shown}: {self.field}" if self.field else f"{shown}"
         return f"{where}: {self.message}. Fix: {self.fix}"
 
@@ -184,12 +183,24 @@ def _parse(path: Path, issues: list[SpecIssue]) -> Product | None:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        issues.append(SpecIssue(path, where, f"not valid YAML ({getattr(exc, 'problem', exc)})",
-                                "fix the YAML syntax at that position"))
+        issues.append(
+            SpecIssue(
+                path,
+                where,
+                f"not valid YAML ({getattr(exc, 'problem', exc)})",
+                "fix the YAML syntax at that position",
+            )
+        )
         return None
     if not isinstance(data, dict):
-        issues.append(SpecIssue(path, "", "the file is not a mapping of fields",
-                                "start from a product's dataproduct.yaml, e.g. `mesh new product`"))
+        issues.append(
+            SpecIssue(
+                path,
+                "",
+                "the file is not a mapping of fields",
+                "start from a product's dataproduct.yaml, e.g. `mesh new product`",
+            )
+        )
         return None
     try:
         return Product(DataProductSpec.model_validate(data), path)
@@ -203,7 +214,9 @@ def _field_path(loc: tuple) -> str:
     for position, part in enumerate(loc):
         # pydantic inserts the union's branch tag right after `input_ports[<i>]` and `transformation`;
         # it is not a field the user wrote.
-        if (loc[:1] == ("input_ports",) and position == 2) or (loc[:1] == ("transformation",) and position == 1):
+        if (loc[:1] == ("input_ports",) and position == 2) or (
+            loc[:1] == ("transformation",) and position == 1
+        ):
             continue
         if isinstance(part, int):
             parts[-1] = f"{parts[-1]}[{part}]" if parts else f"[{part}]"
@@ -222,11 +235,17 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
         position += 1
         if model is None or isinstance(part, int):
             continue
-        if (loc[:1] == ("input_ports",) and position == 3) or (loc[:1] == ("transformation",) and position == 2):
+        if (loc[:1] == ("input_ports",) and position == 3) or (
+            loc[:1] == ("transformation",) and position == 2
+        ):
             # The branch tag of a union: pick the branch by its tag.
-            branches = {"source": spec_module.SourceInput, "product": spec_module.ProductInput,
-                        "sql": spec_module.SqlTransformation, "python": spec_module.PythonTransformation,
-                        "dbt": spec_module.DbtTransformation}
+            branches = {
+                "source": spec_module.SourceInput,
+                "product": spec_module.ProductInput,
+                "sql": spec_module.SqlTransformation,
+                "python": spec_module.PythonTransformation,
+                "dbt": spec_module.DbtTransformation,
+            }
             model = branches.get(str(part))
             continue
         info = model.model_fields.get(str(part))
@@ -262,7 +281,8 @@ def _issue_from_pydantic(path: Path, error: dict) -> SpecIssue:
     holder = _model_at(loc)
     known = (
         {info.alias or field: info.description or "" for field, info in holder.model_fields.items()}
-        if holder is not None else _all_fields()
+        if holder is not None
+        else _all_fields()
     )
     if kind == "extra_forbidden":
         close = difflib.get_close_matches(name, known, n=1)
@@ -270,7 +290,9 @@ def _issue_from_pydantic(path: Path, error: dict) -> SpecIssue:
         return SpecIssue(path, where, f"unknown field '{name}'", fix)
     if kind == "missing":
         hint = known.get(name, "")
-        return SpecIssue(path, where, "required field is missing", f"add '{name}'" + (f": {hint}" if hint else ""))
+        return SpecIssue(
+            path, where, "required field is missing", f"add '{name}'" + (f": {hint}" if hint else "")
+        )
     message = error["msg"].removeprefix("Value error, ")
     got = error.get("input")
     if not isinstance(got, dict | list) and got is not None:
@@ -278,7 +300,9 @@ def _issue_from_pydantic(path: Path, error: dict) -> SpecIssue:
     if kind in {"enum", "literal_error"}:
         fix = "use one of the allowed values above"
     elif kind == "string_pattern_mismatch":
-        fix = f"match the pattern {error.get('ctx', {}).get('pattern')}; see the field's examples in the schema"
+        fix = (
+            f"match the pattern {error.get('ctx', {}).get('pattern')}; see the field's examples in the schema"
+        )
     elif kind.endswith("_type") or kind.endswith("_parsing"):
         fix = f"give '{name}' a value of the expected type: {known.get(name, '') or message}"
     else:
@@ -292,18 +316,33 @@ def _check_identity(parsed: list[Product], registry: Registry) -> None:
         spec, folder = product.spec, product.folder
         domain_folder = folder.parent.parent.name
         if spec.domain != domain_folder:
-            registry.issues.append(SpecIssue(
-                product.path, "domain", f"domain '{spec.domain}' does not match its folder 'domains/{domain_folder}'",
-                f"set domain: {domain_folder}, or move the product to domains/{spec.domain}/products/"))
+            registry.issues.append(
+                SpecIssue(
+                    product.path,
+                    "domain",
+                    f"domain '{spec.domain}' does not match its folder 'domains/{domain_folder}'",
+                    f"set domain: {domain_folder}, or move the product to domains/{spec.domain}/products/",
+                )
+            )
         if spec.name != folder.name:
-            registry.issues.append(SpecIssue(
-                product.path, "name", f"name '{spec.name}' does not match its folder '{folder.name}'",
-                f"set name: {folder.name}, or rename the folder to {spec.name}"))
+            registry.issues.append(
+                SpecIssue(
+                    product.path,
+                    "name",
+                    f"name '{spec.name}' does not match its folder '{folder.name}'",
+                    f"set name: {folder.name}, or rename the folder to {spec.name}",
+                )
+            )
         if product.key in seen:
             other = seen[product.key].path
-            registry.issues.append(SpecIssue(
-                product.path, "name", f"duplicate product '{product.key}', also declared in {other}",
-                "give each product of a domain a unique name"))
+            registry.issues.append(
+                SpecIssue(
+                    product.path,
+                    "name",
+                    f"duplicate product '{product.key}', also declared in {other}",
+                    "give each product of a domain a unique name",
+                )
+            )
             continue
         seen[product.key] = product
         registry.products[product.key] = product
@@ -323,9 +362,14 @@ def _check_transformation(product: Product, registry: Registry) -> None:
         needed = [("project", project / "dbt_project.yml")]
     for what, file in needed:
         if not file.exists():
-            registry.issues.append(SpecIssue(
-                product.path, "transformation", f"{transformation.kind} {what} file {file.name} not found in {file.parent}",
-                f"create {file} or fix the name in the spec"))
+            registry.issues.append(
+                SpecIssue(
+                    product.path,
+                    "transformation",
+                    f"{transformation.kind} {what} file {file.name} not found in {file.parent}",
+                    f"create {file} or fix the name in the spec",
+                )
+            )
 
 
 def _port_to_use(producer: Product) -> str:
@@ -347,33 +391,63 @@ def _check_inputs(product: Product, registry: Registry) -> None:
             if producer is not None:
                 majors = {f"v{p.major}" for p in producer.spec.output_ports}
                 if len(parts) == 3 and parts[2] in majors:
-                    registry.issues.append(SpecIssue(
-                        product.path, f"{where}.product", f"'{declared.product}' puts the port version in the name",
-                        f"write product: {owner_key} and the range apart, e.g. version: '^{parts[2][1:]}'"))
+                    registry.issues.append(
+                        SpecIssue(
+                            product.path,
+                            f"{where}.product",
+                            f"'{declared.product}' puts the port version in the name",
+                            f"write product: {owner_key} and the range apart, "
+                            f"e.g. version: '^{parts[2][1:]}'",
+                        )
+                    )
                 else:
-                    registry.issues.append(SpecIssue(
-                        product.path, f"{where}.product",
-                        f"'{declared.product}' is an internal asset of {owner_key}: a back door. Other "
-                        "products may read only its output port",
-                        f"depend on the port instead: {_port_to_use(producer)}"))
+                    registry.issues.append(
+                        SpecIssue(
+                            product.path,
+                            f"{where}.product",
+                            f"'{declared.product}' is an internal asset of {owner_key}: a back door. Other "
+                            "products may read only its output port",
+                            f"depend on the port instead: {_port_to_use(producer)}",
+                        )
+                    )
                 continue
         producer = registry.products.get(ref)
         if producer is None and ref in registry.unreadable:
-            registry.issues.append(SpecIssue(
-                product.path, f"{where}.product", f"cannot check this input: the spec of {ref} is invalid",
-                f"fix the errors reported for {ref} first", severity="warning"))
+            registry.issues.append(
+                SpecIssue(
+                    product.path,
+                    f"{where}.product",
+                    f"cannot check this input: the spec of {ref} is invalid",
+                    f"fix the errors reported for {ref} first",
+                    severity="warning",
+                )
+            )
             continue
         if producer is None:
             close = difflib.get_close_matches(ref, registry.products, n=1)
-            fix = f"did you mean '{close[0]}'?" if close else (
-                f"name an existing product as <domain>.<product>; known: {', '.join(sorted(registry.products))}")
-            registry.issues.append(SpecIssue(
-                product.path, f"{where}.product", f"no product '{declared.product}' in the mesh", fix))
+            fix = (
+                f"did you mean '{close[0]}'?"
+                if close
+                else (
+                    "name an existing product as <domain>.<product>; known: "
+                    + ", ".join(sorted(registry.products))
+                )
+            )
+            registry.issues.append(
+                SpecIssue(
+                    product.path, f"{where}.product", f"no product '{declared.product}' in the mesh", fix
+                )
+            )
             continue
         if producer.key == product.key:
-            registry.issues.append(SpecIssue(
-                product.path, f"{where}.product", "a product cannot consume its own port",
-                "remove this input; read your internals through the transformation instead"))
+            registry.issues.append(
+                SpecIssue(
+                    product.path,
+                    f"{where}.product",
+                    "a product cannot consume its own port",
+                    "remove this input; read your internals through the transformation instead",
+                )
+            )
             continue
         try:
             parse_range(declared.version)
@@ -382,47 +456,78 @@ def _check_inputs(product: Product, registry: Registry) -> None:
             continue
         resolved = registry.resolve(product, declared)
         available = ", ".join(
-            f"{p.version} ({producer.spec.port_status(p)})" for p in producer.spec.output_ports)
+            f"{p.version} ({producer.spec.port_status(p)})" for p in producer.spec.output_ports
+        )
         if resolved is None:
-            registry.issues.append(SpecIssue(
-                product.path, f"{where}.version",
-                f"no port of {producer.key} satisfies '{declared.version}'; it publishes {available}",
-                f"widen the range to a published version, e.g. {_port_to_use(producer)}"))
+            registry.issues.append(
+                SpecIssue(
+                    product.path,
+                    f"{where}.version",
+                    f"no port of {producer.key} satisfies '{declared.version}'; it publishes {available}",
+                    f"widen the range to a published version, e.g. {_port_to_use(producer)}",
+                )
+            )
             continue
         _check_port_status(product, declared, producer, resolved.port, where, registry)
 
 
 def _check_port_status(
-    product: Product, declared: ProductInput, producer: Product, port: OutputPort, where: str, registry: Registry
+    product: Product,
+    declared: ProductInput,
+    producer: Product,
+    port: OutputPort,
+    where: str,
+    registry: Registry,
 ) -> None:
     status = producer.spec.port_status(port)
     same_domain = producer.spec.domain == product.spec.domain
     label = f"{producer.key} v{port.major} ({port.version})"
     if status == Status.RETIRED:
-        registry.issues.append(SpecIssue(
-            product.path, f"{where}.version", f"{label} is retired and no longer served",
-            f"move to a served version: {_port_to_use(producer)}"))
+        registry.issues.append(
+            SpecIssue(
+                product.path,
+                f"{where}.version",
+                f"{label} is retired and no longer served",
+                f"move to a served version: {_port_to_use(producer)}",
+            )
+        )
     elif status == Status.DRAFT and not same_domain:
-        registry.issues.append(SpecIssue(
-            product.path, f"{where}.product", f"{label} is a draft, readable only inside domain "
-            f"'{producer.spec.domain}'", f"wait until {producer.key} is beta or active, or ask {producer.spec.owner.steward}"))
+        registry.issues.append(
+            SpecIssue(
+                product.path,
+                f"{where}.product",
+                f"{label} is a draft, readable only inside domain '{producer.spec.domain}'",
+                f"wait until {producer.key} is beta or active, or ask {producer.spec.owner.steward}",
+            )
+        )
     elif status == Status.BETA and not same_domain:
         if not declared.preview:
-            registry.issues.append(SpecIssue(
-                product.path, f"{where}.preview", f"{label} is in beta; only consumers that opt in may read it",
-                "set preview: true to accept a port that may still change"))
+            registry.issues.append(
+                SpecIssue(
+                    product.path,
+                    f"{where}.preview",
+                    f"{label} is in beta; only consumers that opt in may read it",
+                    "set preview: true to accept a port that may still change",
+                )
+            )
     elif status == Status.DEPRECATED and port.deprecation is not None:
         dep = port.deprecation
-        registry.issues.append(SpecIssue(
-            product.path, f"{where}.version",
-            f"{label} is deprecated and will be retired on {dep.sunset.isoformat()} ({dep.reason})",
-            f"move to version {dep.replacement}: product: {producer.key}, version: '^{dep.replacement}'",
-            severity="warning"))
+        registry.issues.append(
+            SpecIssue(
+                product.path,
+                f"{where}.version",
+                f"{label} is deprecated and will be retired on {dep.sunset.isoformat()} ({dep.reason})",
+                f"move to version {dep.replacement}: product: {producer.key}, version: '^{dep.replacement}'",
+                severity="warning",
+            )
+        )
 
 
 def _check_cycles(registry: Registry) -> None:
     graph = {
-        key: sorted({i.product for i in p.spec.product_inputs if i.product in registry.products and i.product != key})
+        key: sorted(
+            {i.product for i in p.spec.product_inputs if i.product in registry.products and i.product != key}
+        )
         for key, p in registry.products.items()
     }
     state: dict[str, int] = {}
@@ -432,14 +537,18 @@ def _check_cycles(registry: Registry) -> None:
         state[node] = 1
         for nxt in graph[node]:
             if state.get(nxt) == 1:
-                cycle = [*trail[trail.index(nxt):], nxt] if nxt in trail else [node, nxt]
+                cycle = [*trail[trail.index(nxt) :], nxt] if nxt in trail else [node, nxt]
                 members = frozenset(cycle)
                 if members not in reported:
                     reported.add(members)
-                    registry.issues.append(SpecIssue(
-                        registry.products[node].path, "input_ports",
-                        f"dependency cycle across products: {' -> '.join(cycle)}",
-                        "remove one of these inputs; a product cannot depend on itself through others"))
+                    registry.issues.append(
+                        SpecIssue(
+                            registry.products[node].path,
+                            "input_ports",
+                            f"dependency cycle across products: {' -> '.join(cycle)}",
+                            "remove one of these inputs; a product cannot depend on itself through others",
+                        )
+                    )
             elif state.get(nxt) is None:
                 visit(nxt, [*trail, nxt])
         state[node] = 2

@@ -19,7 +19,6 @@ import dagster as dg
 from mesh_assets import addressing, environment
 from mesh_assets.registry import GOVERNANCE_DOMAIN, Product, load_registry, topological_order
 
-
 # The progress display and summary table are the output; the full event log is in the Dagster UI.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -109,8 +108,9 @@ def run_mesh(domains: list[str] | None = None, on_event=None) -> list[ProductRes
         keys = [key for product in runnable for key in _product_keys(defs, product)]
         notify("start", stage, runnable)
         started = time.monotonic()
-        outcome = job.execute_in_process(instance=instance, asset_selection=keys, raise_on_error=False,
-                                         run_config=QUIET)
+        outcome = job.execute_in_process(
+            instance=instance, asset_selection=keys, raise_on_error=False, run_config=QUIET
+        )
         elapsed = time.monotonic() - started
         _collect(outcome, runnable, results, elapsed, failed)
         for product in runnable:
@@ -124,8 +124,9 @@ def run_mesh(domains: list[str] | None = None, on_event=None) -> list[ProductRes
     return list(results.values())
 
 
-def _collect(outcome, runnable: list[Product], results: dict[str, ProductResult], elapsed: float,
-             failed: set[str]) -> None:
+def _collect(
+    outcome, runnable: list[Product], results: dict[str, ProductResult], elapsed: float, failed: set[str]
+) -> None:
     by_prefix = {(p.spec.domain, p.spec.name): results[p.key] for p in runnable}
     for event in outcome.get_asset_materialization_events():
         key = event.asset_key
@@ -150,8 +151,11 @@ def _collect(outcome, runnable: list[Product], results: dict[str, ProductResult]
         if missing or result.checks_blocking:
             result.status = "failed"
             failed.add(product.key)
-            reasons = [f.step_failure_data.error.message.strip().splitlines()[0]
-                       for f in failures if f.step_failure_data and f.step_failure_data.error]
+            reasons = [
+                f.step_failure_data.error.message.strip().splitlines()[0]
+                for f in failures
+                if f.step_failure_data and f.step_failure_data.error
+            ]
             detail = f"ports not published: {', '.join(missing)}" if missing else "blocking checks failed"
             result.error = "; ".join([detail, *reasons[:2]])
         else:

@@ -180,7 +180,11 @@ class FreshnessSlo(SpecModel):
             raise ValueError("set exactly one of 'max_age' (e.g. '24h') or 'cron' (e.g. '0 6 * * *')")
         if self.cron is not None and self.lower_bound is None:
             raise ValueError("'cron' needs 'lower_bound', e.g. '24h': how long before the deadline counts")
-        if self.max_age and self.warn_after and parse_duration(self.warn_after) >= parse_duration(self.max_age):
+        if (
+            self.max_age
+            and self.warn_after
+            and parse_duration(self.warn_after) >= parse_duration(self.max_age)
+        ):
             raise ValueError("'warn_after' must be shorter than 'max_age'")
         return self
 
@@ -222,7 +226,9 @@ class RowCount(SpecModel):
     """Bounds on the number of rows a published port may hold."""
 
     min: int = Field(default=1, ge=0, description="Fewest rows a healthy publish has.")
-    max: int | None = Field(default=None, ge=1, description="Most rows a healthy publish has; none: no bound.")
+    max: int | None = Field(
+        default=None, ge=1, description="Most rows a healthy publish has; none: no bound."
+    )
 
 
 class Severity(StrEnum):
@@ -399,7 +405,9 @@ class DataProductSpec(SpecModel):
         default_factory=list, description="Other products' output ports or source extracts the product reads."
     )
     transformation: Transformation = Field(description="How the product is built.")
-    output_ports: list[OutputPort] = Field(min_length=1, description="Published ports, one per major version.")
+    output_ports: list[OutputPort] = Field(
+        min_length=1, description="Published ports, one per major version."
+    )
 
     @field_validator("tags")
     @classmethod

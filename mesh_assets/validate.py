@@ -43,19 +43,30 @@ class Report:
         products = self.registry.products.values()
         ports = sum(len(p.spec.output_ports) for p in products)
         domains = len({p.spec.domain for p in products})
-        return (f"{len(self.registry.products)} products, {ports} output ports in {domains} domains: "
-                f"{len(self.errors)} error(s), {len(self.warnings)} warning(s)")
+        return (
+            f"{len(self.registry.products)} products, {ports} output ports in {domains} domains: "
+            f"{len(self.errors)} error(s), {len(self.warnings)} warning(s)"
+        )
 
     def to_json(self) -> str:
         """Machine-readable result, for CI."""
-        return json.dumps({
-            "valid": not self.errors,
-            "summary": self.summary(),
-            "issues": [
-                {"severity": i.severity, "file": str(i.file), "field": i.field, "message": i.message, "fix": i.fix}
-                for i in self.issues
-            ],
-        }, indent=2)
+        return json.dumps(
+            {
+                "valid": not self.errors,
+                "summary": self.summary(),
+                "issues": [
+                    {
+                        "severity": i.severity,
+                        "file": str(i.file),
+                        "field": i.field,
+                        "message": i.message,
+                        "fix": i.fix,
+                    }
+                    for i in self.issues
+                ],
+            },
+            indent=2,
+        )
 
 
 def schema_text() -> str:
@@ -70,21 +81,41 @@ def validate(root: Path) -> Report:
     for product in registry.products.values():
         transformation = product.spec.transformation
         if isinstance(transformation, SqlTransformation) and not registry.errors:
-            models = [*transformation.internals, *(product.spec.port_model(p) for p in product.spec.output_ports)]
+            models = [
+                *transformation.internals,
+                *(product.spec.port_model(p) for p in product.spec.output_ports),
+            ]
             for model in dict.fromkeys(models):
                 if (product.folder / f"{model}.sql").exists():
                     try:
                         sql_builder.render(product, registry, model)
                     except MeshSpecError as exc:
                         issues += exc.issues
-    projects = sorted({p.spec.transformation.project for p in registry.products.values()
-                       if isinstance(p.spec.transformation, DbtTransformation)})
+    projects = sorted(
+        {
+            p.spec.transformation.project
+            for p in registry.products.values()
+            if isinstance(p.spec.transformation, DbtTransformation)
+        }
+    )
     for project in projects:
         generated = root / "dbt_projects" / project / GENERATED_FILE
         if not generated.exists() or generated.read_text() != generated_yaml(registry, project):
-            issues.append(SpecIssue(generated, "", "the dbt contracts are out of date with the product specs",
-                                    "run `mesh prepare` and commit the result"))
+            issues.append(
+                SpecIssue(
+                    generated,
+                    "",
+                    "the dbt contracts are out of date with the product specs",
+                    "run `mesh prepare` and commit the result",
+                )
+            )
     if not SCHEMA_PATH.exists() or SCHEMA_PATH.read_text() != schema_text():
-        issues.append(SpecIssue(SCHEMA_PATH, "", "the JSON Schema is out of date with the spec models",
-                                "run `mesh prepare` and commit the result"))
+        issues.append(
+            SpecIssue(
+                SCHEMA_PATH,
+                "",
+                "the JSON Schema is out of date with the spec models",
+                "run `mesh prepare` and commit the result",
+            )
+        )
     return Report(registry, issues)

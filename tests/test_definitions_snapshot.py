@@ -78,8 +78,8 @@ def test_consumers_depend_only_on_published_ports_of_other_domains(isolated: Pat
 
 
 def test_every_product_is_one_group_with_one_port_per_major_version(isolated: Path) -> None:
-    from mesh_assets.registry import load_registry
     from mesh_assets.environment import resolve
+    from mesh_assets.registry import load_registry
 
     registry = load_registry(resolve().root)
     for location in LOCATIONS[:-1]:

@@ -26,8 +26,11 @@ def read(report: GenerationReport, source: str) -> pd.DataFrame:
 
 
 def file_hashes(out_dir: Path) -> dict[str, str]:
-    return {p.relative_to(out_dir).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(out_dir.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(out_dir).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out_dir.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_and_scale_give_identical_bytes(tmp_path: Path) -> None:

@@ -20,7 +20,9 @@ pytestmark = pytest.mark.slow
 def port_tables(root: Path) -> list[str]:
     registry = load_registry(root)
     return sorted(
-        f"{p.spec.domain}.{p.spec.name}_v{port.major}" for p in registry.products.values() for port in p.spec.output_ports
+        f"{p.spec.domain}.{p.spec.name}_v{port.major}"
+        for p in registry.products.values()
+        for port in p.spec.output_ports
     )
 
 
@@ -35,7 +37,9 @@ def snapshot(database: Path, tables: list[str]) -> dict[str, tuple[int, str]]:
         }
 
 
-def test_the_whole_mesh_builds_every_port_with_rows_and_a_rerun_is_idempotent(isolated: Path, repo_root: Path) -> None:
+def test_the_whole_mesh_builds_every_port_with_rows_and_a_rerun_is_idempotent(
+    isolated: Path, repo_root: Path
+) -> None:
     results = run_mesh()
     assert [r.status for r in results] == ["ok"] * len(results), [(r.product.key, r.error) for r in results]
     assert {r.product.key for r in results} == set(load_registry(repo_root).products)
@@ -49,8 +53,12 @@ def test_the_whole_mesh_builds_every_port_with_rows_and_a_rerun_is_idempotent(is
     assert snapshot(isolated / "mesh.duckdb", tables) == first
 
     with duckdb.connect(str(isolated / "mesh.duckdb"), read_only=True) as con:
-        overview = con.execute("SELECT COUNT(*) FROM governance.product_overview WHERE rows > 0").fetchone()[0]
-        schemas = {row[0] for row in con.execute("SELECT DISTINCT table_schema FROM information_schema.tables")}
+        overview = con.execute("SELECT COUNT(*) FROM governance.product_overview WHERE rows > 0").fetchone()[
+            0
+        ]
+        schemas = {
+            row[0] for row in con.execute("SELECT DISTINCT table_schema FROM information_schema.tables")
+        }
     assert overview == len(tables)
     # Ports and internals live apart: a reader tells them by their schema.
     assert {"customers", "customers_internal", "sales", "sales_internal"} <= schemas
@@ -85,7 +93,9 @@ def test_consumers_are_skipped_when_their_producer_fails_its_blocking_checks(
     assert "customers.customer_master" in results["diagnostics.instrument_runs"].error
 
 
-def test_two_domains_run_at_once_on_one_duckdb_file_without_lock_errors(isolated: Path, repo_root: Path) -> None:
+def test_two_domains_run_at_once_on_one_duckdb_file_without_lock_errors(
+    isolated: Path, repo_root: Path
+) -> None:
     env = {**os.environ}
     logs = {}
     procs = {}
@@ -94,7 +104,10 @@ def test_two_domains_run_at_once_on_one_duckdb_file_without_lock_errors(isolated
         logs[domain] = isolated / f"{domain}.log"
         procs[domain] = subprocess.Popen(
             [sys.executable, "-m", "mesh_assets.cli", "run", "--domain", domain],
-            cwd=repo_root, env=env, stdout=logs[domain].open("w"), stderr=subprocess.STDOUT,
+            cwd=repo_root,
+            env=env,
+            stdout=logs[domain].open("w"),
+            stderr=subprocess.STDOUT,
         )
     codes = {domain: proc.wait(timeout=600) for domain, proc in procs.items()}
     elapsed = time.monotonic() - started

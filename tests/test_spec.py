@@ -89,8 +89,10 @@ def as_editor_sees_it(path: Path) -> dict:
 
 def spec_models() -> list[type[BaseModel]]:
     return [
-        value for value in vars(spec_module).values()
-        if isinstance(value, type) and issubclass(value, BaseModel)
+        value
+        for value in vars(spec_module).values()
+        if isinstance(value, type)
+        and issubclass(value, BaseModel)
         and value.__module__ == spec_module.__name__
     ]
 
@@ -183,17 +185,21 @@ def test_a_spec_with_an_unknown_field_is_refused_by_the_models() -> None:
 # --- freshness ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("freshness", [
-    {"max_age": "24h"},
-    {"max_age": "24h", "warn_after": "12h"},
-    {"cron": "0 6 * * *", "lower_bound": "24h"},
-])
+@pytest.mark.parametrize(
+    "freshness",
+    [
+        {"max_age": "24h"},
+        {"max_age": "24h", "warn_after": "12h"},
+        {"cron": "0 6 * * *", "lower_bound": "24h"},
+    ],
+)
 def test_a_freshness_slo_with_max_age_or_cron_is_valid(freshness: dict) -> None:
     assert FreshnessSlo.model_validate(freshness)
 
 
-@pytest.mark.parametrize("freshness", [{}, {"max_age": "24h", "cron": "0 6 * * *", "lower_bound": "1h"}],
-                         ids=["neither", "both"])
+@pytest.mark.parametrize(
+    "freshness", [{}, {"max_age": "24h", "cron": "0 6 * * *", "lower_bound": "1h"}], ids=["neither", "both"]
+)
 def test_a_freshness_slo_needs_exactly_one_of_max_age_or_cron(freshness: dict) -> None:
     assert "set exactly one of 'max_age'" in messages(refused(FreshnessSlo, freshness))
 
@@ -291,14 +297,19 @@ def test_tags_must_be_lowercase_slugs() -> None:
 
 
 def test_an_input_port_is_a_source_or_a_product_by_the_key_it_has() -> None:
-    spec = DataProductSpec.model_validate(spec_with(input_ports=[
-        {"source": "erp.orders"},
-        {"product": "customers.customer_master", "version": "^1"},
-    ]))
+    spec = DataProductSpec.model_validate(
+        spec_with(
+            input_ports=[
+                {"source": "erp.orders"},
+                {"product": "customers.customer_master", "version": "^1"},
+            ]
+        )
+    )
 
     assert [s.source for s in spec.source_inputs] == ["erp.orders"]
     assert [(p.product, p.version, p.preview) for p in spec.product_inputs] == [
-        ("customers.customer_master", "^1", False)]
+        ("customers.customer_master", "^1", False)
+    ]
 
 
 def test_a_port_model_defaults_to_the_product_name_and_major() -> None:
@@ -311,12 +322,15 @@ def test_a_port_model_defaults_to_the_product_name_and_major() -> None:
 # --- durations ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("30m", timedelta(minutes=30)),
-    ("6h", timedelta(hours=6)),
-    ("2d", timedelta(days=2)),
-    (" 24h ", timedelta(hours=24)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30m", timedelta(minutes=30)),
+        ("6h", timedelta(hours=6)),
+        ("2d", timedelta(days=2)),
+        (" 24h ", timedelta(hours=24)),
+    ],
+)
 def test_parse_duration_reads_minutes_hours_and_days(text: str, expected: timedelta) -> None:
     assert parse_duration(text) == expected
 
@@ -333,13 +347,16 @@ def test_parse_duration_refuses_other_forms_showing_the_accepted_one(text: str) 
 # --- version ranges -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("version_range", "inside", "outside"), [
-    ("^2", ["2.0.0", "2.9.13"], ["1.4.0", "3.0.0"]),
-    ("^1.4", ["1.4.0", "1.9.0"], ["1.3.9", "2.0.0"]),
-    (">=1.0.0,<2.0.0", ["1.0.0", "1.4.0"], ["0.9.0", "2.0.0"]),
-    ("==2.*", ["2.0.0", "2.5.1"], ["1.9.9", "3.0.0"]),
-    (">=1.0.0", ["1.0.0", "7.0.0"], ["0.3.0"]),
-])
+@pytest.mark.parametrize(
+    ("version_range", "inside", "outside"),
+    [
+        ("^2", ["2.0.0", "2.9.13"], ["1.4.0", "3.0.0"]),
+        ("^1.4", ["1.4.0", "1.9.0"], ["1.3.9", "2.0.0"]),
+        (">=1.0.0,<2.0.0", ["1.0.0", "1.4.0"], ["0.9.0", "2.0.0"]),
+        ("==2.*", ["2.0.0", "2.5.1"], ["1.9.9", "3.0.0"]),
+        (">=1.0.0", ["1.0.0", "7.0.0"], ["0.3.0"]),
+    ],
+)
 def test_a_version_range_accepts_exactly_its_versions(
     version_range: str, inside: list[str], outside: list[str]
 ) -> None:

@@ -15,7 +15,6 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -513,8 +512,9 @@ def test_mesh_validate_exits_1_on_a_broken_mesh_printing_file_field_and_fix(mesh
     code, out = run_cli()
 
     assert code == 1, out
-    assert ("error domains/customers/products/customer_master/dataproduct.yaml: "
-            "output_ports[0].columns[2].type: ") in out
+    assert (
+        "error domains/customers/products/customer_master/dataproduct.yaml: output_ports[0].columns[2].type: "
+    ) in out
     assert "Fix: use one of the allowed values" in out
     assert out.strip().splitlines()[-1].startswith("invalid: ")
 
@@ -547,13 +547,18 @@ def test_the_mesh_validate_module_entry_point_runs_in_a_fresh_process(mesh_copy:
 
     result = subprocess.run(
         [sys.executable, "-m", "mesh_assets.cli", "validate"],
-        env={**os.environ, "MESH_ROOT": str(mesh_copy)}, cwd=mesh_copy,
-        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "MESH_ROOT": str(mesh_copy)},
+        cwd=mesh_copy,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
     assert result.returncode == 1, result.stderr
-    assert "domains/customers/products/customer_master/dataproduct.yaml: owner: required field is missing" \
+    assert (
+        "domains/customers/products/customer_master/dataproduct.yaml: owner: required field is missing"
         in result.stdout
+    )
     assert "Fix: add 'owner'" in result.stdout
 
 

@@ -1,4 +1,4 @@
-"""Code location of the `commercial_analytics` domain: consumer-aligned products built only from other domains' ports."""
+"""Code location of the `commercial_analytics` domain: consumer-aligned products from other ports."""
 
 import dagster as dg
 

@@ -1,4 +1,4 @@
-"""Code location `mesh`: governance of the whole mesh (overview, and the home of scorecards and SLO sensors)."""
+"""Code location `mesh`: governance of the whole mesh (overview; home of scorecards and SLO sensors)."""
 
 import dagster as dg
 

@@ -7,7 +7,6 @@ port models are generated from the product specs into `models/_mesh_generated.ym
 which also parses the project into the manifest Dagster loads: one source of truth.
 """
 
-
 import json
 import os
 import subprocess
@@ -17,7 +16,13 @@ from typing import Any
 
 import dagster as dg
 import yaml
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+)
 
 from mesh_assets import addressing
 from mesh_assets.environment import Environment
@@ -53,7 +58,8 @@ def port_source_name(domain: str) -> str:
 def products_of_project(registry: Registry, project: str) -> list[Product]:
     """The products built by one dbt project."""
     return [
-        p for p in registry.products.values()
+        p
+        for p in registry.products.values()
         if isinstance(p.spec.transformation, DbtTransformation) and p.spec.transformation.project == project
     ]
 
@@ -66,44 +72,65 @@ def generated_yaml(registry: Registry, project: str) -> str:
         spec = product.spec
         for source in spec.source_inputs:
             relation = addressing.source_relation(spec.domain, source.source)
-            entry = sources.setdefault(source.system, {"name": source.system, "schema": relation.schema,
-                                                       "tables": []})
+            entry = sources.setdefault(
+                source.system, {"name": source.system, "schema": relation.schema, "tables": []}
+            )
             if source.extract not in {t["name"] for t in entry["tables"]}:
-                entry["tables"].append({"name": source.extract, "identifier": relation.name,
-                                        "description": source.description or f"Landed extract {source.source}."})
+                entry["tables"].append(
+                    {
+                        "name": source.extract,
+                        "identifier": relation.name,
+                        "description": source.description or f"Landed extract {source.source}.",
+                    }
+                )
         for declared in spec.product_inputs:
             resolved = registry.resolve(product, declared)
             if resolved is None:
                 continue
             producer = resolved.producer.spec
             relation = addressing.port_relation(producer.domain, producer.name, resolved.port.major)
-            entry = sources.setdefault(port_source_name(producer.domain), {
-                "name": port_source_name(producer.domain), "schema": relation.schema, "tables": []})
+            entry = sources.setdefault(
+                port_source_name(producer.domain),
+                {"name": port_source_name(producer.domain), "schema": relation.schema, "tables": []},
+            )
             if relation.name not in {t["name"] for t in entry["tables"]}:
-                entry["tables"].append({"name": relation.name, "description":
-                                        f"Published output port {producer.key} v{resolved.port.major}."})
+                entry["tables"].append(
+                    {
+                        "name": relation.name,
+                        "description": f"Published output port {producer.key} v{resolved.port.major}.",
+                    }
+                )
         for port in spec.output_ports:
+            published = addressing.port_relation(spec.domain, spec.name, port.major)
             columns = []
             for column in port.columns:
-                data_type = (f"decimal({column.precision},{column.scale})"
-                             if column.type == LogicalType.DECIMAL else _DBT_TYPES[column.type])
+                data_type = (
+                    f"decimal({column.precision},{column.scale})"
+                    if column.type == LogicalType.DECIMAL
+                    else _DBT_TYPES[column.type]
+                )
                 tests: list[str] = []
                 if not column.nullable:
                     tests.append("not_null")
                 if column.unique or port.primary_key == [column.name]:
                     tests.append("unique")
-                entry: dict[str, Any] = {"name": column.name, "data_type": data_type,
-                                         "description": column.description}
+                entry: dict[str, Any] = {
+                    "name": column.name,
+                    "data_type": data_type,
+                    "description": column.description,
+                }
                 if tests:
                     entry["data_tests"] = tests
                 columns.append(entry)
-            models.append({
-                "name": spec.port_model(port),
-                "description": f"Candidate batch of {spec.key} v{port.major} ({port.version}); the platform "
-                               f"audits it and publishes {addressing.port_relation(spec.domain, spec.name, port.major).dotted}.",
-                "config": {"contract": {"enforced": True}, "materialized": "table"},
-                "columns": columns,
-            })
+            models.append(
+                {
+                    "name": spec.port_model(port),
+                    "description": f"Candidate batch of {spec.key} v{port.major} ({port.version}); the "
+                    f"platform audits it and publishes {published.dotted}.",
+                    "config": {"contract": {"enforced": True}, "materialized": "table"},
+                    "columns": columns,
+                }
+            )
     body = {"version": 2, "sources": list(sources.values()), "models": models}
     return _HEADER + yaml.safe_dump(body, sort_keys=False, width=110)
 
@@ -123,13 +150,33 @@ def prepare(registry: Registry, project: str, target: str = "local", check: bool
     wanted = generated_yaml(registry, project)
     if not generated.exists() or generated.read_text() != wanted:
         if check:
-            raise MeshSpecError([SpecIssue(generated, "", "is out of date with the product specs",
-                                           "run `mesh prepare` and commit the result")], registry.root)
+            raise MeshSpecError(
+                [
+                    SpecIssue(
+                        generated,
+                        "",
+                        "is out of date with the product specs",
+                        "run `mesh prepare` and commit the result",
+                    )
+                ],
+                registry.root,
+            )
         generated.write_text(wanted)
     result = subprocess.run(
-        [dbt_executable(), "parse", "--quiet", "--target", target, "--project-dir", str(project_dir),
-         "--profiles-dir", str(project_dir)],
-        capture_output=True, text=True, env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
+        [
+            dbt_executable(),
+            "parse",
+            "--quiet",
+            "--target",
+            target,
+            "--project-dir",
+            str(project_dir),
+            "--profiles-dir",
+            str(project_dir),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
     )
     if result.returncode != 0:
         raise RuntimeError(f"dbt parse failed for {project_dir}:\n{result.stdout}\n{result.stderr}")
@@ -153,8 +200,13 @@ def _manifest(registry: Registry, project: str, env: Environment) -> Path:
 class MeshDbtTranslator(DagsterDbtTranslator):
     """Maps each dbt node onto the mesh: its product, role, asset key, owners and tags."""
 
-    def __init__(self, registry: Registry, project: str, env: Environment,
-                 automation: dict[str, dg.AutomationCondition | None]) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        project: str,
+        env: Environment,
+        automation: dict[str, dg.AutomationCondition | None],
+    ) -> None:
         super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
         self.env = env
         self.automation = automation
@@ -163,20 +215,27 @@ class MeshDbtTranslator(DagsterDbtTranslator):
         for product in products_of_project(registry, project):
             transformation = product.spec.transformation
             assert isinstance(transformation, DbtTransformation)
-            for name in [*transformation.internals, *(product.spec.port_model(p) for p in product.spec.output_ports)]:
+            for name in [
+                *transformation.internals,
+                *(product.spec.port_model(p) for p in product.spec.output_ports),
+            ]:
                 self.models[name] = product
             for source in product.spec.source_inputs:
                 self.sources[(source.system, source.extract)] = addressing.source_key(
-                    product.spec.domain, product.spec.name, source.source)
+                    product.spec.domain, product.spec.name, source.source
+                )
             for declared in product.spec.product_inputs:
                 resolved = registry.resolve(product, declared)
                 if resolved is not None:
                     producer = resolved.producer.spec
                     table = addressing.port_relation(producer.domain, producer.name, resolved.port.major).name
                     self.sources[(port_source_name(producer.domain), table)] = addressing.port_key(
-                        producer.domain, producer.name, resolved.port.major)
+                        producer.domain, producer.name, resolved.port.major
+                    )
 
-    def get_asset_spec(self, manifest: dict[str, Any], unique_id: str, project: DbtProject | None) -> dg.AssetSpec:
+    def get_asset_spec(
+        self, manifest: dict[str, Any], unique_id: str, project: DbtProject | None
+    ) -> dg.AssetSpec:
         base = super().get_asset_spec(manifest, unique_id, project)
         props = manifest["sources"].get(unique_id) or manifest["nodes"].get(unique_id) or {}
         if props.get("resource_type") == "source":
@@ -197,7 +256,10 @@ class MeshDbtTranslator(DagsterDbtTranslator):
 
 
 def dbt_project_assets(
-    registry: Registry, domain: str, project: str, env: Environment,
+    registry: Registry,
+    domain: str,
+    project: str,
+    env: Environment,
     automation: dict[str, dg.AutomationCondition | None],
 ) -> dg.AssetsDefinition:
     """The dbt models of the project's products in `domain`, as one dagster-dbt multi-asset."""
@@ -216,8 +278,12 @@ def dbt_project_assets(
         pool=WAREHOUSE_POOL,
     )
     def _dbt(context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[Warehouse]):
-        dbt = DbtCliResource(project_dir=dbt_project, profiles_dir=str(project_dir), target=env.dbt_target,
-                             dbt_executable=dbt_executable())
+        dbt = DbtCliResource(
+            project_dir=dbt_project,
+            profiles_dir=str(project_dir),
+            target=env.dbt_target,
+            dbt_executable=dbt_executable(),
+        )
         # dbt opens the DuckDB file itself: hold the warehouse's writer lock for the whole command.
         with warehouse.exclusive():
             os.environ.update(warehouse.dbt_env())
@@ -226,14 +292,23 @@ def dbt_project_assets(
     return _dbt
 
 
-def _refuse_unowned_models(manifest: dict[str, Any], translator: MeshDbtTranslator, registry: Registry,
-                           project: str) -> None:
+def _refuse_unowned_models(
+    manifest: dict[str, Any], translator: MeshDbtTranslator, registry: Registry, project: str
+) -> None:
     unowned = sorted(
-        node["name"] for node in manifest["nodes"].values()
+        node["name"]
+        for node in manifest["nodes"].values()
         if node.get("resource_type") == "model" and node["name"] not in translator.models
     )
     if unowned:
-        raise MeshSpecError([SpecIssue(
-            registry.root / "dbt_projects" / project, "models",
-            f"dbt model(s) {', '.join(unowned)} belong to no product",
-            "list each under a product's transformation.internals, or as a port's model")], registry.root)
+        raise MeshSpecError(
+            [
+                SpecIssue(
+                    registry.root / "dbt_projects" / project,
+                    "models",
+                    f"dbt model(s) {', '.join(unowned)} belong to no product",
+                    "list each under a product's transformation.internals, or as a port's model",
+                )
+            ],
+            registry.root,
+        )

@@ -48,7 +48,9 @@ def _load_function(path: Path, name: str) -> Callable[[dict[str, pd.DataFrame]],
     return function
 
 
-def input_relations(product: Product, registry: Registry) -> dict[str, tuple[addressing.Relation, dg.AssetKey]]:
+def input_relations(
+    product: Product, registry: Registry
+) -> dict[str, tuple[addressing.Relation, dg.AssetKey]]:
     """Each declared input of the product: where it is read from, and its asset key."""
     spec = product.spec
     found: dict[str, tuple[addressing.Relation, dg.AssetKey]] = {}
@@ -68,7 +70,9 @@ def input_relations(product: Product, registry: Registry) -> dict[str, tuple[add
     return found
 
 
-def port_builder(product: Product, registry: Registry, port: OutputPort) -> tuple[BuildCandidate, list[dg.AssetKey]]:
+def port_builder(
+    product: Product, registry: Registry, port: OutputPort
+) -> tuple[BuildCandidate, list[dg.AssetKey]]:
     """The candidate builder of a Python port, and the assets it reads."""
     transformation = product.spec.transformation
     assert isinstance(transformation, PythonTransformation)
@@ -76,9 +80,13 @@ def port_builder(product: Product, registry: Registry, port: OutputPort) -> tupl
     function_name = product.spec.port_model(port)
     inputs = input_relations(product, registry)
 
-    def build(context: dg.AssetExecutionContext, session: WarehouseSession, candidate: addressing.Relation) -> None:
+    def build(
+        context: dg.AssetExecutionContext, session: WarehouseSession, candidate: addressing.Relation
+    ) -> None:
         function = _load_function(module_path, function_name)
-        frames = {name: session.query_df(f"SELECT * FROM {relation.sql}") for name, (relation, _) in inputs.items()}
+        frames = {
+            name: session.query_df(f"SELECT * FROM {relation.sql}") for name, (relation, _) in inputs.items()
+        }
         result = function(frames)
         context.log.info(f"{module_path.name}:{function_name} returned {len(result):,} rows")
         session.write_dataframe(candidate, result)

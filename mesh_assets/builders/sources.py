@@ -4,7 +4,6 @@ Extracts land as text, untyped and uncleaned, so a dirty value never fails inges
 cleaning are the product's own transformation, where the contract checks can see them.
 """
 
-
 import dagster as dg
 
 from mesh_assets import addressing
@@ -38,7 +37,9 @@ def source_asset(product: Product, source: SourceInput, env: Environment) -> dg.
         automation_condition=dg.AutomationCondition.on_cron(refresh_cron(spec.slos.freshness)),
         pool=WAREHOUSE_POOL,
     )
-    def _land(context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[Warehouse]) -> dg.MaterializeResult:
+    def _land(
+        context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[Warehouse]
+    ) -> dg.MaterializeResult:
         if not path.exists():
             raise dg.Failure(
                 description=f"no extract for source {source.source} at {path}. Generate the example "
@@ -49,6 +50,8 @@ def source_asset(product: Product, source: SourceInput, env: Environment) -> dg.
             session.load_extract(relation, path, source.format)
             rows = session.row_count(relation)
         context.log.info(f"landed {rows:,} rows of {source.source} into {relation.dotted}")
-        return dg.MaterializeResult(metadata={"dagster/row_count": rows, "mesh/source_bytes": path.stat().st_size})
+        return dg.MaterializeResult(
+            metadata={"dagster/row_count": rows, "mesh/source_bytes": path.stat().st_size}
+        )
 
     return _land

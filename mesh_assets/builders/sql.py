@@ -9,9 +9,7 @@ Anything else is refused when the code location loads, naming the fix. On Snowfl
 transpiled with sqlglot.
 """
 
-
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import dagster as dg
 import jinja2
@@ -52,7 +50,9 @@ def render(product: Product, registry: Registry, model: str) -> RenderedSql:
             hint = (
                 f"declare it in input_ports: - product: {owner.key}" if owner else "declare it in input_ports"
             )
-            issues.append(SpecIssue(path, f"input('{reference}')", "reads a port the spec does not declare", hint))
+            issues.append(
+                SpecIssue(path, f"input('{reference}')", "reads a port the spec does not declare", hint)
+            )
             return "__undeclared__"
         producer = resolved.producer.spec
         deps.append(addressing.port_key(producer.domain, producer.name, resolved.port.major))
@@ -60,17 +60,28 @@ def render(product: Product, registry: Registry, model: str) -> RenderedSql:
 
     def _source(reference: str) -> str:
         if reference not in declared_sources:
-            issues.append(SpecIssue(path, f"source('{reference}')", "reads a source the spec does not declare",
-                                    f"add '- source: {reference}' to input_ports"))
+            issues.append(
+                SpecIssue(
+                    path,
+                    f"source('{reference}')",
+                    "reads a source the spec does not declare",
+                    f"add '- source: {reference}' to input_ports",
+                )
+            )
             return "__undeclared__"
         deps.append(addressing.source_key(spec.domain, spec.name, reference))
         return addressing.source_relation(spec.domain, reference).sql
 
     def _ref(name: str) -> str:
         if name not in transformation.internals:
-            issues.append(SpecIssue(path, f"ref('{name}')", f"'{name}' is not an internal model of {spec.key}",
-                                    f"list it under transformation.internals, or use input() for another "
-                                    f"product's port"))
+            issues.append(
+                SpecIssue(
+                    path,
+                    f"ref('{name}')",
+                    f"'{name}' is not an internal model of {spec.key}",
+                    "list it under transformation.internals, or use input() for another product's port",
+                )
+            )
             return "__undeclared__"
         deps.append(addressing.internal_key(spec.domain, spec.name, name))
         return addressing.internal_relation(spec.domain, spec.name, name).sql
@@ -79,9 +90,18 @@ def render(product: Product, registry: Registry, model: str) -> RenderedSql:
     try:
         sql = env.from_string(path.read_text()).render(input=_input, source=_source, ref=_ref)
     except jinja2.TemplateError as exc:
-        raise MeshSpecError([SpecIssue(path, f"line {getattr(exc, 'lineno', '?')}", f"template error: {exc}",
-                                       "use only input('<domain>.<product>'), source('<system>.<extract>') "
-                                       "and ref('<internal>')")], registry.root) from exc
+        raise MeshSpecError(
+            [
+                SpecIssue(
+                    path,
+                    f"line {getattr(exc, 'lineno', '?')}",
+                    f"template error: {exc}",
+                    "use only input('<domain>.<product>'), source('<system>.<extract>') "
+                    "and ref('<internal>')",
+                )
+            ],
+            registry.root,
+        ) from exc
     if issues:
         raise MeshSpecError(issues, registry.root)
     return RenderedSql(sql=sql.strip().rstrip(";"), deps=list(dict.fromkeys(deps)))
@@ -132,13 +152,17 @@ def _internal_asset(
         metadata={
             "dagster/table_name": relation.dotted,
             "dagster/code_references": dg.CodeReferencesMetadataValue(
-                code_references=[dg.LocalFileCodeReference(file_path=str((product.folder / f"{name}.sql").resolve()))]
+                code_references=[
+                    dg.LocalFileCodeReference(file_path=str((product.folder / f"{name}.sql").resolve()))
+                ]
             ),
         },
         automation_condition=automation,
         pool=WAREHOUSE_POOL,
     )
-    def _build(context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[Warehouse]) -> dg.MaterializeResult:
+    def _build(
+        context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[Warehouse]
+    ) -> dg.MaterializeResult:
         with warehouse.session() as session:
             session.create_table_as(relation, for_dialect(rendered.sql, session))
             rows = session.row_count(relation)
@@ -147,13 +171,15 @@ def _internal_asset(
     return _build
 
 
-def port_builder(product: Product, registry: Registry, model: str) -> tuple[BuildCandidate, list[dg.AssetKey]]:
+def port_builder(
+    product: Product, registry: Registry, model: str
+) -> tuple[BuildCandidate, list[dg.AssetKey]]:
     """The candidate builder of a SQL port, and the assets it reads."""
     rendered = render(product, registry, model)
 
-    def build(context: dg.AssetExecutionContext, session: WarehouseSession, candidate: addressing.Relation) -> None:
+    def build(
+        context: dg.AssetExecutionContext, session: WarehouseSession, candidate: addressing.Relation
+    ) -> None:
         session.create_table_as(candidate, for_dialect(rendered.sql, session))
 
     return build, rendered.deps
-
-

@@ -39,7 +39,17 @@ _TYPES = {
     LogicalType.TIMESTAMP: "TIMESTAMP",
 }
 
-_INTEGERS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
+_INTEGERS = {
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+}
 # What a transformation may hand over for a contract type: the same family, which the publish casts to
 # the contract's exact type. A string where a number is promised, or a float where an integer is
 # promised, is a contract violation, not something to cast away.
@@ -51,7 +61,13 @@ _COMPATIBLE = {
     LogicalType.DECIMAL: {"DECIMAL", *_INTEGERS},
     LogicalType.BOOLEAN: {"BOOLEAN"},
     LogicalType.DATE: {"DATE"},
-    LogicalType.TIMESTAMP: {"TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "TIMESTAMP WITH TIME ZONE"},
+    LogicalType.TIMESTAMP: {
+        "TIMESTAMP",
+        "TIMESTAMP_NS",
+        "TIMESTAMP_MS",
+        "TIMESTAMP_S",
+        "TIMESTAMP WITH TIME ZONE",
+    },
 }
 
 

@@ -17,9 +17,12 @@ def sales_forecast_v0(inputs: dict[str, pd.DataFrame]) -> pd.DataFrame:
     customers = inputs["commercial_analytics.customer_360"][["customer_id", "country_code"]]
     monthly = (
         sales.merge(customers, on="customer_id", how="inner")
-        .assign(sales_month=lambda d: pd.to_datetime(d["sales_month"]),
-                revenue=lambda d: d["net_revenue_eur"].astype(float))
-        .groupby(["country_code", "product_line", "sales_month"], as_index=False)["revenue"].sum()
+        .assign(
+            sales_month=lambda d: pd.to_datetime(d["sales_month"]),
+            revenue=lambda d: d["net_revenue_eur"].astype(float),
+        )
+        .groupby(["country_code", "product_line", "sales_month"], as_index=False)["revenue"]
+        .sum()
     )
     # The latest month is still being booked: training on it would bend every trend down.
     latest = monthly["sales_month"].max()
@@ -37,14 +40,16 @@ def sales_forecast_v0(inputs: dict[str, pd.DataFrame]) -> pd.DataFrame:
         for step in range(HORIZON_MONTHS):
             month = first_forecast + pd.DateOffset(months=step)
             point = max(0.0, slope * (month.year * 12 + month.month) + intercept)
-            rows.append({
-                "forecast_month": month.date(),
-                "country_code": country,
-                "product_line": line,
-                "forecast_revenue_eur": round(point, 2),
-                "lower_eur": round(max(0.0, point - Z_95 * spread), 2),
-                "upper_eur": round(point + Z_95 * spread, 2),
-                "trained_months": len(history),
-                "method": f"linear_trend_{TRAINING_MONTHS}m",
-            })
+            rows.append(
+                {
+                    "forecast_month": month.date(),
+                    "country_code": country,
+                    "product_line": line,
+                    "forecast_revenue_eur": round(point, 2),
+                    "lower_eur": round(max(0.0, point - Z_95 * spread), 2),
+                    "upper_eur": round(point + Z_95 * spread, 2),
+                    "trained_months": len(history),
+                    "method": f"linear_trend_{TRAINING_MONTHS}m",
+                }
+            )
     return pd.DataFrame(rows)

@@ -1,0 +1,12 @@
+"""`make bench`: every benchmark, each printing ratios against a baseline measured in the same run."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+if __name__ == "__main__":
+    for script, args in [("load_time.py", []), ("build_mesh.py", ["--scale", "1000000"])]:
+        print(f"== {script} {' '.join(args)}", flush=True)
+        subprocess.run([sys.executable, str(HERE / script), *args], check=True)
