@@ -134,9 +134,11 @@ class PrimaryKeyRule(Rule):
         details: dict[str, Any] = {"null_key_rows": nulls, "duplicate_key_rows": duplicates}
         if duplicates:
             cols = ", ".join(f'"{k}"' for k in self.keys)
+            any_null = " OR ".join(f'"{k}" IS NULL' for k in self.keys)
+            # Null keys are reported as null_key_rows, not as duplicates of each other.
             rows = session.query(
-                f"SELECT {cols}, COUNT(*) AS n FROM {batch.sql} GROUP BY {cols} HAVING COUNT(*) > 1 "
-                f"ORDER BY n DESC LIMIT 5"
+                f"SELECT {cols}, COUNT(*) AS n FROM {batch.sql} WHERE NOT ({any_null}) "
+                f"GROUP BY {cols} HAVING COUNT(*) > 1 ORDER BY n DESC LIMIT 5"
             )
             details["sample_duplicate_keys"] = [[str(v) for v in row] for row in rows]
         return Outcome(
@@ -181,9 +183,74 @@ class RowCountRule(Rule):
         )
 
 
+class NotNullRule(Rule):
+    """Columns the contract declares `nullable: false` (beyond the key) hold no nulls."""
+
+    name = "not_null_columns"
+
+    def __init__(self, port: OutputPort) -> None:
+        self.columns = [c.name for c in port.columns if not c.nullable and c.name not in port.primary_key]
+        self.severity = Severity.ERROR
+        self.description = f"No nulls in {', '.join(self.columns)}."
+
+    def aggregates(self, session: WarehouseSession) -> dict[str, str]:
+        return {f"nulls__{c}": f'SUM(CASE WHEN "{c}" IS NULL THEN 1 ELSE 0 END)' for c in self.columns}
+
+    def judge(self, session: WarehouseSession, batch: Relation, values: dict[str, Any]) -> Outcome:
+        nulls = {c: int(values[f"nulls__{c}"] or 0) for c in self.columns}
+        failing = {c: n for c, n in nulls.items() if n}
+        return Outcome(
+            rule=self.name,
+            passed=not failing,
+            severity=self.severity,
+            description=self.description,
+            observed=", ".join(f"{c}: {n}" for c, n in failing.items()) or "no nulls",
+            threshold="0 nulls per column",
+            failing_count=sum(failing.values()),
+            details={"null_counts": nulls},
+        )
+
+
+class UniqueRule(Rule):
+    """Columns the contract declares `unique: true` (beyond a single-column key) hold no duplicates."""
+
+    name = "unique_columns"
+
+    def __init__(self, port: OutputPort) -> None:
+        self.columns = [c.name for c in port.columns if c.unique and port.primary_key != [c.name]]
+        self.severity = Severity.ERROR
+        self.description = f"Values of {', '.join(self.columns)} are unique (nulls aside)."
+
+    def aggregates(self, session: WarehouseSession) -> dict[str, str]:
+        return {f"dupes__{c}": f'COUNT("{c}") - COUNT(DISTINCT "{c}")' for c in self.columns}
+
+    def judge(self, session: WarehouseSession, batch: Relation, values: dict[str, Any]) -> Outcome:
+        dupes = {c: int(values[f"dupes__{c}"] or 0) for c in self.columns}
+        failing = {c: n for c, n in dupes.items() if n}
+        return Outcome(
+            rule=self.name,
+            passed=not failing,
+            severity=self.severity,
+            description=self.description,
+            observed=", ".join(f"{c}: {n}" for c, n in failing.items()) or "no duplicates",
+            threshold="0 duplicate values per column",
+            failing_count=sum(failing.values()),
+            details={"duplicate_counts": dupes},
+        )
+
+
 def contract_rules(port: OutputPort) -> list[Rule]:
-    """The rules every publish of a port must pass, derived from its contract."""
-    return [SchemaRule(port), PrimaryKeyRule(port), RowCountRule(port)]
+    """The rules every publish of a port must pass, derived from its contract.
+
+    The schema rule comes first: it gates the others. Column rules exist only where the contract asks
+    for them, so every check a port shows can fail.
+    """
+    rules: list[Rule] = [SchemaRule(port), PrimaryKeyRule(port), RowCountRule(port)]
+    if NotNullRule(port).columns:
+        rules.append(NotNullRule(port))
+    if UniqueRule(port).columns:
+        rules.append(UniqueRule(port))
+    return rules
 
 
 def check_specs(port: OutputPort, asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
@@ -208,7 +275,8 @@ def audit(session: WarehouseSession, batch: Relation, port: OutputPort) -> list[
     rules = contract_rules(port)
     schema_rule, data_rules = rules[0], rules[1:]
     schema = schema_rule.judge(session, batch, {})
-    if not schema.passed and schema.severity == Severity.ERROR:
+    # Data rules name contract columns: with any missing they cannot run, whatever the schema's severity.
+    if not schema.passed and (schema.severity == Severity.ERROR or schema.details["missing_columns"]):
         return [schema] + [
             Outcome(
                 rule.name,

@@ -8,6 +8,7 @@ stays the single source of truth.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -65,7 +66,7 @@ def freshness_policy(slo: FreshnessSlo) -> dg.FreshnessPolicy:
 def refresh_cron(slo: FreshnessSlo) -> str:
     """How often a source-aligned product re-ingests so it keeps its freshness SLO."""
     if slo.cron is not None:
-        return slo.cron
+        return _before_deadline(slo.cron, parse_duration(slo.lower_bound or "1h"))
     assert slo.max_age is not None
     age = parse_duration(slo.max_age)
     hours = int(age.total_seconds() // 3600)
@@ -76,6 +77,24 @@ def refresh_cron(slo: FreshnessSlo) -> str:
         return f"0 */{max(1, hours // 2)} * * *"
     minutes = max(5, int(age.total_seconds() // 60) // 2)
     return f"*/{minutes} * * * *"
+
+
+def _before_deadline(cron: str, window: timedelta) -> str:
+    """Run halfway into the window before a daily deadline, so the update lands inside it.
+
+    A cron policy needs an update between (deadline - lower_bound) and the deadline; ingesting at the
+    deadline itself would land just after it. Only plain `M H * * *`-style deadlines are shifted;
+    anything else keeps the deadline cron (the window must then be long enough for the run).
+    """
+    fields = cron.split()
+    if len(fields) != 5 or not (fields[0].isdigit() and fields[1].isdigit()) or fields[2] != "*":
+        return cron
+    deadline = int(fields[1]) * 60 + int(fields[0])
+    shift = max(1, int(window.total_seconds() // 120))  # half the window, in minutes
+    if shift > deadline:  # crossing midnight would move a weekday-bound deadline to the wrong day
+        return cron
+    at = deadline - shift
+    return " ".join([str(at % 60), str(at // 60), *fields[2:]])
 
 
 def column_schema(port: OutputPort) -> dg.TableSchema:

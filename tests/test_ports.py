@@ -228,14 +228,19 @@ def test_a_cron_slo_becomes_a_cron_policy_with_deadline_lower_bound_and_timezone
         ({"max_age": "1h"}, "0 */1 * * *"),
         ({"max_age": "30m"}, "*/15 * * * *"),
         ({"max_age": "5m"}, "*/5 * * * *"),
-        ({"cron": "0 6 * * *", "lower_bound": "24h"}, "0 6 * * *"),
     ],
-    ids=["24h-daily", "2d-daily", "6h-every-3-hours", "1h-hourly", "30m-every-15-min", "5m-floor", "cron"],
+    ids=["24h-daily", "2d-daily", "6h-every-3-hours", "1h-hourly", "30m-every-15-min", "5m-floor"],
 )
-def test_refresh_cron_derives_an_ingest_cadence_that_keeps_the_freshness_slo(
+def test_refresh_cron_derives_an_ingest_cadence_from_a_max_age_slo(
     freshness: dict[str, str], cron: str
 ) -> None:
     assert refresh_cron(FreshnessSlo(**freshness)) == cron
+
+
+def test_a_cron_deadline_whose_half_window_would_cross_midnight_is_kept_as_the_ingest_cadence() -> None:
+    slo = FreshnessSlo(cron="30 6 * * 1-5", lower_bound="24h", cron_timezone="Europe/Zurich")
+
+    assert refresh_cron(slo) == "30 6 * * 1-5"
 
 
 def test_the_source_asset_ingests_on_the_cadence_of_the_freshness_slo(
@@ -320,3 +325,13 @@ def test_the_customers_location_loads_on_snowflake_without_credentials_or_a_conn
     assert port.metadata["dagster/table_name"] == "MESH.customers.customer_master_v1"
     source = specs[dg.AssetKey(["customers", "customer_master", "source", "crm__customers"])]
     assert "snowflake" in source.kinds
+
+
+def test_a_daily_cron_deadline_is_refreshed_inside_its_window_not_at_the_deadline() -> None:
+    from mesh_assets.ports import refresh_cron
+    from mesh_assets.spec import FreshnessSlo
+
+    slo = FreshnessSlo(cron="0 6 * * *", lower_bound="2h")
+    assert refresh_cron(slo) == "0 5 * * *"
+    # Shifting across midnight would move a weekday-bound deadline to the wrong day: left as is.
+    assert refresh_cron(FreshnessSlo(cron="30 0 * * 1", lower_bound="2h")) == "30 0 * * 1"

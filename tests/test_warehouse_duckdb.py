@@ -408,12 +408,6 @@ def test_importing_the_backend_does_not_import_duckdb() -> None:
     assert result.stdout.strip() == "False"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='platform bug: a DataFrame column that is entirely null lands as DuckDB type "NULL", which '
-    "type_matches refuses for every logical type, so a legitimately all-null nullable column fails "
-    "contract_schema",
-)
 def test_an_all_null_nullable_column_of_a_dataframe_satisfies_its_contract_type(
     session: DuckDBSession,
 ) -> None:

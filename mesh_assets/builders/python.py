@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 
 def _load_function(path: Path, name: str) -> Callable[[dict[str, pd.DataFrame]], pd.DataFrame]:
     # Keyed by the file's full path, so two copies of a product (tests, branches) never share a module.
-    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+    # The modification time is part of the key so a long-lived process picks up an edited transform.
+    stamp = f"{path.resolve()}:{path.stat().st_mtime_ns}"
+    digest = hashlib.sha1(stamp.encode()).hexdigest()[:12]
     module_name = f"mesh_product_{path.parent.name}_{path.stem}_{digest}"
     module = sys.modules.get(module_name)
     if module is None:

@@ -34,7 +34,9 @@ def source_asset(product: Product, source: SourceInput, env: Environment) -> dg.
             "dagster/table_name": relation.dotted,
             "mesh/source_file": str(path),
         },
-        automation_condition=dg.AutomationCondition.on_cron(refresh_cron(spec.slos.freshness)),
+        automation_condition=dg.AutomationCondition.on_cron(
+            refresh_cron(spec.slos.freshness), cron_timezone=spec.slos.freshness.cron_timezone
+        ),
         pool=WAREHOUSE_POOL,
     )
     def _land(

@@ -123,7 +123,7 @@ class FileLock:
                 if time.monotonic() > deadline:
                     os.close(fd)
                     raise TimeoutError(
-                        f"waited {self.timeout_s:.0f}s for the DuckDB writer lock {self.path}; another "
+                        f"waited {self.timeout_s:g}s for the DuckDB writer lock {self.path}; another "
                         "process still holds it. Wait for its run to finish, or raise "
                         "MESH_DUCKDB_LOCK_TIMEOUT."
                     ) from None
@@ -161,10 +161,11 @@ class DuckDBSession(WarehouseSession):
     def load_extract(self, relation: Relation, path: Path, file_format: str) -> None:
         # Extracts land as text: typing and cleaning is the product's job, in its own transformation,
         # so a dirty value never fails the landing step.
+        quoted = str(path).replace("'", "''")
         reader = (
-            f"read_csv('{path}', header = true, all_varchar = true)"
+            f"read_csv('{quoted}', header = true, all_varchar = true)"
             if file_format == "csv"
-            else f"read_parquet('{path}')"
+            else f"read_parquet('{quoted}')"
         )
         self.create_table_as(relation, f"SELECT * FROM {reader}")
 
@@ -200,7 +201,9 @@ class DuckDBSession(WarehouseSession):
         return _TYPES[column.type]
 
     def type_matches(self, column: Column, physical: str) -> bool:
-        family = physical.upper().split("(")[0].strip()
+        family = physical.upper().split("(")[0].strip().strip('"')
+        if family == "NULL":  # an all-null frame column has no type of its own; the publish casts it
+            return True
         return family in _COMPATIBLE[column.type]
 
 
