@@ -71,7 +71,7 @@ def prepare(
 ) -> None:
     """Generate what derives from the specs (JSON Schema, dbt contracts) and parse the dbt projects."""
     from mesh_assets import environment
-    from mesh_assets.builders.dbt import prepare as prepare_dbt
+    from mesh_assets.dbt_contracts import prepare as prepare_dbt
     from mesh_assets.registry import MeshSpecError, load_registry
     from mesh_assets.spec import DbtTransformation
     from mesh_assets.validate import SCHEMA_PATH, schema_text

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dagster as dg
 
 from mesh_assets import addressing, environment
-from mesh_assets.builders import dbt as dbt_builder
 from mesh_assets.builders import python as python_builder
 from mesh_assets.builders import sql as sql_builder
 from mesh_assets.builders.sources import source_asset
@@ -60,6 +59,8 @@ def build_domain(domain: str) -> dg.Definitions:
                 build = None
                 deps = [addressing.internal_key(spec.domain, spec.name, spec.port_model(port))]
             assets.append(port_asset(product, port, where, deps, transformation.kind, build, eager))
+    if dbt_projects:
+        from mesh_assets.builders import dbt as dbt_builder  # dagster-dbt only where dbt is used
     for project in dbt_projects:
         automation = {p.key: eager for p in products}
         assets.append(dbt_builder.dbt_project_assets(registry, domain, project, env, automation))

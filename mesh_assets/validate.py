@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mesh_assets import spec as spec_module
 from mesh_assets.builders import sql as sql_builder
-from mesh_assets.builders.dbt import GENERATED_FILE, generated_yaml
+from mesh_assets.dbt_contracts import GENERATED_FILE, generated_yaml
 from mesh_assets.registry import MeshSpecError, Registry, SpecIssue, load_registry
 from mesh_assets.spec import DbtTransformation, SqlTransformation
 

@@ -57,7 +57,8 @@ def test_the_whole_mesh_builds_every_port_with_rows_and_a_rerun_is_idempotent(
             0
         ]
         schemas = {
-            row[0] for row in con.execute("SELECT DISTINCT table_schema FROM information_schema.tables")
+            row[0]
+            for row in con.execute("SELECT DISTINCT table_schema FROM information_schema.tables").fetchall()
         }
     assert overview == len(tables)
     # Ports and internals live apart: a reader tells them by their schema.
