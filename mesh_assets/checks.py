@@ -14,7 +14,7 @@ from typing import Any
 import dagster as dg
 
 from mesh_assets.addressing import Relation
-from mesh_assets.spec import OutputPort, Severity
+from mesh_assets.spec import Column, OutputPort, Severity
 from mesh_assets.warehouse.base import WarehouseSession
 
 
@@ -183,60 +183,78 @@ class RowCountRule(Rule):
         )
 
 
-class NotNullRule(Rule):
+class ColumnCountRule(Rule):
+    """A rule counting offending values per contract column, answered in the shared scan."""
+
+    unit: str
+    """What is counted, e.g. `nulls`."""
+    detail_key: str
+    """Metadata key of the per-column counts."""
+
+    def __init__(self, port: OutputPort) -> None:
+        self.columns = [c.name for c in port.columns if self.applies(c, port)]
+        self.severity = Severity.ERROR
+
+    @abc.abstractmethod
+    def applies(self, column: Column, port: OutputPort) -> bool:
+        """Whether the rule covers a column."""
+
+    @abc.abstractmethod
+    def count_sql(self, column: str) -> str:
+        """Aggregate counting the offending values of one column."""
+
+    def aggregates(self, session: WarehouseSession) -> dict[str, str]:
+        return {f"{self.name}__{c}": self.count_sql(c) for c in self.columns}
+
+    def judge(self, session: WarehouseSession, batch: Relation, values: dict[str, Any]) -> Outcome:
+        counts = {c: int(values[f"{self.name}__{c}"] or 0) for c in self.columns}
+        failing = {c: n for c, n in counts.items() if n}
+        return Outcome(
+            rule=self.name,
+            passed=not failing,
+            severity=self.severity,
+            description=self.description,
+            observed=", ".join(f"{c}: {n}" for c, n in failing.items()) or f"no {self.unit}",
+            threshold=f"0 {self.unit} per column",
+            failing_count=sum(failing.values()),
+            details={self.detail_key: counts},
+        )
+
+
+class NotNullRule(ColumnCountRule):
     """Columns the contract declares `nullable: false` (beyond the key) hold no nulls."""
 
     name = "not_null_columns"
+    unit = "nulls"
+    detail_key = "null_counts"
 
-    def __init__(self, port: OutputPort) -> None:
-        self.columns = [c.name for c in port.columns if not c.nullable and c.name not in port.primary_key]
-        self.severity = Severity.ERROR
-        self.description = f"No nulls in {', '.join(self.columns)}."
+    def applies(self, column: Column, port: OutputPort) -> bool:
+        return not column.nullable and column.name not in port.primary_key
 
-    def aggregates(self, session: WarehouseSession) -> dict[str, str]:
-        return {f"nulls__{c}": f'SUM(CASE WHEN "{c}" IS NULL THEN 1 ELSE 0 END)' for c in self.columns}
+    def count_sql(self, column: str) -> str:
+        return f'SUM(CASE WHEN "{column}" IS NULL THEN 1 ELSE 0 END)'
 
-    def judge(self, session: WarehouseSession, batch: Relation, values: dict[str, Any]) -> Outcome:
-        nulls = {c: int(values[f"nulls__{c}"] or 0) for c in self.columns}
-        failing = {c: n for c, n in nulls.items() if n}
-        return Outcome(
-            rule=self.name,
-            passed=not failing,
-            severity=self.severity,
-            description=self.description,
-            observed=", ".join(f"{c}: {n}" for c, n in failing.items()) or "no nulls",
-            threshold="0 nulls per column",
-            failing_count=sum(failing.values()),
-            details={"null_counts": nulls},
-        )
+    @property
+    def description(self) -> str:
+        return f"No nulls in {', '.join(self.columns)}."
 
 
-class UniqueRule(Rule):
+class UniqueRule(ColumnCountRule):
     """Columns the contract declares `unique: true` (beyond a single-column key) hold no duplicates."""
 
     name = "unique_columns"
+    unit = "duplicate values"
+    detail_key = "duplicate_counts"
 
-    def __init__(self, port: OutputPort) -> None:
-        self.columns = [c.name for c in port.columns if c.unique and port.primary_key != [c.name]]
-        self.severity = Severity.ERROR
-        self.description = f"Values of {', '.join(self.columns)} are unique (nulls aside)."
+    def applies(self, column: Column, port: OutputPort) -> bool:
+        return column.unique and port.primary_key != [column.name]
 
-    def aggregates(self, session: WarehouseSession) -> dict[str, str]:
-        return {f"dupes__{c}": f'COUNT("{c}") - COUNT(DISTINCT "{c}")' for c in self.columns}
+    def count_sql(self, column: str) -> str:
+        return f'COUNT("{column}") - COUNT(DISTINCT "{column}")'
 
-    def judge(self, session: WarehouseSession, batch: Relation, values: dict[str, Any]) -> Outcome:
-        dupes = {c: int(values[f"dupes__{c}"] or 0) for c in self.columns}
-        failing = {c: n for c, n in dupes.items() if n}
-        return Outcome(
-            rule=self.name,
-            passed=not failing,
-            severity=self.severity,
-            description=self.description,
-            observed=", ".join(f"{c}: {n}" for c, n in failing.items()) or "no duplicates",
-            threshold="0 duplicate values per column",
-            failing_count=sum(failing.values()),
-            details={"duplicate_counts": dupes},
-        )
+    @property
+    def description(self) -> str:
+        return f"Values of {', '.join(self.columns)} are unique (nulls aside)."
 
 
 def contract_rules(port: OutputPort) -> list[Rule]:

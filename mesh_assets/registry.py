@@ -83,16 +83,10 @@ class ResolvedInput:
     port: OutputPort
 
 
-@dataclass
-class Registry:
-    """Every product of the mesh, the issues found reading them, and the lookups between them."""
+class HasIssues:
+    """Something holding a list of `SpecIssue`s, split by severity."""
 
-    root: Path
-    products: dict[str, Product] = field(default_factory=dict)
-    issues: list[SpecIssue] = field(default_factory=list)
-    domains: list[str] = field(default_factory=list)
-    unreadable: set[str] = field(default_factory=set)
-    """`<domain>.<product>` of specs that failed to parse (their consumers cannot be checked)."""
+    issues: list[SpecIssue]
 
     @property
     def errors(self) -> list[SpecIssue]:
@@ -103,6 +97,18 @@ class Registry:
     def warnings(self) -> list[SpecIssue]:
         """Issues that inform (e.g. consuming a deprecated port)."""
         return [i for i in self.issues if i.severity == "warning"]
+
+
+@dataclass
+class Registry(HasIssues):
+    """Every product of the mesh, the issues found reading them, and the lookups between them."""
+
+    root: Path
+    products: dict[str, Product] = field(default_factory=dict)
+    issues: list[SpecIssue] = field(default_factory=list)
+    domains: list[str] = field(default_factory=list)
+    unreadable: set[str] = field(default_factory=set)
+    """`<domain>.<product>` of specs that failed to parse (their consumers cannot be checked)."""
 
     def domain_products(self, domain: str) -> list[Product]:
         """The products of one domain, by name."""

@@ -15,28 +15,18 @@ from pathlib import Path
 from mesh_assets import spec as spec_module
 from mesh_assets.builders import sql as sql_builder
 from mesh_assets.dbt_contracts import GENERATED_FILE, generated_yaml
-from mesh_assets.registry import MeshSpecError, Registry, SpecIssue, load_registry
+from mesh_assets.registry import HasIssues, MeshSpecError, Registry, SpecIssue, load_registry
 from mesh_assets.spec import DbtTransformation, SqlTransformation
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "dataproduct.schema.json"
 
 
 @dataclass
-class Report:
+class Report(HasIssues):
     """The outcome of validating the mesh."""
 
     registry: Registry
     issues: list[SpecIssue]
-
-    @property
-    def errors(self) -> list[SpecIssue]:
-        """Problems that fail validation."""
-        return [i for i in self.issues if i.severity == "error"]
-
-    @property
-    def warnings(self) -> list[SpecIssue]:
-        """Problems that inform."""
-        return [i for i in self.issues if i.severity == "warning"]
 
     def summary(self) -> str:
         """One line: what was validated and how it went."""
