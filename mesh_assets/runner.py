@@ -66,13 +66,22 @@ def load_location(domain: str) -> dg.Definitions:
 
 
 def ensure_instance(root: Path) -> dg.DagsterInstance:
-    """The Dagster instance at `DAGSTER_HOME` (default `<repo>/.dagster_home`, set up from `dagster.yaml`)."""
+    """The Dagster instance at `DAGSTER_HOME` (default `<repo>/.dagster_home`, set up from `dagster.yaml`).
+
+    Creating a fresh instance's SQLite storage is not safe from two processes at once (both try to
+    create the tables), so the first touch of the storage happens under a cross-process lock.
+    """
+    from mesh_assets.warehouse.duckdb import FileLock
+
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(root / ".dagster_home")))
     home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists() and (root / "dagster.yaml").exists():
-        shutil.copy(root / "dagster.yaml", config)
-    return dg.DagsterInstance.get()
+    with FileLock(home / "instance", timeout_s=120).hold():
+        config = home / "dagster.yaml"
+        if not config.exists() and (root / "dagster.yaml").exists():
+            shutil.copy(root / "dagster.yaml", config)
+        instance = dg.DagsterInstance.get()
+        instance.get_runs(limit=1)  # creates the storage's tables on first use
+    return instance
 
 
 def _product_keys(defs: dg.Definitions, product: Product) -> list[dg.AssetKey]:

@@ -118,3 +118,24 @@ def test_two_domains_run_at_once_on_one_duckdb_file_without_lock_errors(
     tables = ["customers.customer_master_v1", "sales.orders_v1", "sales.sales_v1", "sales.sales_v2"]
     assert all(rows > 0 for rows, _ in snapshot(isolated / "mesh.duckdb", tables).values())
     assert elapsed < 600
+
+
+def test_several_processes_can_open_a_fresh_dagster_instance_at_once(tmp_path: Path, repo_root: Path) -> None:
+    home = tmp_path / "fresh_home"
+    probe = (
+        "from pathlib import Path; from mesh_assets.runner import ensure_instance; ensure_instance(Path('.'))"
+    )
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-W", "ignore", "-c", probe],
+            cwd=repo_root,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    errors = [proc.communicate(timeout=120)[1] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0], errors
+    assert (home / "dagster.yaml").exists()
