@@ -7,6 +7,7 @@ stays the single source of truth.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -149,6 +150,19 @@ def port_description(spec: DataProductSpec, port: OutputPort) -> str:
     return "\n".join(lines)
 
 
+def code_reference(*files: Path) -> dg.CodeReferencesMetadataValue:
+    """Links from an asset to the files that define it."""
+    # Code references are a beta API in Dagster 1.13, used on purpose (the UI links to the spec and
+    # transformation); its warning would repeat for every asset on every load.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.CodeReferencesMetadataValue(
+            code_references=[
+                dg.LocalFileCodeReference(file_path=str(f.resolve()), line_number=1) for f in files
+            ]
+        )
+
+
 def code_references(product: Product) -> dg.CodeReferencesMetadataValue:
     """Links to the spec and the transformation that builds the product."""
     spec, folder = product.spec, product.folder
@@ -158,9 +172,7 @@ def code_references(product: Product) -> dg.CodeReferencesMetadataValue:
         files.append(folder / transformation.module)
     elif transformation.kind == "sql":
         files += sorted(folder.glob("*.sql"))
-    return dg.CodeReferencesMetadataValue(
-        code_references=[dg.LocalFileCodeReference(file_path=str(f.resolve()), line_number=1) for f in files]
-    )
+    return code_reference(*files)
 
 
 def port_metadata(product: Product, port: OutputPort, where: PortContext) -> dict[str, object]:

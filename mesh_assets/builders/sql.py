@@ -16,7 +16,7 @@ import jinja2
 
 from mesh_assets import addressing
 from mesh_assets.environment import Environment
-from mesh_assets.ports import owners, product_tags
+from mesh_assets.ports import code_reference, owners, product_tags
 from mesh_assets.publish import WAREHOUSE_POOL, BuildCandidate
 from mesh_assets.registry import MeshSpecError, Product, Registry, SpecIssue
 from mesh_assets.spec import SqlTransformation
@@ -151,11 +151,7 @@ def _internal_asset(
         description=f"Internal model `{name}` of {spec.key} (private: other products read its port).",
         metadata={
             "dagster/table_name": relation.dotted,
-            "dagster/code_references": dg.CodeReferencesMetadataValue(
-                code_references=[
-                    dg.LocalFileCodeReference(file_path=str((product.folder / f"{name}.sql").resolve()))
-                ]
-            ),
+            "dagster/code_references": code_reference(product.folder / f"{name}.sql"),
         },
         automation_condition=automation,
         pool=WAREHOUSE_POOL,
