@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import time
 from pathlib import Path
@@ -179,6 +180,13 @@ def run(
     for failure in failures:
         console.print(f"[red]{failure.product.key}[/red]: {failure.error}", highlight=False)
     raise typer.Exit(1 if failures else 0)
+
+
+COMMAND_MODULES: list[str] = []
+"""Modules under `mesh_assets.commands` whose `register(app)` adds their verbs."""
+
+for _module in COMMAND_MODULES:
+    importlib.import_module(_module).register(app)
 
 
 def main() -> None:

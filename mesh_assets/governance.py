@@ -1,103 +1,26 @@
 """The governance code location (`mesh`): the whole mesh seen from the platform team's side.
 
-It owns no data products. Today it publishes the mesh overview (every product and port with owner,
-status, version and size); scorecards and SLO sensors live here too as they are added.
+It owns no data products. Each governance feature is its own module contributing definitions computed
+centrally over every product's spec, so no product team can opt out; this module only assembles them.
 """
 
 import dagster as dg
 
-from mesh_assets import addressing, environment
+from mesh_assets import environment, overview
 from mesh_assets.location import automation_sensor
-from mesh_assets.registry import GOVERNANCE_DOMAIN, Registry, load_registry
-from mesh_assets.warehouse.base import Warehouse
+from mesh_assets.registry import GOVERNANCE_DOMAIN, load_registry
 
-# Not the `mesh` schema: in DuckDB the database file `mesh.duckdb` is itself the catalog `mesh`.
-OVERVIEW = addressing.Relation("governance", "product_overview")
-
-
-def overview_rows(registry: Registry) -> list[dict[str, object]]:
-    """One row per output port of every product, from the specs alone."""
-    rows = []
-    for product in sorted(registry.products.values(), key=lambda p: p.key):
-        spec = product.spec
-        consumers = registry.consumers_of(product.key)
-        for port in sorted(spec.output_ports, key=lambda p: -p.major):
-            rows.append(
-                {
-                    "domain": spec.domain,
-                    "product": spec.name,
-                    "port": f"v{port.major}",
-                    "version": port.version,
-                    "status": spec.port_status(port).value,
-                    "product_type": spec.product_type.value,
-                    "classification": spec.classification.value,
-                    "owner_team": spec.owner.team,
-                    "steward": spec.owner.steward,
-                    "uri": addressing.port_uri(spec.domain, spec.name, port.major),
-                    "table_name": addressing.port_relation(spec.domain, spec.name, port.major).dotted,
-                    "consumers": ", ".join(
-                        sorted(c.consumer.key for c in consumers if c.port.major == port.major)
-                    ),
-                }
-            )
-    return rows
-
-
-def _markdown(rows: list[dict[str, object]], columns: list[str]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)
+FEATURES = [overview]
+"""Modules with `definitions(registry, env) -> dg.Definitions`, merged into the location."""
 
 
 def build_governance() -> dg.Definitions:
     """The definitions of the `mesh` governance location."""
     env = environment.resolve()
     registry = load_registry(env.root)
-    ports = [
-        addressing.port_key(p.spec.domain, p.spec.name, port.major)
-        for p in registry.products.values()
-        for port in p.spec.output_ports
-    ]
-
-    @dg.asset(
-        key=[GOVERNANCE_DOMAIN, "product_overview"],
-        deps=ports,
-        group_name="governance",
-        owners=["team:platform"],
-        tags={"mesh/role": "governance"},
-        kinds={env.target, "table"},
-        description="Every data product and output port of the mesh: owner, status, version, consumers and "
-        "current rows. Refreshed whenever a port is published.",
-        automation_condition=dg.AutomationCondition.eager(),
-        pool="warehouse",
-    )
-    def product_overview(context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[Warehouse]):
-        import pandas as pd
-
-        rows = overview_rows(load_registry(env.root))
-        with warehouse.session() as session:
-            for row in rows:
-                domain, product, port = str(row["domain"]), str(row["product"]), str(row["port"])
-                relation = addressing.port_relation(domain, product, int(port[1:]))
-                row["rows"] = session.row_count(relation) if session.exists(relation) else None
-            session.write_dataframe(OVERVIEW, pd.DataFrame(rows))
-        unpublished = [f"{r['domain']}.{r['product']} {r['port']}" for r in rows if r["rows"] is None]
-        if unpublished:
-            context.log.warning(f"ports not yet published: {', '.join(unpublished)}")
-        shown = ["domain", "product", "port", "version", "status", "owner_team", "rows", "consumers"]
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": len(rows),
-                "dagster/table_name": OVERVIEW.dotted,
-                "products": len(registry.products),
-                "ports": len(rows),
-                "unpublished_ports": len(unpublished),
-                "overview": dg.MetadataValue.md(_markdown(rows, shown)),
-            }
-        )
-
-    return dg.Definitions(
-        assets=[product_overview],
-        sensors=[automation_sensor(GOVERNANCE_DOMAIN)],
-        resources={"warehouse": env.warehouse()},
+    return dg.Definitions.merge(
+        *(feature.definitions(registry, env) for feature in FEATURES),
+        dg.Definitions(
+            sensors=[automation_sensor(GOVERNANCE_DOMAIN)], resources={"warehouse": env.warehouse()}
+        ),
     )
