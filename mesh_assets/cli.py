@@ -149,16 +149,9 @@ def run(
         console.print(f"[red]{exc}[/red]\nRun `mesh validate` for the full report.")
         raise typer.Exit(1) from exc
     table = Table(title=f"mesh run: {len(results)} products in {time.monotonic() - started:.1f}s")
-    for column in [
-        "domain",
-        "product",
-        "status",
-        "rows per port",
-        "checks passed",
-        "checks failed",
-        "time (s)",
-    ]:
-        table.add_column(column, justify="right" if column.startswith(("checks", "time")) else "left")
+    columns = ["domain", "product", "status", "rows per port", "checks passed", "warnings", "blocking failed"]
+    for column in [*columns, "time (s)"]:
+        table.add_column(column, justify="right" if column in columns[4:] or column == "time (s)" else "left")
     for result in results:
         rows = ", ".join(f"{port}: {n:,}" for port, n in sorted(result.rows.items()) if n is not None) or "-"
         status = {
@@ -172,7 +165,8 @@ def run(
             status[result.status],
             rows,
             str(result.checks_passed),
-            str(result.checks_failed),
+            str(result.checks_failed - result.checks_blocking),
+            str(result.checks_blocking),
             f"{result.seconds:.1f}",
         )
     console.print(table)

@@ -16,8 +16,8 @@ from mesh_assets.builders import sql as sql_builder
 from mesh_assets.builders.sources import source_asset
 from mesh_assets.ports import PortContext
 from mesh_assets.publish import port_asset
-from mesh_assets.registry import MeshSpecError, SpecIssue, load_registry
-from mesh_assets.spec import DbtTransformation
+from mesh_assets.registry import MeshSpecError, Product, Registry, SpecIssue, load_registry
+from mesh_assets.spec import DbtTransformation, OutputPort, ReferencesRule
 
 
 def build_domain(domain: str) -> dg.Definitions:
@@ -58,7 +58,12 @@ def build_domain(domain: str) -> dg.Definitions:
             else:
                 build = None
                 deps = [addressing.internal_key(spec.domain, spec.name, spec.port_model(port))]
-            assets.append(port_asset(product, port, where, deps, transformation.kind, build, eager))
+            references = referenced_ports(product, port, registry)
+            deps = [*deps, *(key for _, key in references.values() if key not in deps)]
+            relations = {name: relation for name, (relation, _) in references.items()}
+            assets.append(
+                port_asset(product, port, where, deps, transformation.kind, build, eager, relations)
+            )
     if dbt_projects:
         from mesh_assets.builders import dbt as dbt_builder  # dagster-dbt only where dbt is used
     for project in dbt_projects:
@@ -69,6 +74,24 @@ def build_domain(domain: str) -> dg.Definitions:
         sensors=[automation_sensor(domain)],
         resources={"warehouse": env.warehouse()},
     )
+
+
+def referenced_ports(
+    product: Product, port: OutputPort, registry: Registry
+) -> dict[str, tuple[addressing.Relation, dg.AssetKey]]:
+    """Ports that the port's referential-integrity rules read: published relation and asset key."""
+    found = {}
+    for rule in port.quality.rules:
+        if isinstance(rule, ReferencesRule):
+            declared = next((i for i in product.spec.product_inputs if i.product == rule.port), None)
+            resolved = registry.resolve(product, declared) if declared else None
+            if resolved is not None:  # unresolvable references are registry errors, raised earlier
+                producer = resolved.producer.spec
+                found[rule.port] = (
+                    addressing.port_relation(producer.domain, producer.name, resolved.port.major),
+                    addressing.port_key(producer.domain, producer.name, resolved.port.major),
+                )
+    return found
 
 
 def automation_sensor(location: str) -> dg.AutomationConditionSensorDefinition:

@@ -14,10 +14,10 @@ from typing import Any
 import dagster as dg
 
 from mesh_assets import addressing
-from mesh_assets.checks import audit, check_specs
+from mesh_assets.checks import AuditContext, audit, check_specs
 from mesh_assets.ports import PortContext, port_spec
 from mesh_assets.registry import Product
-from mesh_assets.spec import OutputPort
+from mesh_assets.spec import OutputPort, parse_duration
 from mesh_assets.warehouse.base import Warehouse, WarehouseSession
 
 WAREHOUSE_POOL = "warehouse"
@@ -39,6 +39,7 @@ def audit_and_publish(
     product: Product,
     port: OutputPort,
     candidate: addressing.Relation,
+    references: dict[str, addressing.Relation] | None = None,
 ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
     """Audit `candidate` against the port's contract; publish it only if no blocking rule fails."""
     spec = product.spec
@@ -46,7 +47,14 @@ def audit_and_publish(
     published = addressing.port_relation(spec.domain, spec.name, port.major)
     staging = addressing.staging_relation(spec.domain, spec.name, port.major)
 
-    outcomes = audit(session, candidate, port)
+    audit_context = AuditContext(
+        published=published,
+        references=references or {},
+        freshness_max_age=parse_duration(spec.slos.freshness.max_age)
+        if spec.slos.freshness.max_age
+        else None,
+    )
+    outcomes = audit(session, candidate, port, audit_context, spec.slos.freshness.max_age)
     for outcome in outcomes:
         yield outcome.to_result(key)
     blocking = [o for o in outcomes if o.blocks]
@@ -85,8 +93,12 @@ def port_asset(
     tool: str,
     build_candidate: BuildCandidate | None,
     automation: dg.AutomationCondition | None,
+    references: dict[str, addressing.Relation] | None = None,
 ) -> dg.AssetsDefinition:
-    """The port's asset: build the candidate (unless an upstream dbt model did), audit, publish."""
+    """The port's asset: build the candidate (unless an upstream dbt model did), audit, publish.
+
+    `references` maps each port a referential-integrity rule reads to its published relation.
+    """
     spec = product.spec
     asset_spec = port_spec(product, port, where, deps, tool, automation)
     candidate = candidate_relation(product, port)
@@ -94,7 +106,7 @@ def port_asset(
     @dg.multi_asset(
         name=f"{spec.domain}__{spec.name}__v{port.major}",
         specs=[asset_spec],
-        check_specs=check_specs(port, asset_spec.key),
+        check_specs=check_specs(port, asset_spec.key, spec.slos.freshness.max_age),
         pool=WAREHOUSE_POOL,
     )
     def _publish(context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[Warehouse]):
@@ -105,7 +117,7 @@ def port_asset(
                 build_candidate(context, session, candidate)
             else:
                 source = dbt_candidate(product, port)
-            yield from audit_and_publish(context, session, product, port, source)
+            yield from audit_and_publish(context, session, product, port, source, references)
 
     return _publish
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 from dataclasses import dataclass, field
+from datetime import date
 from functools import cache
 from pathlib import Path
 
@@ -109,6 +110,8 @@ class Registry(HasIssues):
     domains: list[str] = field(default_factory=list)
     unreadable: set[str] = field(default_factory=set)
     """`<domain>.<product>` of specs that failed to parse (their consumers cannot be checked)."""
+    today: date = field(default_factory=date.today)
+    """The day port lifecycles are judged on: a deprecated port past its sunset counts as retired."""
 
     def domain_products(self, domain: str) -> list[Product]:
         """The products of one domain, by name."""
@@ -150,21 +153,22 @@ class Registry(HasIssues):
             raise MeshSpecError(errors, self.root)
 
 
-def load_registry(root: Path) -> Registry:
+def load_registry(root: Path, today: date | None = None) -> Registry:
     """Read and validate every spec under `root/domains`. Never raises for bad specs: see `issues`.
 
-    Cached per set of spec files and their modification times, so the several code locations of one
-    process (and repeated calls) parse the YAML once.
+    `today` (default: the current date) decides which deprecated ports are past their sunset; tests
+    inject it. Cached per set of spec files, their modification times and `today`, so the several code
+    locations of one process (and repeated calls) parse the YAML once.
     """
     root = root.resolve()
     files = sorted((root / "domains").glob(f"*/products/*/{SPEC_FILE}"))
     stamp = tuple((str(f), f.stat().st_mtime_ns) for f in files)
-    return _load(root, stamp)
+    return _load(root, stamp, today or date.today())
 
 
 @cache
-def _load(root: Path, stamp: tuple[tuple[str, int], ...]) -> Registry:
-    registry = Registry(root=root)
+def _load(root: Path, stamp: tuple[tuple[str, int], ...], today: date) -> Registry:
+    registry = Registry(root=root, today=today)
     registry.domains = sorted(
         d.name for d in (root / "domains").iterdir() if d.is_dir() and (d / "definitions.py").exists()
     )
@@ -179,6 +183,7 @@ def _load(root: Path, stamp: tuple[tuple[str, int], ...]) -> Registry:
     for product in registry.products.values():
         _check_transformation(product, registry)
         _check_inputs(product, registry)
+        _check_rules(product, registry)
     _check_cycles(registry)
     return registry
 
@@ -378,8 +383,72 @@ def _check_transformation(product: Product, registry: Registry) -> None:
             )
 
 
-def _port_to_use(producer: Product) -> str:
-    live = [p for p in producer.spec.output_ports if producer.spec.port_status(p) != Status.RETIRED]
+def _check_rules(product: Product, registry: Registry) -> None:
+    """Quality rules that would fail at 3 a.m.: caught here, at validate and load time."""
+    declared = {i.product for i in product.spec.product_inputs}
+    for p_index, port in enumerate(product.spec.output_ports):
+        names = {c.name for c in port.columns}
+        for r_index, rule in enumerate(port.quality.rules):
+            where = f"output_ports[{p_index}].quality.rules[{r_index}]"
+            if isinstance(rule, spec_module.ReferencesRule) and rule.port not in declared:
+                registry.issues.append(
+                    SpecIssue(
+                        product.path,
+                        f"{where}.port",
+                        f"references {rule.port}, which is not an input port",
+                        f"add '- product: {rule.port}' to input_ports (a rule may read only declared ports)",
+                    )
+                )
+            elif isinstance(rule, spec_module.SqlRule):
+                problem = _sql_rule_problem(rule.query, names)
+                if problem:
+                    registry.issues.append(
+                        SpecIssue(
+                            product.path,
+                            f"{where}.query",
+                            problem,
+                            "write a SELECT over {{ this }} using the port's columns, in DuckDB's dialect",
+                        )
+                    )
+
+
+def _sql_rule_problem(query: str, columns: set[str]) -> str | None:
+    import sqlglot
+    from sqlglot import exp
+
+    rendered = query.replace("{{ this }}", "port_batch").replace("{{this}}", "port_batch")
+    try:
+        tree = sqlglot.parse_one(rendered, read="duckdb")
+    except sqlglot.errors.ParseError as exc:
+        return f"the query does not parse: {str(exc).splitlines()[0]}"
+    if not isinstance(tree, exp.Query):
+        return "the query is not a SELECT"
+    aliases = {a.alias for a in tree.find_all(exp.Alias)}
+    unknown = sorted(
+        {c.name for c in tree.find_all(exp.Column) if not c.table and c.name not in columns | aliases}
+    )
+    if unknown:
+        return f"the query names column(s) {', '.join(unknown)}, not in the port's columns"
+    return None
+
+
+def effective_status(spec: DataProductSpec, port: OutputPort, today: date) -> Status:
+    """A port's status on `today`: its own (else the product's), but retired once past its sunset.
+
+    The sunset is the last day a deprecated port is served; from the day after, its consumers are
+    refused exactly as if the owner had already set `status: retired`.
+    """
+    status = spec.port_status(port)
+    if status == Status.DEPRECATED and port.deprecation is not None and today > port.deprecation.sunset:
+        return Status.RETIRED
+    return status
+
+
+def _port_to_use(producer: Product, today: date | None = None) -> str:
+    today = today or date.today()
+    live = [
+        p for p in producer.spec.output_ports if effective_status(producer.spec, p, today) != Status.RETIRED
+    ]
     port = max(live or producer.spec.output_ports, key=lambda p: p.major)
     return f"product: {producer.key}, version: '^{port.major}'"
 
@@ -413,7 +482,7 @@ def _check_inputs(product: Product, registry: Registry) -> None:
                             f"{where}.product",
                             f"'{declared.product}' is an internal asset of {owner_key}: a back door. Other "
                             "products may read only its output port",
-                            f"depend on the port instead: {_port_to_use(producer)}",
+                            f"depend on the port instead: {_port_to_use(producer, registry.today)}",
                         )
                     )
                 continue
@@ -470,7 +539,7 @@ def _check_inputs(product: Product, registry: Registry) -> None:
                     product.path,
                     f"{where}.version",
                     f"no port of {producer.key} satisfies '{declared.version}'; it publishes {available}",
-                    f"widen the range to a published version, e.g. {_port_to_use(producer)}",
+                    f"widen the range to a published version, e.g. {_port_to_use(producer, registry.today)}",
                 )
             )
             continue
@@ -485,16 +554,21 @@ def _check_port_status(
     where: str,
     registry: Registry,
 ) -> None:
-    status = producer.spec.port_status(port)
+    status = effective_status(producer.spec, port, registry.today)
     same_domain = producer.spec.domain == product.spec.domain
     label = f"{producer.key} v{port.major} ({port.version})"
     if status == Status.RETIRED:
+        dep = port.deprecation
+        message = f"{label} is retired and no longer served"
+        if producer.spec.port_status(port) == Status.DEPRECATED and dep is not None:
+            # Past its sunset the port is retired, even before its owner sets `status: retired`.
+            message = f"{label} passed its sunset date {dep.sunset.isoformat()} and is retired ({dep.reason})"
         registry.issues.append(
             SpecIssue(
                 product.path,
                 f"{where}.version",
-                f"{label} is retired and no longer served",
-                f"move to a served version: {_port_to_use(producer)}",
+                message,
+                f"move to a served version: {_port_to_use(producer, registry.today)}",
             )
         )
     elif status == Status.DRAFT and not same_domain:

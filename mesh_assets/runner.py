@@ -133,6 +133,14 @@ def run_mesh(domains: list[str] | None = None, on_event=None) -> list[ProductRes
     return list(results.values())
 
 
+def _root_cause(event) -> str:
+    """The innermost error of a failed step: what went wrong, not Dagster's wrapper around it."""
+    error = event.step_failure_data.error
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip().splitlines()[0] if error.message.strip() else error.cls_name or "error"
+
+
 def _collect(
     outcome, runnable: list[Product], results: dict[str, ProductResult], elapsed: float, failed: set[str]
 ) -> None:
@@ -160,11 +168,7 @@ def _collect(
         if missing or result.checks_blocking:
             result.status = "failed"
             failed.add(product.key)
-            reasons = [
-                f.step_failure_data.error.message.strip().splitlines()[0]
-                for f in failures
-                if f.step_failure_data and f.step_failure_data.error
-            ]
+            reasons = [_root_cause(f) for f in failures if f.step_failure_data and f.step_failure_data.error]
             detail = f"ports not published: {', '.join(missing)}" if missing else "blocking checks failed"
             result.error = "; ".join([detail, *reasons[:2]])
         else:

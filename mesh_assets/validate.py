@@ -16,7 +16,7 @@ from mesh_assets import spec as spec_module
 from mesh_assets.builders import sql as sql_builder
 from mesh_assets.dbt_contracts import GENERATED_FILE, generated_yaml
 from mesh_assets.registry import HasIssues, MeshSpecError, Registry, SpecIssue, load_registry
-from mesh_assets.spec import DbtTransformation, SqlTransformation
+from mesh_assets.spec import DbtTransformation, ExpectationRule, SqlTransformation
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "dataproduct.schema.json"
 
@@ -64,6 +64,48 @@ def schema_text() -> str:
     return json.dumps(spec_module.json_schema(), indent=2) + "\n"
 
 
+def _expectation_issues(registry: Registry) -> list[SpecIssue]:
+    """Expectations great-expectations does not know, or whose arguments it refuses."""
+    declared = [
+        (product, p_index, r_index, rule)
+        for product in registry.products.values()
+        for p_index, port in enumerate(product.spec.output_ports)
+        for r_index, rule in enumerate(port.quality.rules)
+        if isinstance(rule, ExpectationRule)
+    ]
+    if not declared:
+        return []  # great-expectations is imported only when a spec uses it
+    from mesh_assets.expectations import class_name, expectation_class
+
+    issues = []
+    for product, p_index, r_index, rule in declared:
+        where = f"output_ports[{p_index}].quality.rules[{r_index}]"
+        cls = expectation_class(rule.expectation)
+        if cls is None:
+            issues.append(
+                SpecIssue(
+                    product.path,
+                    f"{where}.expectation",
+                    f"great-expectations has no expectation '{rule.expectation}' "
+                    f"({class_name(rule.expectation)})",
+                    "use one from the great-expectations gallery, e.g. expect_column_values_to_be_between",
+                )
+            )
+            continue
+        try:
+            cls(**rule.kwargs)
+        except Exception as exc:  # GX raises pydantic and its own errors for bad arguments
+            issues.append(
+                SpecIssue(
+                    product.path,
+                    f"{where}.kwargs",
+                    f"{rule.expectation} refuses its arguments: {str(exc).splitlines()[0]}",
+                    "fix the arguments as great-expectations documents them",
+                )
+            )
+    return issues
+
+
 def validate(root: Path) -> Report:
     """Validate the whole mesh under `root`."""
     registry = load_registry(root)
@@ -99,6 +141,7 @@ def validate(root: Path) -> Report:
                     "run `mesh prepare` and commit the result",
                 )
             )
+    issues += _expectation_issues(registry)
     if not SCHEMA_PATH.exists() or SCHEMA_PATH.read_text() != schema_text():
         issues.append(
             SpecIssue(

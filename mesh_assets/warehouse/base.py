@@ -66,6 +66,16 @@ class WarehouseSession(abc.ABC):
         """Aggregate counting distinct non-null key tuples (Snowflake and ANSI: multi-column DISTINCT)."""
         return "COUNT(DISTINCT " + ", ".join(f'"{k}"' for k in keys) + ")"
 
+    def regex_sql(self, column: str, regex: str) -> str:
+        """Predicate: the column contains a match of `regex` (anchor it for a full match)."""
+        # Snowflake's REGEXP_LIKE matches the whole string; REGEXP_INSTR keeps search semantics, as DuckDB.
+        quoted = regex.replace("'", "''")
+        return f"REGEXP_INSTR(\"{column}\", '{quoted}') > 0"
+
+    def query_columns(self, sql: str) -> list[str]:
+        """Column names a query returns (without fetching its rows)."""
+        return [str(c) for c in self.query_df(f"SELECT * FROM ({sql}) AS q LIMIT 0").columns]
+
     def ensure_schema(self, schema: str) -> None:
         """Create `schema` if it does not exist."""
         self.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')

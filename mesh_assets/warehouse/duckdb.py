@@ -188,6 +188,10 @@ class DuckDBSession(WarehouseSession):
             self.execute("ROLLBACK")
             raise
 
+    def regex_sql(self, column: str, regex: str) -> str:
+        quoted = regex.replace("'", "''")
+        return f"regexp_matches(\"{column}\", '{quoted}')"
+
     def distinct_keys_sql(self, keys: Sequence[str]) -> str:
         # DuckDB has no multi-column COUNT(DISTINCT a, b); count row values, skipping any-null keys
         # as Snowflake's form does.
