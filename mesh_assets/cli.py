@@ -176,7 +176,10 @@ def run(
     raise typer.Exit(1 if failures else 0)
 
 
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = [
+    "mesh_assets.commands.contract_diff",
+    "mesh_assets.commands.impact",
+]
 """Modules under `mesh_assets.commands` whose `register(app)` adds their verbs."""
 
 for _module in COMMAND_MODULES:
