@@ -32,12 +32,14 @@ from pydantic import ValidationError
 
 from mesh_assets.registry import SPEC_FILE, effective_status, load_registry
 from mesh_assets.spec import (
+    AcceptedValuesRule,
     Classification,
     Column,
     DataProductSpec,
     FreshnessSlo,
     LogicalType,
     OutputPort,
+    Severity,
     Status,
     parse_duration,
 )
@@ -63,6 +65,8 @@ class Rule(StrEnum):
     NO_LONGER_PII = "no_longer_pii"
     COLUMN_DESCRIPTION = "column_description_changed"
     COLUMN_EXAMPLES = "column_examples_changed"
+    ACCEPTED_VALUE_REMOVED = "accepted_value_removed"
+    ACCEPTED_VALUE_ADDED = "accepted_value_added"
     PRIMARY_KEY_CHANGED = "primary_key_changed"
     EVENT_TIME_CHANGED = "event_time_changed"
     QUALITY_WEAKER = "quality_weaker"
@@ -511,9 +515,49 @@ def diff_ports(product: str, base: OutputPort, head: OutputPort) -> list[Change]
             False,
             f"row count maximum {old_rows.max} -> {new_rows.max}",
         )
+    old_values, new_values = _accepted_values(base), _accepted_values(head)
+    for column, values in old_values.items():
+        if column not in new:
+            continue
+        if column not in new_values:
+            add(
+                Rule.ACCEPTED_VALUE_REMOVED,
+                column,
+                True,
+                f"the accepted values of {column} are no longer enforced: any value may now appear",
+            )
+            continue
+        dropped = [v for v in values if v not in new_values[column]]
+        if dropped:
+            add(
+                Rule.ACCEPTED_VALUE_REMOVED,
+                column,
+                True,
+                f"accepted value(s) {', '.join(map(str, dropped))} of {column} removed: "
+                "consumers filtering or mapping them lose rows",
+            )
+        grown = [v for v in new_values[column] if v not in values]
+        if grown:
+            add(
+                Rule.ACCEPTED_VALUE_ADDED,
+                column,
+                False,
+                f"accepted value(s) {', '.join(map(str, grown))} of {column} added: "
+                "consumers with exhaustive mappings should handle them",
+                warning=True,
+            )
     if base.description != head.description:
         add(Rule.PORT_DESCRIPTION, None, False, "the port's description changed")
     return changes
+
+
+def _accepted_values(port: OutputPort) -> dict[str, list[str | int]]:
+    """Accepted values per column, from the port's blocking accepted_values rules."""
+    return {
+        rule.column: list(rule.values)
+        for rule in port.quality.rules
+        if isinstance(rule, AcceptedValuesRule) and rule.severity == Severity.ERROR
+    }
 
 
 # --- freshness --------------------------------------------------------------------------------------

@@ -21,8 +21,8 @@ from conftest import REPO, copy_mesh
 from typer.testing import CliRunner
 
 from mesh_assets.commands.contract_diff import register
-from mesh_assets.contract_diff import Change, Rule, diff_mesh, diff_specs, read_specs_at
-from mesh_assets.spec import Column, DataProductSpec
+from mesh_assets.contract_diff import Change, Rule, diff_mesh, diff_ports, diff_specs, read_specs_at
+from mesh_assets.spec import DataProductSpec, OutputPort
 
 TODAY = date(2026, 11, 21)
 SALES, ORDERS = "sales.sales", "sales.orders"
@@ -285,13 +285,33 @@ def test_a_contract_check_downgraded_to_warn_is_breaking() -> None:
     assert only(diff(ORDERS, warn_only), Rule.QUALITY_WEAKER).blocking
 
 
-def test_the_spec_has_no_accepted_values_so_there_is_no_removed_value_rule_yet() -> None:
-    # docs/versioning.md says so; when columns get accepted values, removing one must become a rule.
-    assert "accepted_values" not in Column.model_fields
-    assert not [r for r in Rule if "accepted" in r.value]
+def test_a_removed_accepted_value_is_breaking_and_an_added_one_is_a_warning() -> None:
+    rules = [{"type": "accepted_values", "column": "status", "values": ["placed", "shipped", "cancelled"]}]
+    base = OutputPort.model_validate(_port_dict(rules))
+    removed = OutputPort.model_validate(_port_dict([{**rules[0], "values": ["placed", "shipped"]}]))
+    added = OutputPort.model_validate(
+        _port_dict([{**rules[0], "values": ["placed", "shipped", "cancelled", "lost"]}])
+    )
+
+    breaking = diff_ports("sales.orders", base, removed)
+    assert [(c.rule, c.column, c.breaking) for c in breaking] == [
+        (Rule.ACCEPTED_VALUE_REMOVED, "status", True)
+    ]
+    assert "cancelled" in breaking[0].reason
+    widened = diff_ports("sales.orders", base, added)
+    assert [(c.rule, c.breaking, c.warning) for c in widened] == [(Rule.ACCEPTED_VALUE_ADDED, False, True)]
 
 
-# --- columns: not breaking ----------------------------------------------------------------------------
+def _port_dict(rules: list[dict]) -> dict:
+    return {
+        "version": "1.0.0",
+        "primary_key": ["order_id"],
+        "columns": [
+            {"name": "order_id", "type": "bigint", "nullable": False, "description": "Order number."},
+            {"name": "status", "type": "string", "nullable": False, "description": "Order status."},
+        ],
+        "quality": {"rules": rules},
+    }
 
 
 def test_an_added_nullable_column_with_a_minor_bump_is_not_breaking_and_needs_nothing_else() -> None:
