@@ -24,6 +24,7 @@ setup: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
 run: setup
 	@test -f data/sources/_manifest.json || $(BIN)/mesh generate --scale $(SCALE)
 	$(BIN)/mesh run
+	$(BIN)/mesh contract export
 
 validate: setup
 	$(BIN)/mesh validate

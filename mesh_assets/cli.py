@@ -179,6 +179,8 @@ def run(
 COMMAND_MODULES: list[str] = [
     "mesh_assets.commands.contract_diff",
     "mesh_assets.commands.impact",
+    "mesh_assets.commands.contract_io",
+    "mesh_assets.commands.catalog",
 ]
 """Modules under `mesh_assets.commands` whose `register(app)` adds their verbs."""
 

@@ -47,6 +47,11 @@ class Environment:
         return self.duckdb_path.stem
 
     @property
+    def catalog_dir(self) -> Path:
+        """Where the static catalog is written (`MESH_CATALOG_DIR`, default `data/catalog`)."""
+        return Path(os.environ.get("MESH_CATALOG_DIR", self.root / "data" / "catalog")).resolve()
+
+    @property
     def sources_dir(self) -> Path:
         """Where source-system extracts are read from."""
         return Path(os.environ.get("MESH_SOURCES_DIR", self.root / "data" / "sources"))

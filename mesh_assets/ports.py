@@ -205,6 +205,11 @@ def port_metadata(product: Product, port: OutputPort, where: PortContext) -> dic
         or "none",
         "mesh/spec": str(product.path.resolve()),
     }
+    # The port's ODCS contract, where `mesh contract export` writes it (odcs imports nothing heavy).
+    from mesh_assets.odcs import contract_id, contract_path
+
+    metadata["mesh/contract"] = dg.MetadataValue.path(str(contract_path(product, port)))
+    metadata["mesh/contract_id"] = contract_id(spec.domain, spec.name, port.major)
     if port.deprecation is not None:
         metadata["mesh/deprecation"] = dg.MetadataValue.json(port.deprecation.model_dump(mode="json"))
     return metadata
