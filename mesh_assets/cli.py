@@ -181,6 +181,7 @@ COMMAND_MODULES: list[str] = [
     "mesh_assets.commands.impact",
     "mesh_assets.commands.contract_io",
     "mesh_assets.commands.catalog",
+    "mesh_assets.commands.slo",
 ]
 """Modules under `mesh_assets.commands` whose `register(app)` adds their verbs."""
 

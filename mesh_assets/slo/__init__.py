@@ -1,0 +1,30 @@
+"""SLOs of output ports: measured indicators, error budgets, and alerts to the owners on breach.
+
+`definitions(registry, env)` is the governance feature: the `mesh_slo_monitor` and `mesh_slo_data_time`
+sensors over every served port of every domain. See `docs/slos.md`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+    from mesh_assets.environment import Environment
+    from mesh_assets.registry import Registry
+
+
+def definitions(registry: Registry, env: Environment) -> dg.Definitions:
+    """The SLO sensors of the `mesh` location, watching every port of every domain.
+
+    The data-time sensor uses the location's `warehouse` resource, which the governance location
+    provides; nothing here depends on `env` beyond that.
+    """
+    import dagster as dg
+
+    from mesh_assets.slo.sensors import data_time_sensor, monitor_sensor
+    from mesh_assets.slo.sli import port_slos
+
+    ports = port_slos(registry)
+    return dg.Definitions(sensors=[monitor_sensor(registry, ports), data_time_sensor(ports)])
