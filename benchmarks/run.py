@@ -7,6 +7,11 @@ from pathlib import Path
 HERE = Path(__file__).parent
 
 if __name__ == "__main__":
-    for script, args in [("load_time.py", []), ("build_mesh.py", ["--scale", "1000000"])]:
+    for script, args in [
+        ("load_time.py", []),
+        ("build_mesh.py", ["--scale", "1000000"]),
+        ("checks.py", ["--scale", "1000000", "--scale", "10000000"]),
+        ("sensor_tick.py", []),
+    ]:
         print(f"== {script} {' '.join(args)}", flush=True)
         subprocess.run([sys.executable, str(HERE / script), *args], check=True)
