@@ -21,8 +21,7 @@ import pytest
 
 from mesh_assets import environment
 from mesh_assets.addressing import Relation
-from mesh_assets.checks import PrimaryKeyRule, audit
-from mesh_assets.checks import contract_rules
+from mesh_assets.checks import PrimaryKeyRule, audit, contract_rules
 from mesh_assets.location import build_domain
 from mesh_assets.registry import load_registry
 from mesh_assets.spec import Column, LogicalType, OutputPort, Quality, RowCount
@@ -37,7 +36,12 @@ RULES = [rule.name for rule in contract_rules(_SHIPPED.output_ports[0], _SHIPPED
 # Generated extracts are dated 2026-11-01: the warn-severity timeliness rule reports them as old data.
 WARN_ONLY = {"data_timeliness", "pattern__contact_email"}
 # The unit tests' ORDERS contract: the three baseline rules and the (first-publish) volume rule.
-BASELINE_RULES = ["contract_schema", "primary_key_unique_not_null", "row_count_within_bounds", "volume_change"]
+BASELINE_RULES = [
+    "contract_schema",
+    "primary_key_unique_not_null",
+    "row_count_within_bounds",
+    "volume_change",
+]
 TRANSFORM = Path("domains/customers/products/customer_master/transform.py")
 
 
