@@ -16,7 +16,7 @@ from mesh_assets.builders import sql as sql_builder
 from mesh_assets.builders.sources import source_asset
 from mesh_assets.ports import PortContext
 from mesh_assets.publish import port_asset
-from mesh_assets.registry import MeshSpecError, Product, Registry, SpecIssue, load_registry
+from mesh_assets.registry import Product, Registry, load_registry
 from mesh_assets.spec import DbtTransformation, OutputPort, ReferencesRule
 
 
@@ -27,17 +27,11 @@ def build_domain(domain: str) -> dg.Definitions:
     registry.raise_for_errors(domain)
     products = registry.domain_products(domain)
     if not products:
-        raise MeshSpecError(
-            [
-                SpecIssue(
-                    env.root / "domains" / domain,
-                    "products",
-                    "the domain has no data products",
-                    f"add domains/{domain}/products/<product>/dataproduct.yaml",
-                )
-            ],
-            env.root,
+        # A new domain (`mesh new domain`) has no products yet: load empty rather than break the workspace.
+        dg.get_dagster_logger().warning(
+            f"domain '{domain}' has no data products yet: add one with `mesh new product {domain} <name>`"
         )
+        return dg.Definitions()
     where = PortContext(target=env.target, database=env.database)
     eager = dg.AutomationCondition.eager()
     assets: list[dg.AssetsDefinition] = []

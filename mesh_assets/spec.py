@@ -528,7 +528,8 @@ class DbtTransformation(SpecModel):
     kind: Literal["dbt"] = Field(description="Models of a dbt project run through dagster-dbt.")
     project: Identifier = Field(description="Folder name under `dbt_projects/`.")
     internals: list[Identifier] = Field(
-        default_factory=list, description="dbt models private to the product (staging, intermediate)."
+        default_factory=list,
+        description="dbt models, seeds and snapshots private to the product (staging, intermediate).",
     )
 
 

@@ -139,13 +139,18 @@ def dbt_project_assets(
     return _dbt
 
 
+BUILT_NODES = {"model", "seed", "snapshot"}
+"""dbt resource types that become assets and must belong to a product."""
+
+
 def _refuse_unowned_models(
     manifest: dict[str, Any], translator: MeshDbtTranslator, registry: Registry, project: str
 ) -> None:
     unowned = sorted(
         node["name"]
         for node in manifest["nodes"].values()
-        if node.get("resource_type") == "model" and node["name"] not in translator.models
+        # Seeds and snapshots too: anything dbt builds gets a domain-namespaced key through a product.
+        if node.get("resource_type") in BUILT_NODES and node["name"] not in translator.models
     )
     if unowned:
         raise MeshSpecError(
@@ -153,7 +158,7 @@ def _refuse_unowned_models(
                 SpecIssue(
                     registry.root / "dbt_projects" / project,
                     "models",
-                    f"dbt model(s) {', '.join(unowned)} belong to no product",
+                    f"dbt node(s) {', '.join(unowned)} belong to no product",
                     "list each under a product's transformation.internals, or as a port's model",
                 )
             ],
