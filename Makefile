@@ -28,6 +28,7 @@ run: setup
 
 validate: setup
 	$(BIN)/mesh validate
+	$(BIN)/mesh fitness --specs-only
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
 lint: $(BIN)/.installed

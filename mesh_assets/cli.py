@@ -182,6 +182,9 @@ COMMAND_MODULES: list[str] = [
     "mesh_assets.commands.contract_io",
     "mesh_assets.commands.catalog",
     "mesh_assets.commands.slo",
+    "mesh_assets.commands.new",
+    "mesh_assets.commands.grants",
+    "mesh_assets.commands.fitness",
 ]
 """Modules under `mesh_assets.commands` whose `register(app)` adds their verbs."""
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from mesh_assets import access
 from mesh_assets import spec as spec_module
 from mesh_assets.spec import DataProductSpec, OutputPort, ProductInput, Status
 from mesh_assets.versions import VersionRangeError, parse_range, satisfies
@@ -544,6 +545,10 @@ def _check_inputs(product: Product, registry: Registry) -> None:
             )
             continue
         _check_port_status(product, declared, producer, resolved.port, where, registry)
+        # Approval is the producer owner's decision, made in its spec; no consumer can grant itself.
+        refusal = access.approval_refusal(product, producer, f"{where}.product")
+        if refusal is not None:
+            registry.issues.append(refusal)
 
 
 def _check_port_status(

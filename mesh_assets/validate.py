@@ -2,8 +2,9 @@
 
 On top of the registry's spec validation (fields, names, input ports, versions, back doors, cycles,
 retired ports), it renders every SQL model (a reference to an undeclared port or another product's
-internal is a back door), and checks that generated artifacts (the dbt contracts, the JSON Schema) have
-not drifted from the specs.
+internal is a back door), parses the SQL of every product (dbt's compiled code included) for back doors
+(`backdoors`), checks access policies (`access.policy_issues`), and checks that generated artifacts (the
+dbt contracts, the JSON Schema) have not drifted from the specs.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from mesh_assets import access, backdoors
 from mesh_assets import spec as spec_module
 from mesh_assets.builders import sql as sql_builder
 from mesh_assets.dbt_contracts import GENERATED_FILE, generated_yaml
@@ -142,6 +144,8 @@ def validate(root: Path) -> Report:
                 )
             )
     issues += _expectation_issues(registry)
+    issues += access.policy_issues(registry)
+    issues += backdoors.lint(registry)
     if not SCHEMA_PATH.exists() or SCHEMA_PATH.read_text() != schema_text():
         issues.append(
             SpecIssue(

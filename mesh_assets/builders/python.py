@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from mesh_assets import addressing
+from mesh_assets import access, addressing
 from mesh_assets.publish import BuildCandidate
 from mesh_assets.registry import Product, Registry
 from mesh_assets.spec import OutputPort, PythonTransformation
@@ -86,8 +86,11 @@ def port_builder(
         context: dg.AssetExecutionContext, session: WarehouseSession, candidate: addressing.Relation
     ) -> None:
         function = _load_function(module_path, function_name)
+        # PII ports reach a consumer without the PII privilege protected per the producer's policy.
+        protected = access.input_queries(product, registry, session.dialect)
         frames = {
-            name: session.query_df(f"SELECT * FROM {relation.sql}") for name, (relation, _) in inputs.items()
+            name: session.query_df(protected.get(name, f"SELECT * FROM {relation.sql}"))
+            for name, (relation, _) in inputs.items()
         }
         result = function(frames)
         context.log.info(f"{module_path.name}:{function_name} returned {len(result):,} rows")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 import jinja2
 
-from mesh_assets import addressing
+from mesh_assets import access, addressing
 from mesh_assets.environment import Environment
 from mesh_assets.ports import code_reference, owners, product_tags
 from mesh_assets.publish import WAREHOUSE_POOL, BuildCandidate
@@ -56,7 +56,9 @@ def render(product: Product, registry: Registry, model: str) -> RenderedSql:
             return "__undeclared__"
         producer = resolved.producer.spec
         deps.append(addressing.port_key(producer.domain, producer.name, resolved.port.major))
-        return addressing.port_relation(producer.domain, producer.name, resolved.port.major).sql
+        # The port itself, or (PII port, consumer without the PII privilege) a subquery that masks,
+        # hashes or removes its PII columns per the producer's policy: see `access.read_sql`.
+        return access.read_sql(spec, producer, resolved.port)
 
     def _source(reference: str) -> str:
         if reference not in declared_sources:
