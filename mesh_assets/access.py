@@ -36,6 +36,7 @@ from mesh_assets.spec import (
     LogicalType,
     OutputPort,
     PiiHandling,
+    portable_sql_type,
 )
 
 if TYPE_CHECKING:
@@ -55,16 +56,6 @@ _SENSITIVITY = {
     Classification.INTERNAL: 1,
     Classification.CONFIDENTIAL: 2,
     Classification.RESTRICTED: 3,
-}
-# Types for a typed NULL that both DuckDB and Snowflake accept (a masked non-text column keeps its type).
-_NULL_TYPES = {
-    LogicalType.STRING: "VARCHAR",
-    LogicalType.INTEGER: "INTEGER",
-    LogicalType.BIGINT: "BIGINT",
-    LogicalType.DOUBLE: "DOUBLE",
-    LogicalType.BOOLEAN: "BOOLEAN",
-    LogicalType.DATE: "DATE",
-    LogicalType.TIMESTAMP: "TIMESTAMP",
 }
 
 
@@ -203,9 +194,8 @@ def _quote(name: str) -> str:
 
 
 def _null_type(column: Column) -> str:
-    if column.type == LogicalType.DECIMAL:
-        return f"DECIMAL({column.precision},{column.scale})"
-    return _NULL_TYPES[column.type]
+    # A masked non-text column keeps its type: a typed NULL both DuckDB and Snowflake accept.
+    return portable_sql_type(column)
 
 
 def protected_projection(

@@ -8,8 +8,12 @@ domain's private schema (`<domain>_internal`) under `<domain>/<product>/internal
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+
+if TYPE_CHECKING:
+    from mesh_assets.registry import Registry
 
 INTERNAL_SCHEMA_SUFFIX = "_internal"
 INTERNAL_SEGMENT = "internal"
@@ -78,3 +82,20 @@ def source_relation(domain: str, source: str) -> Relation:
 def port_uri(domain: str, product: str, major: int) -> str:
     """The stable, warehouse-independent address of a port."""
     return f"mesh://{domain}/{product}/v{major}"
+
+
+GOVERNANCE_ASSET: dict[str, Any] = {
+    "group_name": "governance",
+    "owners": ["team:platform"],
+    "tags": {"mesh/role": "governance"},
+}
+"""Attributes every asset of the `mesh` governance location shares."""
+
+
+def all_port_keys(registry: Registry) -> list[dg.AssetKey]:
+    """The asset key of every output port of the mesh (what governance assets watch)."""
+    return [
+        port_key(product.spec.domain, product.spec.name, port.major)
+        for product in registry.products.values()
+        for port in product.spec.output_ports
+    ]

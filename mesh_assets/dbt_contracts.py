@@ -18,7 +18,7 @@ import yaml
 
 from mesh_assets import addressing
 from mesh_assets.registry import MeshSpecError, Product, Registry, SpecIssue
-from mesh_assets.spec import DbtTransformation, LogicalType
+from mesh_assets.spec import DbtTransformation, portable_sql_type
 
 GENERATED_FILE = "models/_mesh_generated.yml"
 _HEADER = (
@@ -26,16 +26,6 @@ _HEADER = (
     "# Port models get an enforced contract and the spec's not_null/unique tests; sources point at the\n"
     "# extracts the platform lands.\n"
 )
-# Type names both dbt-duckdb and dbt-snowflake accept in a contract.
-_DBT_TYPES = {
-    LogicalType.STRING: "varchar",
-    LogicalType.INTEGER: "integer",
-    LogicalType.BIGINT: "bigint",
-    LogicalType.DOUBLE: "double",
-    LogicalType.BOOLEAN: "boolean",
-    LogicalType.DATE: "date",
-    LogicalType.TIMESTAMP: "timestamp",
-}
 
 
 def port_source_name(domain: str) -> str:
@@ -92,11 +82,8 @@ def generated_yaml(registry: Registry, project: str) -> str:
             published = addressing.port_relation(spec.domain, spec.name, port.major)
             columns = []
             for column in port.columns:
-                data_type = (
-                    f"decimal({column.precision},{column.scale})"
-                    if column.type == LogicalType.DECIMAL
-                    else _DBT_TYPES[column.type]
-                )
+                # Lower case, as dbt writes types; both dbt-duckdb and dbt-snowflake accept these names.
+                data_type = portable_sql_type(column).lower()
                 tests: list[str] = []
                 if not column.nullable:
                     tests.append("not_null")

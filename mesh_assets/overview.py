@@ -50,18 +50,12 @@ def _markdown(rows: list[dict[str, object]], columns: list[str]) -> str:
 
 def definitions(registry: Registry, env: Environment) -> dg.Definitions:
     """The overview asset."""
-    ports = [
-        addressing.port_key(p.spec.domain, p.spec.name, port.major)
-        for p in registry.products.values()
-        for port in p.spec.output_ports
-    ]
+    ports = addressing.all_port_keys(registry)
 
     @dg.asset(
         key=[GOVERNANCE_DOMAIN, "product_overview"],
         deps=ports,
-        group_name="governance",
-        owners=["team:platform"],
-        tags={"mesh/role": "governance"},
+        **addressing.GOVERNANCE_ASSET,
         kinds={env.target, "table"},
         description="Every data product and output port of the mesh: owner, status, version, consumers and "
         "current rows. Refreshed whenever a port is published.",

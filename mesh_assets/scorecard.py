@@ -58,11 +58,7 @@ def catalog_href(env: Environment) -> str:
 
 def definitions(registry: Registry, env: Environment) -> dg.Definitions:
     """The `mesh/scorecard` asset and one asset check per product."""
-    ports = [
-        addressing.port_key(p.spec.domain, p.spec.name, port.major)
-        for p in registry.products.values()
-        for port in p.spec.output_ports
-    ]
+    ports = addressing.all_port_keys(registry)
     keys = sorted(registry.products)
     check_specs = [
         dg.AssetCheckSpec(
@@ -81,9 +77,7 @@ def definitions(registry: Registry, env: Environment) -> dg.Definitions:
             dg.AssetSpec(
                 ASSET_KEY,
                 deps=[*ports, CATALOG_KEY],
-                group_name="governance",
-                owners=["team:platform"],
-                tags={"mesh/role": "governance"},
+                **addressing.GOVERNANCE_ASSET,
                 kinds={"html"},
                 description="The data product fitness scorecard: every product against the six "
                 "characteristics (self-describing, addressable, discoverable, secure, trustworthy, "

@@ -68,6 +68,18 @@ class LogicalType(StrEnum):
     TIMESTAMP = "timestamp"
 
 
+PORTABLE_SQL_TYPES = {
+    LogicalType.STRING: "VARCHAR",
+    LogicalType.INTEGER: "INTEGER",
+    LogicalType.BIGINT: "BIGINT",
+    LogicalType.DOUBLE: "DOUBLE",
+    LogicalType.BOOLEAN: "BOOLEAN",
+    LogicalType.DATE: "DATE",
+    LogicalType.TIMESTAMP: "TIMESTAMP",
+}
+"""SQL type names DuckDB and Snowflake both accept (decimals: see `portable_sql_type`)."""
+
+
 class Description(SpecModel):
     """What the product is for, how to use it, and what it cannot be used for."""
 
@@ -220,6 +232,13 @@ class Column(SpecModel):
         if self.type != LogicalType.DECIMAL and (self.precision is not None or self.scale is not None):
             raise ValueError("'precision' and 'scale' apply only to type 'decimal'")
         return self
+
+
+def portable_sql_type(column: Column) -> str:
+    """The column's type as SQL that DuckDB and Snowflake both accept (e.g. `DECIMAL(18,2)`)."""
+    if column.type == LogicalType.DECIMAL:
+        return f"DECIMAL({column.precision},{column.scale})"
+    return PORTABLE_SQL_TYPES[column.type]
 
 
 class RowCount(SpecModel):

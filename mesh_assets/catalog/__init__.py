@@ -25,18 +25,12 @@ def catalog_dir(env: Environment) -> Path:
 
 def definitions(registry: Registry, env: Environment) -> dg.Definitions:
     """The `mesh/catalog` asset: the catalog site, rebuilt whenever any output port is published."""
-    ports = [
-        addressing.port_key(p.spec.domain, p.spec.name, port.major)
-        for p in registry.products.values()
-        for port in p.spec.output_ports
-    ]
+    ports = addressing.all_port_keys(registry)
 
     @dg.asset(
         key=[GOVERNANCE_DOMAIN, "catalog"],
         deps=ports,
-        group_name="governance",
-        owners=["team:platform"],
-        tags={"mesh/role": "governance"},
+        **addressing.GOVERNANCE_ASSET,
         kinds={"html"},
         description="The data product catalog: a static site (open index.html from a file browser) with "
         "search, a page per product (schema, where and how to connect, last publish, check results, SLO "

@@ -22,22 +22,12 @@ import dagster as dg
 from pydantic import Field
 
 from mesh_assets.addressing import Relation
-from mesh_assets.spec import Column, LogicalType
+from mesh_assets.spec import Column, LogicalType, portable_sql_type
 from mesh_assets.warehouse.base import Warehouse, WarehouseSession
 
 if TYPE_CHECKING:
     import duckdb
     import pandas as pd
-
-_TYPES = {
-    LogicalType.STRING: "VARCHAR",
-    LogicalType.INTEGER: "INTEGER",
-    LogicalType.BIGINT: "BIGINT",
-    LogicalType.DOUBLE: "DOUBLE",
-    LogicalType.BOOLEAN: "BOOLEAN",
-    LogicalType.DATE: "DATE",
-    LogicalType.TIMESTAMP: "TIMESTAMP",
-}
 
 _INTEGERS = {
     "TINYINT",
@@ -200,9 +190,7 @@ class DuckDBSession(WarehouseSession):
         return f"COUNT(DISTINCT CASE WHEN {any_null} THEN NULL ELSE ({cols},) END)"
 
     def physical_type(self, column: Column) -> str:
-        if column.type == LogicalType.DECIMAL:
-            return f"DECIMAL({column.precision},{column.scale})"
-        return _TYPES[column.type]
+        return portable_sql_type(column)
 
     def type_matches(self, column: Column, physical: str) -> bool:
         family = physical.upper().split("(")[0].strip().strip('"')
