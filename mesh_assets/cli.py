@@ -141,7 +141,8 @@ def run(
             rows = ", ".join(f"{port} {n:,} rows" for port, n in sorted(detail.rows.items()) if n is not None)
             console.print(f"  {mark} {subject.key} {rows} {detail.error}".rstrip(), highlight=False)
         elif kind == "governance":
-            console.print(("[green]✓[/green]" if subject else "[red]✗[/red]") + " mesh: product_overview")
+            mark = "[green]✓[/green]" if subject else "[red]✗[/red]"
+            console.print(f"{mark} mesh governance: {', '.join(detail) or 'nothing built'}", highlight=False)
 
     try:
         results = run_mesh(domain or None, on_event)

@@ -129,7 +129,8 @@ def run_mesh(domains: list[str] | None = None, on_event=None) -> list[ProductRes
         outcome = governance.resolve_implicit_global_asset_job_def().execute_in_process(
             instance=instance, raise_on_error=False, run_config=QUIET
         )
-        notify("governance", outcome.success, None)
+        built = sorted(e.asset_key.to_user_string() for e in outcome.get_asset_materialization_events())
+        notify("governance", outcome.success, built)
     return list(results.values())
 
 
