@@ -385,10 +385,10 @@ def _check_transformation(product: Product, registry: Registry) -> None:
 
 
 def _check_rules(product: Product, registry: Registry) -> None:
-    """Quality rules that would fail at 3 a.m.: caught here, at validate and load time."""
+    """Rules reading ports the product does not declare. (SQL rules are parsed by `mesh validate`,
+    which keeps sqlglot out of every code location's load.)"""
     declared = {i.product for i in product.spec.product_inputs}
     for p_index, port in enumerate(product.spec.output_ports):
-        names = {c.name for c in port.columns}
         for r_index, rule in enumerate(port.quality.rules):
             where = f"output_ports[{p_index}].quality.rules[{r_index}]"
             if isinstance(rule, spec_module.ReferencesRule) and rule.port not in declared:
@@ -400,37 +400,6 @@ def _check_rules(product: Product, registry: Registry) -> None:
                         f"add '- product: {rule.port}' to input_ports (a rule may read only declared ports)",
                     )
                 )
-            elif isinstance(rule, spec_module.SqlRule):
-                problem = _sql_rule_problem(rule.query, names)
-                if problem:
-                    registry.issues.append(
-                        SpecIssue(
-                            product.path,
-                            f"{where}.query",
-                            problem,
-                            "write a SELECT over {{ this }} using the port's columns, in DuckDB's dialect",
-                        )
-                    )
-
-
-def _sql_rule_problem(query: str, columns: set[str]) -> str | None:
-    import sqlglot
-    from sqlglot import exp
-
-    rendered = query.replace("{{ this }}", "port_batch").replace("{{this}}", "port_batch")
-    try:
-        tree = sqlglot.parse_one(rendered, read="duckdb")
-    except sqlglot.errors.ParseError as exc:
-        return f"the query does not parse: {str(exc).splitlines()[0]}"
-    if not isinstance(tree, exp.Query):
-        return "the query is not a SELECT"
-    aliases = {a.alias for a in tree.find_all(exp.Alias)}
-    unknown = sorted(
-        {c.name for c in tree.find_all(exp.Column) if not c.table and c.name not in columns | aliases}
-    )
-    if unknown:
-        return f"the query names column(s) {', '.join(unknown)}, not in the port's columns"
-    return None
 
 
 def effective_status(spec: DataProductSpec, port: OutputPort, today: date) -> Status:

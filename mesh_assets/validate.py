@@ -18,7 +18,7 @@ from mesh_assets import spec as spec_module
 from mesh_assets.builders import sql as sql_builder
 from mesh_assets.dbt_contracts import GENERATED_FILE, generated_yaml
 from mesh_assets.registry import HasIssues, MeshSpecError, Registry, SpecIssue, load_registry
-from mesh_assets.spec import DbtTransformation, ExpectationRule, SqlTransformation
+from mesh_assets.spec import DbtTransformation, ExpectationRule, SqlRule, SqlTransformation
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "dataproduct.schema.json"
 
@@ -64,6 +64,51 @@ class Report(HasIssues):
 def schema_text() -> str:
     """The JSON Schema file's content, as generated from the spec models."""
     return json.dumps(spec_module.json_schema(), indent=2) + "\n"
+
+
+def sql_rule_problem(query: str, columns: set[str]) -> str | None:
+    """Why a custom SQL rule cannot run (does not parse, not a SELECT, unknown columns), or None."""
+    import sqlglot
+    from sqlglot import exp
+
+    rendered = query.replace("{{ this }}", "port_batch").replace("{{this}}", "port_batch")
+    try:
+        tree = sqlglot.parse_one(rendered, read="duckdb")
+    except sqlglot.errors.ParseError as exc:
+        return f"the query does not parse: {str(exc).splitlines()[0]}"
+    if not isinstance(tree, exp.Query):
+        return "the query is not a SELECT"
+    aliases = {a.alias for a in tree.find_all(exp.Alias)}
+    unknown = sorted(
+        {c.name for c in tree.find_all(exp.Column) if not c.table and c.name not in columns | aliases}
+    )
+    if unknown:
+        return f"the query names column(s) {', '.join(unknown)}, not in the port's columns"
+    return None
+
+
+SQL_RULE_FIX = "write a SELECT over {{ this }} using the port's columns, in DuckDB's dialect"
+
+
+def _sql_rule_issues(registry: Registry) -> list[SpecIssue]:
+    """Custom SQL rules that would fail at 3 a.m.: caught at validate time instead."""
+    issues = []
+    for product in registry.products.values():
+        for p_index, port in enumerate(product.spec.output_ports):
+            names = {c.name for c in port.columns}
+            for r_index, rule in enumerate(port.quality.rules):
+                if isinstance(rule, SqlRule):
+                    problem = sql_rule_problem(rule.query, names)
+                    if problem:
+                        issues.append(
+                            SpecIssue(
+                                product.path,
+                                f"output_ports[{p_index}].quality.rules[{r_index}].query",
+                                problem,
+                                SQL_RULE_FIX,
+                            )
+                        )
+    return issues
 
 
 def _expectation_issues(registry: Registry) -> list[SpecIssue]:
@@ -143,6 +188,7 @@ def validate(root: Path) -> Report:
                     "run `mesh prepare` and commit the result",
                 )
             )
+    issues += _sql_rule_issues(registry)
     issues += _expectation_issues(registry)
     issues += access.policy_issues(registry)
     issues += backdoors.lint(registry)

@@ -251,7 +251,9 @@ def test_a_custom_rule_that_does_not_parse_or_names_a_missing_column_is_refused_
         1,
     )
     spec.write_text(text)
-    errors = load_registry(mesh_copy).errors
+    from mesh_assets.validate import validate
+
+    errors = validate(mesh_copy).errors
 
     assert any(message in e.message and e.field.endswith("quality.rules[0].query") for e in errors), errors
 
