@@ -774,36 +774,24 @@ def _diff_product(base: DataProductSpec, head: DataProductSpec, consumers: list[
         add(Rule.ACCESS_RELAXED, False, "access approval_required -> open")
 
     policy_old, policy_new = base.access_policy, head.access_policy
-    for role in sorted(set(policy_old.allowed_roles) - set(policy_new.allowed_roles)):
-        add(
-            Rule.ROLE_REMOVED,
-            True,
-            f"role '{role}' may no longer read the ports",
-            column=f"access_policy.allowed_roles.{role}",
-            affected=consumers,
-        )
-    for role in sorted(set(policy_new.allowed_roles) - set(policy_old.allowed_roles)):
-        add(
-            Rule.ROLE_ADDED,
-            False,
-            f"role '{role}' may now read the ports",
-            column=f"access_policy.allowed_roles.{role}",
-        )
-    for role in sorted(set(policy_new.denied_roles) - set(policy_old.denied_roles)):
-        add(
-            Rule.ROLE_DENIED,
-            True,
-            f"role '{role}' is now refused",
-            column=f"access_policy.denied_roles.{role}",
-            affected=consumers,
-        )
-    for role in sorted(set(policy_old.denied_roles) - set(policy_new.denied_roles)):
-        add(
-            Rule.ROLE_UNDENIED,
-            False,
-            f"role '{role}' is no longer refused",
-            column=f"access_policy.denied_roles.{role}",
-        )
+    allowed_old, allowed_new = set(policy_old.allowed_roles), set(policy_new.allowed_roles)
+    denied_old, denied_new = set(policy_old.denied_roles), set(policy_new.denied_roles)
+    # Losing a reader breaks its consumers; gaining one does not.
+    role_changes = [
+        (allowed_old - allowed_new, Rule.ROLE_REMOVED, True, "may no longer read the ports", "allowed_roles"),
+        (allowed_new - allowed_old, Rule.ROLE_ADDED, False, "may now read the ports", "allowed_roles"),
+        (denied_new - denied_old, Rule.ROLE_DENIED, True, "is now refused", "denied_roles"),
+        (denied_old - denied_new, Rule.ROLE_UNDENIED, False, "is no longer refused", "denied_roles"),
+    ]
+    for roles, rule, breaking, what, policy_list in role_changes:
+        for role in sorted(roles):
+            add(
+                rule,
+                breaking,
+                f"role '{role}' {what}",
+                column=f"access_policy.{policy_list}.{role}",
+                affected=consumers if breaking else (),
+            )
     if policy_old.pii_handling != policy_new.pii_handling:
         pii = sorted({c.name for p in head.output_ports for c in p.columns if c.pii})
         add(

@@ -101,6 +101,19 @@ def spec_file_of(product: Product) -> str:
         return str(product.path)
 
 
+def governance_properties(spec: DataProductSpec) -> dict[str, Any]:
+    """The product's governance attributes as custom properties (shared by ODCS contracts and ODPS)."""
+    return {
+        "productType": spec.product_type.value,
+        "businessCapability": spec.business_capability,
+        "classification": spec.classification.value,
+        "access": spec.access.model_dump(mode="json"),
+        "accessPolicy": spec.access_policy.model_dump(mode="json"),
+        "distributionRights": spec.distribution_rights.model_dump(mode="json"),
+        "dataSharingAgreement": spec.data_sharing_agreement.model_dump(mode="json"),
+    }
+
+
 def contract_path(product: Product, port: OutputPort, out_dir: Path | None = None) -> Path:
     """Where `mesh contract export` writes the port's contract (default `<root>/data/contracts`)."""
     folder = out_dir if out_dir is not None else repo_root_of(product) / DEFAULT_DIR
@@ -776,13 +789,7 @@ def contract(
                 "assetKey": addressing.port_key(spec.domain, spec.name, port.major).to_user_string(),
                 "productStatus": spec.status.value,
                 "portStatus": port.status.value if port.status is not None else None,
-                "productType": spec.product_type.value,
-                "businessCapability": spec.business_capability,
-                "classification": spec.classification.value,
-                "access": spec.access.model_dump(mode="json"),
-                "accessPolicy": spec.access_policy.model_dump(mode="json"),
-                "distributionRights": spec.distribution_rights.model_dump(mode="json"),
-                "dataSharingAgreement": spec.data_sharing_agreement.model_dump(mode="json"),
+                **governance_properties(spec),
                 "inputPorts": [i.model_dump(mode="json", exclude_defaults=True) for i in spec.input_ports],
                 "transformation": spec.transformation.model_dump(mode="json", exclude_defaults=True),
                 "model": port.model,

@@ -152,13 +152,7 @@ def descriptor(product: Product, registry: Registry) -> dict[str, Any]:
         },
         "customProperties": _custom(
             {
-                "productType": spec.product_type.value,
-                "businessCapability": spec.business_capability,
-                "classification": spec.classification.value,
-                "access": spec.access.model_dump(mode="json"),
-                "accessPolicy": spec.access_policy.model_dump(mode="json"),
-                "distributionRights": spec.distribution_rights.model_dump(mode="json"),
-                "dataSharingAgreement": spec.data_sharing_agreement.model_dump(mode="json"),
+                **odcs.governance_properties(spec),
                 "slos": spec.slos.model_dump(mode="json"),
                 "sourceInputs": [s.model_dump(mode="json") for s in spec.source_inputs] or None,
                 "transformation": spec.transformation.model_dump(mode="json", exclude_defaults=True),

@@ -7,8 +7,6 @@ on an in-memory DuckDB database, through the SQL and Python builders' own read p
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import dagster as dg
 import duckdb
 import pytest
 import yaml
+from spec_edits import edit_spec, spec_path
 
 from mesh_assets import access
 from mesh_assets.addressing import Relation
@@ -34,22 +33,6 @@ ORDERS = "sales.orders"
 
 
 # --- helpers ------------------------------------------------------------------------------------------
-
-
-def spec_path(root: Path, key: str) -> Path:
-    domain, name = key.split(".")
-    return root / "domains" / domain / "products" / name / "dataproduct.yaml"
-
-
-def edit_spec(root: Path, key: str, change: Callable[[dict[str, Any]], object]) -> Path:
-    """Change a product's spec and move its mtime on, so the registry cache rereads it."""
-    path = spec_path(root, key)
-    before = path.stat().st_mtime_ns
-    data = yaml.safe_load(path.read_text())
-    change(data)
-    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
-    os.utime(path, ns=(before + 1_000_000_000, before + 1_000_000_000))
-    return path
 
 
 def issues_at(issues: list[SpecIssue], path: Path, field: str) -> list[SpecIssue]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import dagster as dg
 import pytest
 import typer
-import yaml
+from spec_edits import edit_spec, spec_path
 from typer.testing import CliRunner
 
 from mesh_assets import addressing, environment, fitness, odcs, scorecard
@@ -32,20 +31,6 @@ CUSTOMER_360 = "commercial_analytics.customer_360"
 INSTRUMENT_RUNS = "diagnostics.instrument_runs"
 ORDERS = "sales.orders"
 SALES = "sales.sales"
-
-
-def spec_path(root: Path, key: str) -> Path:
-    domain, name = key.split(".")
-    return root / "domains" / domain / "products" / name / "dataproduct.yaml"
-
-
-def edit_spec(root: Path, key: str, change: Callable[[dict[str, Any]], object]) -> None:
-    path = spec_path(root, key)
-    before = path.stat().st_mtime_ns
-    data = yaml.safe_load(path.read_text())
-    change(data)
-    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
-    os.utime(path, ns=(before + 1_000_000_000, before + 1_000_000_000))
 
 
 def verdict(

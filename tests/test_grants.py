@@ -26,15 +26,14 @@ and need a real account.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlglot
-import yaml
+from spec_edits import edit_spec
 from sqlglot import exp
 
 from mesh_assets import grants
@@ -54,20 +53,6 @@ UNSUPPORTED_ON_FAKESNOW = {
 """Statement kinds fakesnow cannot execute (see the module docstring)."""
 GENERIC_COMMANDS = {"role", "revoke_role", "masking_policy", "masking_body", "set_masking_policy"}
 """Statement kinds sqlglot parses only as a generic command (no syntax tree beyond the keyword)."""
-
-
-def spec_path(root: Path, key: str) -> Path:
-    domain, name = key.split(".")
-    return root / "domains" / domain / "products" / name / "dataproduct.yaml"
-
-
-def edit_spec(root: Path, key: str, change: Callable[[dict[str, Any]], object]) -> None:
-    path = spec_path(root, key)
-    before = path.stat().st_mtime_ns
-    data = yaml.safe_load(path.read_text())
-    change(data)
-    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
-    os.utime(path, ns=(before + 1_000_000_000, before + 1_000_000_000))
 
 
 @pytest.fixture(scope="module")
