@@ -879,22 +879,19 @@ def _diff_status(
 
     dep = after.deprecation
     if new == Status.RETIRED and old != Status.RETIRED:
-        how = (
-            f"deprecated with a sunset ({dep.sunset.isoformat()}) already past, so retired"
-            if head_spec.port_status(after) == Status.DEPRECATED and dep is not None
-            else "retired"
-        )
+        # Only this code change retires a port (a passed sunset never does), so it is gated here.
         add(
             Rule.PORT_RETIRED,
             bool(consumers),
-            f"{port} {how}: "
+            f"{port} retired: "
             + (
                 f"{len(consumers)} consumer(s) still read it and would be refused"
                 if consumers
                 else "no consumer reads it"
             ),
             consumers,
-            fix="move the consumers first, or keep it deprecated with a later sunset",
+            fix="move the consumers first; until then keep it deprecated (past its sunset it stays served, "
+            "overdue for retirement)",
         )
     elif new == Status.DRAFT and old != Status.DRAFT:
         outside = [c for c in consumers if c.domain != head_spec.domain]
@@ -942,10 +939,11 @@ def _diff_status(
         old_dep = before.deprecation
         if old == Status.DEPRECATED and old_dep is not None and dep.sunset != old_dep.sunset:
             earlier = dep.sunset < old_dep.sunset
+            passed = " (already past: overdue for retirement at once)" if dep.sunset < today else ""
             add(
                 Rule.SUNSET_EARLIER if earlier else Rule.SUNSET_CHANGED,
                 earlier and bool(consumers),
-                f"sunset {old_dep.sunset.isoformat()} -> {dep.sunset.isoformat()}"
+                f"sunset {old_dep.sunset.isoformat()} -> {dep.sunset.isoformat()}{passed}"
                 + (": consumers get less time to move" if earlier else " (more time to move)"),
                 consumers if earlier else (),
                 warning=earlier and not consumers,
@@ -966,8 +964,9 @@ def _removed_port(
         what = f"port {address} ({port.version}, {status}) removed"
         rule = Rule.PORT_REMOVED
     if status == Status.RETIRED:
-        # Already refused to everyone (`mesh validate` fails its remaining consumers): removing it
-        # changes nothing for them.
+        # Retired by an earlier change, already refused to everyone (`mesh validate` fails its remaining
+        # consumers): removing it changes nothing for them. A port merely past its sunset is still
+        # served, so removing it while consumers read it is breaking (below).
         return Change(
             spec.key,
             f"v{port.major}",
@@ -1130,7 +1129,8 @@ def diff_specs(
     """Every change to one product's contract from `base` to `head` (either may be None: added/removed).
 
     `consumers` are the specs of the mesh as it will be (the working tree); they tell who reads each
-    port and are named on the changes that affect them. `today` decides which sunsets have passed.
+    port and are named on the changes that affect them. `today` only words a sunset moved into the
+    past: time never changes a verdict (a port past its sunset is still served until it is retired).
     """
     today = today or date.today()
     consumer_specs = list(consumers)

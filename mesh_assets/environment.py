@@ -30,7 +30,7 @@ class Environment:
     target: str
     """`duckdb` (default, embedded) or `snowflake` (production)."""
     root: Path
-    """The repository root: holds `domains/`, `dbt_projects/` and `data/`."""
+    """The repository root: holds `domains/`, `dbt_projects/` and (by default) `data/`."""
     duckdb_path: Path
     """The local DuckDB file (used when target is duckdb)."""
 
@@ -47,14 +47,32 @@ class Environment:
         return self.duckdb_path.stem
 
     @property
+    def data_dir(self) -> Path:
+        """Where the platform writes what it builds (`MESH_DATA_DIR`, default `<root>/data`)."""
+        return data_dir_of(self.root)
+
+    @property
     def catalog_dir(self) -> Path:
-        """Where the static catalog is written (`MESH_CATALOG_DIR`, default `data/catalog`)."""
-        return Path(os.environ.get("MESH_CATALOG_DIR", self.root / "data" / "catalog")).resolve()
+        """Where the static catalog is written (`MESH_CATALOG_DIR`, default `<data_dir>/catalog`)."""
+        return Path(os.environ.get("MESH_CATALOG_DIR", self.data_dir / "catalog")).resolve()
 
     @property
     def sources_dir(self) -> Path:
-        """Where source-system extracts are read from."""
-        return Path(os.environ.get("MESH_SOURCES_DIR", self.root / "data" / "sources"))
+        """Where source-system extracts are read from (`MESH_SOURCES_DIR`, default `<data_dir>/sources`)."""
+        return Path(os.environ.get("MESH_SOURCES_DIR", self.data_dir / "sources"))
+
+    @property
+    def contracts_dir(self) -> Path:
+        """Where `mesh contract export` writes contracts by default: `<data_dir>/contracts`."""
+        return self.data_dir / "contracts"
+
+    def dbt_artifacts_dir(self, project: str) -> Path:
+        """Where the dbt runs of `project` write their artifacts and logs: `<data_dir>/dbt/<project>`.
+
+        Run output, like the warehouse file, so it lives with the data and never in the project folder,
+        which keeps only what `mesh prepare` parses (`target/manifest.json`).
+        """
+        return self.data_dir / "dbt" / project
 
     def warehouse(self) -> Warehouse:
         """The `warehouse` resource for this environment."""
@@ -77,6 +95,15 @@ class Environment:
         )
 
 
+def data_dir_of(root: Path) -> Path:
+    """The folder for everything the platform builds (`MESH_DATA_DIR`, default `<root>/data`).
+
+    Warehouse file, catalog, contracts and dbt run artifacts default to places under it, so pointing
+    this one variable elsewhere (as the tests do) keeps every build output out of the repository.
+    """
+    return Path(os.environ.get("MESH_DATA_DIR", root / "data")).resolve()
+
+
 def find_root(start: Path | None = None) -> Path:
     """The repository root: `MESH_ROOT`, else the nearest folder above `start` holding `domains/`."""
     if "MESH_ROOT" in os.environ:
@@ -96,12 +123,12 @@ def find_root(start: Path | None = None) -> Path:
 
 
 def resolve(start: Path | None = None) -> Environment:
-    """Resolve the environment from `MESH_TARGET`, `MESH_ROOT` and `MESH_DUCKDB_PATH`."""
+    """Resolve the environment from `MESH_TARGET`, `MESH_ROOT`, `MESH_DATA_DIR` and `MESH_DUCKDB_PATH`."""
     target = os.environ.get("MESH_TARGET", "duckdb").strip().lower()
     if target not in TARGETS:
         raise MeshEnvironmentError(
             f"MESH_TARGET={target!r} is not a target; use one of {sorted(TARGETS)} (default: duckdb)"
         )
     root = find_root(start)
-    duckdb_path = Path(os.environ.get("MESH_DUCKDB_PATH", root / "data" / "mesh.duckdb")).resolve()
+    duckdb_path = Path(os.environ.get("MESH_DUCKDB_PATH", data_dir_of(root) / "mesh.duckdb")).resolve()
     return Environment(target=target, root=root, duckdb_path=duckdb_path)

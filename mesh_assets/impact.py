@@ -1,10 +1,10 @@
 """The consumer registry and `mesh impact`: who reads which port of a product, and what a change breaks.
 
 Every consumer is known from the input ports of all specs: a consumer reads the newest port inside its
-version range, as the registry resolves it. Whether it may read that port (deprecated, past its sunset,
-beta without preview, draft from another domain) comes from the registry's own validation, so this
-module never restates those rules. What the working tree's changes would break for each consumer comes
-from `contract_diff`.
+version range, as the registry resolves it. Whether it may read that port (deprecated, overdue for
+retirement past its sunset, retired, beta without preview, draft from another domain) comes from the
+registry's own validation, so this module never restates those rules. What the working tree's changes
+would break for each consumer comes from `contract_diff`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from mesh_assets import lifecycle
 from mesh_assets.contract_diff import Change, Consumer, ContractDiffError, diff_working_tree
 from mesh_assets.registry import Registry, effective_status, load_registry
 from mesh_assets.spec import OutputPort, ProductInput, Status
@@ -39,7 +40,8 @@ class ConsumerUse:
     """`v<major>` the consumer reads, or None when no port satisfies its range."""
     version: str | None
     standing: str
-    """`ok`, `warning` (e.g. a deprecated port) or `refused` (retired, past its sunset, not allowed)."""
+    """`ok`, `warning` (e.g. a deprecated port), `overdue` (the port is past its sunset: still served,
+    but the consumer must move now) or `refused` (retired, removed, not allowed)."""
     notes: tuple[str, ...] = ()
     """The registry's messages about this input port, each with its fix."""
 
@@ -61,17 +63,24 @@ class PortUse:
     major: int
     version: str
     status: Status
-    """The port's status today (a deprecated port past its sunset is retired)."""
+    """The port's status (time never changes it: past its sunset a port is still deprecated)."""
     sunset: date | None
     replacement: str | None
     consumers: tuple[ConsumerUse, ...]
+    overdue: bool = False
+    """Past its sunset: overdue for retirement, still served, its consumers red."""
 
     @property
     def label(self) -> str:
-        """`v1 (1.4.0, deprecated until 2027-03-31, replaced by v2)`."""
+        """`v1 (1.4.0, deprecated until 2027-03-31, replaced by v2)`, or `... overdue for retirement
+        since its sunset 2027-03-31 ...` once past it."""
         detail = f"{self.version}, {self.status}"
         if self.sunset is not None:
-            detail += f" until {self.sunset.isoformat()}, replaced by v{self.replacement}"
+            detail += (
+                f", overdue for retirement since its sunset {self.sunset.isoformat()}"
+                if self.overdue
+                else f" until {self.sunset.isoformat()}"
+            ) + f", replaced by v{self.replacement}"
         return f"v{self.major} ({detail})"
 
     def to_dict(self) -> dict[str, Any]:
@@ -81,6 +90,7 @@ class PortUse:
             "version": self.version,
             "status": str(self.status),
             "sunset": self.sunset.isoformat() if self.sunset else None,
+            "overdue": self.overdue,
             "replacement": self.replacement,
             "consumers": [c.to_dict() for c in self.consumers],
         }
@@ -190,6 +200,8 @@ def consumer_uses(registry: Registry, product: str) -> list[ConsumerUse]:
                 standing, notes = "refused", (*notes, f"{product} is not in the working tree")
             elif resolved is None or any(i.severity == "error" for i in issues):
                 standing = "refused"
+            elif lifecycle.is_overdue(resolved.producer.spec, resolved.port, registry.today):
+                standing = "overdue"
             else:
                 standing = "warning" if issues else "ok"
             uses.append(
@@ -260,6 +272,7 @@ def impact(
                     sunset=dep.sunset if dep else None,
                     replacement=dep.replacement if dep else None,
                     consumers=tuple(u for u in uses if u.port == f"v{port.major}"),
+                    overdue=lifecycle.is_overdue(spec, port, registry.today),
                 )
             )
         if selector is not None:

@@ -115,9 +115,12 @@ def governance_properties(spec: DataProductSpec) -> dict[str, Any]:
 
 
 def contract_path(product: Product, port: OutputPort, out_dir: Path | None = None) -> Path:
-    """Where `mesh contract export` writes the port's contract (default `<root>/data/contracts`)."""
-    folder = out_dir if out_dir is not None else repo_root_of(product) / DEFAULT_DIR
-    return folder / contract_file_name(product.spec.domain, product.spec.name, port.major)
+    """Where `mesh contract export` writes the port's contract (default `<data_dir>/contracts`)."""
+    if out_dir is None:
+        from mesh_assets.environment import data_dir_of
+
+        out_dir = data_dir_of(repo_root_of(product)) / DEFAULT_DIR.name
+    return out_dir / contract_file_name(product.spec.domain, product.spec.name, port.major)
 
 
 # --- validation against the installed standard -----------------------------------------------------------

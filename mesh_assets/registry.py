@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from mesh_assets import access
+from mesh_assets import access, lifecycle
 from mesh_assets import spec as spec_module
 from mesh_assets.spec import DataProductSpec, OutputPort, ProductInput, Status
 from mesh_assets.versions import VersionRangeError, parse_range, satisfies
@@ -112,7 +112,7 @@ class Registry(HasIssues):
     unreadable: set[str] = field(default_factory=set)
     """`<domain>.<product>` of specs that failed to parse (their consumers cannot be checked)."""
     today: date = field(default_factory=date.today)
-    """The day port lifecycles are judged on: a deprecated port past its sunset counts as retired."""
+    """The day sunsets are judged on: it changes warnings (approaching, overdue), never errors."""
 
     def domain_products(self, domain: str) -> list[Product]:
         """The products of one domain, by name."""
@@ -157,9 +157,10 @@ class Registry(HasIssues):
 def load_registry(root: Path, today: date | None = None) -> Registry:
     """Read and validate every spec under `root/domains`. Never raises for bad specs: see `issues`.
 
-    `today` (default: the current date) decides which deprecated ports are past their sunset; tests
-    inject it. Cached per set of spec files, their modification times and `today`, so the several code
-    locations of one process (and repeated calls) parse the YAML once.
+    `today` (default: the current date) decides which deprecated ports are past their sunset (overdue:
+    still served, their consumers warned); tests inject it. It never makes a valid mesh invalid.
+    Cached per set of spec files, their modification times and `today`, so the several code locations
+    of one process (and repeated calls) parse the YAML once.
     """
     root = root.resolve()
     files = sorted((root / "domains").glob(f"*/products/*/{SPEC_FILE}"))
@@ -185,6 +186,7 @@ def _load(root: Path, stamp: tuple[tuple[str, int], ...], today: date) -> Regist
         _check_transformation(product, registry)
         _check_inputs(product, registry)
         _check_rules(product, registry)
+        _check_sunsets(product, registry)
     _check_cycles(registry)
     return registry
 
@@ -403,15 +405,15 @@ def _check_rules(product: Product, registry: Registry) -> None:
 
 
 def effective_status(spec: DataProductSpec, port: OutputPort, today: date) -> Status:
-    """A port's status on `today`: its own (else the product's), but retired once past its sunset.
+    """A port's status: its own, else the product's. `today` never changes it.
 
-    The sunset is the last day a deprecated port is served; from the day after, its consumers are
-    refused exactly as if the owner had already set `status: retired`.
+    Time alone never retires a port: past its sunset a deprecated port is still `deprecated` (and
+    overdue for retirement, see `lifecycle.is_overdue`), served and built, until its owner retires it
+    with a code change (`status: retired`, or removing the port), which CI refuses while a consumer
+    reads it. `today` stays in the signature so callers judging a day keep one call.
     """
-    status = spec.port_status(port)
-    if status == Status.DEPRECATED and port.deprecation is not None and today > port.deprecation.sunset:
-        return Status.RETIRED
-    return status
+    del today  # the point of the rule: a date alone is not a reason to change a status
+    return spec.port_status(port)
 
 
 def _port_to_use(producer: Product, today: date | None = None) -> str:
@@ -508,7 +510,8 @@ def _check_inputs(product: Product, registry: Registry) -> None:
                 SpecIssue(
                     product.path,
                     f"{where}.version",
-                    f"no port of {producer.key} satisfies '{declared.version}'; it publishes {available}",
+                    f"no port of {producer.key} satisfies '{declared.version}', which "
+                    f"{lifecycle.reader(product.spec)} reads; it publishes {available}",
                     f"widen the range to a published version, e.g. {_port_to_use(producer, registry.today)}",
                 )
             )
@@ -532,16 +535,13 @@ def _check_port_status(
     same_domain = producer.spec.domain == product.spec.domain
     label = f"{producer.key} v{port.major} ({port.version})"
     if status == Status.RETIRED:
-        dep = port.deprecation
-        message = f"{label} is retired and no longer served"
-        if producer.spec.port_status(port) == Status.DEPRECATED and dep is not None:
-            # Past its sunset the port is retired, even before its owner sets `status: retired`.
-            message = f"{label} passed its sunset date {dep.sunset.isoformat()} and is retired ({dep.reason})"
+        # Only the owner's code change retires a port; CI refuses it while this consumer reads it.
         registry.issues.append(
             SpecIssue(
                 product.path,
                 f"{where}.version",
-                message,
+                f"{label} is retired and no longer served, but {lifecycle.reader(product.spec)} still "
+                "reads it",
                 f"move to a served version: {_port_to_use(producer, registry.today)}",
             )
         )
@@ -570,11 +570,17 @@ def _check_port_status(
             SpecIssue(
                 product.path,
                 f"{where}.version",
-                f"{label} is deprecated and will be retired on {dep.sunset.isoformat()} ({dep.reason})",
+                f"{label} is {lifecycle.describe(producer.spec, port, registry.today)} ({dep.reason})",
                 f"move to version {dep.replacement}: product: {producer.key}, version: '^{dep.replacement}'",
                 severity="warning",
             )
         )
+
+
+def _check_sunsets(product: Product, registry: Registry) -> None:
+    """Tell a producer which of its ports are overdue for retirement and who still reads them."""
+    for where, message, fix in lifecycle.overdue_notices(product, registry):
+        registry.issues.append(SpecIssue(product.path, where, message, fix, severity="warning"))
 
 
 def _check_cycles(registry: Registry) -> None:

@@ -1,7 +1,9 @@
 """Shared fixtures: a private copy of the mesh, a private DuckDB file and Dagster instance per test.
 
 Tests never touch the developer's `data/` or `.dagster_home`: every test that builds anything gets its
-own warehouse file, source extracts and DAGSTER_HOME under pytest's tmp_path.
+own warehouse file, source extracts, data folder (`MESH_DATA_DIR`: catalog, scorecard, contracts, dbt
+run artifacts) and DAGSTER_HOME under pytest's tmp_path. The worktree guard (`worktree_guard.py`) fails
+the session if the tests changed the repository anyway, naming the files.
 """
 
 from __future__ import annotations
@@ -11,9 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import worktree_guard
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_SCALE = 2_000
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Watch the repository for the whole session (in the xdist controller, not in each worker)."""
+    worktree_guard.install(config, REPO)
 
 
 @pytest.fixture(scope="session")
@@ -55,11 +63,16 @@ def mesh_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_sources: Path) -> Iterator[Path]:
-    """A private DuckDB file, Dagster instance and (shared, read-only) source extracts for one test."""
+    """A private DuckDB file, data folder and Dagster instance, and (shared, read-only) source extracts.
+
+    `MESH_DATA_DIR` sends everything else the platform writes (catalog, scorecard page, exported contracts,
+    dbt run artifacts) to `<tmp_path>/data`, never to the repository's `data/`.
+    """
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("MESH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("MESH_DUCKDB_PATH", str(tmp_path / "mesh.duckdb"))
     monkeypatch.setenv("MESH_SOURCES_DIR", str(small_sources))
     monkeypatch.delenv("MESH_TARGET", raising=False)

@@ -131,10 +131,13 @@ def dbt_project_assets(
             target=env.dbt_target,
             dbt_executable=dbt_executable(),
         )
+        # Artifacts and logs of this invocation go with the run's data, not into the project folder.
+        invocation = f"{context.run.run_id}-{context.op_execution_context.op.name}"
+        artifacts = env.dbt_artifacts_dir(project) / invocation
         # dbt opens the DuckDB file itself: hold the warehouse's writer lock for the whole command.
         with warehouse.exclusive():
             os.environ.update(warehouse.dbt_env())
-            yield from dbt.cli(["build"], context=context).stream()
+            yield from dbt.cli(["build"], context=context, target_path=artifacts).stream()
 
     return _dbt
 

@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
     @contract.command("export")
     def export(
         out: Annotated[
-            Path | None, typer.Option(help="Output folder (default: data/contracts in the repository).")
+            Path | None, typer.Option(help="Output folder (default: data/contracts, or in $MESH_DATA_DIR).")
         ] = None,
         odps: Annotated[
             bool,
@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
                 err=True,
             )
             raise typer.Exit(1)
-        target = out or env.root / odcs_module.DEFAULT_DIR
+        target = out or env.contracts_dir
         deployment = odcs_module.Deployment.from_environment(env)
         try:
             written = odcs_module.export_contracts(registry, target, deployment, product or None)

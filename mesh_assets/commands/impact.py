@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 _STANDING = {
     "ok": "[green]ok[/green]",
     "warning": "[yellow]warning[/yellow]",
+    "overdue": "[bold red]overdue[/bold red]",
     "refused": "[red]refused[/red]",
 }
 
@@ -28,7 +29,13 @@ def render(console: Console, report: ImpactReport) -> None:
 
     owner = f"{report.team}, {report.steward}" if report.team else "not in the working tree"
     console.print(f"[bold]{report.product}[/bold] (owner {owner})", highlight=False)
-    groups = [(f"{p.label}: {len(p.consumers)} consumer(s)", list(p.consumers)) for p in report.ports]
+    groups = [
+        (
+            ("[bold red]" if p.overdue else "") + f"{p.label}: {len(p.consumers)} consumer(s)",
+            list(p.consumers),
+        )
+        for p in report.ports
+    ]
     if report.unresolved:
         groups.append(("no port satisfies their range", report.unresolved))
     for title, uses in groups:
