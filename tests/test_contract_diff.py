@@ -474,11 +474,26 @@ def test_removing_a_deprecated_port_nobody_reads_any_more_is_not_breaking() -> N
     assert not removed.breaking and "no consumer reads it" in removed.reason
 
 
-def test_removing_a_port_past_its_sunset_is_not_breaking_as_its_consumers_are_already_refused() -> None:
+def test_removing_a_port_past_its_sunset_is_breaking_while_a_consumer_still_reads_it() -> None:
     def drop_v1(data: Spec) -> None:
         data["output_ports"] = [port(data, 2)]
 
-    change = only(diff(SALES, drop_v1, today=date(2027, 4, 1)), Rule.PORT_REMOVED)
+    # Past its sunset the port is overdue for retirement but still served: removing it is the code change
+    # that would break its reader, so the diff refuses it naming the reader and its owner.
+    for today in (date(2027, 4, 1), date(2030, 4, 2)):
+        change = only(diff(SALES, drop_v1, today=today), Rule.PORT_REMOVED)
+        assert change.blocking and "1 consumer(s) still read it" in change.reason
+        assert consumer_names(change) == {C360_OWNER}
+
+
+def test_removing_a_declared_retired_port_is_not_breaking_as_its_consumers_are_already_refused() -> None:
+    base = shipped(SALES)
+    port(base, 1)["status"] = "retired"
+
+    def drop_v1(data: Spec) -> None:
+        data["output_ports"] = [port(data, 2)]
+
+    change = only(diff(SALES, drop_v1, base=base), Rule.PORT_REMOVED)
 
     assert not change.breaking and "it was retired" in change.reason
     assert consumer_names(change) == {C360_OWNER}
@@ -589,13 +604,27 @@ def test_retiring_a_port_that_still_has_consumers_is_breaking() -> None:
     assert change.port == "v1" and change.blocking and consumer_names(change) == {C360_OWNER}
 
 
-def test_a_sunset_moved_into_the_past_retires_the_port_and_is_breaking_for_its_consumers() -> None:
-    change = only(
-        diff(SALES, lambda d: port(d, 1)["deprecation"].update(sunset=date(2026, 11, 1))), Rule.PORT_RETIRED
-    )
+def test_a_sunset_moved_into_the_past_is_breaking_for_its_consumers_but_does_not_retire_the_port() -> None:
+    changes = diff(SALES, lambda d: port(d, 1)["deprecation"].update(sunset=date(2026, 11, 1)))
 
-    assert change.blocking and "already past" in change.reason
+    change = only(changes, Rule.SUNSET_EARLIER)
+    assert change.blocking and "already past: overdue for retirement" in change.reason
     assert consumer_names(change) == {C360_OWNER}
+    assert Rule.PORT_RETIRED not in rules(changes)  # only `status: retired` or removing it retires it
+
+
+def test_the_verdict_on_a_deprecated_port_does_not_depend_on_the_day() -> None:
+    def verdicts(today: date) -> list[tuple[str, bool]]:
+        return sorted(
+            (c.rule.value, c.blocking)
+            for change in (
+                lambda d: port(d, 1).update(status="retired"),
+                lambda d: port(d, 1).update(version="1.5.0"),
+            )
+            for c in diff(SALES, change, today=today)
+        )
+
+    assert verdicts(TODAY) == verdicts(date(2027, 4, 1)) == verdicts(date(2030, 4, 2))
 
 
 def test_moving_a_sunset_earlier_is_breaking_and_later_is_not() -> None:

@@ -214,9 +214,7 @@ def test_hashed_and_removed_pii_get_their_own_masking_policies(mesh_copy: Path) 
 
 
 def test_retired_ports_get_no_grants(mesh_copy: Path) -> None:
-    edit_spec(
-        mesh_copy, "sales.sales", lambda d: d["output_ports"][1]["deprecation"].update(sunset="2020-01-01")
-    )
+    edit_spec(mesh_copy, "sales.sales", lambda d: d["output_ports"][1].update(status="retired"))
     edit_spec(
         mesh_copy, "commercial_analytics.customer_360", lambda d: d["input_ports"][1].update(version="^2")
     )
@@ -224,6 +222,16 @@ def test_retired_ports_get_no_grants(mesh_copy: Path) -> None:
     script = grants.render(load_registry(mesh_copy))
 
     assert '"sales_v1"' not in script and '"sales_v2"' in script
+
+
+def test_a_port_past_its_sunset_keeps_its_grants_as_it_is_still_served(mesh_copy: Path) -> None:
+    edit_spec(
+        mesh_copy, "sales.sales", lambda d: d["output_ports"][1]["deprecation"].update(sunset="2020-01-01")
+    )
+
+    script = grants.render(load_registry(mesh_copy))
+
+    assert '"sales_v1"' in script and '"sales_v2"' in script
 
 
 def test_database_and_role_prefix_are_options(shipped: Registry) -> None:

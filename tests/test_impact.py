@@ -81,7 +81,7 @@ def test_the_reader_of_the_deprecated_v1_is_warned_with_the_sunset_and_the_versi
 
     assert use.standing == "warning"
     [note] = use.notes
-    assert "retired on 2027-03-31" in note and "version: '^2'" in note
+    assert "served until its sunset 2027-03-31" in note and "version: '^2'" in note
 
 
 @pytest.mark.parametrize("selector", ["1", "v1", "1.4.0", "^1"])
@@ -113,24 +113,39 @@ def test_on_its_sunset_day_a_deprecated_port_is_still_served_with_a_warning() ->
     assert "sales.sales v1 (1.4.0) is deprecated" in warning.message
 
 
-def test_after_its_sunset_a_deprecated_port_counts_as_retired_and_its_consumer_is_refused() -> None:
+def test_after_its_sunset_a_deprecated_port_is_overdue_still_served_and_its_consumer_only_warned() -> None:
     judged = registry(AFTER_SUNSET)
 
-    [error] = judged.errors
-    assert error.file == REPO / "domains/commercial_analytics/products/customer_360/dataproduct.yaml"
-    assert error.field == "input_ports[1].version"
-    assert error.message.startswith("sales.sales v1 (1.4.0) passed its sunset date 2027-03-31 and is retired")
-    assert error.fix == "move to a served version: product: sales.sales, version: '^2'"
-    assert judged.warnings == []
+    assert judged.errors == []  # time alone never breaks the mesh
+    consumer, producer = sorted(judged.warnings, key=lambda w: str(w.file))
+    assert consumer.file == REPO / "domains/commercial_analytics/products/customer_360/dataproduct.yaml"
+    assert consumer.field == "input_ports[1].version"
+    assert consumer.message.startswith(
+        "sales.sales v1 (1.4.0) is overdue for retirement: its sunset 2027-03-31 passed yesterday"
+    )
+    assert consumer.fix == "move to version 2: product: sales.sales, version: '^2'"
+    # The producer is told who still reads it, so it knows whom to chase before retiring it.
+    assert producer.file == REPO / "domains/sales/products/sales/dataproduct.yaml"
+    assert producer.field == "output_ports[1].deprecation.sunset"
+    assert "still read by commercial_analytics.customer_360 (team commercial_analytics" in producer.message
 
 
-def test_impact_after_the_sunset_shows_the_port_retired_and_its_reader_refused() -> None:
+def test_impact_after_the_sunset_shows_the_port_overdue_and_its_reader_red_but_served() -> None:
     report = impact(registry(AFTER_SUNSET), SALES)
 
     [v1] = [p for p in report.ports if p.major == 1]
-    assert v1.status == "retired"
+    assert v1.status == "deprecated" and v1.overdue
+    assert "overdue for retirement since its sunset 2027-03-31" in v1.label
+    assert v1.to_dict()["overdue"] is True
     use = use_of(report, CUSTOMER_360)
-    assert use.standing == "refused" and "version: '^2'" in use.notes[0]
+    assert use.standing == "overdue" and use.port == "v1" and "version: '^2'" in use.notes[0]
+
+
+def test_impact_before_the_sunset_does_not_call_the_port_overdue() -> None:
+    [v1] = [p for p in impact(registry(SUNSET), SALES).ports if p.major == 1]
+
+    assert not v1.overdue and v1.label == "v1 (1.4.0, deprecated until 2027-03-31, replaced by v2)"
+    assert use_of(impact(registry(SUNSET), SALES), CUSTOMER_360).standing == "warning"
 
 
 # --- what a change breaks -----------------------------------------------------------------------------

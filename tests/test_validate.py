@@ -374,7 +374,10 @@ def test_consuming_a_retired_port_fails_naming_the_version_to_move_to(mesh_copy:
     registry = load_registry(mesh_copy)
 
     issue = the_issue(registry.errors, spec_file(mesh_copy, CUSTOMER_360), "input_ports[1].version")
-    assert issue.message == "sales.sales v1 (1.4.0) is retired and no longer served"
+    assert issue.message == (
+        "sales.sales v1 (1.4.0) is retired and no longer served, but commercial_analytics.customer_360 "
+        "(team commercial_analytics, steward lea.dubois@example.com) still reads it"
+    )
     assert issue.fix == "move to a served version: product: sales.sales, version: '^2'"
     assert registry.warnings == []
 
