@@ -15,7 +15,9 @@ observed (`Facts`: the built catalog, and what the Dagster instance recorded for
   both allowed and denied); PII protected (classified confidential or above, every column that looks
   personal marked `pii`, PII read in clear text from an input still marked).
 - **trustworthy**: SLOs declared; blocking contract checks (schema, key, row count) on every served port;
-  with instance facts, no SLO breached now.
+  with instance facts, no SLO breached now; no input port overdue for retirement (past its sunset: red,
+  but not gating, since time alone never fails the mesh: moving to the replacement is the consumer's
+  code change).
 - **interoperable**: standard types (`*_at`/`*_ts` timestamp, `*_date` date, event time a date or
   timestamp); business keys (key columns not nullable; a column named like another product's business
   key has its type); every served port's contract validates against the ODCS JSON Schema.
@@ -46,7 +48,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mesh_assets import access, addressing
+from mesh_assets import access, addressing, lifecycle
 from mesh_assets.registry import Product, Registry, effective_status
 from mesh_assets.spec import Classification, LogicalType, OutputPort, Severity, Status
 
@@ -102,6 +104,8 @@ class Verdict:
 
     passed: bool
     reason: str
+    gating: bool = True
+    """Whether a failure may gate (`mesh fitness` exit 1). False when only the calendar made it red."""
 
 
 @dataclass(frozen=True)
@@ -437,16 +441,45 @@ def trustworthy(
         if breached:
             problems.append("SLO breached now: " + "; ".join(breached))
         measured = "every measured SLO met" if known else "no SLO measured yet (not yet published)"
+    overdue, sunsets = _input_sunsets(product, registry)
     if problems:
-        return Verdict(False, "; ".join(problems))
+        return Verdict(False, "; ".join([*problems, *overdue]))
+    if overdue:
+        # Red, but the date alone must not fail CI: the fix is the consumer's move, a gated code change.
+        return Verdict(
+            False, "; ".join(overdue) + " (red, not gating: time alone never fails the mesh)", False
+        )
     rules = sum(len(p.quality.rules) for p in ports)
     return Verdict(
         True,
         f"SLOs: freshness {freshness}, availability {slos.availability:.1%}, quality "
         f"{slos.quality_pass_rate:.1%} over {slos.window}; blocking schema, key and row-count checks"
         + (f" and {rules} rule(s)" if rules else "")
-        + f" on {len(ports)} port(s); {measured}",
+        + f" on {len(ports)} port(s); {measured}"
+        + "".join(f"; {s}" for s in sunsets),
     )
+
+
+def _input_sunsets(product: Product, registry: Registry) -> tuple[list[str], list[str]]:
+    """The product's inputs overdue for retirement, and those deprecated with a sunset ahead."""
+    overdue, ahead = [], []
+    for declared in product.spec.product_inputs:
+        resolved = registry.resolve(product, declared)
+        if resolved is None:
+            continue
+        spec, port = resolved.producer.spec, resolved.port
+        days = lifecycle.days_to_sunset(spec, port, registry.today)
+        if days is None or port.deprecation is None:
+            continue
+        read = f"reads {spec.key} v{port.major}"
+        sunset, replacement = port.deprecation.sunset.isoformat(), port.deprecation.replacement
+        if days < 0:
+            overdue.append(
+                f"{read}, overdue for retirement since its sunset {sunset}: move to v{replacement}"
+            )
+        else:
+            ahead.append(f"{read}, deprecated: sunset {sunset} ({lifecycle.in_days(days)})")
+    return overdue, ahead
 
 
 def interoperable(
@@ -960,7 +993,8 @@ def evaluate_product(
     results = []
     for characteristic, function in CHARACTERISTICS.items():
         verdict = function(product, registry, facts, index)
-        results.append(Result(characteristic, verdict.passed, verdict.reason, characteristic in MANDATORY))
+        mandatory = characteristic in MANDATORY and verdict.gating
+        results.append(Result(characteristic, verdict.passed, verdict.reason, mandatory))
     spec = product.spec
     return ProductFitness(product.key, spec.domain, spec.name, spec.status.value, tuple(results))
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 
-from mesh_assets import addressing
+from mesh_assets import addressing, lifecycle
 from mesh_assets.registry import Product
 from mesh_assets.spec import DataProductSpec, FreshnessSlo, OutputPort, Status, parse_duration
 
@@ -127,17 +127,29 @@ def column_schema(port: OutputPort) -> dg.TableSchema:
     return dg.TableSchema(columns=columns)
 
 
-def port_description(spec: DataProductSpec, port: OutputPort) -> str:
-    """Markdown description: purpose, usage, limitations, and any deprecation warning first."""
+def port_description(spec: DataProductSpec, port: OutputPort, today: date | None = None) -> str:
+    """Markdown description: purpose, usage, limitations, and any deprecation warning first.
+
+    `today` (default: the current date, when the code location loads) tells a deprecated port from one
+    overdue for retirement; it changes the wording only, never what is served or built.
+    """
     lines = [f"**{spec.title}** (v{port.version})", ""]
     status = spec.port_status(port)
     if status == Status.DEPRECATED and port.deprecation is not None:
         dep = port.deprecation
-        lines += [
-            f"> **Deprecated**: retired on {dep.sunset.isoformat()}. "
-            f"Move to v{dep.replacement}. {dep.reason}",
-            "",
-        ]
+        if lifecycle.is_overdue(spec, port, today or date.today()):
+            lines += [
+                f"> 🔴 **Overdue for retirement**: its sunset {dep.sunset.isoformat()} has passed. Still "
+                f"served and built until its owner retires it; consumers must move to v{dep.replacement} "
+                f"now. {dep.reason}",
+                "",
+            ]
+        else:
+            lines += [
+                f"> **Deprecated**: served until its sunset {dep.sunset.isoformat()}. "
+                f"Move to v{dep.replacement}. {dep.reason}",
+                "",
+            ]
     if port.description:
         lines += [port.description, ""]
     lines += [
@@ -175,8 +187,10 @@ def code_references(product: Product) -> dg.CodeReferencesMetadataValue:
     return code_reference(*files)
 
 
-def port_metadata(product: Product, port: OutputPort, where: PortContext) -> dict[str, object]:
-    """The contract as Dagster metadata on the port asset."""
+def port_metadata(
+    product: Product, port: OutputPort, where: PortContext, today: date | None = None
+) -> dict[str, object]:
+    """The contract as Dagster metadata on the port asset (`today`: see `port_description`)."""
     spec = product.spec
     relation = addressing.port_relation(spec.domain, spec.name, port.major)
     metadata: dict[str, object] = {
@@ -212,6 +226,9 @@ def port_metadata(product: Product, port: OutputPort, where: PortContext) -> dic
     metadata["mesh/contract_id"] = contract_id(spec.domain, spec.name, port.major)
     if port.deprecation is not None:
         metadata["mesh/deprecation"] = dg.MetadataValue.json(port.deprecation.model_dump(mode="json"))
+    sunset = lifecycle.describe(spec, port, today or date.today())
+    if sunset is not None:
+        metadata["mesh/lifecycle"] = dg.MetadataValue.text(sunset)
     return metadata
 
 
@@ -222,14 +239,16 @@ def port_spec(
     deps: list[dg.AssetKey],
     tool: str,
     automation: dg.AutomationCondition | None,
+    today: date | None = None,
 ) -> dg.AssetSpec:
-    """The AssetSpec of one output port."""
+    """The AssetSpec of one output port (`today`: see `port_description`)."""
     spec = product.spec
+    today = today or date.today()
     return dg.AssetSpec(
         key=addressing.port_key(spec.domain, spec.name, port.major),
         deps=deps,
-        description=port_description(spec, port),
-        metadata=port_metadata(product, port, where),
+        description=port_description(spec, port, today),
+        metadata=port_metadata(product, port, where, today),
         group_name=spec.name,
         owners=owners(spec),
         tags={

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -136,13 +137,17 @@ def test_the_embedded_index_cannot_close_its_script_element(site: Path) -> None:
     assert "<" not in blob and ">" not in blob
 
 
-def test_the_deprecation_of_sales_v1_is_shown_with_its_sunset_date(site: Path) -> None:
+def test_the_deprecation_of_sales_v1_is_shown_with_its_sunset_date(tmp_path: Path, repo_root: Path) -> None:
+    # Built on a day before the sunset (2027-03-31), whatever day the test runs.
+    before = datetime(2026, 11, 21, 12, tzinfo=UTC)
+    site = build_site(load_registry(repo_root, before.date()), tmp_path / "catalog", now=before).path
     sales = page(site, "sales.sales")
     assert "<strong>v1 (1.4.0) is deprecated</strong>" in sales
     assert '<strong class="sunset">2027-03-31</strong>' in sales and "Move to v2." in sales
     assert "sunset <strong>2027-03-31</strong>, replaced by v2" in sales
+    assert "overdue" not in sales.split("<body", 1)[1].split('id="search-index"', 1)[0]
     consumer = page(site, "commercial_analytics.customer_360")
-    assert "deprecated and retired on\n  2027-03-31: move to v2" in consumer
+    assert "deprecated until its sunset\n  2027-03-31: move to v2." in consumer
 
 
 def test_the_lineage_svg_names_producers_and_consumers(site: Path) -> None:

@@ -6,12 +6,13 @@ domain's code location (`build_domain`), which is what the Dagster UI and the da
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
+import time_machine
 
 from mesh_assets.location import build_domain
 from mesh_assets.ports import PortContext, freshness_policy, port_spec, refresh_cron
@@ -22,6 +23,7 @@ CUSTOMER_MASTER_V1 = dg.AssetKey(["customers", "customer_master", "v1"])
 SALES_V1 = dg.AssetKey(["sales", "sales", "v1"])
 SALES_V2 = dg.AssetKey(["sales", "sales", "v2"])
 DUCKDB = PortContext(target="duckdb", database="mesh")
+BEFORE_SUNSET, AFTER_SUNSET = date(2026, 11, 21), date(2027, 4, 1)  # sales.sales v1: sunset 2027-03-31
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +51,13 @@ def with_freshness(product: Product, **freshness: Any) -> Product:
     return Product(DataProductSpec.model_validate(data), product.path)
 
 
-def build_port(product: Product, major: int = 1, where: PortContext = DUCKDB) -> dg.AssetSpec:
+def build_port(
+    product: Product, major: int = 1, where: PortContext = DUCKDB, today: date = BEFORE_SUNSET
+) -> dg.AssetSpec:
     port = next(p for p in product.spec.output_ports if p.major == major)
-    return port_spec(product, port, where, deps=[], tool=product.spec.transformation.kind, automation=None)
+    return port_spec(
+        product, port, where, deps=[], tool=product.spec.transformation.kind, automation=None, today=today
+    )
 
 
 # --- identity: key, group, owners, tags, kinds ---------------------------------------------------------
@@ -258,8 +264,10 @@ def test_the_source_asset_ingests_on_the_cadence_of_the_freshness_slo(
 def test_the_deprecated_sales_v1_port_warns_of_its_sunset_and_points_to_v2(
     mesh_copy: Path, isolated: Path
 ) -> None:
-    # A private copy: loading the dbt location may (re)parse the project and write its manifest.
-    specs = {spec.key: spec for spec in build_domain("sales").resolve_all_asset_specs()}
+    # A private copy: loading the dbt location may (re)parse the project and write its manifest. The
+    # clock is before the sunset, whatever day the test runs.
+    with time_machine.travel(BEFORE_SUNSET):
+        specs = {spec.key: spec for spec in build_domain("sales").resolve_all_asset_specs()}
     v1, v2 = specs[SALES_V1], specs[SALES_V2]
 
     assert v1.tags["mesh/status"] == "deprecated"
@@ -276,7 +284,8 @@ def test_the_deprecated_sales_v1_port_warns_of_its_sunset_and_points_to_v2(
     # The title line, then the warning before anything else a reader sees.
     title, warning, *_rest = v1.description.split("\n\n")
     assert title == "**Monthly sales** (v1.4.0)"
-    assert warning.startswith("> **Deprecated**: retired on 2027-03-31. Move to v2.")
+    assert warning.startswith("> **Deprecated**: served until its sunset 2027-03-31. Move to v2.")
+    assert v1.metadata["mesh/lifecycle"].value.startswith("deprecated: served until its sunset 2027-03-31")
 
     assert v2.tags["mesh/status"] == "active"
     assert "mesh/deprecation" not in v2.metadata
@@ -294,8 +303,21 @@ def test_port_spec_puts_the_deprecation_warning_before_the_port_description(repo
     v1 = build_port(sales, major=1)
 
     body = v1.description.split("\n\n", 1)[1]
-    assert body.startswith("> **Deprecated**: retired on 2027-03-31. Move to v2.")
+    assert body.startswith("> **Deprecated**: served until its sunset 2027-03-31. Move to v2.")
     assert body.index("Deprecated") < body.index("v1 (deprecated): month as 'YYYY-MM'")
+
+
+def test_after_its_sunset_the_port_says_in_red_it_is_overdue_yet_keeps_its_tags(repo_root: Path) -> None:
+    sales = load_registry(repo_root).products["sales.sales"]
+
+    before, after = build_port(sales, major=1), build_port(sales, major=1, today=AFTER_SUNSET)
+
+    body = after.description.split("\n\n", 1)[1]
+    assert body.startswith("> 🔴 **Overdue for retirement**: its sunset 2027-03-31 has passed. Still served")
+    assert "move to v2 now" in body
+    assert after.metadata["mesh/lifecycle"].value.startswith("overdue for retirement: its sunset 2027-03-31")
+    # Tags are the location's reviewed interface (snapshotted): the calendar never changes them.
+    assert after.tags == before.tags and after.tags["mesh/status"] == "deprecated"
 
 
 # --- targets ----------------------------------------------------------------------------------------------

@@ -18,14 +18,14 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from mesh_assets import addressing, odcs, odps
+from mesh_assets import addressing, lifecycle, odcs, odps
 from mesh_assets.catalog import lineage
 from mesh_assets.catalog.runtime import PortRuntime, unpublished_slos
 from mesh_assets.registry import Product, Registry
@@ -74,6 +74,11 @@ def _when(moment: datetime | None, now: datetime) -> str:
         else (f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days")
     )
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({ago} ago)"
+
+
+def _local_day(now: datetime) -> date:
+    """The calendar day of `now` where the catalog is built (as `date.today()` would say)."""
+    return now.astimezone().date() if now.tzinfo else now.date()
 
 
 def _relative(target: Path, start: Path) -> str:
@@ -198,6 +203,7 @@ def _product_view(
     now: datetime,
 ) -> dict[str, Any]:
     spec = product.spec
+    today = _local_day(now)
     consumers = registry.consumers_of(spec.key)
     ports = []
     for port in sorted(spec.output_ports, key=lambda p: -p.major):
@@ -241,6 +247,9 @@ def _product_view(
                 "status": status,
                 "description": port.description,
                 "deprecation": port.deprecation.model_dump(mode="json") if port.deprecation else None,
+                # Past its sunset: still served, shown in red until its owner retires it.
+                "overdue": lifecycle.is_overdue(spec, port, today),
+                "lifecycle": lifecycle.describe(spec, port, today),
                 "uri": addressing.port_uri(spec.domain, spec.name, port.major),
                 "asset_key": key.to_user_string(),
                 "table": relation.dotted,
@@ -293,12 +302,14 @@ def _product_view(
             "purpose": declared.purpose,
             "detail": "",
             "deprecation": None,
+            "overdue": False,
         }
         if resolved is not None:
             port_status = resolved.producer.spec.port_status(resolved.port).value
             entry["detail"] = f"v{resolved.port.major} ({resolved.port.version}, {port_status})"
             if resolved.port.deprecation is not None:
                 entry["deprecation"] = resolved.port.deprecation.model_dump(mode="json")
+                entry["overdue"] = lifecycle.is_overdue(resolved.producer.spec, resolved.port, today)
         inputs.append(entry)
     transformation = spec.transformation
     how = {"kind": transformation.kind}
@@ -349,7 +360,10 @@ def _product_view(
 def _search_entry(view: dict[str, Any]) -> dict[str, Any]:
     """What the home page searches and filters on, for one product."""
     columns = sorted({c["name"] for p in view["ports"] for c in p["columns"]})
-    statuses = sorted({view["status"], *(p["status"] for p in view["ports"])})
+    statuses = sorted(
+        {view["status"], *(p["status"] for p in view["ports"])}
+        | ({lifecycle.OVERDUE} if any(p["overdue"] for p in view["ports"]) else set())
+    )
     return {
         "key": view["key"],
         "title": view["title"],
@@ -457,7 +471,7 @@ def build_site(
         filters = {
             "domain": sorted({v["domain"] for v in views}),
             "type": [t.value for t in ProductType],
-            "status": [s.value for s in Status],
+            "status": [s.value for s in Status] + [lifecycle.OVERDUE],
             "classification": [c.value for c in Classification],
         }
         published = sum(1 for v in views for p in v["ports"] if p["published"])
