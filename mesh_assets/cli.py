@@ -54,13 +54,30 @@ def generate(
     ] = DEFAULT_SCALE,
     seed: Annotated[int, typer.Option(help="Random seed: same seed and scale, same bytes.")] = 42,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: data/sources).")] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            metavar="YYYY-MM-DD",
+            help="Day the extracts are taken (default: today, so the data is fresh); same seed, scale and "
+            "as-of, same bytes.",
+        ),
+    ] = None,
 ) -> None:
     """Write the example mesh's source-system extracts (deterministic)."""
+    from datetime import date
+
     from mesh_assets import environment
     from mesh_assets.generate import generate_sources
 
+    try:
+        day = date.fromisoformat(as_of) if as_of else None
+    except ValueError as exc:
+        raise typer.BadParameter(f"{as_of!r} is not a date YYYY-MM-DD", param_hint="--as-of") from exc
     target = out or environment.resolve().sources_dir
-    report = generate_sources(target, scale=scale, seed=seed, progress=lambda m: console.print(f"  {m}"))
+    report = generate_sources(
+        target, scale=scale, seed=seed, progress=lambda m: console.print(f"  {m}"), as_of=day
+    )
     for extract in report.extracts:
         console.print(f"  {extract.source:<24} {extract.rows:>12,} rows  {extract.path}")
     console.print(f"generated {len(report.extracts)} extracts at scale {scale:,} in {report.seconds:.1f}s")

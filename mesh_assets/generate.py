@@ -12,7 +12,8 @@ whitespace, mixed phone formats, dangling or missing foreign keys, impossible qu
 The source-aligned products exist to clean exactly this, so their tests and checks need it to be there.
 
 Every draw comes from a per-extract child of ``numpy.random.SeedSequence(seed)`` and every date is
-anchored to ``AS_OF`` instead of the clock, so the same seed and scale give byte-identical files. The
+anchored to the ``as_of`` day (default: today, so a fresh clone's data is fresh and its timeliness checks
+pass on any day) instead of the clock, so the same seed, scale and as-of give byte-identical files. The
 generation is vectorized and orders and runs are written in chunks, so 10M orders stay fast and bounded.
 """
 
@@ -33,6 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 AS_OF = date(2026, 11, 1)
+"""A fixed as-of day for reproducible comparisons (tests pin it); `mesh generate` defaults to today."""
 MIN_SCALE = 100
 HISTORY_DAYS = 730
 CHUNK_ROWS = 1_000_000
@@ -74,8 +76,6 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 _DAY = 86_400
-_END = (AS_OF - date(1970, 1, 1)).days * _DAY  # epoch seconds of AS_OF: the extracts are taken at midnight
-_START_DAY = (AS_OF - date(1970, 1, 1)).days - HISTORY_DAYS
 _MONTH_WEIGHT = np.array([0.9, 0.95, 1.0, 1.0, 1.0, 0.97, 0.9, 0.85, 1.0, 1.05, 1.15, 1.35])  # budget flush
 _ORDER_HOURS = np.array([1, 1, 1, 1, 1, 2, 4, 8, 14, 16, 16, 15, 11, 14, 15, 14, 12, 8, 5, 3, 2, 2, 1, 1.0])
 _RUN_HOURS = np.array([3, 3, 3, 3, 4, 6, 10, 14, 16, 16, 15, 14, 12, 12, 11, 10, 8, 7, 6, 5, 4, 4, 3, 3.0])
@@ -199,6 +199,23 @@ _ERRORS = ("E012", "E042", "E101", "E217", "E305", "E900", "E901", "E950")  # E9
 
 
 @dataclass(frozen=True)
+class _Anchor:
+    """The day the extracts are taken (at midnight) and the history before it."""
+
+    as_of: date
+
+    @property
+    def end(self) -> int:
+        """Epoch seconds of the as-of midnight: nothing happens at or after it."""
+        return (self.as_of - date(1970, 1, 1)).days * _DAY
+
+    @property
+    def start_day(self) -> int:
+        """Epoch day of the first day of history."""
+        return (self.as_of - date(1970, 1, 1)).days - HISTORY_DAYS
+
+
+@dataclass(frozen=True)
 class ExtractReport:
     """One written extract: ``source`` is ``"<system>.<extract>"``, ``rows`` excludes the header."""
 
@@ -287,21 +304,25 @@ def _cat(*parts: pa.Array | str) -> pa.Array:
     return pc.binary_join_element_wise(*parts, "")
 
 
-def _event_days(rng: np.random.Generator, n: int, weekday_weight: Sequence[float]) -> np.ndarray:
+def _event_days(
+    rng: np.random.Generator, n: int, weekday_weight: Sequence[float], anchor: _Anchor
+) -> np.ndarray:
     """Sorted day offsets into the history for ``n`` events: yearly growth, weekday and year-end seasonality.
 
     One multinomial count per day keeps this O(n) and already sorted, so ids can follow time."""
     days = np.arange(HISTORY_DAYS)
-    weekday = (_START_DAY + days + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-    month = (np.datetime64(AS_OF) - HISTORY_DAYS + days).astype("datetime64[M]").astype(np.int64) % 12
+    weekday = (anchor.start_day + days + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    month = (np.datetime64(anchor.as_of) - HISTORY_DAYS + days).astype("datetime64[M]").astype(np.int64) % 12
     weight = 1.35 ** (days / 365) * np.asarray(weekday_weight)[weekday] * _MONTH_WEIGHT[month]
     return np.repeat(days, rng.multinomial(n, weight / weight.sum()))
 
 
-def _moments(rng: np.random.Generator, days: np.ndarray, hour_weight: np.ndarray) -> np.ndarray:
+def _moments(
+    rng: np.random.Generator, days: np.ndarray, hour_weight: np.ndarray, anchor: _Anchor
+) -> np.ndarray:
     """Sorted epoch seconds on the given history days, with a time of day drawn from ``hour_weight``."""
     hours = rng.choice(24, days.size, p=hour_weight / hour_weight.sum())
-    return np.sort((_START_DAY + days) * _DAY + hours * 3600 + rng.integers(0, 3600, days.size))
+    return np.sort((anchor.start_day + days) * _DAY + hours * 3600 + rng.integers(0, 3600, days.size))
 
 
 def _customer_ids(n_customers: int) -> pa.StringArray:
@@ -309,8 +330,9 @@ def _customer_ids(n_customers: int) -> pa.StringArray:
     return _digits(np.arange(1, n_customers + max(5, n_customers // 50) + 1), 6, "C")
 
 
-def _customers(rng: np.random.Generator, scale: int) -> tuple[pa.Table, np.ndarray]:
+def _customers(rng: np.random.Generator, scale: int, anchor: _Anchor) -> tuple[pa.Table, np.ndarray]:
     """The CRM extract (one row per customer version) and each customer's country index."""
+    end = anchor.end
     n = max(50, scale // 20)
     kind, country = rng.choice(4, n, p=_TYPE_P), rng.choice(len(_COUNTRIES), n, p=_COUNTRY_P)
     city = _within(rng, country, _CITIES)
@@ -318,21 +340,21 @@ def _customers(rng: np.random.Generator, scale: int) -> tuple[pa.Table, np.ndarr
     name = pc.binary_join_element_wise(head, _within(rng, kind, _KINDS), " ")
     name = pc.if_else(rng.random(n) < 0.4, pc.binary_join_element_wise(name, city, " "), name)
     slug = pc.replace_substring_regex(pc.utf8_lower(pc.utf8_normalize(name, "NFKD")), "[^a-z0-9]+", "")
-    created = _END - HISTORY_DAYS * _DAY - rng.integers(_DAY, 6 * 365 * _DAY, n)  # all predate the orders
+    created = end - HISTORY_DAYS * _DAY - rng.integers(_DAY, 6 * 365 * _DAY, n)  # all predate the orders
 
     # ~20% of customers change once or twice more; a version keeps what did not change.
     e1 = np.flatnonzero(_pick(rng, n, 0.20))
     e2 = e1[_pick(rng, e1.size, 0.30)]
     people = len(_FIRST) * len(_LAST)
     person, phone = rng.integers(0, people, n), rng.integers(10**8, 10**9, n)  # phone: 2-digit area + 7
-    updated = created + (rng.random(n) * 0.5 * (_END - created)).astype(np.int64)
+    updated = created + (rng.random(n) * 0.5 * (end - created)).astype(np.int64)
     persons, phones, updates, previous = [person.copy()], [phone.copy()], [updated.copy()], [updated.copy()]
     for ids in (e1, e2):
         previous.append(updated[ids])
         new_person, new_phone = rng.random(ids.size) < 0.5, rng.random(ids.size) < 0.4
         person[ids[new_person]] = rng.integers(0, people, new_person.sum())
         phone[ids[new_phone]] = rng.integers(10**8, 10**9, new_phone.sum())
-        updated[ids] += (rng.uniform(0.1, 0.5, ids.size) * (_END - updated[ids])).astype(np.int64)
+        updated[ids] += (rng.uniform(0.1, 0.5, ids.size) * (end - updated[ids])).astype(np.int64)
         for history, current in ((persons, person), (phones, phone), (updates, updated)):
             history.append(current[ids])
     cust, upd = np.concatenate([np.arange(n), e1, e2]), np.concatenate(updates)
@@ -383,8 +405,11 @@ def _block_order(rng: np.random.Generator, n: int, block: int = 1_000) -> np.nda
     return np.argsort(rng.permutation(-(-n // block))[np.arange(n) // block] + rng.random(n))
 
 
-def _orders(rng: np.random.Generator, scale: int, country_of: np.ndarray) -> Iterator[pa.Table]:
+def _orders(
+    rng: np.random.Generator, scale: int, country_of: np.ndarray, anchor: _Anchor
+) -> Iterator[pa.Table]:
     """ERP order rows, ``CHUNK_ROWS`` orders at a time; ids follow order time, the file order does not."""
+    end = anchor.end
     n_cust, customer_ids = country_of.size, _customer_ids(country_of.size)
     heavy = rng.permutation(n_cust)  # rank -> customer, so the big buyers are not simply the oldest ids
     skus = [f"{p}-{i + 1:04d}" for p, size, _, _ in _LINE_SKUS for i in range(size)]
@@ -392,9 +417,9 @@ def _orders(rng: np.random.Generator, scale: int, country_of: np.ndarray) -> Ite
     list_price = np.concatenate([lo * (hi / lo) ** rng.random(size) for _, size, lo, hi in _LINE_SKUS])
     prices = [f"{p * d * fx:.2f}" for p in list_price for d in _DISCOUNTS for fx in _FX]
     currencies = _CURRENCIES + tuple(c.lower() for c in _CURRENCIES)
-    days = _event_days(rng, scale, (1, 1, 1, 1, 0.95, 0.2, 0.08))
+    days = _event_days(rng, scale, (1, 1, 1, 1, 0.95, 0.2, 0.08), anchor)
     for lo in range(0, scale, CHUNK_ROWS):
-        ts = _moments(rng, days[lo : lo + CHUNK_ROWS], _ORDER_HOURS)
+        ts = _moments(rng, days[lo : lo + CHUNK_ROWS], _ORDER_HOURS, anchor)
         n = ts.size
         cust = heavy[(n_cust * rng.random(n) ** 2).astype(np.int64)]  # power law: a few customers order a lot
         unknown, missing = _pick(rng, n, 0.005), _pick(rng, n, 0.002)
@@ -410,14 +435,14 @@ def _orders(rng: np.random.Generator, scale: int, country_of: np.ndarray) -> Ite
         currency += 3 * _pick(rng, n, 0.02)  # 3.. are the lowercase spellings
 
         # Status follows age: recent orders are open, old ones delivered, a few cancelled or returned.
-        age, u = (_END - ts) / _DAY, rng.random(n)
+        age, u = (end - ts) / _DAY, rng.random(n)
         fresh, recent = np.where(u < 0.8, 0, 1), np.where(u < 0.1, 0, 1 + (u > 0.6))
         status = np.select([age <= 2, age <= 10], [fresh, recent], np.where((age > 30) & (u < 0.04), 4, 2))
         status[rng.random(n) < 0.03] = 3
         lag = np.array([0.08, 4, 14, 2, 40])[status] * rng.random(n) + np.array([0, 1, 3, 0, 20])[status]
         late = _pick(rng, n, 0.01)  # back-office corrections, months after the order
         lag[late] += rng.uniform(60, 240, late.sum())
-        upd = np.minimum(ts + (lag * _DAY).astype(np.int64), _END - 1)
+        upd = np.minimum(ts + (lag * _DAY).astype(np.int64), end - 1)
 
         # ~2% are sent twice: half verbatim, half as a change whose first row is the stale, earlier
         # snapshot (e.g. placed, then shipped with a later updated_at).
@@ -443,14 +468,14 @@ def _orders(rng: np.random.Generator, scale: int, country_of: np.ndarray) -> Ite
         yield pa.Table.from_arrays(columns, names=list(COLUMNS["erp.orders"]))
 
 
-def _runs(rng: np.random.Generator, scale: int, n_customers: int) -> Iterator[pa.Table]:
+def _runs(rng: np.random.Generator, scale: int, n_customers: int, anchor: _Anchor) -> Iterator[pa.Table]:
     """LIMS instrument runs, ``CHUNK_ROWS`` at a time; every instrument stays at one customer site."""
     customer_ids, n_instruments = _customer_ids(n_customers), max(10, n_customers // 5)
     site, model = rng.integers(0, n_customers, n_instruments), rng.choice(5, n_instruments, p=_MODEL_P)
     panel = np.cumsum(_PANELS / _PANELS.sum(axis=1, keepdims=True), axis=1)
-    days = _event_days(rng, scale // 2, (1, 1, 1, 1, 1, 0.55, 0.4))
+    days = _event_days(rng, scale // 2, (1, 1, 1, 1, 1, 0.55, 0.4), anchor)
     for lo in range(0, days.size, CHUNK_ROWS):
-        started = _moments(rng, days[lo : lo + CHUNK_ROWS], _RUN_HOURS)
+        started = _moments(rng, days[lo : lo + CHUNK_ROWS], _RUN_HOURS, anchor)
         n = started.size
         instrument = (n_instruments * rng.random(n) ** 1.5).astype(np.int64)  # some instruments are busier
         assay = np.minimum((rng.random(n)[:, None] > panel[model[instrument]]).sum(axis=1), len(_ASSAYS) - 1)
@@ -506,12 +531,15 @@ def generate_sources(
     scale: int = 10_000,
     seed: int = 42,
     progress: Callable[[str], None] | None = None,
+    as_of: date | None = None,
 ) -> GenerationReport:
     """Write the CRM, ERP and LIMS extracts and ``_manifest.json`` under ``out_dir``.
 
     ``scale`` is the number of distinct orders; customers are ``max(50, scale // 20)`` and instrument runs
-    about ``scale // 2``. The same ``seed`` and ``scale`` give byte-identical files. ``progress`` is called
-    with a short message after each extract. Raises ``ValueError`` if ``scale < MIN_SCALE`` or ``seed < 0``.
+    about ``scale // 2``. The extracts are taken at midnight starting ``as_of`` (default: today), with two
+    years of history before it. The same ``seed``, ``scale`` and ``as_of`` give byte-identical files.
+    ``progress`` is called with a short message after each extract. Raises ``ValueError`` if
+    ``scale < MIN_SCALE`` or ``seed < 0``.
     """
     scale, seed = operator.index(scale), operator.index(seed)  # scale=1e6 fails here, not deep in numpy
     if scale < MIN_SCALE:
@@ -519,13 +547,14 @@ def generate_sources(
     if seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
     started, out_dir = time.perf_counter(), Path(out_dir)
+    anchor = _Anchor(as_of or date.today())
     # Children are keyed by position, so appending an extract never changes the existing ones.
     crm, erp, lims = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
-    customers, country_of = _customers(crm, scale)
+    customers, country_of = _customers(crm, scale, anchor)
     plan: dict[str, Iterable[pa.Table]] = {
         "crm.customers": [customers],
-        "erp.orders": _orders(erp, scale, country_of),
-        "lims.instrument_runs": _runs(lims, scale, country_of.size),
+        "erp.orders": _orders(erp, scale, country_of, anchor),
+        "lims.instrument_runs": _runs(lims, scale, country_of.size, anchor),
     }
     extracts: list[ExtractReport] = []
     for source, tables in plan.items():
@@ -537,7 +566,7 @@ def generate_sources(
             progress(f"{source}: {rows:,} rows -> {path}")
     # Relative paths and no wall-clock time, so the manifest is as byte-stable as the extracts.
     manifest = {
-        "as_of": AS_OF.isoformat(),
+        "as_of": anchor.as_of.isoformat(),
         "scale": scale,
         "seed": seed,
         "extracts": {

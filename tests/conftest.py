@@ -32,11 +32,14 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def small_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Source extracts at a small scale, generated once per test session."""
-    from mesh_assets.generate import generate_sources
+    """Source extracts at a small scale, generated once per test session.
+
+    Pinned to `generate.AS_OF`, not today: every test sees the same bytes on any day it runs.
+    """
+    from mesh_assets.generate import AS_OF, generate_sources
 
     out = tmp_path_factory.mktemp("sources")
-    generate_sources(out, scale=TEST_SCALE)
+    generate_sources(out, scale=TEST_SCALE, as_of=AS_OF)
     return out
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import time_machine
 
 from mesh_assets.generate import AS_OF, COLUMNS, MIN_SCALE, GenerationReport, generate_sources
 
@@ -16,7 +18,7 @@ SCALE = 2_000
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> GenerationReport:
-    return generate_sources(tmp_path_factory.mktemp("sources"), scale=SCALE, seed=42)
+    return generate_sources(tmp_path_factory.mktemp("sources"), scale=SCALE, seed=42, as_of=AS_OF)
 
 
 def read(report: GenerationReport, source: str) -> pd.DataFrame:
@@ -33,9 +35,9 @@ def file_hashes(out_dir: Path) -> dict[str, str]:
     }
 
 
-def test_same_seed_and_scale_give_identical_bytes(tmp_path: Path) -> None:
-    first = generate_sources(tmp_path / "a", scale=SCALE, seed=7)
-    second = generate_sources(tmp_path / "b", scale=SCALE, seed=7)
+def test_same_seed_scale_and_as_of_give_identical_bytes(tmp_path: Path) -> None:
+    first = generate_sources(tmp_path / "a", scale=SCALE, seed=7, as_of=AS_OF)
+    second = generate_sources(tmp_path / "b", scale=SCALE, seed=7, as_of=AS_OF)
 
     assert [(e.source, e.rows, e.sha256) for e in first.extracts] == [
         (e.source, e.rows, e.sha256) for e in second.extracts
@@ -46,7 +48,7 @@ def test_same_seed_and_scale_give_identical_bytes(tmp_path: Path) -> None:
 
 
 def test_a_different_seed_changes_every_extract(generated: GenerationReport, tmp_path: Path) -> None:
-    other = generate_sources(tmp_path, scale=SCALE, seed=43)
+    other = generate_sources(tmp_path, scale=SCALE, seed=43, as_of=AS_OF)
 
     for mine, theirs in zip(generated.extracts, other.extracts, strict=True):
         assert mine.sha256 != theirs.sha256, mine.source
@@ -168,3 +170,50 @@ def test_progress_is_reported_once_per_extract(tmp_path: Path) -> None:
 def test_a_too_small_scale_raises_naming_the_minimum(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=f"at least {MIN_SCALE}"):
         generate_sources(tmp_path, scale=MIN_SCALE - 1)
+
+
+# --- as-of: the day the extracts are taken ---------------------------------------------------------------
+
+
+def newest_order(report: GenerationReport) -> pd.Timestamp:
+    return pd.to_datetime(read(report, "erp.orders")["order_ts"]).max()
+
+
+def test_the_as_of_day_moves_every_date_and_is_recorded_in_the_manifest(
+    generated: GenerationReport, tmp_path: Path
+) -> None:
+    later = generate_sources(tmp_path, scale=SCALE, seed=42, as_of=date(2030, 4, 2))
+
+    manifest = json.loads((tmp_path / "_manifest.json").read_text(encoding="utf-8"))
+    assert manifest["as_of"] == "2030-04-02"
+    assert pd.Timestamp("2030-03-31") <= newest_order(later) < pd.Timestamp("2030-04-02")
+    assert newest_order(generated) < pd.Timestamp(AS_OF) < pd.Timestamp("2030-03-31")
+    # The same draws, shifted: row counts and every extract's shape stay; the bytes differ by date.
+    assert [e.rows for e in later.extracts] == [e.rows for e in generated.extracts]
+    assert all(a.sha256 != b.sha256 for a, b in zip(later.extracts, generated.extracts, strict=True))
+
+
+def test_without_an_as_of_the_extracts_are_taken_today_so_a_fresh_clone_is_fresh(tmp_path: Path) -> None:
+    with time_machine.travel(datetime(2031, 7, 15, 10, 0), tick=False):
+        report = generate_sources(tmp_path, scale=MIN_SCALE, seed=1)
+
+    manifest = json.loads((tmp_path / "_manifest.json").read_text(encoding="utf-8"))
+    assert manifest["as_of"] == "2031-07-15"
+    assert pd.Timestamp("2031-06-15") <= newest_order(report) < pd.Timestamp("2031-07-15")
+
+
+def test_mesh_generate_takes_an_as_of_day_and_refuses_a_malformed_one(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mesh_assets.cli import app
+
+    runner = CliRunner()
+    ok = runner.invoke(
+        app, ["generate", "--scale", str(MIN_SCALE), "--out", str(tmp_path), "--as-of", "2028-02-29"]
+    )
+    assert ok.exit_code == 0, ok.output
+    assert json.loads((tmp_path / "_manifest.json").read_text(encoding="utf-8"))["as_of"] == "2028-02-29"
+
+    bad = runner.invoke(app, ["generate", "--out", str(tmp_path / "x"), "--as-of", "2028-02-30"])
+    assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output
+    assert not (tmp_path / "x").exists()
