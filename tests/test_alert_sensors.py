@@ -56,28 +56,44 @@ DAGSTER_URL = "http://dagster.example.test"
 # --- a real HTTP receiver -----------------------------------------------------------------------------------
 
 
+HANG_S = 600
+"""How long a held request waits for `Receiver.release` before answering anyway: only a hung test."""
+
+ALERT_TIMEOUT_S = "30"
+"""The alert client's timeout: generous, so a loaded machine never turns an answered request into a
+timeout. The slow-receiver test lowers it only while the receiver is certain not to answer."""
+
+
 class Receiver:
     """A webhook receiver on loopback that records the JSON bodies it accepted.
 
-    `mode`: `ok` (200), `fail` (HTTP 500) or `slow` (answers after the client's timeout).
+    `mode`: `ok` (200), `fail` (HTTP 500) or `slow` (holds each request unanswered until `release` is
+    set, so it answers only after the client gave up, however loaded the machine; `answered_late`
+    counts the held requests answered so far).
     """
 
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
         self.attempts = 0
+        self.answered_late = 0
         self.mode = "ok"
+        self.release = threading.Event()
+        self._count = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                receiver.attempts += 1
+                with receiver._count:  # handlers run on concurrent threads
+                    receiver.attempts += 1
                 if receiver.mode == "fail":
                     self.send_response(500)
                     self.end_headers()
                     return
                 if receiver.mode == "slow":
-                    time.sleep(1.0)
+                    receiver.release.wait(timeout=HANG_S)
+                    with receiver._count:
+                        receiver.answered_late += 1
                 else:
                     receiver.bodies.append(body)
                 try:
@@ -103,16 +119,17 @@ class Receiver:
 
 @pytest.fixture
 def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
-    """A running receiver, every alert routed to it, with short timeouts and backoff."""
+    """A running receiver, every alert routed to it, with a short backoff (and a generous timeout)."""
     server = Receiver()
     server.thread.start()
     monkeypatch.setenv("MESH_ALERT_WEBHOOK_URL", server.url)
     monkeypatch.setenv("MESH_DAGSTER_URL", DAGSTER_URL)
-    monkeypatch.setenv("MESH_ALERT_TIMEOUT_S", "0.3")
+    monkeypatch.setenv("MESH_ALERT_TIMEOUT_S", ALERT_TIMEOUT_S)
     monkeypatch.setenv("MESH_ALERT_BACKOFF_S", "0.01")
     monkeypatch.setenv("MESH_ALERT_TRIES", "3")
     monkeypatch.delenv("MESH_SLACK_TOKEN", raising=False)
     yield server
+    server.release.set()  # let held requests finish before the server closes
     server.server.shutdown()
     server.server.server_close()
 
@@ -372,7 +389,7 @@ def test_a_restart_neither_repeats_nor_loses_an_alert(monitor: Daemon, receiver:
 
 
 def test_a_failing_receiver_is_retried_and_the_alert_delivered_once_it_recovers(
-    monitor: Daemon, receiver: Receiver
+    monitor: Daemon, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monitor.tick()
     receiver.mode = "fail"
@@ -384,12 +401,17 @@ def test_a_failing_receiver_is_retried_and_the_alert_delivered_once_it_recovers(
     assert [n["port"] for n in monitor.state["out"]] == ["sales/orders/v1", "sales/sales/v2"]
     assert monitor.state["out"][0]["attempts"] == 1
 
-    receiver.mode = "slow"  # answers after the client gave up
-    started = time.monotonic()
+    receiver.mode = "slow"  # holds every request unanswered until released
+    monkeypatch.setenv("MESH_ALERT_TIMEOUT_S", "0.3")  # safe: nothing is answered before the release
     monitor.tick()
-    assert time.monotonic() - started < 5
+    # The tick came back while the receiver still held every request: the client gave up on its own
+    # timeout instead of waiting for an answer, and kept both alerts.
+    assert receiver.answered_late == 0
+    assert receiver.attempts > 3
     assert receiver.bodies == []
     assert len(monitor.state["out"]) == 2
+    receiver.release.set()
+    monkeypatch.setenv("MESH_ALERT_TIMEOUT_S", ALERT_TIMEOUT_S)
 
     # A new process must not lose the outbox either.
     monitor.restart()

@@ -218,8 +218,12 @@ def test_a_published_port_shows_its_last_publish_check_results_and_slo_status(
                 metadata={"observed": "3 duplicate, 0 null", "threshold": "0 duplicate, 0 null"},
             )
         )
-        runtime = read_runtime(instance, registry)
-    report = build_site(registry, isolated / "catalog", runtime=runtime)
+        # Seen at the moment of the publish: ages read "0 min" however long the test took to get here.
+        published = instance.get_latest_materialization_event(key)
+        assert published is not None
+        now = datetime.fromtimestamp(published.timestamp, tz=UTC)
+        runtime = read_runtime(instance, registry, now=now)
+    report = build_site(registry, isolated / "catalog", runtime=runtime, now=now)
     assert (report.pages, report.published_ports, report.ports) == (7, 1, 7)
     html = page(report.path, "sales.sales")
     v2 = html.split("<h3>v2</h3>", 1)[1].split("<h3>v1</h3>", 1)[0]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb
@@ -15,6 +14,9 @@ from mesh_assets.registry import load_registry
 from mesh_assets.runner import plan, run_mesh
 
 pytestmark = pytest.mark.slow
+
+HANG_S = 1800
+"""How long a child process may take before the test calls it hung: a hang guard, not a timing window."""
 
 
 def port_tables(root: Path) -> list[str]:
@@ -100,7 +102,6 @@ def test_two_domains_run_at_once_on_one_duckdb_file_without_lock_errors(
     env = {**os.environ}
     logs = {}
     procs = {}
-    started = time.monotonic()
     for domain in ["sales", "customers"]:
         logs[domain] = isolated / f"{domain}.log"
         procs[domain] = subprocess.Popen(
@@ -110,14 +111,12 @@ def test_two_domains_run_at_once_on_one_duckdb_file_without_lock_errors(
             stdout=logs[domain].open("w"),
             stderr=subprocess.STDOUT,
         )
-    codes = {domain: proc.wait(timeout=600) for domain, proc in procs.items()}
-    elapsed = time.monotonic() - started
+    codes = {domain: proc.wait(timeout=HANG_S) for domain, proc in procs.items()}
     assert codes == {"sales": 0, "customers": 0}, {d: logs[d].read_text()[-3000:] for d in logs}
     for text in (log.read_text() for log in logs.values()):
         assert "Could not set lock" not in text
     tables = ["customers.customer_master_v1", "sales.orders_v1", "sales.sales_v1", "sales.sales_v2"]
     assert all(rows > 0 for rows, _ in snapshot(isolated / "mesh.duckdb", tables).values())
-    assert elapsed < 600
 
 
 def test_several_processes_can_open_a_fresh_dagster_instance_at_once(tmp_path: Path, repo_root: Path) -> None:
@@ -136,6 +135,6 @@ def test_several_processes_can_open_a_fresh_dagster_instance_at_once(tmp_path: P
         )
         for _ in range(3)
     ]
-    errors = [proc.communicate(timeout=120)[1] for proc in procs]
+    errors = [proc.communicate(timeout=HANG_S)[1] for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0, 0], errors
     assert (home / "dagster.yaml").exists()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import fcntl
 import os
+import queue
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -298,15 +300,27 @@ def test_the_lock_is_released_when_the_block_raises(tmp_path: Path) -> None:
     assert lock_is_free(tmp_path / "wh.duckdb")
 
 
+HANG_S = 600
+"""How long a test waits for a child process's next step before calling it a hang (never a timing window)."""
+
 WAITER = textwrap.dedent(
     """
-    import sys, time
+    import logging, sys, time
+    import dagster as dg
     from mesh_assets.warehouse.duckdb import DuckDBWarehouse
 
-    warehouse = DuckDBWarehouse(path=sys.argv[1], lock_timeout_s=30)
-    print(f"requesting {time.time()}", flush=True)
+
+    class Said(logging.Handler):
+        # The warehouse says when it has to wait for the lock: pass that on, with when it was said.
+        def emit(self, record):
+            print(f"log {time.monotonic_ns()} {record.getMessage()}", flush=True)
+
+
+    dg.get_dagster_logger().addHandler(Said())
+    warehouse = DuckDBWarehouse(path=sys.argv[1], lock_timeout_s=600)
+    print(f"requesting {time.monotonic_ns()}", flush=True)
     with warehouse.session() as session:
-        acquired = time.time()
+        acquired = time.monotonic_ns()
         session.execute("CREATE OR REPLACE TABLE main.written_by_child AS SELECT 7 AS x")
     print(f"acquired {acquired}", flush=True)
     """
@@ -314,12 +328,13 @@ WAITER = textwrap.dedent(
 
 HOLDER = textwrap.dedent(
     """
-    import sys
+    import select, sys
     from mesh_assets.warehouse.duckdb import DuckDBWarehouse
 
     with DuckDBWarehouse(path=sys.argv[1]).exclusive():
         print("held", flush=True)
-        sys.stdin.read()  # hold until the test closes our stdin
+        # Hold until the test closes our stdin; the bound only ends a hung test.
+        select.select([sys.stdin], [], [], 600)
     """
 )
 
@@ -334,29 +349,69 @@ def spawn(script: str, database: Path) -> subprocess.Popen[str]:
     )
 
 
+class Said:
+    """What a child process prints, line by line, read in the background so that waiting for the next
+    line ends on a hang instead of blocking the test forever."""
+
+    def __init__(self, child: subprocess.Popen[str]) -> None:
+        self.child = child
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.child.stdout is not None
+        for line in self.child.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def next(self) -> tuple[str, int, str]:
+        """The next line as (what, monotonic ns, rest); fails the test if the child exits or hangs."""
+        try:
+            line = self.lines.get(timeout=HANG_S)
+        except queue.Empty:
+            pytest.fail(f"the child process said nothing for {HANG_S}s")
+        if line is None:
+            self.child.wait(timeout=HANG_S)
+            errors = self.child.stderr.read() if self.child.stderr else ""
+            pytest.fail(f"the child process exited early: {errors}")
+        what, at, *rest = line.split(maxsplit=2)
+        return what, int(at), " ".join(rest)
+
+
 def test_a_second_process_waits_for_the_lock_and_proceeds_once_it_is_released(tmp_path: Path) -> None:
     database = tmp_path / "wh.duckdb"
     warehouse = DuckDBWarehouse(path=str(database), lock_timeout_s=5)
 
-    child = spawn(WAITER, database)
+    with warehouse.exclusive():  # held before the second process even starts
+        child = spawn(WAITER, database)
+        try:
+            said = Said(child)
+            what, requested, _ = said.next()
+            assert what == "requesting"
+            what, waiting, message = said.next()
+            # The second process found the lock held and said so instead of failing or waiting silently.
+            assert what == "log"
+            assert "waiting for the DuckDB writer lock" in message
+            assert child.poll() is None, "the second process gave up instead of waiting"
+            with warehouse.session() as session:  # reentrant: still ours, so nothing was written yet
+                assert not session.exists(Relation("main", "written_by_child"))
+            released = time.monotonic_ns()
+        except BaseException:
+            child.kill()
+            child.wait()
+            raise
     try:
-        with warehouse.exclusive():
-            first = child.stdout.readline() if child.stdout else ""
-            assert first.startswith("requesting"), child.stderr.read() if child.stderr else ""
-            requested = float(first.split()[1])
-            time.sleep(1.0)
-            assert child.poll() is None, "the second process did not wait for the lock"
-            released = time.time()
-        out, err = child.communicate(timeout=30)
+        what, acquired, _ = said.next()
+        assert what == "acquired"
+        assert child.wait(timeout=HANG_S) == 0, child.stderr.read() if child.stderr else ""
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
 
-    assert child.returncode == 0, err
-    acquired = float(out.split()[1])
-    assert acquired >= released
-    assert acquired - requested >= 0.9
+    # The order the processes recorded on the machine's one monotonic clock: asked, waited, got the
+    # lock only after this process let go of it.
+    assert requested <= waiting < released < acquired
     with warehouse.session() as session:
         assert session.query("SELECT x FROM main.written_by_child") == [(7,)]
 
@@ -380,16 +435,18 @@ def test_waiting_past_the_timeout_fails_with_a_message_naming_mesh_duckdb_lock_t
         with pytest.raises(TimeoutError) as raised, warehouse.session():
             pytest.fail("the session opened although another process holds the lock")
         waited = time.monotonic() - started
+        # It gave up while the other process still held the lock: the timeout, not the holder, ended it.
+        assert holder.poll() is None
     finally:
         if holder.stdin:
             holder.stdin.close()
-        holder.wait(timeout=30)
+        holder.wait(timeout=HANG_S)
 
     message = str(raised.value)
     assert "MESH_DUCKDB_LOCK_TIMEOUT" in message
     assert f"{database}.lock" in message
     assert "another process still holds it" in message
-    assert 0.2 <= waited < 3
+    assert waited >= 0.2  # it waited the configured time first (a lower bound: load cannot break it)
     # The holder exited: its lock went with it.
     with warehouse.session() as session:
         assert session.query("SELECT 1") == [(1,)]
