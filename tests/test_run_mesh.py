@@ -65,6 +65,10 @@ def test_the_whole_mesh_builds_every_port_with_rows_and_a_rerun_is_idempotent(
     assert overview == len(tables)
     # Ports and internals live apart: a reader tells them by their schema.
     assert {"customers", "customers_internal", "sales", "sales_internal"} <= schemas
+    # Every other build output went to the test's data folder (MESH_DATA_DIR), none into the repository.
+    data = isolated / "data"
+    assert (data / "catalog" / "index.html").exists() and (data / "scorecard.html").exists()
+    assert list((data / "dbt" / "sales").glob("*/run_results.json"))
 
 
 def test_plan_orders_producers_before_consumers_across_domains(repo_root: Path) -> None:
