@@ -137,3 +137,20 @@ def test_the_guard_passes_a_session_whose_tests_write_only_under_their_temp_dirs
     assert result.returncode == pytest.ExitCode.OK, output
     assert "2 passed" in output
     assert "changed the repository's working tree" not in output
+
+
+def test_only_a_deliberate_write_under_an_allowed_prefix_goes_unreported() -> None:
+    from worktree_guard import TreeState, differences
+
+    before = TreeState(git=True, status=frozenset(), files={"data/mesh.duckdb": (1, 10)})
+    after = TreeState(
+        git=True,
+        status=frozenset({" M tests/snapshots/mesh.json", "?? stray.txt"}),
+        files={"data/mesh.duckdb": (2, 10), "tests/snapshots/new.json": (3, 1)},
+    )
+
+    assert differences(before, after, allowed=("tests/snapshots/",)) == [
+        "git status, new entry: ?? stray.txt",
+        "modified data/mesh.duckdb",
+    ]
+    assert len(differences(before, after)) == 4

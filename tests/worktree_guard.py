@@ -93,8 +93,20 @@ def snapshot(root: Path) -> TreeState:
     return TreeState(git=True, status=frozenset(e for e in status if not _is_cache(e[3:])), files=files)
 
 
-def differences(before: TreeState, after: TreeState) -> list[str]:
-    """Every change between two snapshots, one line per file: what happened and where."""
+def differences(before: TreeState, after: TreeState, allowed: tuple[str, ...] = ()) -> list[str]:
+    """Every change between two snapshots, one line per file: what happened and where.
+
+    Paths starting with one of `allowed` (a deliberate write, e.g. refreshing snapshots) are left out.
+    """
+    if allowed:
+        before, after = (
+            TreeState(
+                git=state.git,
+                status=frozenset(e for e in state.status if not e[3:].startswith(allowed)),
+                files={p: v for p, v in state.files.items() if not p.startswith(allowed)},
+            )
+            for state in (before, after)
+        )
     lines = [f"git status, new entry: {entry}" for entry in sorted(after.status - before.status)]
     lines += [f"git status, entry gone: {entry}" for entry in sorted(before.status - after.status)]
     lines += [f"created  {path}" for path in sorted(after.files.keys() - before.files.keys())]
@@ -116,8 +128,9 @@ def _shortened(lines: list[str]) -> Iterable[str]:
 class WorktreeGuard:
     """The plugin: snapshot at session start, compare at session finish, fail the session on a change."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, allowed: tuple[str, ...] = ()) -> None:
         self.root = root
+        self.allowed = allowed
         self.before: TreeState | None = None
         self.changed: list[str] = []
 
@@ -129,11 +142,13 @@ class WorktreeGuard:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.before is None:
             return
-        self.changed = differences(self.before, snapshot(self.root))
+        self.changed = differences(self.before, snapshot(self.root), self.allowed)
         if self.changed and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
+        if self.allowed:
+            terminalreporter.write_line(f"worktree guard: writes allowed under {', '.join(self.allowed)}")
         if self.before is not None and not self.before.git:
             terminalreporter.write_sep(
                 "!", f"worktree guard: {self.root} is not a git checkout; only data/ is watched", yellow=True
@@ -155,9 +170,13 @@ class WorktreeGuard:
         )
 
 
-def install(config: pytest.Config, root: Path) -> None:
-    """Register the guard for `root`, in the controlling process only (never in an xdist worker)."""
+def install(config: pytest.Config, root: Path, allowed: tuple[str, ...] = ()) -> None:
+    """Register the guard for `root`, in the controlling process only (never in an xdist worker).
+
+    `allowed`: path prefixes (relative to `root`) the session is meant to write, e.g. `tests/snapshots/`
+    while snapshots are deliberately refreshed.
+    """
     if hasattr(config, "workerinput"):
         return
     if not config.pluginmanager.has_plugin("mesh-worktree-guard"):
-        config.pluginmanager.register(WorktreeGuard(root), "mesh-worktree-guard")
+        config.pluginmanager.register(WorktreeGuard(root, allowed), "mesh-worktree-guard")
