@@ -25,20 +25,27 @@ from mesh_assets.spec import DataProductSpec, OutputPort, parse_duration
 
 HISTORY_LIMIT = 1000
 """Most records read per port and check when measuring SLIs over the window."""
+# `AssetCheckExecutionRecordStatus` values (the enum is not exported by `dagster`).
+PLANNED, SUCCEEDED, FAILED = "PLANNED", "SUCCEEDED", "FAILED"
+COMPLETED = {SUCCEEDED, FAILED}
 
 
 @dataclass(frozen=True)
 class CheckResult:
-    """The latest evaluation of one contract check of a port."""
+    """The latest execution of one contract check of a port."""
 
     name: str
     description: str
     severity: str
     status: str
-    """`passed`, `failed`, `running` or `not yet run`."""
+    """`passed`, `failed`, `running` (its run is in progress), `execution failed` (its run failed before
+    the check completed), `skipped` (its run ended without running it) or `not yet run`."""
     observed: str = ""
     threshold: str = ""
     at: datetime | None = None
+    on_published_data: bool | None = None
+    """Whether the result is about the data the port serves now. False when the check judged a candidate
+    that was not published (a blocking rule stopped it, or its run failed); None when never run."""
 
 
 @dataclass(frozen=True)
@@ -75,26 +82,33 @@ def _text(value: Any) -> str:
 
 
 def _check_results(
-    instance: dg.DagsterInstance, key: dg.AssetKey, spec: DataProductSpec, port: OutputPort
+    instance: dg.DagsterInstance,
+    key: dg.AssetKey,
+    spec: DataProductSpec,
+    port: OutputPort,
+    published: dg.EventLogRecord | None,
 ) -> list[CheckResult]:
     rules = port_rules(spec, port)
-    # One query for the latest evaluation of every check of the port.
+    # One query for the latest execution of every check of the port. While a producer's run is in
+    # flight the latest record of a check is only PLANNED: its `evaluation` is then the planned event,
+    # which has no result, so the status decides what the record holds.
     latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(
         [dg.AssetCheckKey(key, rule.name) for rule in rules]
     )
+    planned = {r.run_id for r in latest.values() if r.status.value == PLANNED}
+    runs = _run_statuses(instance, planned)
     results = []
     for rule in rules:
         record = latest.get(dg.AssetCheckKey(key, rule.name))
-        status, observed, threshold, at = "not yet run", "", "", None
+        status, observed, threshold, at, current = "not yet run", "", "", None, None
         if record is not None:
             at = datetime.fromtimestamp(record.create_timestamp, tz=UTC)
-            evaluation = record.evaluation
+            status = _resolved_status(record, runs)
+            evaluation = record.evaluation if status in {"passed", "failed"} else None
             if evaluation is not None:
-                status = "passed" if evaluation.passed else "failed"
                 observed = _text(evaluation.metadata.get("observed"))
                 threshold = _text(evaluation.metadata.get("threshold"))
-            else:
-                status = "running" if record.status.value == "PLANNED" else record.status.value.lower()
+            current = _on_published_data(record, published, status)
         results.append(
             CheckResult(
                 name=rule.name,
@@ -104,9 +118,57 @@ def _check_results(
                 observed=observed,
                 threshold=threshold,
                 at=at,
+                on_published_data=current,
             )
         )
     return results
+
+
+def _run_statuses(instance: dg.DagsterInstance, run_ids: set[str]) -> dict[str, dg.DagsterRun]:
+    """The runs of these ids, in one query (a deleted run is absent)."""
+    if not run_ids:
+        return {}
+    records = instance.get_run_records(dg.RunsFilter(run_ids=sorted(run_ids)))
+    return {r.dagster_run.run_id: r.dagster_run for r in records}
+
+
+def _resolved_status(record: Any, runs: dict[str, dg.DagsterRun]) -> str:
+    """A check execution's status, resolved as Dagster's `AssetCheckExecutionRecord.resolve_status`
+    does: a PLANNED record is running while its run is; once the run ended without a result, the
+    check's execution failed (the run failed) or was skipped (the run succeeded, was canceled or
+    deleted)."""
+    if record.status.value == SUCCEEDED:
+        return "passed"
+    if record.status.value == FAILED:
+        return "failed"
+    run = runs.get(record.run_id)
+    if run is None:
+        return "skipped"
+    if not run.is_finished:
+        return "running"
+    return "execution failed" if run.status == dg.DagsterRunStatus.FAILURE else "skipped"
+
+
+def _on_published_data(record: Any, published: dg.EventLogRecord | None, status: str) -> bool:
+    """Whether a check execution judged the data the port serves now.
+
+    Not Dagster's rule (`AssetCheckExecutionRecord.targets_latest_materialization`, which trusts the
+    evaluation's target materialization): with write-audit-publish a port's checks judge the candidate
+    *before* the step publishes it, so Dagster records the previous publish as their target even when the
+    candidate was rejected. A check judged the served data if its run published the port; a running one
+    judges what its run is about to publish. Checks reported outside runs keep Dagster's rule.
+    """
+    if status == "running":
+        return True
+    if published is None:
+        return False
+    if record.run_id:
+        return record.run_id == published.run_id
+    evaluation = record.evaluation if status in {"passed", "failed"} else None
+    target = getattr(evaluation, "target_materialization_data", None)
+    if target is not None:
+        return target.storage_id == published.storage_id
+    return published.timestamp < record.create_timestamp
 
 
 def _age(delta: timedelta) -> str:
@@ -214,7 +276,9 @@ def _measured_slos(
             dg.AssetCheckKey(key, check.name), limit=HISTORY_LIMIT
         )
         for record in history:
-            if record.create_timestamp < since or record.evaluation is None:
+            # Only completed evaluations count: a PLANNED record (in flight, or from a run that ended
+            # without a result) carries the planned event, which has no verdict.
+            if record.create_timestamp < since or record.status.value not in COMPLETED:
                 continue
             evaluated += 1
             passed += bool(record.evaluation.passed)
@@ -242,15 +306,16 @@ def port_runtime(
     """Everything the instance knows about one port."""
     key = addressing.port_key(spec.domain, spec.name, port.major)
     runtime = PortRuntime()
-    event = instance.get_latest_materialization_event(key)
-    if event is not None:
-        runtime.published_at = datetime.fromtimestamp(event.timestamp, tz=UTC)
-        runtime.run_id = event.run_id
-        materialization = event.asset_materialization
+    latest = instance.fetch_materializations(key, limit=1).records
+    published = latest[0] if latest else None
+    if published is not None:
+        runtime.published_at = datetime.fromtimestamp(published.timestamp, tz=UTC)
+        runtime.run_id = published.run_id
+        materialization = published.event_log_entry.asset_materialization
         rows = materialization.metadata.get("dagster/row_count") if materialization else None
         if rows is not None and str(_text(rows)).isdigit():
             runtime.row_count = int(_text(rows))
-    runtime.checks = _check_results(instance, key, spec, port)
+    runtime.checks = _check_results(instance, key, spec, port, published)
     runtime.slos = [
         freshness_status(spec, runtime.published_at, now),
         *_measured_slos(instance, key, spec, runtime.checks, now),

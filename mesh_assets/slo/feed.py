@@ -12,9 +12,13 @@ ones on ports:
 | `rl` | runless `ASSET_CHECK_EVALUATION` | check results reported outside runs |
 
 Each finished run is then read once (`get_records_for_run`, only the four event types needed): a port
-planned in the run whose step failed without materializing it is a failed publish, and every check
+planned in the run and not materialized is a failed publish when its step failed, or when the run
+failed before the step could run (an upstream step failed, the run worker died); every check
 evaluation of the run is a quality event. Dagster OSS 1.13 does not write `ASSET_FAILED_TO_MATERIALIZE`,
-so "planned, step failed, not materialized" is how a failed publish is recognized.
+so "planned, not materialized, in a failed run" is how a failed publish is recognized. A canceled run
+is someone's decision, not the port failing: its unpublished ports are not counted. Runs still in
+progress are not read until they finish (they are not in the run-status streams yet), and a check only
+planned in a run that ended without evaluating it has no verdict: it counts towards nothing.
 
 On SQLite the asset streams and run-status events are mirrored into the index shard, so all of these are
 cheap indexed reads; on Postgres they are one table.
@@ -22,6 +26,7 @@ cheap indexed reads; on Postgres they are one table.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -156,7 +161,9 @@ def fetch(
         batch.queries += 1
         batch.more |= len(finished) >= max_runs
         for record in finished:
-            batch.runs.append(run_outcome(instance, record.event_log_entry.run_id, ports))
+            batch.runs.append(
+                run_outcome(instance, record.event_log_entry.run_id, ports, run_failed=stream == "fail")
+            )
             batch.queries += 1
         if finished:
             batch.hwm[stream] = finished[-1].storage_id
@@ -211,8 +218,14 @@ def _asset_event(stream: str, record: EventLogRecord, ports: Mapping[str, PortSl
         )
 
 
-def run_outcome(instance: dg.DagsterInstance, run_id: str, ports: Mapping[str, PortSlo]) -> RunOutcome:
-    """Read a finished run once: its failed publishes and check evaluations on ports."""
+def run_outcome(
+    instance: dg.DagsterInstance, run_id: str, ports: Mapping[str, PortSlo], run_failed: bool = False
+) -> RunOutcome:
+    """Read a finished run once: its failed publishes and check evaluations on ports.
+
+    `run_failed`: the run ended in failure, so a planned port it did not materialize failed to publish
+    even if its own step never ran (skipped behind a failed step, or the worker died).
+    """
     records = instance.get_records_for_run(run_id, of_type=RUN_EVENT_TYPES).records
     planned: dict[str, str | None] = {}
     materialized: set[str] = set()
@@ -238,12 +251,29 @@ def run_outcome(instance: dg.DagsterInstance, run_id: str, ports: Mapping[str, P
             planned[key.to_user_string()] = event.step_key
         else:
             materialized.add(key.to_user_string())
-    failures = [
-        PublishFailed(port, *failed_steps[step])
-        for port, step in planned.items()
-        if port not in materialized and step in failed_steps
-    ]
+    failures = []
+    for port, step in planned.items():
+        if port in materialized:
+            continue
+        if step in failed_steps:
+            failures.append(PublishFailed(port, *failed_steps[step]))
+        elif run_failed:
+            failures.append(PublishFailed(port, *_run_failure(instance, run_id, failed_steps)))
     return RunOutcome(run_id, failures, checks)
+
+
+def _run_failure(
+    instance: dg.DagsterInstance, run_id: str, failed_steps: Mapping[str, tuple[float, str]]
+) -> tuple[float, str]:
+    """When and why a failed run stopped before a port's step ran: the first failed step, else the run."""
+    if failed_steps:
+        step, (at, reason) = min(failed_steps.items(), key=lambda item: item[1][0])
+        return at, f"not published: upstream step {step} failed: {reason}"
+    record = instance.get_run_record_by_id(run_id)
+    if record is None:  # deleted since it finished: it failed about now
+        return time.time(), "not published: the run failed"
+    at = record.end_time or record.update_timestamp.timestamp()
+    return at, "not published: the run failed before the port's step ran"
 
 
 def _failure_reason(event: Any) -> str:
@@ -253,7 +283,12 @@ def _failure_reason(event: Any) -> str:
     if data.user_failure_data is not None and data.user_failure_data.description:
         return data.user_failure_data.description.strip()
     if data.error is not None:
-        return data.error.message.strip().splitlines()[0] if data.error.message.strip() else "the step failed"
+        # The innermost error says what went wrong; the outer ones are Dagster's wrappers around it.
+        error = data.error
+        while error.cause is not None:
+            error = error.cause
+        message = error.message.strip()
+        return message.splitlines()[0] if message else "the step failed"
     return "the step failed"
 
 
