@@ -1,7 +1,8 @@
 """SLOs of output ports: measured indicators, error budgets, and alerts to the owners on breach.
 
 `definitions(registry, env)` is the governance feature: the `mesh_slo_monitor` and `mesh_slo_data_time`
-sensors over every served port of every domain. See `docs/slos.md`.
+sensors over every served port of every domain, and `mesh_sunset_alerts` (deprecated ports' consumers
+alerted before and after the sunset, `slo/sunset.py`). See `docs/slos.md`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ def definitions(registry: Registry, env: Environment) -> dg.Definitions:
 
     from mesh_assets.slo.sensors import data_time_sensor, monitor_sensor
     from mesh_assets.slo.sli import port_slos
+    from mesh_assets.slo.sunset import sunset_sensor
 
     ports = port_slos(registry)
-    return dg.Definitions(sensors=[monitor_sensor(registry, ports), data_time_sensor(ports)])
+    return dg.Definitions(
+        sensors=[monitor_sensor(registry, ports), data_time_sensor(ports), sunset_sensor(registry)]
+    )

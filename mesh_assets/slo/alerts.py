@@ -136,6 +136,10 @@ def notification(slo: PortSlo, changes: list[Change], consumers: list[str], now:
 
 def render(note: Mapping[str, Any], routing: AlertRouting) -> str:
     """The message text of a notification, from the platform's templates."""
+    if note.get("kind") in {"sunset", "overdue"}:
+        from mesh_assets.slo import sunset  # lifecycle alerts share the routing, not the wording
+
+        return sunset.render(note, routing)
     templates = routing.templates
     fields = {
         "product": note["product"],
