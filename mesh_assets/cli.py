@@ -160,13 +160,31 @@ def run(
         elif kind == "governance":
             mark = "[green]✓[/green]" if subject else "[red]✗[/red]"
             console.print(f"{mark} mesh governance: {', '.join(detail) or 'nothing built'}", highlight=False)
+        elif kind == "reclaimed":
+            console.print(f"[yellow]reclaimed[/yellow] run {subject}: {detail}", highlight=False)
+        elif kind == "waiting":
+            waited, holders = detail
+            console.print(
+                f"  [yellow]…[/yellow] waiting {waited:.0f}s for a `warehouse` pool slot"
+                + (f" ({', '.join(subject)})" if subject else "")
+                + ": "
+                + ("; ".join(holders) or "no run holds one yet (the slot is being handed over)"),
+                highlight=False,
+            )
+        elif kind == "interrupted":
+            console.print("[red]interrupted[/red]: stopped the build; nothing more is built", highlight=False)
 
     try:
         results = run_mesh(domain or None, on_event)
     except MeshSpecError as exc:
         console.print(f"[red]{exc}[/red]\nRun `mesh validate` for the full report.")
         raise typer.Exit(1) from exc
-    table = Table(title=f"mesh run: {len(results)} products in {time.monotonic() - started:.1f}s")
+    except KeyboardInterrupt:  # before the build started: nothing was built
+        console.print("[red]interrupted[/red]: nothing was built")
+        raise typer.Exit(130) from None
+    interrupted = any(r.status == "interrupted" for r in results)
+    verdict = "interrupted after" if interrupted else "in"
+    table = Table(title=f"mesh run: {len(results)} products {verdict} {time.monotonic() - started:.1f}s")
     columns = ["domain", "product", "status", "rows per port", "checks passed", "warnings", "blocking failed"]
     for column in [*columns, "time (s)"]:
         table.add_column(column, justify="right" if column in columns[4:] or column == "time (s)" else "left")
@@ -176,6 +194,7 @@ def run(
             "ok": "[green]ok[/green]",
             "failed": "[red]failed[/red]",
             "skipped": "[yellow]skipped[/yellow]",
+            "interrupted": "[red]interrupted[/red]",
         }
         table.add_row(
             result.product.spec.domain,
@@ -188,9 +207,12 @@ def run(
             f"{result.seconds:.1f}",
         )
     console.print(table)
-    failures = [r for r in results if r.status != "ok"]
+    failures = [r for r in results if r.status not in {"ok", "interrupted"}]
     for failure in failures:
         console.print(f"[red]{failure.product.key}[/red]: {failure.error}", highlight=False)
+    if interrupted:
+        console.print("[red]interrupted[/red]: `mesh run` again finishes it; ports keep their last good data")
+        raise typer.Exit(130)  # the shell's convention for "stopped by Ctrl-C"
     raise typer.Exit(1 if failures else 0)
 
 

@@ -2,7 +2,7 @@
 
 The transformation writes a *candidate* batch into the domain's private schema. The platform audits it
 there with the port's contract rules; only if no blocking rule fails is it cast onto the contract and
-atomically swapped into the published port. A failed audit leaves the published port untouched (its
+atomically swapped into the published port, and the candidate and staging copies are dropped. A failed audit leaves the published port untouched (its
 consumers keep the last good data), fails the step naming the rules (so downstream products in other
 domains are not refreshed from it), and keeps the failed candidate in place for inspection.
 """
@@ -74,6 +74,11 @@ def audit_and_publish(
     session.create_table_as(staging, session.cast_to_contract(candidate, port.columns))
     session.publish(staging, published)
     rows = session.row_count(published)
+    # The batch now lives in the port: leave no staging or candidate copy behind (a dbt model is the
+    # producer's own internal table, not ours to drop).
+    session.drop_table(staging)
+    if candidate == candidate_relation(product, port):
+        session.drop_table(candidate)
     context.log.info(f"published {rows:,} rows to {published.dotted}")
     metadata: dict[str, Any] = {
         "dagster/row_count": rows,

@@ -10,13 +10,18 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
+import signal
+import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 
-from mesh_assets import addressing, environment
+from mesh_assets import addressing, environment, reclaim
 from mesh_assets.registry import GOVERNANCE_DOMAIN, Product, load_registry, topological_order
 
 # The progress display and summary table are the output; the full event log is in the Dagster UI.
@@ -90,48 +95,165 @@ def _product_keys(defs: dg.Definitions, product: Product) -> list[dg.AssetKey]:
 
 
 def run_mesh(domains: list[str] | None = None, on_event=None) -> list[ProductResult]:
-    """Build the mesh (or the products of `domains`); returns one result per product, in build order."""
+    """Build the mesh (or the products of `domains`); returns one result per product, in build order.
+
+    Before building, runs of this host whose process died (a `kill -9`, an OOM kill) are marked failed
+    and their pool slots freed, so a crash never wedges the next run. While a stage waits for the
+    `warehouse` pool, who holds it is reported through `on_event("waiting", ...)`. Ctrl-C (or SIGTERM)
+    stops the whole build: nothing more is built and every unbuilt product says `interrupted`.
+    """
     env = environment.resolve()
     registry = load_registry(env.root)
     registry.raise_for_errors()
     instance = ensure_instance(env.root)
+    notify = on_event or (lambda *_: None)
+    for reclaimed in reclaim.reclaim_dead_runs(instance, reclaimer="mesh run"):
+        notify("reclaimed", reclaimed.run_id, reclaimed.reason)
     ordered = [p for p in topological_order(registry) if not domains or p.spec.domain in domains]
     results = {p.key: ProductResult(p) for p in ordered}
     failed: set[str] = set()
-    notify = on_event or (lambda *_: None)
-    for stage in plan(ordered):
-        runnable = []
-        for product in stage.products:
-            blocked = [i.product for i in product.spec.product_inputs if i.product in failed]
-            if blocked:
-                results[product.key].status = "skipped"
-                results[product.key].error = f"upstream failed: {', '.join(blocked)}"
-                failed.add(product.key)
-                notify("skipped", product, results[product.key])
-            else:
-                runnable.append(product)
-        if not runnable:
-            continue
-        defs = load_location(stage.domain)
-        job = defs.resolve_implicit_global_asset_job_def()
-        keys = [key for product in runnable for key in _product_keys(defs, product)]
-        notify("start", stage, runnable)
-        started = time.monotonic()
-        outcome = job.execute_in_process(
-            instance=instance, asset_selection=keys, raise_on_error=False, run_config=QUIET
-        )
-        elapsed = time.monotonic() - started
-        _collect(outcome, runnable, results, elapsed, failed)
-        for product in runnable:
-            notify("done", product, results[product.key])
-    if not domains or GOVERNANCE_DOMAIN in domains:
-        governance = load_location(GOVERNANCE_DOMAIN)
-        outcome = governance.resolve_implicit_global_asset_job_def().execute_in_process(
-            instance=instance, raise_on_error=False, run_config=QUIET
-        )
-        built = sorted(e.asset_key.to_user_string() for e in outcome.get_asset_materialization_events())
-        notify("governance", outcome.success, built)
+    owner_tags = {**reclaim.Owner.current().tags(), reclaim.LAUNCHED_BY_TAG: "mesh run"}
+    in_flight: set[str] = set()
+    with _interrupts_raise():
+        try:
+            for stage in plan(ordered):
+                runnable = []
+                for product in stage.products:
+                    blocked = [i.product for i in product.spec.product_inputs if i.product in failed]
+                    if blocked:
+                        results[product.key].status = "skipped"
+                        results[product.key].error = f"upstream failed: {', '.join(blocked)}"
+                        failed.add(product.key)
+                        notify("skipped", product, results[product.key])
+                    else:
+                        runnable.append(product)
+                if not runnable:
+                    continue
+                defs = load_location(stage.domain)
+                job = defs.resolve_implicit_global_asset_job_def()
+                keys = [key for product in runnable for key in _product_keys(defs, product)]
+                notify("start", stage, runnable)
+                in_flight = {p.key for p in runnable}
+                started = time.monotonic()
+                run_id = str(uuid.uuid4())
+                with _reporting_waits(instance, run_id, notify):
+                    outcome = job.execute_in_process(
+                        instance=instance,
+                        asset_selection=keys,
+                        raise_on_error=False,
+                        run_config=QUIET,
+                        run_id=run_id,
+                        tags=owner_tags,
+                    )
+                elapsed = time.monotonic() - started
+                _collect(outcome, runnable, results, elapsed, failed)
+                if _was_interrupted(outcome):
+                    raise KeyboardInterrupt
+                for product in runnable:
+                    notify("done", product, results[product.key])
+                in_flight = set()
+            if not domains or GOVERNANCE_DOMAIN in domains:
+                governance = load_location(GOVERNANCE_DOMAIN)
+                run_id = str(uuid.uuid4())
+                with _reporting_waits(instance, run_id, notify):
+                    outcome = governance.resolve_implicit_global_asset_job_def().execute_in_process(
+                        instance=instance,
+                        raise_on_error=False,
+                        run_config=QUIET,
+                        run_id=run_id,
+                        tags=owner_tags,
+                    )
+                if _was_interrupted(outcome):
+                    raise KeyboardInterrupt
+                built = sorted(
+                    e.asset_key.to_user_string() for e in outcome.get_asset_materialization_events()
+                )
+                notify("governance", outcome.success, built)
+        except KeyboardInterrupt:
+            for result in results.values():
+                # A product of the interrupted stage that published before the interrupt stays `ok`.
+                if result.status == "pending" or (result.product.key in in_flight and result.status != "ok"):
+                    result.status = "interrupted"
+                    result.error = "not built: the run was interrupted"
+            notify("interrupted", None, None)
     return list(results.values())
+
+
+_INTERRUPTED = "DagsterExecutionInterruptedError"
+
+
+def _was_interrupted(outcome) -> bool:
+    """Whether Ctrl-C / SIGTERM stopped the run (Dagster turns it into a failed step)."""
+    for event in outcome.all_events:
+        data = event.step_failure_data if event.is_step_failure else None
+        error = data.error if data else None
+        while error is not None:
+            if error.cls_name == _INTERRUPTED:
+                return True
+            error = error.cause
+    return False
+
+
+@contextmanager
+def _interrupts_raise() -> Iterator[None]:
+    """SIGTERM stops `mesh run` as Ctrl-C does (Dagster turns both into an interrupt inside a run)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def _terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+WAIT_REPORT_FIRST_S = 2.0
+"""A stage waiting this long for the `warehouse` pool says who holds it..."""
+WAIT_REPORT_EVERY_S = 10.0
+"""... and says it again at this interval while it still waits."""
+
+
+@contextmanager
+def _reporting_waits(instance: dg.DagsterInstance, run_id: str, notify) -> Iterator[None]:
+    """While the run executes, report (and reclaim dead) holders of the pool its steps wait for."""
+    done = threading.Event()
+
+    def watch() -> None:
+        waiting_since: float | None = None
+        next_report = 0.0
+        while not done.wait(0.5):
+            try:
+                steps = reclaim.waiting_steps(instance, run_id)
+                if not steps:
+                    waiting_since = None
+                    continue
+                now = time.monotonic()
+                if waiting_since is None:
+                    waiting_since, next_report = now, now + WAIT_REPORT_FIRST_S
+                if now < next_report:
+                    continue
+                # A holder may have died while we wait: reclaim it rather than wait for it forever.
+                for reclaimed in reclaim.reclaim_dead_runs(instance, reclaimer="mesh run"):
+                    notify("reclaimed", reclaimed.run_id, reclaimed.reason)
+                holders = [h.describe() for h in reclaim.pool_holders(instance) if h.run_id != run_id]
+                notify("waiting", steps, (now - waiting_since, holders))
+                next_report = now + WAIT_REPORT_EVERY_S
+            except Exception as exc:  # a report must never break the run it reports on
+                notify("waiting", [], (0.0, [f"could not read the pool's holders: {exc}"]))
+                next_report = time.monotonic() + WAIT_REPORT_EVERY_S
+
+    watcher = threading.Thread(target=watch, name=f"mesh-wait-{run_id[:8]}", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join(timeout=5)
 
 
 def _root_cause(event) -> str:

@@ -391,7 +391,9 @@ def test_a_second_process_waits_for_the_lock_and_proceeds_once_it_is_released(tm
             what, waiting, message = said.next()
             # The second process found the lock held and said so instead of failing or waiting silently.
             assert what == "log"
-            assert "waiting for the DuckDB writer lock" in message
+            assert "for the DuckDB writer lock" in message
+            # ... and named who holds it: this process, alive.
+            assert f"held by pid {os.getpid()} on " in message and "(alive)" in message
             assert child.poll() is None, "the second process gave up instead of waiting"
             with warehouse.session() as session:  # reentrant: still ours, so nothing was written yet
                 assert not session.exists(Relation("main", "written_by_child"))
@@ -445,7 +447,7 @@ def test_waiting_past_the_timeout_fails_with_a_message_naming_mesh_duckdb_lock_t
     message = str(raised.value)
     assert "MESH_DUCKDB_LOCK_TIMEOUT" in message
     assert f"{database}.lock" in message
-    assert "another process still holds it" in message
+    assert f"held by pid {holder.pid} on " in message  # names the holder, which was alive then
     assert waited >= 0.2  # it waited the configured time first (a lower bound: load cannot break it)
     # The holder exited: its lock went with it.
     with warehouse.session() as session:

@@ -85,6 +85,10 @@ class WarehouseSession(abc.ABC):
         self.ensure_schema(relation.schema)
         self.execute(f"CREATE OR REPLACE TABLE {relation.sql} AS {select_sql}")
 
+    def drop_table(self, relation: Relation) -> None:
+        """Drop `relation` if it exists."""
+        self.execute(f"DROP TABLE IF EXISTS {relation.sql}")
+
     def exists(self, relation: Relation) -> bool:
         """Whether `relation` exists."""
         return bool(self.columns(relation))

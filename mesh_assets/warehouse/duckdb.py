@@ -10,18 +10,22 @@ steps so the UI shows who is waiting.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from mesh_assets.addressing import Relation
+from mesh_assets.reclaim import Owner, pid_alive, record_owner
 from mesh_assets.spec import Column, LogicalType, portable_sql_type
 from mesh_assets.warehouse.base import Warehouse, WarehouseSession
 
@@ -62,19 +66,29 @@ _COMPATIBLE = {
 
 
 class FileLock:
-    """A cross-process lock on a file, reentrant within a process.
+    """A cross-process lock on a file, reentrant within a process, that says who holds it.
 
     Reentrancy matters because an asset holds the lock while it runs the dbt CLI, and must still be
-    able to open its own session inside that block.
+    able to open its own session inside that block. The holder writes its run, pid, host and start time
+    into the lock file, so a waiter can say on what and for whom it waits (and whether that process
+    still lives: the kernel releases the lock of a killed process, so a dead holder never blocks).
     """
 
     _holders: ClassVar[dict[str, tuple[int, int]]] = {}
     _guard: ClassVar[threading.RLock] = threading.RLock()
+    report_every_s: ClassVar[float] = 10.0
+    """How often a waiter repeats who holds the lock (the first report comes after one second)."""
 
-    def __init__(self, path: Path, timeout_s: float, log=None) -> None:
+    def __init__(self, path: Path, timeout_s: float, log=None, run_id: str | None = None) -> None:
         self.path = Path(f"{path}.lock")
         self.timeout_s = timeout_s
         self.log = log
+        self.run_id = run_id
+
+    def held_here(self) -> bool:
+        """Whether this process already holds the lock."""
+        with self._guard:
+            return str(self.path.resolve()) in self._holders
 
     @contextmanager
     def hold(self) -> Iterator[None]:
@@ -100,27 +114,48 @@ class FileLock:
                 else:
                     self._holders[key] = (fd, depth - 1)
 
+    def holder(self) -> str:
+        """Who holds the lock, as its holder recorded it (run, pid, host, alive or dead, since when)."""
+        try:
+            recorded = json.loads(self.path.read_text() or "{}")
+            owner = Owner(recorded["host"], int(recorded["pid"]), recorded.get("pid_started"))
+        except (OSError, ValueError, KeyError, TypeError):
+            return "a process that did not say who it is"
+        run = f"run {recorded['run_id'][:8]}, " if recorded.get("run_id") else ""
+        since = datetime.fromtimestamp(recorded.get("since", 0)).strftime("%H:%M:%S")
+        return f"{run}pid {owner.pid} on {owner.host} ({owner.liveness()}), since {since}"
+
     def _acquire(self) -> int:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + self.timeout_s
-        warned = False
+        started = time.monotonic()
+        deadline = started + self.timeout_s
+        next_report = started + 1.0
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return fd
+                break
             except BlockingIOError:
-                if time.monotonic() > deadline:
+                now = time.monotonic()
+                if now > deadline:
                     os.close(fd)
                     raise TimeoutError(
-                        f"waited {self.timeout_s:g}s for the DuckDB writer lock {self.path}; another "
-                        "process still holds it. Wait for its run to finish, or raise "
-                        "MESH_DUCKDB_LOCK_TIMEOUT."
+                        f"waited {self.timeout_s:g}s for the DuckDB writer lock {self.path}, held by "
+                        f"{self.holder()}. Wait for its run to finish, or raise MESH_DUCKDB_LOCK_TIMEOUT."
                     ) from None
-                if not warned and self.log:
-                    self.log(f"waiting for the DuckDB writer lock {self.path} (another run is writing)")
-                    warned = True
+                if self.log and now >= next_report:
+                    self.log(
+                        f"waiting {now - started:.0f}s for the DuckDB writer lock {self.path}: "
+                        f"held by {self.holder()}"
+                    )
+                    next_report = now + self.report_every_s
                 time.sleep(0.05)
+        me = Owner.current()
+        record = {"host": me.host, "pid": me.pid, "pid_started": me.started}
+        record.update(run_id=self.run_id, since=time.time())
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(record).encode(), 0)
+        return fd
 
 
 class DuckDBSession(WarehouseSession):
@@ -207,20 +242,33 @@ class DuckDBWarehouse(dg.ConfigurableResource, Warehouse):
     path: str = Field(description="Path of the DuckDB database file.")
     lock_timeout_s: float = Field(default=900.0, description="How long to wait for another writer.")
 
+    _run_id: str | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Runs launched by the daemon or the UI record their owner here, so a killed one is reclaimed.
+        if context.instance is not None:
+            record_owner(context.instance, context.dagster_run)
+        self._run_id = context.run_id
+
     @contextmanager
     def exclusive(self) -> Iterator[None]:
         """Hold the writer lock, e.g. around a dbt invocation that opens the file itself."""
-        with FileLock(Path(self.path), self.lock_timeout_s, dg.get_dagster_logger().info).hold():
+        log = dg.get_dagster_logger().warning
+        lock = FileLock(Path(self.path), self.lock_timeout_s, log, self._run_id)
+        fresh = not lock.held_here()
+        with lock.hold():
+            if fresh:
+                # A process outside the platform's lock (dbt left running by a run that was killed)
+                # may still have the file open: wait for it, saying so, rather than fail.
+                connect_when_free(self.path, self.lock_timeout_s, log).close()
             yield
 
     @contextmanager
     def session(self) -> Iterator[DuckDBSession]:
         """Open the database file (creating it) under the writer lock."""
-        import duckdb
-
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         with self.exclusive():
-            connection = duckdb.connect(self.path)
+            connection = connect_when_free(self.path, self.lock_timeout_s, dg.get_dagster_logger().warning)
             try:
                 yield DuckDBSession(connection)
             finally:
@@ -228,3 +276,36 @@ class DuckDBWarehouse(dg.ConfigurableResource, Warehouse):
 
     def dbt_env(self) -> dict[str, str]:
         return {"MESH_DUCKDB_PATH": str(Path(self.path).resolve())}
+
+
+_LOCKED_BY = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
+
+
+def connect_when_free(path: str, timeout_s: float, log) -> duckdb.DuckDBPyConnection:
+    """Open the DuckDB file, waiting (and saying for whom) while another process has it open."""
+    import duckdb
+
+    started = time.monotonic()
+    next_report = started + 1.0
+    while True:
+        try:
+            return duckdb.connect(path)
+        except duckdb.IOException as exc:
+            match = _LOCKED_BY.search(str(exc))
+            if match is None:
+                raise
+            now = time.monotonic()
+            pid = int(match["pid"])
+            holder = f"process {pid} ({match['program']}, {'alive' if pid_alive(pid) else 'dead'})"
+            if now - started > timeout_s:
+                raise TimeoutError(
+                    f"waited {timeout_s:g}s for the DuckDB file {path}, which {holder} has open; stop that "
+                    "process or raise MESH_DUCKDB_LOCK_TIMEOUT"
+                ) from exc
+            if now >= next_report:
+                log(
+                    f"waiting {now - started:.0f}s for the DuckDB file {path}: {holder} has it open "
+                    "(e.g. dbt left running by a run that was killed)"
+                )
+                next_report = now + FileLock.report_every_s
+            time.sleep(0.1)

@@ -376,6 +376,13 @@ class SnowflakeWarehouse(dg.ConfigurableResource, Warehouse):
         default="mesh", description="QUERY_TAG set on every session, to find the platform's queries."
     )
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Runs launched by the daemon or the UI record their owner here, so a killed one is reclaimed.
+        from mesh_assets.reclaim import record_owner
+
+        if context.instance is not None:
+            record_owner(context.instance, context.dagster_run)
+
     @contextmanager
     def session(self) -> Iterator[SnowflakeSession]:
         """Connect, use (creating if needed) the mesh database, and close the connection afterwards."""
