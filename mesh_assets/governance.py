@@ -6,11 +6,11 @@ centrally over every product's spec, so no product team can opt out; this module
 
 import dagster as dg
 
-from mesh_assets import catalog, environment, overview, scorecard, slo
+from mesh_assets import catalog, environment, overview, reclaim, scorecard, slo
 from mesh_assets.location import automation_sensor
 from mesh_assets.registry import GOVERNANCE_DOMAIN, load_registry
 
-FEATURES = [overview, catalog, slo, scorecard]
+FEATURES = [overview, catalog, slo, scorecard, reclaim]
 """Modules with `definitions(registry, env) -> dg.Definitions`, merged into the location."""
 
 

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-if TYPE_CHECKING:
-    import dagster as dg
+import dagster as dg
 
 HOST_TAG = "mesh/host"
 PID_TAG = "mesh/pid"
@@ -172,8 +171,6 @@ def owner_of(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Owner | None:
     owner = Owner.from_tags(dict(run.tags))
     if owner is not None or "sqlite" not in type(instance.run_storage).__name__.lower():
         return owner
-    import dagster as dg
-
     for record in instance.get_records_for_run(
         run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT, limit=20
     ).records:
@@ -235,8 +232,6 @@ def reclaim_dead_runs(instance: dg.DagsterInstance, reclaimer: str) -> list[Recl
     Also frees slots still held by runs that already ended (failed or canceled elsewhere), so nothing
     waits on a run that will never give its slot back. Live runs and other hosts' runs are left alone.
     """
-    import dagster as dg
-
     reclaimed: list[Reclaimed] = []
     in_progress = instance.get_run_records(
         filters=dg.RunsFilter(
@@ -268,3 +263,39 @@ def reclaim_dead_runs(instance: dg.DagsterInstance, reclaimer: str) -> list[Recl
                     status = record.dagster_run.status.value.lower() if record else "deleted"
                     reclaimed.append(Reclaimed(run_id, f"run already {status}: freed its slots"))
     return reclaimed
+
+
+RECLAIM_SENSOR = "mesh_reclaim_dead_runs"
+
+
+def reclaim_sensor() -> dg.SensorDefinition:
+    """The daemon's side of reclaiming: every 30 s, dead runs of this host are failed and their slots freed.
+
+    Dagster's run monitoring cannot see a dead run worker under the default run launcher (it has no
+    worker health check), and `mesh run`'s in-process runs are no launcher's at all; this sensor covers
+    both under `make dev` and any single-host deployment.
+    """
+
+    @dg.sensor(
+        name=RECLAIM_SENSOR,
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Marks failed the runs whose process died (kill -9, OOM) and frees their pool slots.",
+    )
+    def _reclaim(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+        reclaimed = reclaim_dead_runs(context.instance, reclaimer=f"the {RECLAIM_SENSOR} sensor")
+        for item in reclaimed:
+            context.log.warning(f"run {item.run_id}: {item.reason}")
+        return dg.SkipReason(
+            f"reclaimed {len(reclaimed)} run(s): "
+            + "; ".join(f"{r.run_id[:8]} {r.reason}" for r in reclaimed)
+            if reclaimed
+            else "no dead runs"
+        )
+
+    return _reclaim
+
+
+def definitions(registry: object, env: object) -> dg.Definitions:
+    """The governance location's share: the reclaim sensor."""
+    return dg.Definitions(sensors=[reclaim_sensor()])
