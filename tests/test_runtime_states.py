@@ -189,3 +189,22 @@ def test_mesh_slo_measures_a_port_whose_run_is_in_flight(spec, instance, registr
         (measured,) = report(instance, ports)
     assert measured.evaluation.judgements["availability"].status == "ok"
     assert measured.state.last_failure is None
+
+
+def test_a_port_skipped_behind_a_failed_port_is_counted_once_on_that_port(spec, instance, registry) -> None:
+    consumer = addressing.port_key("diagnostics", "instrument_runs", 1)
+
+    @dg.asset(key=PORT)
+    def producer() -> None:
+        raise RuntimeError("the warehouse went away")
+
+    @dg.asset(key=consumer, deps=[PORT])
+    def reader() -> None: ...
+
+    job = dg.Definitions(assets=[producer, reader]).resolve_implicit_global_asset_job_def()
+    assert not job.execute_in_process(instance=instance, raise_on_error=False).success
+    slos = port_slos(registry)
+    ports = {key.to_user_string(): slos[key.to_user_string()] for key in (PORT, consumer)}
+    failures = [f for run in feed.fetch(instance, {}, ports, since=0.0).runs for f in run.failures]
+    assert [f.port for f in failures] == [PORT.to_user_string()]
+    assert "the warehouse went away" in failures[0].reason

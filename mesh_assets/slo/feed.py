@@ -13,7 +13,8 @@ ones on ports:
 
 Each finished run is then read once (`get_records_for_run`, only the four event types needed): a port
 planned in the run and not materialized is a failed publish when its step failed, or when the run
-failed before the step could run (an upstream step failed, the run worker died); every check
+failed before the step could run for a reason of its own product (an internal step failed, the run
+worker died; behind a failed *port* step, that port's availability counts it); every check
 evaluation of the run is a quality event. Dagster OSS 1.13 does not write `ASSET_FAILED_TO_MATERIALIZE`,
 so "planned, not materialized, in a failed run" is how a failed publish is recognized. A canceled run
 is someone's decision, not the port failing: its unpublished ports are not counted. Runs still in
@@ -251,13 +252,16 @@ def run_outcome(
             planned[key.to_user_string()] = event.step_key
         else:
             materialized.add(key.to_user_string())
+    # Behind a failed *port* step, a skipped port is not an attempt of its own: the upstream port's
+    # availability counts it. Behind anything else (its product's internal steps, a dead worker) it is.
+    port_failed = any(step in failed_steps for step in planned.values())
     failures = []
     for port, step in planned.items():
         if port in materialized:
             continue
         if step in failed_steps:
             failures.append(PublishFailed(port, *failed_steps[step]))
-        elif run_failed:
+        elif run_failed and not port_failed:
             failures.append(PublishFailed(port, *_run_failure(instance, run_id, failed_steps)))
     return RunOutcome(run_id, failures, checks)
 
