@@ -2,8 +2,8 @@
 
 A domain's `definitions.py` is one call to `build_domain`. The platform's policy is applied here, once,
 for every domain: warehouse resource, pools, automation (source-aligned products ingest on the cadence
-their freshness SLO needs; everything downstream refreshes when its inputs update) and the automation
-sensor that runs by default, so nothing needs a click.
+their freshness SLO needs; everything downstream refreshes once its inputs have settled, see
+`automation`) and the automation sensor that runs by default, so nothing needs a click.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import dagster as dg
 
 from mesh_assets import addressing, environment
+from mesh_assets.automation import after_upstream_settles
 from mesh_assets.builders import python as python_builder
 from mesh_assets.builders import sql as sql_builder
 from mesh_assets.builders.sources import source_asset
@@ -33,7 +34,8 @@ def build_domain(domain: str) -> dg.Definitions:
         )
         return dg.Definitions()
     where = PortContext(target=env.target, database=env.database)
-    eager = dg.AutomationCondition.eager()
+    # Refresh once per cascade, after every input of it (see `automation`).
+    eager = after_upstream_settles()
     assets: list[dg.AssetsDefinition] = []
     dbt_projects: dict[str, None] = {}
     for product in products:

@@ -6,6 +6,7 @@ Computed from the specs and the warehouse, refreshed whenever any port is publis
 import dagster as dg
 
 from mesh_assets import addressing
+from mesh_assets.automation import after_upstream_settles
 from mesh_assets.environment import Environment
 from mesh_assets.registry import GOVERNANCE_DOMAIN, Registry, load_registry
 from mesh_assets.warehouse.base import Warehouse
@@ -59,7 +60,7 @@ def definitions(registry: Registry, env: Environment) -> dg.Definitions:
         kinds={env.target, "table"},
         description="Every data product and output port of the mesh: owner, status, version, consumers and "
         "current rows. Refreshed whenever a port is published.",
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=after_upstream_settles(),
         pool="warehouse",
     )
     def product_overview(context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[Warehouse]):

@@ -20,6 +20,7 @@ from pathlib import Path
 import dagster as dg
 
 from mesh_assets import addressing
+from mesh_assets.automation import after_upstream_settles
 from mesh_assets.environment import Environment
 from mesh_assets.registry import GOVERNANCE_DOMAIN, Registry, load_registry
 
@@ -83,7 +84,7 @@ def definitions(registry: Registry, env: Environment) -> dg.Definitions:
                 "characteristics (self-describing, addressable, discoverable, secure, trustworthy, "
                 "interoperable), red or green with the reason, per domain. One check per product; a "
                 "shareable HTML page beside the catalog. Refreshed whenever a port or the catalog is.",
-                automation_condition=dg.AutomationCondition.eager(),
+                automation_condition=after_upstream_settles(),
             )
         ],
         check_specs=check_specs,

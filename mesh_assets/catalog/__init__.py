@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 from mesh_assets import addressing
+from mesh_assets.automation import after_upstream_settles
 from mesh_assets.environment import Environment
 from mesh_assets.registry import GOVERNANCE_DOMAIN, Registry, load_registry
 
@@ -36,7 +37,7 @@ def definitions(registry: Registry, env: Environment) -> dg.Definitions:
         "search, a page per product (schema, where and how to connect, last publish, check results, SLO "
         "status, lineage, owner and access) and every port's ODCS contract. Rebuilt whenever a port is "
         "published.",
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=after_upstream_settles(),
     )
     def catalog(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         from mesh_assets.catalog.runtime import read_runtime
