@@ -161,7 +161,9 @@ def run(
             mark = "[green]✓[/green]" if subject else "[red]✗[/red]"
             console.print(f"{mark} mesh governance: {', '.join(detail) or 'nothing built'}", highlight=False)
         elif kind == "reclaimed":
-            console.print(f"[yellow]reclaimed[/yellow] run {subject}: {detail}", highlight=False)
+            console.print(
+                f"[yellow]reclaimed[/yellow] run {subject}: {detail}", highlight=False, soft_wrap=True
+            )
         elif kind == "waiting":
             waited, holders = detail
             console.print(
@@ -170,6 +172,7 @@ def run(
                 + ": "
                 + ("; ".join(holders) or "no run holds one yet (the slot is being handed over)"),
                 highlight=False,
+                soft_wrap=True,
             )
         elif kind == "interrupted":
             console.print("[red]interrupted[/red]: stopped the build; nothing more is built", highlight=False)
