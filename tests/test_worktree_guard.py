@@ -154,3 +154,27 @@ def test_only_a_deliberate_write_under_an_allowed_prefix_goes_unreported() -> No
         "modified data/mesh.duckdb",
     ]
     assert len(differences(before, after)) == 4
+
+
+def test_a_whole_folder_written_into_the_repository_is_one_finding_with_its_file_count() -> None:
+    from worktree_guard import TreeState, differences
+
+    before = TreeState(git=True, files={"data/mesh.duckdb": (1, 10)})
+    run = "data/dbt/sales/run-1"
+    after = TreeState(
+        git=True,
+        files={
+            "data/mesh.duckdb": (1, 10),
+            "data/scorecard.html": (2, 5),
+            **{f"{run}/compiled/m{i}.sql": (2, 1) for i in range(3)},
+        },
+    )
+
+    assert differences(before, after) == [
+        f"created  data/dbt/ (3 files, e.g. {run}/compiled/m0.sql)",
+        "created  data/scorecard.html",
+    ]
+    assert differences(after, before) == [
+        f"deleted  data/dbt/ (3 files, e.g. {run}/compiled/m0.sql)",
+        "deleted  data/scorecard.html",
+    ]

@@ -109,14 +109,31 @@ def differences(before: TreeState, after: TreeState, allowed: tuple[str, ...] = 
         )
     lines = [f"git status, new entry: {entry}" for entry in sorted(after.status - before.status)]
     lines += [f"git status, entry gone: {entry}" for entry in sorted(before.status - after.status)]
-    lines += [f"created  {path}" for path in sorted(after.files.keys() - before.files.keys())]
-    lines += [f"deleted  {path}" for path in sorted(before.files.keys() - after.files.keys())]
+    lines += _by_folder("created ", after.files.keys() - before.files.keys(), before.files.keys())
+    lines += _by_folder("deleted ", before.files.keys() - after.files.keys(), after.files.keys())
     lines += [
         f"modified {path}"
         for path in sorted(before.files.keys() & after.files.keys())
         if before.files[path] != after.files[path]
     ]
     return lines
+
+
+def _by_folder(what: str, paths: set[str], other: Iterable[str]) -> list[str]:
+    """One line per path, except that a whole folder that appeared (or vanished) is one line with its
+    file count and first file, so a leaked build output reads as one finding, not hundreds."""
+    occupied = {parent for path in other for parent in Path(path).parents}
+    groups: dict[str, list[str]] = {}
+    for path in sorted(paths):
+        # The outermost folder of `path` that held nothing on the other side, else the file itself.
+        fresh = [str(d) for d in reversed(Path(path).parents) if d != Path(".") and d not in occupied]
+        groups.setdefault(fresh[0] if fresh else path, []).append(path)
+    return [
+        f"{what} {members[0]}"
+        if len(members) == 1
+        else f"{what} {folder}/ ({len(members)} files, e.g. {members[0]})"
+        for folder, members in groups.items()
+    ]
 
 
 def _shortened(lines: list[str]) -> Iterable[str]:
