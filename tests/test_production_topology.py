@@ -199,6 +199,17 @@ def _finished_tick_after(ticks: list, after: float) -> bool:
     return any(t.timestamp > after and t.status.value != "STARTED" for t in ticks)
 
 
+def _missing_ticks(instance: dg.DagsterInstance, topology: Topology) -> str:
+    """Which sensors never ticked, with the log tail of their location's code server."""
+    ticked = _ticks(instance)
+    lines = []
+    for location in LOCATIONS:
+        if f"{location}_automation" not in ticked:
+            log = (topology.logs / f"code_server_{location}.log").read_text(errors="replace")
+            lines.append(f"{location}_automation never ticked; its code server's log ends:\n{log[-2000:]}")
+    return "\n".join(lines) + "\n" + _runs_text(instance)
+
+
 def _runs_text(instance: dg.DagsterInstance) -> str:
     lines = []
     for record in reversed(instance.get_run_records()):
@@ -240,6 +251,11 @@ def test_one_source_update_refreshes_each_consumer_and_governance_once_after_its
     topology: Topology,
 ) -> None:
     mesh = str(BIN / "mesh")
+    # The mesh exists before the daemon starts: the update below is the only change it reacts to. It
+    # also creates the instance's storage: processes starting on a fresh SQLite instance at once race to
+    # migrate it, so nothing else starts before it.
+    topology.run("build", [mesh, "run"])
+
     ports = {location: _free_port() for location in LOCATIONS}
     for location, port in ports.items():
         topology.start(
@@ -258,9 +274,6 @@ def test_one_source_update_refreshes_each_consumer_and_governance_once_after_its
                 str(port),
             ],
         )
-    # The mesh exists before the daemon starts: the update below is the only change it reacts to.
-    # (Code servers only load definitions: they load while the mesh builds.)
-    topology.run("build", [mesh, "run"])
     workspace = topology.home / "workspace.yaml"
     workspace.write_text(
         "load_from:\n"
@@ -292,7 +305,7 @@ def test_one_source_update_refreshes_each_consumer_and_governance_once_after_its
                 for name in [*AUTOMATION_SENSORS, "mesh_slo_monitor"]
             ),
             STARTUP_TIMEOUT_S,
-            lambda: f"sensors with ticks: {sorted(_ticks(instance))}\n{_runs_text(instance)}",
+            lambda: _missing_ticks(instance, topology),
             topology,
         )
         runs_before = {r.dagster_run.run_id for r in instance.get_run_records()}
