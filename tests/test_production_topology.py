@@ -29,6 +29,9 @@ import dagster as dg
 import pytest
 from dagster import DagsterEventType
 
+# End to end and a few minutes long, but never skipped: `make test` runs it.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 LOCATIONS = ["customers", "sales", "diagnostics", "commercial_analytics", "mesh"]
