@@ -82,11 +82,11 @@ def gx_on_pandas(frame, port) -> float:
 
 def main(scale: int) -> dict:
     """Build the orders batch at `scale`, then time the SQL suite and GX-on-pandas over it."""
-    from mesh_assets.addressing import Relation
-    from mesh_assets.checks import AuditContext, audit, contract_rules
-    from mesh_assets.generate import generate_sources
-    from mesh_assets.registry import load_registry
-    from mesh_assets.warehouse.duckdb import DuckDBWarehouse
+    from mesh_assets.build.checks import AuditContext, audit, contract_rules
+    from mesh_assets.infra.warehouse.duckdb import DuckDBWarehouse
+    from mesh_assets.product.addressing import Relation
+    from mesh_assets.product.registry import load_registry
+    from mesh_assets.selfservice.generate import generate_sources
 
     spec = load_registry(ROOT).products["sales.orders"].spec
     port = spec.output_ports[0]

@@ -157,7 +157,8 @@ def generate(root: Path, products: int, seed: int = 7) -> Path:
 
 def main(products: int, repeats: int) -> dict[str, Any]:
     """Generate the mesh, measure both, print and return the results."""
-    from mesh_assets import fitness, registry
+    from mesh_assets.govern import fitness
+    from mesh_assets.product import registry
 
     with tempfile.TemporaryDirectory(prefix="mesh-fitness-bench-") as folder:
         root = generate(Path(folder), products)

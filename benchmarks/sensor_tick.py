@@ -71,9 +71,9 @@ def main(products: int, repeats: int) -> dict[str, Any]:
         import dagster as dg
         from dagster import DagsterEventType, EventRecordsFilter
 
-        from mesh_assets.registry import load_registry
-        from mesh_assets.slo import sensors
-        from mesh_assets.slo.sli import port_slos
+        from mesh_assets.observe import sensors
+        from mesh_assets.observe.sli import port_slos
+        from mesh_assets.product.registry import load_registry
 
         seconds, registry = _timed(lambda: load_registry(work / "mesh"))
         ports = port_slos(registry)

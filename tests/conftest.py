@@ -39,7 +39,7 @@ def small_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     Pinned to `generate.AS_OF`, not today: every test sees the same bytes on any day it runs.
     """
-    from mesh_assets.generate import AS_OF, generate_sources
+    from mesh_assets.selfservice.generate import AS_OF, generate_sources
 
     out = tmp_path_factory.mktemp("sources")
     generate_sources(out, scale=TEST_SCALE, as_of=AS_OF)

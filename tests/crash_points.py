@@ -39,7 +39,7 @@ def _freeze(**facts: object) -> None:
 
 def arm(point: str) -> None:
     """Wrap the function where `point` happens."""
-    from mesh_assets.warehouse import duckdb as backend
+    from mesh_assets.infra.warehouse import duckdb as backend
 
     session = backend.DuckDBSession
     if point == "landing":
@@ -85,7 +85,7 @@ def arm(point: str) -> None:
 def main() -> None:
     """Run the `mesh` CLI with the crash point of `MESH_TEST_CRASH_AT` armed."""
     arm(os.environ["MESH_TEST_CRASH_AT"])
-    from mesh_assets.cli import main as mesh
+    from mesh_assets.cli.app import main as mesh
 
     sys.argv = ["mesh", *sys.argv[1:]]
     mesh()

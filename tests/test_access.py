@@ -1,6 +1,6 @@
 """Access policies as code: who may read which port, the refusals, and PII protection per reader.
 
-Policy decisions are pure functions of the specs (`mesh_assets.access`); refusals surface through the
+Policy decisions are pure functions of the specs (`mesh_assets.product.access`); refusals surface through the
 registry and `mesh validate` in a private copy of the mesh (`mesh_copy`); PII protection is run for real
 on an in-memory DuckDB database, through the SQL and Python builders' own read paths.
 """
@@ -16,14 +16,15 @@ import pytest
 import yaml
 from spec_edits import edit_spec, spec_path
 
-from mesh_assets import access
-from mesh_assets.addressing import Relation
-from mesh_assets.builders import python as python_builder
-from mesh_assets.builders import sql as sql_builder
-from mesh_assets.registry import Registry, SpecIssue, load_registry
-from mesh_assets.spec import DataProductSpec, PiiHandling
-from mesh_assets.validate import validate
-from mesh_assets.warehouse.duckdb import DuckDBSession
+from mesh_assets.build.builders import python as python_builder
+from mesh_assets.build.builders import sql as sql_builder
+from mesh_assets.govern.validate import validate
+from mesh_assets.infra.warehouse.duckdb import DuckDBSession
+from mesh_assets.product import access
+from mesh_assets.product.addressing import Relation
+from mesh_assets.product.errors import SpecIssue
+from mesh_assets.product.registry import Registry, load_registry
+from mesh_assets.product.spec import DataProductSpec, PiiHandling
 
 CUSTOMER_MASTER = "customers.customer_master"
 CUSTOMER_360 = "commercial_analytics.customer_360"

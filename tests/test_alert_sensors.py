@@ -39,11 +39,12 @@ import dagster as dg
 import duckdb
 import pytest
 
-from mesh_assets import environment, slo
-from mesh_assets.location import build_domain
-from mesh_assets.registry import load_registry
-from mesh_assets.slo import sensors
-from mesh_assets.warehouse.duckdb import DuckDBWarehouse
+from mesh_assets import observe as slo
+from mesh_assets.build.location import build_domain
+from mesh_assets.infra import environment
+from mesh_assets.infra.warehouse.duckdb import DuckDBWarehouse
+from mesh_assets.observe import sensors
+from mesh_assets.product.registry import load_registry
 
 REPO = Path(__file__).resolve().parent.parent
 CUSTOMERS = dg.AssetKey(["customers", "customer_master", "v1"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from mesh_assets.automation import LABEL, after_upstream_settles
+from mesh_assets.build.automation import LABEL, after_upstream_settles
 
 
 def _defs(condition: dg.AutomationCondition, fail_middle: bool = False) -> dg.Definitions:

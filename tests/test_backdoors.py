@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from mesh_assets import backdoors
-from mesh_assets.registry import SpecIssue, load_registry
-from mesh_assets.validate import validate
+from mesh_assets.govern import backdoors
+from mesh_assets.govern.validate import validate
+from mesh_assets.product.errors import SpecIssue
+from mesh_assets.product.registry import load_registry
 
 RUNS_SQL = Path("domains/diagnostics/products/instrument_runs/instrument_runs_v1.sql")
 SALES_V2 = Path("dbt_projects/sales/models/sales/sales_v2.sql")

@@ -32,14 +32,14 @@ from spec_edits import edit_spec
 from test_alert_sensors import Daemon, Receiver, home, receiver, slo_definitions  # noqa: F401
 from typer.testing import CliRunner
 
-from mesh_assets import fitness
+from mesh_assets.build.runner import load_location, run_mesh
 from mesh_assets.catalog.site import build_site
-from mesh_assets.cli import app
-from mesh_assets.lifecycle import notice_stage
-from mesh_assets.registry import load_registry
-from mesh_assets.runner import load_location, run_mesh
-from mesh_assets.slo.sunset import SENSOR
-from mesh_assets.validate import validate
+from mesh_assets.cli.app import app
+from mesh_assets.govern import fitness
+from mesh_assets.govern.validate import validate
+from mesh_assets.observe.sunset import SENSOR
+from mesh_assets.product.lifecycle import notice_stage
+from mesh_assets.product.registry import load_registry
 
 SALES, CUSTOMER_360 = "sales.sales", "commercial_analytics.customer_360"
 SUNSET = date(2027, 3, 31)
@@ -127,7 +127,7 @@ SITECUSTOMIZE = textwrap.dedent(
 
 LOAD_EVERY_LOCATION = (
     "import datetime\n"
-    "from mesh_assets.runner import load_location\n"
+    "from mesh_assets.build.runner import load_location\n"
     "print(datetime.date.today())\n"
     f"for name in {LOCATIONS!r}:\n"
     "    load_location(name)\n"

@@ -21,12 +21,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from mesh_assets import environment
 from mesh_assets.catalog import definitions
 from mesh_assets.catalog.runtime import read_runtime
 from mesh_assets.catalog.site import CatalogError, build_site
-from mesh_assets.commands import catalog as catalog_command
-from mesh_assets.registry import load_registry
+from mesh_assets.cli import catalog as catalog_command
+from mesh_assets.infra import environment
+from mesh_assets.product.registry import load_registry
 
 PRODUCTS = [
     "commercial_analytics.customer_360",
@@ -284,15 +284,15 @@ def test_the_catalog_asset_depends_on_every_port_and_refreshes_with_the_mesh(rep
     }
     assert {dep.asset_key for dep in spec.deps} == ports and len(ports) == 7
     assert spec.automation_condition is not None
-    # Once per cascade, after the last port of it (mesh_assets/automation.py).
+    # Once per cascade, after the last port of it (mesh_assets/build/automation.py).
     assert spec.automation_condition.get_label() == "eager, after upstream settles"
     assert spec.group_name == "governance"
 
 
 def test_loading_the_catalog_and_contract_modules_imports_nothing_heavy() -> None:
     code = (
-        "import sys, mesh_assets.catalog, mesh_assets.odcs, mesh_assets.odps, mesh_assets.commands.catalog, "
-        "mesh_assets.commands.contract_io; "
+        "import sys, mesh_assets.catalog, mesh_assets.contracts.odcs, mesh_assets.contracts.odps, "
+        "mesh_assets.cli.catalog, mesh_assets.cli.contract_io; "
         "heavy = ('jinja2', 'jsonschema', 'open_data_contract_standard'); "
         "print(sorted(m for m in heavy if m in sys.modules))"
     )

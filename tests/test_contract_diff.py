@@ -20,9 +20,9 @@ import yaml
 from conftest import REPO, copy_mesh
 from typer.testing import CliRunner
 
-from mesh_assets.commands.contract_diff import register
-from mesh_assets.contract_diff import Change, Rule, diff_mesh, diff_ports, diff_specs, read_specs_at
-from mesh_assets.spec import DataProductSpec, OutputPort
+from mesh_assets.cli.contract_diff import register
+from mesh_assets.contracts.contract_diff import Change, Rule, diff_mesh, diff_ports, diff_specs, read_specs_at
+from mesh_assets.product.spec import DataProductSpec, OutputPort
 
 TODAY = date(2026, 11, 21)
 SALES, ORDERS = "sales.sales", "sales.orders"

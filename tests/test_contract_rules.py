@@ -18,11 +18,11 @@ import dagster as dg
 import duckdb
 import pytest
 
-from mesh_assets.addressing import Relation
-from mesh_assets.checks import AuditContext, audit
-from mesh_assets.registry import load_registry
-from mesh_assets.spec import OutputPort
-from mesh_assets.warehouse.duckdb import DuckDBWarehouse
+from mesh_assets.build.checks import AuditContext, audit
+from mesh_assets.infra.warehouse.duckdb import DuckDBWarehouse
+from mesh_assets.product.addressing import Relation
+from mesh_assets.product.registry import load_registry
+from mesh_assets.product.spec import OutputPort
 
 BATCH = Relation("lab_internal", "samples_v1__candidate")
 PUBLISHED = Relation("lab", "samples_v1")
@@ -251,7 +251,7 @@ def test_a_custom_rule_that_does_not_parse_or_names_a_missing_column_is_refused_
         1,
     )
     spec.write_text(text)
-    from mesh_assets.validate import validate
+    from mesh_assets.govern.validate import validate
 
     errors = validate(mesh_copy).errors
 
@@ -269,7 +269,7 @@ def test_a_rule_on_a_column_the_contract_does_not_declare_is_refused(mesh_copy: 
 
 
 def test_an_unknown_great_expectation_is_refused_by_mesh_validate(mesh_copy: Path) -> None:
-    from mesh_assets.validate import validate
+    from mesh_assets.govern.validate import validate
 
     spec = mesh_copy / "domains/customers/products/customer_master/dataproduct.yaml"
     spec.write_text(
@@ -291,7 +291,7 @@ def _fingerprint(database: Path) -> tuple:
 
 
 def _materialize(mesh: Path) -> dg.ExecuteInProcessResult:
-    from mesh_assets.location import build_domain
+    from mesh_assets.build.location import build_domain
 
     defs = build_domain("customers")
     return defs.resolve_implicit_global_asset_job_def().execute_in_process(
@@ -347,7 +347,7 @@ def test_a_failing_rule_leaves_the_published_port_unchanged_and_the_check_says_w
 def test_rule_sql_also_runs_in_snowflakes_dialect_on_fakesnow() -> None:
     import fakesnow
 
-    from mesh_assets.warehouse.snowflake import SnowflakeWarehouse
+    from mesh_assets.infra.warehouse.snowflake import SnowflakeWarehouse
 
     with fakesnow.patch():
         warehouse = SnowflakeWarehouse(

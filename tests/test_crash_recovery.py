@@ -26,18 +26,18 @@ import duckdb
 import pytest
 from conftest import REPO, TEST_SCALE
 
-from mesh_assets import addressing
-from mesh_assets.generate import AS_OF, generate_sources
-from mesh_assets.reclaim import PID_TAG, pid_alive
+from mesh_assets.infra.reclaim import PID_TAG, pid_alive
+from mesh_assets.product import addressing
+from mesh_assets.selfservice.generate import AS_OF, generate_sources
 
 TESTS = Path(__file__).resolve().parent
 BOUND_S = 600  # only a real hang reaches this: it is a bound, not a timing assertion
-MESH = [sys.executable, "-c", "from mesh_assets.cli import main; main()"]
+MESH = [sys.executable, "-c", "from mesh_assets.cli.app import main; main()"]
 CRASHING_MESH = [sys.executable, "-c", "import crash_points; crash_points.main()"]
 
 
 def _ports() -> list[addressing.Relation]:
-    from mesh_assets.registry import load_registry
+    from mesh_assets.product.registry import load_registry
 
     registry = load_registry(REPO)
     return [
@@ -279,7 +279,7 @@ HOLDER = textwrap.dedent(
     import sys, time, uuid
     import dagster as dg
     from dagster._core.storage.dagster_run import DagsterRun
-    from mesh_assets.reclaim import Owner
+    from mesh_assets.infra.reclaim import Owner
 
     instance = dg.DagsterInstance.get()
     run_id = str(uuid.uuid4())

@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mesh_assets.runner import load_location
+from mesh_assets.build.runner import load_location
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 LOCATIONS = ["customers", "sales", "diagnostics", "commercial_analytics", "mesh"]
@@ -65,7 +65,7 @@ def test_every_workspace_location_is_snapshotted(repo_root: Path) -> None:
 
 
 def test_consumers_depend_only_on_published_ports_of_other_domains(isolated: Path) -> None:
-    from mesh_assets.addressing import is_port_key
+    from mesh_assets.product.addressing import is_port_key
 
     for location in LOCATIONS[:-1]:
         for spec in load_location(location).resolve_all_asset_specs():
@@ -78,8 +78,8 @@ def test_consumers_depend_only_on_published_ports_of_other_domains(isolated: Pat
 
 
 def test_every_product_is_one_group_with_one_port_per_major_version(isolated: Path) -> None:
-    from mesh_assets.environment import resolve
-    from mesh_assets.registry import load_registry
+    from mesh_assets.infra.environment import resolve
+    from mesh_assets.product.registry import load_registry
 
     registry = load_registry(resolve().root)
     for location in LOCATIONS[:-1]:

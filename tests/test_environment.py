@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from mesh_assets import environment, scorecard
-from mesh_assets.odcs import contract_path
-from mesh_assets.registry import load_registry
+from mesh_assets.govern import scorecard
+from mesh_assets.infra import environment
+from mesh_assets.infra.environment import contract_path
+from mesh_assets.product.registry import load_registry
 
 OUTPUT_VARIABLES = ("MESH_DATA_DIR", "MESH_DUCKDB_PATH", "MESH_SOURCES_DIR", "MESH_CATALOG_DIR")
 

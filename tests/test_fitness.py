@@ -20,10 +20,13 @@ import typer
 from spec_edits import edit_spec, spec_path
 from typer.testing import CliRunner
 
-from mesh_assets import addressing, environment, fitness, odcs, scorecard
 from mesh_assets.catalog.runtime import PortRuntime, SloStatus
-from mesh_assets.commands import fitness as fitness_command
-from mesh_assets.registry import Product, Registry, load_registry
+from mesh_assets.cli import fitness as fitness_command
+from mesh_assets.contracts import odcs
+from mesh_assets.govern import fitness, scorecard
+from mesh_assets.infra import environment
+from mesh_assets.product import addressing
+from mesh_assets.product.registry import Product, Registry, load_registry
 
 C = fitness.Characteristic
 CUSTOMER_MASTER = "customers.customer_master"
@@ -445,7 +448,7 @@ def test_the_scorecard_asset_runs_after_every_port_and_the_catalog(repo_root: Pa
     deps = {dep.asset_key for dep in spec.deps}
     assert scorecard.CATALOG_KEY in deps and dg.AssetKey(["sales", "sales", "v2"]) in deps
     assert spec.automation_condition is not None
-    # Once per cascade, after the last port of it (mesh_assets/automation.py).
+    # Once per cascade, after the last port of it (mesh_assets/build/automation.py).
     assert spec.automation_condition.get_label() == "eager, after upstream settles"
 
 
@@ -528,8 +531,9 @@ def test_loading_the_governance_modules_imports_nothing_heavy() -> None:
     import sys
 
     code = (
-        "import sys; from mesh_assets import access, backdoors, fitness, grants, scorecard; "
-        "import mesh_assets.commands.fitness, mesh_assets.commands.grants; "
+        "import sys; from mesh_assets.product import access; "
+        "from mesh_assets.govern import backdoors, fitness, grants, scorecard; "
+        "import mesh_assets.cli.fitness, mesh_assets.cli.grants; "
         "heavy = ('sqlglot', 'jsonschema', 'jinja2', 'open_data_contract_standard', 'fakesnow', 'rich'); "
         "print(sorted(m for m in heavy if m in sys.modules))"
     )

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import time_machine
 
-from mesh_assets.generate import AS_OF, COLUMNS, MIN_SCALE, GenerationReport, generate_sources
+from mesh_assets.selfservice.generate import AS_OF, COLUMNS, MIN_SCALE, GenerationReport, generate_sources
 
 SCALE = 2_000
 
@@ -205,7 +205,7 @@ def test_without_an_as_of_the_extracts_are_taken_today_so_a_fresh_clone_is_fresh
 def test_mesh_generate_takes_an_as_of_day_and_refuses_a_malformed_one(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from mesh_assets.cli import app
+    from mesh_assets.cli.app import app
 
     runner = CliRunner()
     ok = runner.invoke(

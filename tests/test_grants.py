@@ -36,9 +36,9 @@ import sqlglot
 from spec_edits import edit_spec
 from sqlglot import exp
 
-from mesh_assets import grants
-from mesh_assets.registry import Registry, load_registry
-from mesh_assets.spec import PiiHandling
+from mesh_assets.govern import grants
+from mesh_assets.product.registry import Registry, load_registry
+from mesh_assets.product.spec import PiiHandling
 
 UNSUPPORTED_ON_FAKESNOW = {
     "role",
@@ -250,7 +250,7 @@ def fakesnow_cursor(shipped: Registry) -> Iterator[Any]:
     import fakesnow
     import snowflake.connector
 
-    from mesh_assets.warehouse.snowflake import SnowflakeSession
+    from mesh_assets.infra.warehouse.snowflake import SnowflakeSession
 
     types = SnowflakeSession(None)  # type: ignore[arg-type]
     with fakesnow.patch():

@@ -17,11 +17,11 @@ import yaml
 from conftest import REPO, copy_mesh
 from typer.testing import CliRunner
 
-from mesh_assets.commands.impact import register
-from mesh_assets.contract_diff import diff_mesh
-from mesh_assets.impact import ConsumerUse, ImpactError, ImpactReport, consumer_registry, impact
-from mesh_assets.registry import Registry, load_registry
-from mesh_assets.spec import DataProductSpec
+from mesh_assets.cli.impact import register
+from mesh_assets.contracts.contract_diff import diff_mesh
+from mesh_assets.contracts.impact import ConsumerUse, ImpactError, ImpactReport, consumer_registry, impact
+from mesh_assets.product.registry import Registry, load_registry
+from mesh_assets.product.spec import DataProductSpec
 
 SALES = "sales.sales"
 CUSTOMER_360, SALES_FORECAST = "commercial_analytics.customer_360", "commercial_analytics.sales_forecast"

@@ -16,11 +16,12 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from mesh_assets import checks, odcs
-from mesh_assets.commands import contract_io
-from mesh_assets.ports import PortContext, port_metadata
-from mesh_assets.registry import Registry, load_registry
-from mesh_assets.spec import DataProductSpec
+from mesh_assets.build import checks
+from mesh_assets.build.ports import PortContext, port_metadata
+from mesh_assets.cli import contract_io
+from mesh_assets.contracts import odcs
+from mesh_assets.product.registry import Registry, load_registry
+from mesh_assets.product.spec import DataProductSpec
 
 PORTS = [
     ("commercial_analytics.customer_360", 1),

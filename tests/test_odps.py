@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from mesh_assets import odcs, odps
-from mesh_assets.registry import Registry, load_registry
+from mesh_assets.contracts import odcs, odps
+from mesh_assets.product.registry import Registry, load_registry
 
 TAGS = "tags"
 CUSTOM = {"fields": {"property", "value", "description"}, "required": {"property", "value"}}

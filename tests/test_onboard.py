@@ -25,11 +25,11 @@ import yaml
 from conftest import REPO, copy_mesh
 from typer.testing import CliRunner
 
-from mesh_assets import onboard
-from mesh_assets.onboard import OnboardError, OnboardRequest, plan_onboarding
-from mesh_assets.registry import load_registry
-from mesh_assets.scaffold import dbt_profiles
-from mesh_assets.validate import validate
+from mesh_assets.govern.validate import validate
+from mesh_assets.product.registry import load_registry
+from mesh_assets.selfservice import onboard
+from mesh_assets.selfservice.onboard import OnboardError, OnboardRequest, plan_onboarding
+from mesh_assets.selfservice.scaffold import dbt_profiles
 
 FIXTURE = Path(__file__).parent / "fixtures" / "dbt_shop"
 STEWARD = ["--steward", "shop.lead@example.com", "--owner-team", "shop_data"]
@@ -37,8 +37,8 @@ STEWARD = ["--steward", "shop.lead@example.com", "--owner-team", "shop_data"]
 
 def mesh_app() -> typer.Typer:
     """The `mesh` CLI with `mesh new` registered (as `cli.COMMAND_MODULES` will list it)."""
-    from mesh_assets import cli
-    from mesh_assets.commands import new
+    from mesh_assets.cli import app as cli
+    from mesh_assets.cli import new
 
     if not any(info.name == "new" for info in cli.app.registered_groups):
         new.register(cli.app)
@@ -171,9 +171,9 @@ def test_the_shop_project_is_onboarded_validated_and_built(
     shim = tmp_path / "bin" / "mesh"
     shim.parent.mkdir()
     shim.write_text(
-        f"#!{sys.executable}\nimport sys\nfrom mesh_assets import cli\n"
-        "if 'mesh_assets.commands.new' not in cli.COMMAND_MODULES:\n"
-        "    from mesh_assets.commands import new\n    new.register(cli.app)\nsys.exit(cli.app())\n"
+        f"#!{sys.executable}\nimport sys\nfrom mesh_assets.cli import app as cli\n"
+        "if 'mesh_assets.cli.new' not in cli.COMMAND_MODULES:\n"
+        "    from mesh_assets.cli import new\n    new.register(cli.app)\nsys.exit(cli.app())\n"
     )
     shim.chmod(0o755)
     env = {**os.environ, "PYTHONPATH": str(repo)}

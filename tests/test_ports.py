@@ -14,10 +14,10 @@ import dagster as dg
 import pytest
 import time_machine
 
-from mesh_assets.location import build_domain
-from mesh_assets.ports import PortContext, freshness_policy, port_spec, refresh_cron
-from mesh_assets.registry import Product, load_registry
-from mesh_assets.spec import DataProductSpec, FreshnessSlo
+from mesh_assets.build.location import build_domain
+from mesh_assets.build.ports import PortContext, freshness_policy, port_spec, refresh_cron
+from mesh_assets.product.registry import Product, load_registry
+from mesh_assets.product.spec import DataProductSpec, FreshnessSlo
 
 CUSTOMER_MASTER_V1 = dg.AssetKey(["customers", "customer_master", "v1"])
 SALES_V1 = dg.AssetKey(["sales", "sales", "v1"])
@@ -350,8 +350,8 @@ def test_the_customers_location_loads_on_snowflake_without_credentials_or_a_conn
 
 
 def test_a_daily_cron_deadline_is_refreshed_inside_its_window_not_at_the_deadline() -> None:
-    from mesh_assets.ports import refresh_cron
-    from mesh_assets.spec import FreshnessSlo
+    from mesh_assets.build.ports import refresh_cron
+    from mesh_assets.product.spec import FreshnessSlo
 
     slo = FreshnessSlo(cron="0 6 * * *", lower_bound="2h")
     assert refresh_cron(slo) == "0 5 * * *"

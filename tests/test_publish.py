@@ -19,13 +19,13 @@ import dagster as dg
 import duckdb
 import pytest
 
-from mesh_assets import environment
-from mesh_assets.addressing import Relation
-from mesh_assets.checks import PrimaryKeyRule, audit, contract_rules
-from mesh_assets.location import build_domain
-from mesh_assets.registry import load_registry
-from mesh_assets.spec import Column, LogicalType, OutputPort, Quality, RowCount
-from mesh_assets.warehouse.duckdb import DuckDBSession
+from mesh_assets.build.checks import PrimaryKeyRule, audit, contract_rules
+from mesh_assets.build.location import build_domain
+from mesh_assets.infra import environment
+from mesh_assets.infra.warehouse.duckdb import DuckDBSession
+from mesh_assets.product.addressing import Relation
+from mesh_assets.product.registry import load_registry
+from mesh_assets.product.spec import Column, LogicalType, OutputPort, Quality, RowCount
 
 PORT_KEY = dg.AssetKey(["customers", "customer_master", "v1"])
 PORT = Relation("customers", "customer_master_v1")
@@ -437,7 +437,7 @@ def test_a_composite_key_that_is_unique_and_not_null_passes(counting: CountingSe
 def test_non_nullable_and_unique_columns_beyond_the_key_are_checked_in_the_same_scan(
     counting: CountingSession,
 ) -> None:
-    from mesh_assets.spec import OutputPort
+    from mesh_assets.product.spec import OutputPort
 
     port = OutputPort.model_validate(
         {

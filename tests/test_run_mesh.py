@@ -10,8 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mesh_assets.registry import load_registry
-from mesh_assets.runner import plan, run_mesh
+from mesh_assets.build.runner import plan, run_mesh
+from mesh_assets.product.registry import load_registry
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +72,7 @@ def test_the_whole_mesh_builds_every_port_with_rows_and_a_rerun_is_idempotent(
 
 
 def test_plan_orders_producers_before_consumers_across_domains(repo_root: Path) -> None:
-    from mesh_assets.registry import topological_order
+    from mesh_assets.product.registry import topological_order
 
     registry = load_registry(repo_root)
     order = [p.key for p in topological_order(registry)]
@@ -109,7 +109,7 @@ def test_two_domains_run_at_once_on_one_duckdb_file_without_lock_errors(
     for domain in ["sales", "customers"]:
         logs[domain] = isolated / f"{domain}.log"
         procs[domain] = subprocess.Popen(
-            [sys.executable, "-m", "mesh_assets.cli", "run", "--domain", domain],
+            [sys.executable, "-m", "mesh_assets.cli.app", "run", "--domain", domain],
             cwd=repo_root,
             env=env,
             stdout=logs[domain].open("w"),
@@ -126,7 +126,8 @@ def test_two_domains_run_at_once_on_one_duckdb_file_without_lock_errors(
 def test_several_processes_can_open_a_fresh_dagster_instance_at_once(tmp_path: Path, repo_root: Path) -> None:
     home = tmp_path / "fresh_home"
     probe = (
-        "from pathlib import Path; from mesh_assets.runner import ensure_instance; ensure_instance(Path('.'))"
+        "from pathlib import Path; from mesh_assets.build.runner import ensure_instance; "
+        "ensure_instance(Path('.'))"
     )
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     procs = [

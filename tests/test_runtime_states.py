@@ -20,13 +20,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mesh_assets import addressing
 from mesh_assets.catalog.runtime import port_runtime, read_runtime
-from mesh_assets.odcs import port_rules
-from mesh_assets.registry import load_registry
-from mesh_assets.slo import feed
-from mesh_assets.slo.report import report
-from mesh_assets.slo.sli import port_slos
+from mesh_assets.contracts.odcs import port_rules
+from mesh_assets.observe import feed
+from mesh_assets.observe.report import report
+from mesh_assets.observe.sli import port_slos
+from mesh_assets.product import addressing
+from mesh_assets.product.registry import load_registry
 
 REPO = Path(__file__).resolve().parent.parent
 PORT = addressing.port_key("customers", "customer_master", 1)
@@ -140,7 +140,7 @@ def test_the_catalog_shows_checks_in_flight_as_running_on_the_published_data(spe
 
 
 def test_the_scorecard_judges_a_mesh_whose_port_is_being_published(spec, instance, registry) -> None:
-    from mesh_assets import fitness
+    from mesh_assets.govern import fitness
 
     assert _run(spec, instance).success
     with InFlight(spec, instance):

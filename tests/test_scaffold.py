@@ -20,18 +20,24 @@ import yaml
 from conftest import REPO, copy_mesh
 from typer.testing import CliRunner
 
-from mesh_assets import scaffold
-from mesh_assets.registry import load_registry
-from mesh_assets.scaffold import ProductRequest, ScaffoldError, check_product, new_domain, new_product
-from mesh_assets.validate import validate
+from mesh_assets.govern.validate import validate
+from mesh_assets.product.registry import load_registry
+from mesh_assets.selfservice import scaffold
+from mesh_assets.selfservice.scaffold import (
+    ProductRequest,
+    ScaffoldError,
+    check_product,
+    new_domain,
+    new_product,
+)
 
 STEWARD = "lab.lead@example.com"
 
 
 def mesh_app() -> typer.Typer:
     """The `mesh` CLI with `mesh new` registered (as `cli.COMMAND_MODULES` will list it)."""
-    from mesh_assets import cli
-    from mesh_assets.commands import new
+    from mesh_assets.cli import app as cli
+    from mesh_assets.cli import new
 
     if not any(info.name == "new" for info in cli.app.registered_groups):
         new.register(cli.app)
@@ -49,9 +55,9 @@ def mesh_shim(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     shim = folder / "mesh"
     shim.write_text(
-        f"#!{sys.executable}\nimport sys\nfrom mesh_assets import cli\n"
-        "if 'mesh_assets.commands.new' not in cli.COMMAND_MODULES:\n"
-        "    from mesh_assets.commands import new\n    new.register(cli.app)\nsys.exit(cli.app())\n"
+        f"#!{sys.executable}\nimport sys\nfrom mesh_assets.cli import app as cli\n"
+        "if 'mesh_assets.cli.new' not in cli.COMMAND_MODULES:\n"
+        "    from mesh_assets.cli import new\n    new.register(cli.app)\nsys.exit(cli.app())\n"
     )
     shim.chmod(0o755)
     return folder
@@ -267,7 +273,7 @@ def test_a_person_at_a_terminal_is_asked_what_flags_do_not_say(repo: Path) -> No
 
 
 def test_the_cli_prompts_only_at_a_terminal(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mesh_assets.commands import new as new_command
+    from mesh_assets.cli import new as new_command
 
     assert mesh("new", "domain", "lab_ops")[0] == 0
     monkeypatch.setattr(

@@ -17,12 +17,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from mesh_assets.commands.slo import register
-from mesh_assets.registry import load_registry
-from mesh_assets.slo import alerts, budget
-from mesh_assets.slo.sensors import breached_conditions
-from mesh_assets.slo.sli import PortSlo, PortState, evaluate, policy_state, port_slos
-from mesh_assets.spec import FreshnessSlo
+from mesh_assets.cli.slo import register
+from mesh_assets.observe import alerts, budget
+from mesh_assets.observe.sensors import breached_conditions
+from mesh_assets.observe.sli import PortSlo, PortState, evaluate, policy_state, port_slos
+from mesh_assets.product.registry import load_registry
+from mesh_assets.product.spec import FreshnessSlo
 
 REPO = Path(__file__).resolve().parent.parent
 HOUR = 3600.0

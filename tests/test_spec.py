@@ -12,10 +12,17 @@ import yaml
 from packaging.version import Version
 from pydantic import BaseModel, ValidationError
 
-from mesh_assets import spec as spec_module
-from mesh_assets.spec import Column, DataProductSpec, FreshnessSlo, OutputPort, SpecModel, parse_duration
-from mesh_assets.validate import SCHEMA_PATH, schema_text
-from mesh_assets.versions import VersionRangeError, parse_range, satisfies
+from mesh_assets.govern.validate import SCHEMA_PATH, schema_text
+from mesh_assets.product import spec as spec_module
+from mesh_assets.product.spec import (
+    Column,
+    DataProductSpec,
+    FreshnessSlo,
+    OutputPort,
+    SpecModel,
+    parse_duration,
+)
+from mesh_assets.product.versions import VersionRangeError, parse_range, satisfies
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_SPECS = sorted((REPO / "domains").glob("*/products/*/dataproduct.yaml"))

@@ -30,16 +30,16 @@ def tutorial_steps(text: str) -> list[str]:
 def mesh_shim(folder: Path) -> Path:
     """A `mesh` executable: the real CLI, with `mesh new` registered if `cli.COMMAND_MODULES` lacks it.
 
-    Once `mesh_assets.commands.new` is listed in `COMMAND_MODULES` this is exactly `mesh`.
+    Once `mesh_assets.cli.new` is listed in `COMMAND_MODULES` this is exactly `mesh`.
     """
     folder.mkdir(parents=True, exist_ok=True)
     shim = folder / "mesh"
     shim.write_text(
         f"#!{sys.executable}\n"
         "import sys\n"
-        "from mesh_assets import cli\n"
-        "if 'mesh_assets.commands.new' not in cli.COMMAND_MODULES:\n"
-        "    from mesh_assets.commands import new\n"
+        "from mesh_assets.cli import app as cli\n"
+        "if 'mesh_assets.cli.new' not in cli.COMMAND_MODULES:\n"
+        "    from mesh_assets.cli import new\n"
         "    new.register(cli.app)\n"
         "sys.exit(cli.app())\n"
     )

@@ -18,9 +18,10 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from mesh_assets.cli import app
-from mesh_assets.registry import SpecIssue, load_registry
-from mesh_assets.validate import validate
+from mesh_assets.cli.app import app
+from mesh_assets.govern.validate import validate
+from mesh_assets.product.errors import SpecIssue
+from mesh_assets.product.registry import load_registry
 
 Spec = dict
 
@@ -549,7 +550,7 @@ def test_the_mesh_validate_module_entry_point_runs_in_a_fresh_process(mesh_copy:
     edit_spec(mesh_copy, CUSTOMER_MASTER, lambda d: d.pop("owner"))
 
     result = subprocess.run(
-        [sys.executable, "-m", "mesh_assets.cli", "validate"],
+        [sys.executable, "-m", "mesh_assets.cli.app", "validate"],
         env={**os.environ, "MESH_ROOT": str(mesh_copy)},
         cwd=mesh_copy,
         capture_output=True,

@@ -18,10 +18,10 @@ import duckdb
 import pandas as pd
 import pytest
 
-from mesh_assets import environment
-from mesh_assets.addressing import Relation
-from mesh_assets.spec import Column, LogicalType
-from mesh_assets.warehouse.duckdb import DuckDBSession, DuckDBWarehouse, FileLock
+from mesh_assets.infra import environment
+from mesh_assets.infra.warehouse.duckdb import DuckDBSession, DuckDBWarehouse, FileLock
+from mesh_assets.product.addressing import Relation
+from mesh_assets.product.spec import Column, LogicalType
 
 PORT = Relation("sales", "orders_v1")
 STAGING = Relation("sales_internal", "orders_v1__staging")
@@ -307,7 +307,7 @@ WAITER = textwrap.dedent(
     """
     import logging, sys, time
     import dagster as dg
-    from mesh_assets.warehouse.duckdb import DuckDBWarehouse
+    from mesh_assets.infra.warehouse.duckdb import DuckDBWarehouse
 
 
     class Said(logging.Handler):
@@ -329,7 +329,7 @@ WAITER = textwrap.dedent(
 HOLDER = textwrap.dedent(
     """
     import select, sys
-    from mesh_assets.warehouse.duckdb import DuckDBWarehouse
+    from mesh_assets.infra.warehouse.duckdb import DuckDBWarehouse
 
     with DuckDBWarehouse(path=sys.argv[1]).exclusive():
         print("held", flush=True)
@@ -457,8 +457,8 @@ def test_waiting_past_the_timeout_fails_with_a_message_naming_mesh_duckdb_lock_t
 def test_importing_the_backend_does_not_import_duckdb() -> None:
     probe = (
         "import sys\n"
-        "import mesh_assets.warehouse.duckdb\n"
-        "import mesh_assets.environment\n"
+        "import mesh_assets.infra.warehouse.duckdb\n"
+        "import mesh_assets.infra.environment\n"
         "print('duckdb' in sys.modules)\n"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)

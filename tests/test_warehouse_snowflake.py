@@ -53,10 +53,8 @@ import sqlglot
 from snowflake.connector.errors import ProgrammingError
 from sqlglot import exp
 
-from mesh_assets.addressing import Relation
-from mesh_assets.spec import Column, LogicalType
-from mesh_assets.warehouse.base import Warehouse, WarehouseSession
-from mesh_assets.warehouse.snowflake import (
+from mesh_assets.infra.warehouse.base import Warehouse, WarehouseSession
+from mesh_assets.infra.warehouse.snowflake import (
     SnowflakeSession,
     SnowflakeWarehouse,
     canonical_type,
@@ -65,6 +63,8 @@ from mesh_assets.warehouse.snowflake import (
     frame_column_type,
     put_sql,
 )
+from mesh_assets.product.addressing import Relation
+from mesh_assets.product.spec import Column, LogicalType
 
 STAGING = Relation("sales_internal", "orders_v1__staging")
 PORT = Relation("sales", "orders_v1")
@@ -181,9 +181,9 @@ def _parse_snowflake(statements: Sequence[str]) -> list[exp.Expr]:
 def test_module_does_not_import_snowflake_pandas_or_pyarrow_at_import_time() -> None:
     # Compared with what dagster and the interface already import, so only this module is judged.
     script = (
-        "import sys, dagster, mesh_assets.warehouse.base\n"
+        "import sys, dagster, mesh_assets.infra.warehouse.base\n"
         "before = set(sys.modules)\n"
-        "import mesh_assets.warehouse.snowflake\n"
+        "import mesh_assets.infra.warehouse.snowflake\n"
         "new = set(sys.modules) - before\n"
         "heavy = sorted(m for m in new if m.split('.')[0] in {'pandas', 'pyarrow'} "
         "or m.startswith('snowflake.'))\n"

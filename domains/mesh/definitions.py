@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from mesh_assets.governance import build_governance
+from mesh_assets.govern.location import build_governance
 
 
 @dg.definitions

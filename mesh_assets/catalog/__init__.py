@@ -10,10 +10,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from mesh_assets import addressing
-from mesh_assets.automation import after_upstream_settles
-from mesh_assets.environment import Environment
-from mesh_assets.registry import GOVERNANCE_DOMAIN, Registry, load_registry
+from mesh_assets.build.automation import after_upstream_settles
+from mesh_assets.infra.environment import Environment
+from mesh_assets.product import addressing
+from mesh_assets.product.registry import GOVERNANCE_DOMAIN, Registry, load_registry
 
 DEFAULT_DIR = Path("data") / "catalog"
 """Where the catalog is written, relative to the repository root."""
@@ -42,7 +42,7 @@ def definitions(registry: Registry, env: Environment) -> dg.Definitions:
     def catalog(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         from mesh_assets.catalog.runtime import read_runtime
         from mesh_assets.catalog.site import build_site
-        from mesh_assets.odcs import Deployment
+        from mesh_assets.contracts.odcs import Deployment
 
         current = load_registry(env.root)  # specs may have changed since the location loaded
         report = build_site(

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
 
-from mesh_assets.registry import Product, Registry
+from mesh_assets.product.registry import Product, Registry
 
 MIN_WIDTH = 220
 MAX_WIDTH = 420

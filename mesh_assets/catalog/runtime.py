@@ -18,10 +18,10 @@ from typing import Any
 
 import dagster as dg
 
-from mesh_assets import addressing
-from mesh_assets.odcs import port_rules
-from mesh_assets.registry import Registry
-from mesh_assets.spec import DataProductSpec, OutputPort, parse_duration
+from mesh_assets.contracts.odcs import port_rules
+from mesh_assets.product import addressing
+from mesh_assets.product.registry import Registry
+from mesh_assets.product.spec import DataProductSpec, OutputPort, parse_duration
 
 HISTORY_LIMIT = 1000
 """Most records read per port and check when measuring SLIs over the window."""

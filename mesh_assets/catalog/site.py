@@ -25,11 +25,12 @@ from typing import Any
 
 import dagster as dg
 
-from mesh_assets import addressing, lifecycle, odcs, odps
 from mesh_assets.catalog import lineage
 from mesh_assets.catalog.runtime import PortRuntime, unpublished_slos
-from mesh_assets.registry import Product, Registry
-from mesh_assets.spec import Classification, ProductType, Status
+from mesh_assets.contracts import odcs, odps
+from mesh_assets.product import addressing, lifecycle
+from mesh_assets.product.registry import Product, Registry
+from mesh_assets.product.spec import Classification, ProductType, Status
 
 MARKER = ".mesh-catalog"
 """File marking a folder as a catalog the builder may replace."""
@@ -261,8 +262,8 @@ def _product_view(
                 "row_count_min": port.quality.row_count.min,
                 "snippets": _snippets(product, port.major, spec.access_policy.allowed_roles, deployment),
                 "contract_href": f"../{CONTRACTS_DIR}/"
-                + odcs.contract_file_name(spec.domain, spec.name, port.major),
-                "contract_id": odcs.contract_id(spec.domain, spec.name, port.major),
+                + addressing.contract_file_name(spec.domain, spec.name, port.major),
+                "contract_id": addressing.contract_id(spec.domain, spec.name, port.major),
                 "published": published_at is not None,
                 "published_at": _when(published_at, now),
                 "run_id": state.run_id if state else None,

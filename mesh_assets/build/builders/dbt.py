@@ -1,0 +1,170 @@
+"""dbt products: models of a project under `dbt_projects/`, run through dagster-dbt.
+
+Each dbt model belongs to exactly one product, as an internal or as the model that builds a port's
+candidate batch (the platform then audits and publishes it, like any port). dbt tests become asset
+checks. Contracts and tests come from the specs (`mesh_assets.build.dbt_contracts`). Imported only by
+domains that have dbt products: dagster-dbt alone costs about a second of code-location load.
+"""
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+)
+
+from mesh_assets.product import addressing
+from mesh_assets.build.dbt_contracts import dbt_executable, port_source_name, prepare, products_of_project
+from mesh_assets.infra.environment import Environment
+from mesh_assets.build.ports import owners, product_tags
+from mesh_assets.build.publish import WAREHOUSE_POOL
+from mesh_assets.product.registry import Product, Registry
+from mesh_assets.product.errors import MeshSpecError, SpecIssue
+from mesh_assets.product.spec import DbtTransformation
+from mesh_assets.infra.warehouse.base import Warehouse
+
+
+def _manifest(registry: Registry, project: str, env: Environment) -> Path:
+    project_dir = registry.root / "dbt_projects" / project
+    manifest = project_dir / "target" / "manifest.json"
+    inputs = [project_dir / "dbt_project.yml", *project_dir.glob("models/**/*")]
+    inputs += [p.path for p in products_of_project(registry, project)]
+    stale = not manifest.exists() or max(f.stat().st_mtime for f in inputs) > manifest.stat().st_mtime
+    if stale:
+        # A fresh clone or an edited model: parse once here so `make dev` always shows the current
+        # project (about 5 s); `mesh prepare` does the same ahead of time.
+        dg.get_dagster_logger().info(f"dbt manifest of {project} is missing or stale; running dbt parse")
+        prepare(registry, project, env.dbt_target)
+    return manifest
+
+
+class MeshDbtTranslator(DagsterDbtTranslator):
+    """Maps each dbt node onto the mesh: its product, role, asset key, owners and tags."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        project: str,
+        env: Environment,
+        automation: dict[str, dg.AutomationCondition | None],
+    ) -> None:
+        super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+        self.env = env
+        self.automation = automation
+        self.models: dict[str, Product] = {}
+        self.sources: dict[tuple[str, str], dg.AssetKey] = {}
+        for product in products_of_project(registry, project):
+            transformation = product.spec.transformation
+            assert isinstance(transformation, DbtTransformation)
+            for name in [
+                *transformation.internals,
+                *(product.spec.port_model(p) for p in product.spec.output_ports),
+            ]:
+                self.models[name] = product
+            for source in product.spec.source_inputs:
+                self.sources[(source.system, source.extract)] = addressing.source_key(
+                    product.spec.domain, product.spec.name, source.source
+                )
+            for declared in product.spec.product_inputs:
+                resolved = registry.resolve(product, declared)
+                if resolved is not None:
+                    producer = resolved.producer.spec
+                    table = addressing.port_relation(producer.domain, producer.name, resolved.port.major).name
+                    self.sources[(port_source_name(producer.domain), table)] = addressing.port_key(
+                        producer.domain, producer.name, resolved.port.major
+                    )
+
+    def get_asset_spec(
+        self, manifest: dict[str, Any], unique_id: str, project: DbtProject | None
+    ) -> dg.AssetSpec:
+        base = super().get_asset_spec(manifest, unique_id, project)
+        props = manifest["sources"].get(unique_id) or manifest["nodes"].get(unique_id) or {}
+        if props.get("resource_type") == "source":
+            key = self.sources.get((props["source_name"], props["name"]))
+            return base.replace_attributes(key=key) if key is not None else base
+        product = self.models.get(props.get("name", ""))
+        if product is None:
+            return base
+        spec = product.spec
+        return base.replace_attributes(
+            key=addressing.internal_key(spec.domain, spec.name, props["name"]),
+            group_name=spec.name,
+            owners=owners(spec),
+            tags=product_tags(spec, "internal"),
+            kinds={self.env.target, "dbt"},
+            automation_condition=self.automation.get(product.key),
+        )
+
+
+def dbt_project_assets(
+    registry: Registry,
+    domain: str,
+    project: str,
+    env: Environment,
+    automation: dict[str, dg.AutomationCondition | None],
+) -> dg.AssetsDefinition:
+    """The dbt models of the project's products in `domain`, as one dagster-dbt multi-asset."""
+    project_dir = registry.root / "dbt_projects" / project
+    manifest_path = _manifest(registry, project, env)
+    translator = MeshDbtTranslator(registry, project, env, automation)
+    dbt_project = DbtProject(project_dir=project_dir, profiles_dir=project_dir, target=env.dbt_target)
+    manifest = json.loads(manifest_path.read_text())
+    _refuse_unowned_models(manifest, translator, registry, project)
+
+    @dbt_assets(
+        manifest=manifest,
+        project=dbt_project,
+        dagster_dbt_translator=translator,
+        name=f"{domain}__{project}__dbt",
+        pool=WAREHOUSE_POOL,
+    )
+    def _dbt(context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[Warehouse]):
+        dbt = DbtCliResource(
+            project_dir=dbt_project,
+            profiles_dir=str(project_dir),
+            target=env.dbt_target,
+            dbt_executable=dbt_executable(),
+        )
+        # Artifacts and logs of this invocation go with the run's data, not into the project folder.
+        invocation = f"{context.run.run_id}-{context.op_execution_context.op.name}"
+        artifacts = env.dbt_artifacts_dir(project) / invocation
+        # dbt opens the DuckDB file itself: hold the warehouse's writer lock for the whole command.
+        with warehouse.exclusive():
+            os.environ.update(warehouse.dbt_env())
+            yield from dbt.cli(["build"], context=context, target_path=artifacts).stream()
+
+    return _dbt
+
+
+BUILT_NODES = {"model", "seed", "snapshot"}
+"""dbt resource types that become assets and must belong to a product."""
+
+
+def _refuse_unowned_models(
+    manifest: dict[str, Any], translator: MeshDbtTranslator, registry: Registry, project: str
+) -> None:
+    unowned = sorted(
+        node["name"]
+        for node in manifest["nodes"].values()
+        # Seeds and snapshots too: anything dbt builds gets a domain-namespaced key through a product.
+        if node.get("resource_type") in BUILT_NODES and node["name"] not in translator.models
+    )
+    if unowned:
+        raise MeshSpecError(
+            [
+                SpecIssue(
+                    registry.root / "dbt_projects" / project,
+                    "models",
+                    f"dbt node(s) {', '.join(unowned)} belong to no product",
+                    "list each under a product's transformation.internals, or as a port's model",
+                )
+            ],
+            registry.root,
+        )

@@ -1,0 +1,184 @@
+"""SQL products: one `<model>.sql` file per internal model and per port, in the product folder.
+
+SQL is written in DuckDB's dialect and templated with three functions, so a query names what it reads
+by meaning and never by physical address:
+- `{{ input('customers.customer_master') }}`: a declared input port, resolved to the producer's port;
+- `{{ source('crm.customers') }}`: a declared source extract, as landed;
+- `{{ ref('stg_orders') }}`: another internal model of the same product.
+Anything else is refused when the code location loads, naming the fix. On Snowflake the rendered SQL is
+transpiled with sqlglot.
+"""
+
+from dataclasses import dataclass, field
+
+import dagster as dg
+import jinja2
+
+from mesh_assets.product import access, addressing
+from mesh_assets.infra.environment import Environment
+from mesh_assets.build.ports import code_reference, owners, product_tags
+from mesh_assets.build.publish import WAREHOUSE_POOL, BuildCandidate
+from mesh_assets.product.registry import Product, Registry
+from mesh_assets.product.errors import MeshSpecError, SpecIssue
+from mesh_assets.product.spec import SqlTransformation
+from mesh_assets.infra.warehouse.base import Warehouse, WarehouseSession
+
+
+@dataclass
+class RenderedSql:
+    """A model's SQL with its references resolved, and the assets it reads."""
+
+    sql: str
+    deps: list[dg.AssetKey] = field(default_factory=list)
+
+
+def render(product: Product, registry: Registry, model: str) -> RenderedSql:
+    """Render `<model>.sql` of a product; raise `MeshSpecError` naming file and fix on a bad reference."""
+    spec = product.spec
+    path = product.folder / f"{model}.sql"
+    transformation = spec.transformation
+    assert isinstance(transformation, SqlTransformation)
+    deps: list[dg.AssetKey] = []
+    issues: list[SpecIssue] = []
+    declared_inputs = {i.product: i for i in spec.product_inputs}
+    declared_sources = {s.source for s in spec.source_inputs}
+
+    def _input(reference: str) -> str:
+        declared = declared_inputs.get(reference)
+        resolved = registry.resolve(product, declared) if declared else None
+        if resolved is None:
+            owner = registry.products.get(".".join(reference.split(".")[:2]))
+            hint = (
+                f"declare it in input_ports: - product: {owner.key}" if owner else "declare it in input_ports"
+            )
+            issues.append(
+                SpecIssue(path, f"input('{reference}')", "reads a port the spec does not declare", hint)
+            )
+            return "__undeclared__"
+        producer = resolved.producer.spec
+        deps.append(addressing.port_key(producer.domain, producer.name, resolved.port.major))
+        # The port itself, or (PII port, consumer without the PII privilege) a subquery that masks,
+        # hashes or removes its PII columns per the producer's policy: see `access.read_sql`.
+        return access.read_sql(spec, producer, resolved.port)
+
+    def _source(reference: str) -> str:
+        if reference not in declared_sources:
+            issues.append(
+                SpecIssue(
+                    path,
+                    f"source('{reference}')",
+                    "reads a source the spec does not declare",
+                    f"add '- source: {reference}' to input_ports",
+                )
+            )
+            return "__undeclared__"
+        deps.append(addressing.source_key(spec.domain, spec.name, reference))
+        return addressing.source_relation(spec.domain, reference).sql
+
+    def _ref(name: str) -> str:
+        if name not in transformation.internals:
+            issues.append(
+                SpecIssue(
+                    path,
+                    f"ref('{name}')",
+                    f"'{name}' is not an internal model of {spec.key}",
+                    "list it under transformation.internals, or use input() for another product's port",
+                )
+            )
+            return "__undeclared__"
+        deps.append(addressing.internal_key(spec.domain, spec.name, name))
+        return addressing.internal_relation(spec.domain, spec.name, name).sql
+
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    try:
+        sql = env.from_string(path.read_text()).render(input=_input, source=_source, ref=_ref)
+    except jinja2.TemplateError as exc:
+        raise MeshSpecError(
+            [
+                SpecIssue(
+                    path,
+                    f"line {getattr(exc, 'lineno', '?')}",
+                    f"template error: {exc}",
+                    "use only input('<domain>.<product>'), source('<system>.<extract>') "
+                    "and ref('<internal>')",
+                )
+            ],
+            registry.root,
+        ) from exc
+    if issues:
+        raise MeshSpecError(issues, registry.root)
+    return RenderedSql(sql=sql.strip().rstrip(";"), deps=list(dict.fromkeys(deps)))
+
+
+def for_dialect(sql: str, session: WarehouseSession) -> str:
+    """The SQL in the session's dialect (models are written in DuckDB's)."""
+    if session.dialect == "duckdb":
+        return sql
+    import sqlglot
+
+    return sqlglot.transpile(sql, read="duckdb", write=session.dialect)[0]
+
+
+def internal_assets(
+    product: Product, registry: Registry, env: Environment, automation: dg.AutomationCondition | None
+) -> list[dg.AssetsDefinition]:
+    """One asset per internal SQL model of the product."""
+    spec = product.spec
+    transformation = spec.transformation
+    assert isinstance(transformation, SqlTransformation)
+    assets = []
+    for name in transformation.internals:
+        rendered = render(product, registry, name)
+        relation = addressing.internal_relation(spec.domain, spec.name, name)
+        assets.append(_internal_asset(product, name, rendered, relation, env, automation))
+    return assets
+
+
+def _internal_asset(
+    product: Product,
+    name: str,
+    rendered: RenderedSql,
+    relation: addressing.Relation,
+    env: Environment,
+    automation: dg.AutomationCondition | None,
+) -> dg.AssetsDefinition:
+    spec = product.spec
+
+    @dg.asset(
+        key=addressing.internal_key(spec.domain, spec.name, name),
+        deps=rendered.deps,
+        group_name=spec.name,
+        owners=owners(spec),
+        tags=product_tags(spec, "internal"),
+        kinds={env.target, "sql"},
+        description=f"Internal model `{name}` of {spec.key} (private: other products read its port).",
+        metadata={
+            "dagster/table_name": relation.dotted,
+            "dagster/code_references": code_reference(product.folder / f"{name}.sql"),
+        },
+        automation_condition=automation,
+        pool=WAREHOUSE_POOL,
+    )
+    def _build(
+        context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[Warehouse]
+    ) -> dg.MaterializeResult:
+        with warehouse.session() as session:
+            session.create_table_as(relation, for_dialect(rendered.sql, session))
+            rows = session.row_count(relation)
+        return dg.MaterializeResult(metadata={"dagster/row_count": rows})
+
+    return _build
+
+
+def port_builder(
+    product: Product, registry: Registry, model: str
+) -> tuple[BuildCandidate, list[dg.AssetKey]]:
+    """The candidate builder of a SQL port, and the assets it reads."""
+    rendered = render(product, registry, model)
+
+    def build(
+        context: dg.AssetExecutionContext, session: WarehouseSession, candidate: addressing.Relation
+    ) -> None:
+        session.create_table_as(candidate, for_dialect(rendered.sql, session))
+
+    return build, rendered.deps

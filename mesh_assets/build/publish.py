@@ -1,0 +1,134 @@
+"""Write-audit-publish: how every output port is published, whatever builds it.
+
+The transformation writes a *candidate* batch into the domain's private schema. The platform audits it
+there with the port's contract rules; only if no blocking rule fails is it cast onto the contract and
+atomically swapped into the published port, and the candidate and staging copies are dropped. A failed audit leaves the published port untouched (its
+consumers keep the last good data), fails the step naming the rules (so downstream products in other
+domains are not refreshed from it), and keeps the failed candidate in place for inspection.
+"""
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+
+from mesh_assets.product import addressing
+from mesh_assets.build.checks import AuditContext, audit, check_specs
+from mesh_assets.build.ports import PortContext, port_spec
+from mesh_assets.product.registry import Product
+from mesh_assets.product.spec import OutputPort, parse_duration
+from mesh_assets.infra.warehouse.base import Warehouse, WarehouseSession
+
+WAREHOUSE_POOL = "warehouse"
+"""Dagster pool of every step that writes to the warehouse (limit 1 on DuckDB: one writer per file)."""
+
+BuildCandidate = Callable[[dg.AssetExecutionContext, WarehouseSession, addressing.Relation], None]
+"""Writes a port's next batch to the given candidate relation."""
+
+
+def candidate_relation(product: Product, port: OutputPort) -> addressing.Relation:
+    """Where the transformation writes a port's unaudited batch (kept after a failed audit)."""
+    staging = addressing.staging_relation(product.spec.domain, product.spec.name, port.major)
+    return addressing.Relation(staging.schema, staging.name.replace("__staging", "__candidate"))
+
+
+def audit_and_publish(
+    context: dg.AssetExecutionContext,
+    session: WarehouseSession,
+    product: Product,
+    port: OutputPort,
+    candidate: addressing.Relation,
+    references: dict[str, addressing.Relation] | None = None,
+) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
+    """Audit `candidate` against the port's contract; publish it only if no blocking rule fails."""
+    spec = product.spec
+    key = addressing.port_key(spec.domain, spec.name, port.major)
+    published = addressing.port_relation(spec.domain, spec.name, port.major)
+    staging = addressing.staging_relation(spec.domain, spec.name, port.major)
+
+    audit_context = AuditContext(
+        published=published,
+        references=references or {},
+        freshness_max_age=parse_duration(spec.slos.freshness.max_age)
+        if spec.slos.freshness.max_age
+        else None,
+    )
+    outcomes = audit(session, candidate, port, audit_context, spec.slos.freshness.max_age)
+    for outcome in outcomes:
+        yield outcome.to_result(key)
+    blocking = [o for o in outcomes if o.blocks]
+    if blocking:
+        reasons = "; ".join(f"{o.rule} (observed {o.observed}, expected {o.threshold})" for o in blocking)
+        raise dg.Failure(
+            description=(
+                f"{spec.key} v{port.major} was not published: blocking contract check(s) failed: {reasons}. "
+                f"The published port {published.dotted} keeps its last good data; the failed batch is "
+                f"kept for inspection in {candidate.dotted}."
+            ),
+            metadata={"failed_rules": [o.rule for o in blocking], "candidate": candidate.dotted},
+            allow_retries=False,
+        )
+
+    session.ensure_schema(staging.schema)
+    session.create_table_as(staging, session.cast_to_contract(candidate, port.columns))
+    session.publish(staging, published)
+    rows = session.row_count(published)
+    # The batch now lives in the port: leave no staging or candidate copy behind (a dbt model is the
+    # producer's own internal table, not ours to drop).
+    session.drop_table(staging)
+    if candidate == candidate_relation(product, port):
+        session.drop_table(candidate)
+    context.log.info(f"published {rows:,} rows to {published.dotted}")
+    metadata: dict[str, Any] = {
+        "dagster/row_count": rows,
+        "mesh/published_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "mesh/version": port.version,
+        "mesh/checks_passed": sum(o.passed for o in outcomes),
+        "mesh/checks_failed": sum(not o.passed for o in outcomes),
+    }
+    yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+
+
+def port_asset(
+    product: Product,
+    port: OutputPort,
+    where: PortContext,
+    deps: list[dg.AssetKey],
+    tool: str,
+    build_candidate: BuildCandidate | None,
+    automation: dg.AutomationCondition | None,
+    references: dict[str, addressing.Relation] | None = None,
+) -> dg.AssetsDefinition:
+    """The port's asset: build the candidate (unless an upstream dbt model did), audit, publish.
+
+    `references` maps each port a referential-integrity rule reads to its published relation.
+    """
+    spec = product.spec
+    asset_spec = port_spec(product, port, where, deps, tool, automation)
+    candidate = candidate_relation(product, port)
+
+    @dg.multi_asset(
+        name=f"{spec.domain}__{spec.name}__v{port.major}",
+        specs=[asset_spec],
+        check_specs=check_specs(port, asset_spec.key, spec.slos.freshness.max_age),
+        pool=WAREHOUSE_POOL,
+    )
+    def _publish(context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[Warehouse]):
+        with warehouse.session() as session:
+            source = candidate
+            if build_candidate is not None:
+                session.ensure_schema(candidate.schema)
+                build_candidate(context, session, candidate)
+            else:
+                source = dbt_candidate(product, port)
+            yield from audit_and_publish(context, session, product, port, source, references)
+
+    return _publish
+
+
+def dbt_candidate(product: Product, port: OutputPort) -> addressing.Relation:
+    """The relation a dbt model builds for a port: `<domain>_internal.<model>`."""
+    return addressing.Relation(
+        product.spec.domain + addressing.INTERNAL_SCHEMA_SUFFIX, product.spec.port_model(port)
+    )

@@ -1,0 +1,5 @@
+"""`python -m mesh_assets.cli`."""
+
+from mesh_assets.cli.app import main
+
+main()

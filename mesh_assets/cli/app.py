@@ -1,0 +1,245 @@
+"""The `mesh` command line: one verb per platform task. Heavy work lives in the modules it calls."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="mesh: governed data products on Dagster.", no_args_is_help=True, add_completion=False)
+# Not a terminal (CI logs, pipes): wide enough that the summary table is never truncated.
+console = Console(width=None if sys.stdout.isatty() else 160)
+DEFAULT_SCALE = 10_000
+
+
+def _root() -> Path:
+    from mesh_assets.infra import environment
+
+    return environment.resolve().root
+
+
+@app.command()
+def validate(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Validate every product spec of the mesh; exit 1 with every error, each with file, field and fix."""
+    from mesh_assets.govern.validate import validate as run_validation
+
+    root = _root()
+    report = run_validation(root)
+    if as_json:
+        print(report.to_json())
+    else:
+        for issue in report.issues:
+            style = "red" if issue.severity == "error" else "yellow"
+            console.print(
+                f"[{style}]{issue.severity}[/{style}] {issue.render(root)}", highlight=False, soft_wrap=True
+            )
+        console.print(
+            ("[green]valid[/green]: " if not report.errors else "[red]invalid[/red]: ") + report.summary()
+        )
+    raise typer.Exit(1 if report.errors else 0)
+
+
+@app.command()
+def generate(
+    scale: Annotated[
+        int, typer.Option(help="Number of distinct orders; other extracts scale with it.")
+    ] = DEFAULT_SCALE,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed and scale, same bytes.")] = 42,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: data/sources).")] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            metavar="YYYY-MM-DD",
+            help="Day the extracts are taken (default: today, so the data is fresh); same seed, scale and "
+            "as-of, same bytes.",
+        ),
+    ] = None,
+) -> None:
+    """Write the example mesh's source-system extracts (deterministic)."""
+    from datetime import date
+
+    from mesh_assets.infra import environment
+    from mesh_assets.selfservice.generate import generate_sources
+
+    try:
+        day = date.fromisoformat(as_of) if as_of else None
+    except ValueError as exc:
+        raise typer.BadParameter(f"{as_of!r} is not a date YYYY-MM-DD", param_hint="--as-of") from exc
+    target = out or environment.resolve().sources_dir
+    report = generate_sources(
+        target, scale=scale, seed=seed, progress=lambda m: console.print(f"  {m}"), as_of=day
+    )
+    for extract in report.extracts:
+        console.print(f"  {extract.source:<24} {extract.rows:>12,} rows  {extract.path}")
+    console.print(f"generated {len(report.extracts)} extracts at scale {scale:,} in {report.seconds:.1f}s")
+
+
+@app.command()
+def prepare(
+    check: Annotated[bool, typer.Option(help="Fail instead of rewriting drifted generated files.")] = False,
+) -> None:
+    """Generate what derives from the specs (JSON Schema, dbt contracts) and parse the dbt projects."""
+    from mesh_assets.build.dbt_contracts import prepare as prepare_dbt
+    from mesh_assets.govern.validate import SCHEMA_PATH, schema_text
+    from mesh_assets.infra import environment
+    from mesh_assets.product.errors import MeshSpecError
+    from mesh_assets.product.registry import load_registry
+    from mesh_assets.product.spec import DbtTransformation
+
+    env = environment.resolve()
+    if not SCHEMA_PATH.exists() or SCHEMA_PATH.read_text() != schema_text():
+        if check:
+            console.print(f"[red]{SCHEMA_PATH} is out of date[/red]: run `mesh prepare`")
+            raise typer.Exit(1)
+        SCHEMA_PATH.parent.mkdir(parents=True, exist_ok=True)
+        SCHEMA_PATH.write_text(schema_text())
+        console.print(f"  wrote {SCHEMA_PATH.relative_to(env.root)}")
+    registry = load_registry(env.root)
+    projects = sorted(
+        {
+            p.spec.transformation.project
+            for p in registry.products.values()
+            if isinstance(p.spec.transformation, DbtTransformation)
+        }
+    )
+    for project in projects:
+        started = time.monotonic()
+        try:
+            manifest = prepare_dbt(registry, project, env.dbt_target, check=check)
+        except MeshSpecError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from exc
+        console.print(
+            f"  dbt project {project}: {manifest.relative_to(env.root)} ({time.monotonic() - started:.1f}s)"
+        )
+    console.print("prepared")
+
+
+@app.command()
+def run(
+    domain: Annotated[list[str] | None, typer.Option(help="Only these domains (repeatable).")] = None,
+    scale: Annotated[int, typer.Option(help="Scale for extracts generated when none exist.")] = DEFAULT_SCALE,
+) -> None:
+    """Build every product of every domain in dependency order, run their checks, print a summary."""
+    from mesh_assets.build.runner import run_mesh
+    from mesh_assets.infra import environment
+    from mesh_assets.product.errors import MeshSpecError
+    from mesh_assets.selfservice.generate import generate_sources
+
+    env = environment.resolve()
+    if env.target == "duckdb" and not (env.sources_dir / "_manifest.json").exists():
+        console.print(
+            f"no source extracts in {env.sources_dir}: generating the example extracts "
+            f"(scale {scale:,}; `mesh generate` to choose)"
+        )
+        generate_sources(env.sources_dir, scale=scale)
+    console.print(
+        f"building the mesh on [bold]{env.target}[/bold]"
+        + (f" ({env.duckdb_path})" if env.target == "duckdb" else "")
+    )
+    started = time.monotonic()
+
+    def on_event(kind: str, subject, detail) -> None:
+        if kind == "start":
+            names = ", ".join(p.spec.name for p in detail)
+            console.print(f"[cyan]▶[/cyan] {subject.domain}: {names} …")
+        elif kind in {"done", "skipped"}:
+            mark = {"ok": "[green]✓[/green]", "failed": "[red]✗[/red]", "skipped": "[yellow]-[/yellow]"}[
+                detail.status
+            ]
+            rows = ", ".join(f"{port} {n:,} rows" for port, n in sorted(detail.rows.items()) if n is not None)
+            console.print(f"  {mark} {subject.key} {rows} {detail.error}".rstrip(), highlight=False)
+        elif kind == "governance":
+            mark = "[green]✓[/green]" if subject else "[red]✗[/red]"
+            console.print(f"{mark} mesh governance: {', '.join(detail) or 'nothing built'}", highlight=False)
+        elif kind == "reclaimed":
+            console.print(
+                f"[yellow]reclaimed[/yellow] run {subject}: {detail}", highlight=False, soft_wrap=True
+            )
+        elif kind == "waiting":
+            waited, holders = detail
+            console.print(
+                f"  [yellow]…[/yellow] waiting {waited:.0f}s for a `warehouse` pool slot"
+                + (f" ({', '.join(subject)})" if subject else "")
+                + ": "
+                + ("; ".join(holders) or "no run holds one yet (the slot is being handed over)"),
+                highlight=False,
+                soft_wrap=True,
+            )
+        elif kind == "interrupted":
+            console.print("[red]interrupted[/red]: stopped the build; nothing more is built", highlight=False)
+
+    try:
+        results = run_mesh(domain or None, on_event)
+    except MeshSpecError as exc:
+        console.print(f"[red]{exc}[/red]\nRun `mesh validate` for the full report.")
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:  # before the build started: nothing was built
+        console.print("[red]interrupted[/red]: nothing was built")
+        raise typer.Exit(130) from None
+    interrupted = any(r.status == "interrupted" for r in results)
+    verdict = "interrupted after" if interrupted else "in"
+    table = Table(title=f"mesh run: {len(results)} products {verdict} {time.monotonic() - started:.1f}s")
+    columns = ["domain", "product", "status", "rows per port", "checks passed", "warnings", "blocking failed"]
+    for column in [*columns, "time (s)"]:
+        table.add_column(column, justify="right" if column in columns[4:] or column == "time (s)" else "left")
+    for result in results:
+        rows = ", ".join(f"{port}: {n:,}" for port, n in sorted(result.rows.items()) if n is not None) or "-"
+        status = {
+            "ok": "[green]ok[/green]",
+            "failed": "[red]failed[/red]",
+            "skipped": "[yellow]skipped[/yellow]",
+            "interrupted": "[red]interrupted[/red]",
+        }
+        table.add_row(
+            result.product.spec.domain,
+            result.product.spec.name,
+            status[result.status],
+            rows,
+            str(result.checks_passed),
+            str(result.checks_failed - result.checks_blocking),
+            str(result.checks_blocking),
+            f"{result.seconds:.1f}",
+        )
+    console.print(table)
+    failures = [r for r in results if r.status not in {"ok", "interrupted"}]
+    for failure in failures:
+        console.print(f"[red]{failure.product.key}[/red]: {failure.error}", highlight=False)
+    if interrupted:
+        console.print("[red]interrupted[/red]: `mesh run` again finishes it; ports keep their last good data")
+        raise typer.Exit(130)  # the shell's convention for "stopped by Ctrl-C"
+    raise typer.Exit(1 if failures else 0)
+
+
+COMMAND_MODULES: list[str] = [
+    "mesh_assets.cli.contract_diff",
+    "mesh_assets.cli.impact",
+    "mesh_assets.cli.contract_io",
+    "mesh_assets.cli.catalog",
+    "mesh_assets.cli.slo",
+    "mesh_assets.cli.new",
+    "mesh_assets.cli.grants",
+    "mesh_assets.cli.fitness",
+]
+"""Modules under `mesh_assets.cli.commands` whose `register(app)` adds their verbs."""
+
+for _module in COMMAND_MODULES:
+    importlib.import_module(_module).register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(app())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,6 @@
+"""Federated governance, computed centrally. Imports every wing below it (product … catalog).
+
+Public API: `validate` (`mesh validate`), `grants` (Snowflake SQL of the access policy), `backdoors`
+(SQL lint), `fitness` (the six fitness functions), `scorecard` and `overview` (governance assets),
+`location` (`build_governance`: the `mesh` code location).
+"""

@@ -1,0 +1,304 @@
+"""The mesh's access policy as idempotent Snowflake SQL (`mesh grants --target snowflake`).
+
+Rendered from every product spec through `access`, in a fixed order, with no timestamp: the same specs
+give byte-identical SQL, and running it twice leaves the account as running it once (`CREATE … IF NOT
+EXISTS`, `CREATE OR REPLACE`, `ALTER … SET`, `GRANT`, `REVOKE` and `SET MASKING POLICY … FORCE`).
+
+What it creates, and why:
+
+1. **Roles**: one per reader role named in any spec (`allowed_roles`, `denied_roles`), prefixed (`MESH_`
+   by default) so the mesh's roles never collide with the account's, plus the PII privilege role
+   (`MESH_PII_READER`). Which people hold them is the account admin's business, not the spec's.
+2. **Masking policies** in the `governance` schema, one per PII handling and Snowflake type family. A
+   policy shows the value only to a session holding the PII role; otherwise `***` / NULL (mask), a
+   SHA-256 or HASH pseudonym (hash; NULL for types a hash cannot keep), or NULL (remove: a view's columns
+   cannot vary per reader, so on Snowflake a removed column reads as NULL).
+3. **Per port**, for the reader roles (allowed and not denied):
+   - without PII: `GRANT SELECT` on the port table. Publishing replaces the table with `CLONE … COPY
+     GRANTS`, which keeps these grants.
+   - with PII: a **secure view** `<domain>."<product>_v<major>__protected"` listing the contract's
+     columns, the masking policies attached to its PII columns, and `GRANT SELECT` on the view only. The
+     base table is granted to no reader (and revoked from them): policies attached to the table itself
+     would be dropped by the next publish's `CREATE OR REPLACE … CLONE`, whereas the view outlives every
+     publish. The view is re-created first, then masked, then granted, so a run never exposes an
+     unmasked view to a reader.
+   - `USAGE` on the database and on the port's schema `<domain>`; **nothing on `<domain>_internal`**.
+4. **Denials**: `REVOKE` on the port (and its view) from each denied role, and of each reader role from
+   each denied role (deny must win over a role inherited through the hierarchy).
+
+Retired ports get nothing. Run it after the ports exist (after `mesh run`): a view or grant on a table
+that was never published fails. Consumer *products* are not represented by roles: the platform builds
+them (one platform role), and their access is enforced by validation and by the platform's own reads.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from mesh_assets.product import access
+from mesh_assets.product.registry import Registry, effective_status
+from mesh_assets.product.spec import Column, LogicalType, OutputPort, PiiHandling, Status
+
+ROLE_PREFIX = "MESH_"
+"""Prefix of every role the mesh creates (roles live at account level, shared with other systems)."""
+GOVERNANCE_SCHEMA = "governance"
+"""Schema holding the masking policies (also the governance location's tables)."""
+PROTECTED_SUFFIX = "__protected"
+"""Suffix of the secure view through which readers read a port with PII columns."""
+
+_FAMILY = {
+    LogicalType.STRING: "STRING",
+    LogicalType.INTEGER: "NUMBER",
+    LogicalType.BIGINT: "NUMBER",
+    LogicalType.DECIMAL: "NUMBER",
+    LogicalType.DOUBLE: "FLOAT",
+    LogicalType.BOOLEAN: "BOOLEAN",
+    LogicalType.DATE: "DATE",
+    LogicalType.TIMESTAMP: "TIMESTAMP_NTZ",
+}
+"""Logical type → the Snowflake type a masking policy's signature is declared with."""
+_DONE = {PiiHandling.MASK: "masked", PiiHandling.HASH: "hashed", PiiHandling.REMOVE: "removed"}
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One SQL statement of the rendered script, with what it does (for tests and for reading)."""
+
+    kind: str
+    """`role`, `schema`, `masking_policy`, `masking_body`, `secure_view`, `set_masking_policy`,
+    `grant_usage`, `grant_select`, `revoke_select`, `revoke_role`."""
+    sql: str
+    section: str = ""
+    """What the statement belongs to, shown as a comment above its group in the script."""
+
+
+def identifier(name: str) -> str:
+    """A Snowflake role or database name: unquoted upper case when it is a plain identifier."""
+    upper = name.upper()
+    if re.fullmatch(r"[A-Z_][A-Z0-9_$]*", upper):
+        return upper
+    return '"' + name.replace('"', '""') + '"'
+
+
+def role_name(role: str, prefix: str = ROLE_PREFIX) -> str:
+    """The Snowflake role of a spec role, e.g. `sales_ops` → `MESH_SALES_OPS`."""
+    return identifier(prefix + re.sub(r"[^A-Za-z0-9_]", "_", role))
+
+
+def pii_role(prefix: str = ROLE_PREFIX) -> str:
+    """The role holding the PII privilege."""
+    return role_name(access.PII_ROLE, prefix)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def policy_name(handling: PiiHandling, column: Column) -> str:
+    """The masking policy protecting a column with `handling`, e.g. `mesh_pii_mask_string`."""
+    return f"mesh_pii_{handling.value}_{_FAMILY[column.type].lower()}"
+
+
+def policy_body(handling: PiiHandling, family: str, pii: str) -> str:
+    """The policy's expression over `val`: clear text for a session holding the PII role."""
+    if handling == PiiHandling.MASK:
+        hidden = "'" + access.MASK + "'" if family == "STRING" else "NULL"
+    elif handling == PiiHandling.HASH:
+        hidden = {"STRING": "SHA2(val, 256)", "NUMBER": "HASH(val)", "FLOAT": "CAST(HASH(val) AS FLOAT)"}.get(
+            family, "NULL"
+        )
+    else:
+        hidden = "NULL"
+    return (
+        f"CASE WHEN IS_ROLE_IN_SESSION({_string(pii)}) THEN val WHEN val IS NULL THEN NULL ELSE {hidden} END"
+    )
+
+
+def _served_ports(registry: Registry, today: date) -> list[tuple[str, str, OutputPort]]:
+    """`(domain, product key, port)` of every port that is served, in a stable order."""
+    found = []
+    for key in sorted(registry.products):
+        spec = registry.products[key].spec
+        for port in sorted(spec.output_ports, key=lambda p: -p.major):
+            if effective_status(spec, port, today) != Status.RETIRED:
+                found.append((spec.domain, key, port))
+    return found
+
+
+def statements(
+    registry: Registry, database: str = "MESH", prefix: str = ROLE_PREFIX, today: date | None = None
+) -> list[Statement]:
+    """Every statement of the script, in the order it must run."""
+    today = today or registry.today
+    db = identifier(database)
+    pii = pii_role(prefix)
+    products = registry.products
+    served = _served_ports(registry, today)
+    readers_of = {key: access.reader_roles(p.spec) for key, p in products.items()}
+    out: list[Statement] = []
+    section = ""
+
+    def add(kind: str, sql: str) -> None:
+        out.append(Statement(kind, sql, section))
+
+    # 1. Roles.
+    section = "Roles: the PII privilege, then every reader and denied role of the specs"
+    add(
+        "role",
+        f"CREATE ROLE IF NOT EXISTS {pii} COMMENT = "
+        + _string("mesh: sees PII in clear text in the ports a reader role grants"),
+    )
+    named = sorted(
+        {
+            role
+            for p in products.values()
+            for role in [*readers_of[p.key], *p.spec.access_policy.denied_roles]
+            if role.lower() not in access.CATCH_ALL_ROLES
+        },
+        key=str.lower,
+    )
+    for role in named:
+        add(
+            "role",
+            f"CREATE ROLE IF NOT EXISTS {role_name(role, prefix)} COMMENT = "
+            + _string(f"mesh role '{role}' (named in the access_policy of the data product specs)"),
+        )
+
+    # 2. Masking policies, one per (handling, type family) in use.
+    used: dict[tuple[PiiHandling, str], None] = {}
+    for _, key, port in served:
+        handling = products[key].spec.access_policy.pii_handling
+        for column in access.pii_columns(port):
+            used[(handling, _FAMILY[column.type])] = None
+    if used:
+        section = f"Masking policies: clear text only for sessions holding {pii}"
+        schema = f"{db}.{_quote(GOVERNANCE_SCHEMA)}"
+        add("schema", f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        for handling, family in sorted(used, key=lambda h: (h[0].value, h[1])):
+            name = f"{schema}.{_quote(f'mesh_pii_{handling.value}_{family.lower()}')}"
+            body = policy_body(handling, family, pii)
+            comment = _string(f"mesh: PII handling '{handling.value}' for {family} columns")
+            add(
+                "masking_policy",
+                f"CREATE MASKING POLICY IF NOT EXISTS {name} AS (val {family}) RETURNS {family} -> "
+                f"{body} COMMENT = {comment}",
+            )
+            # IF NOT EXISTS keeps an older body; SET BODY brings it to the current one. (CREATE OR REPLACE
+            # is refused while the policy is attached to a column.)
+            add("masking_body", f"ALTER MASKING POLICY {name} SET BODY -> {body}")
+
+    # 3. Usage on the database and on the port schemas (never on <domain>_internal).
+    section = "Usage on the database and on the port schemas (nothing on <domain>_internal)"
+    for role in sorted({r for _, key, _ in served for r in readers_of[key]}, key=str.lower):
+        add("grant_usage", f"GRANT USAGE ON DATABASE {db} TO ROLE {role_name(role, prefix)}")
+    for domain in sorted({d for d, _, _ in served}):
+        roles = sorted({r for d, key, _ in served if d == domain for r in readers_of[key]}, key=str.lower)
+        for role in roles:
+            add(
+                "grant_usage",
+                f"GRANT USAGE ON SCHEMA {db}.{_quote(domain)} TO ROLE {role_name(role, prefix)}",
+            )
+
+    # 4. Each served port.
+    for domain, key, port in served:
+        spec = products[key].spec
+        table = f"{db}.{_quote(domain)}.{_quote(f'{spec.name}_v{port.major}')}"
+        readers = [role_name(r, prefix) for r in readers_of[key]]
+        denied = [role_name(r, prefix) for r in spec.access_policy.denied_roles]
+        pii_cols = access.pii_columns(port)
+        handling = spec.access_policy.pii_handling
+        section = f"{key} v{port.major}: " + (
+            f"readers {', '.join(readers)}" if readers else "no reader role (secure by default)"
+        )
+        if denied:
+            section += f"; denied {', '.join(denied)}"
+        if not pii_cols:
+            for r in readers:
+                add("grant_select", f"GRANT SELECT ON TABLE {table} TO ROLE {r}")
+            for r in denied:
+                add("revoke_select", f"REVOKE SELECT ON TABLE {table} FROM ROLE {r}")
+            continue
+        section += f"; PII {', '.join(c.name for c in pii_cols)} {_DONE[handling]} through a secure view"
+        view = f"{db}.{_quote(domain)}.{_quote(f'{spec.name}_v{port.major}{PROTECTED_SUFFIX}')}"
+        columns = ", ".join(_quote(c.name) for c in port.columns)
+        comment = _string(
+            f"mesh: {key} v{port.major} for readers; PII columns "
+            f"({', '.join(c.name for c in pii_cols)}) {handling.value} without {pii}"
+        )
+        # Re-created (no grants), then masked, then granted: a run never exposes an unmasked view.
+        add(
+            "secure_view",
+            f"CREATE OR REPLACE SECURE VIEW {view} COMMENT = {comment} AS SELECT {columns} FROM {table}",
+        )
+        for column in pii_cols:
+            policy = f"{db}.{_quote(GOVERNANCE_SCHEMA)}.{_quote(policy_name(handling, column))}"
+            add(
+                "set_masking_policy",
+                f"ALTER VIEW {view} MODIFY COLUMN {_quote(column.name)} SET MASKING POLICY {policy} FORCE",
+            )
+        for r in readers:
+            add("grant_select", f"GRANT SELECT ON VIEW {view} TO ROLE {r}")
+        # Readers go through the view: a grant on the base table would bypass the masking.
+        for r in readers:
+            add("revoke_select", f"REVOKE SELECT ON TABLE {table} FROM ROLE {r}")
+        for r in denied:
+            add("revoke_select", f"REVOKE SELECT ON VIEW {view} FROM ROLE {r}")
+            add("revoke_select", f"REVOKE SELECT ON TABLE {table} FROM ROLE {r}")
+
+    # 5. Deny wins over inheritance: a denied role must not hold a reader role of the product denying it.
+    section = "Denied roles must not inherit a reader role of the product that denies them"
+    pairs = sorted(
+        {
+            (reader, denied)
+            for key, p in products.items()
+            for denied in p.spec.access_policy.denied_roles
+            for reader in readers_of[key]
+        },
+        key=lambda pair: (pair[1].lower(), pair[0].lower()),
+    )
+    for reader, denied in pairs:
+        add("revoke_role", f"REVOKE ROLE {role_name(reader, prefix)} FROM ROLE {role_name(denied, prefix)}")
+    return out
+
+
+def unreadable_ports(registry: Registry, today: date | None = None) -> list[str]:
+    """Served ports no role may read (no allowed role that is not denied): `<key> v<major>`."""
+    today = today or registry.today
+    return [
+        f"{key} v{port.major}"
+        for _, key, port in _served_ports(registry, today)
+        if not access.reader_roles(registry.products[key].spec)
+    ]
+
+
+def render(
+    registry: Registry, database: str = "MESH", prefix: str = ROLE_PREFIX, today: date | None = None
+) -> str:
+    """The whole script: a header, then each group of statements under a comment, each ending with `;`."""
+    listed = statements(registry, database, prefix, today)
+    ports = sum(len(p.spec.output_ports) for p in registry.products.values())
+    domains = len({p.spec.domain for p in registry.products.values()})
+    lines = [
+        "-- mesh access policy for Snowflake, rendered by `mesh grants --target snowflake` from the specs.",
+        f"-- {len(registry.products)} products, {ports} output ports in {domains} domains; database "
+        f"{identifier(database)}; role prefix {prefix}.",
+        "-- Idempotent: the same specs render the same script, and running it again changes nothing.",
+        "-- Run it after the ports are published, as a role that may create roles and owns the port",
+        "-- schemas. Nothing is granted on <domain>_internal: readers see output ports only.",
+    ]
+    nobody = unreadable_ports(registry, today)
+    if nobody:
+        lines.append(f"-- Readable by no role (no allowed_roles yet): {', '.join(nobody)}.")
+    section = None
+    for statement in listed:
+        if statement.section != section:
+            section = statement.section
+            lines += ["", f"-- {section}"]
+        lines.append(statement.sql + ";")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,128 @@
+"""The warehouse interface every backend implements, and the SQL the platform needs from it.
+
+Assets talk to a `WarehouseSession`; they never know which backend they run on. Backends differ only in
+how they connect, load files, map logical types and publish atomically.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from mesh_assets.product.addressing import Relation
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mesh_assets.product.spec import Column
+
+
+class WarehouseSession(abc.ABC):
+    """One connection to the warehouse, used for the length of a step."""
+
+    dialect: str
+    """The sqlglot dialect of the backend's SQL."""
+
+    @abc.abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        """Run a statement."""
+
+    @abc.abstractmethod
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        """Run a query and return its rows."""
+
+    @abc.abstractmethod
+    def query_df(self, sql: str) -> pd.DataFrame:
+        """Run a query and return a DataFrame."""
+
+    @abc.abstractmethod
+    def write_dataframe(self, relation: Relation, df: pd.DataFrame) -> None:
+        """Replace `relation` with the rows of `df`."""
+
+    @abc.abstractmethod
+    def load_extract(self, relation: Relation, path: Path, file_format: str) -> None:
+        """Replace `relation` with the rows of a CSV or Parquet extract (all columns as text)."""
+
+    @abc.abstractmethod
+    def columns(self, relation: Relation) -> list[tuple[str, str]]:
+        """`(name, physical type)` of each column of `relation`, in order; empty if it does not exist."""
+
+    @abc.abstractmethod
+    def publish(self, staging: Relation, port: Relation) -> None:
+        """Atomically replace the published `port` with the audited `staging` batch."""
+
+    @abc.abstractmethod
+    def physical_type(self, column: Column) -> str:
+        """The backend's type for a contract column."""
+
+    @abc.abstractmethod
+    def type_matches(self, column: Column, physical: str) -> bool:
+        """Whether a physical column type satisfies the contract column's logical type."""
+
+    def distinct_keys_sql(self, keys: Sequence[str]) -> str:
+        """Aggregate counting distinct non-null key tuples (Snowflake and ANSI: multi-column DISTINCT)."""
+        return "COUNT(DISTINCT " + ", ".join(f'"{k}"' for k in keys) + ")"
+
+    def regex_sql(self, column: str, regex: str) -> str:
+        """Predicate: the column contains a match of `regex` (anchor it for a full match)."""
+        # Snowflake's REGEXP_LIKE matches the whole string; REGEXP_INSTR keeps search semantics, as DuckDB.
+        quoted = regex.replace("'", "''")
+        return f"REGEXP_INSTR(\"{column}\", '{quoted}') > 0"
+
+    def query_columns(self, sql: str) -> list[str]:
+        """Column names a query returns (without fetching its rows)."""
+        return [str(c) for c in self.query_df(f"SELECT * FROM ({sql}) AS q LIMIT 0").columns]
+
+    def ensure_schema(self, schema: str) -> None:
+        """Create `schema` if it does not exist."""
+        self.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+
+    def create_table_as(self, relation: Relation, select_sql: str) -> None:
+        """Replace `relation` with the result of a query."""
+        self.ensure_schema(relation.schema)
+        self.execute(f"CREATE OR REPLACE TABLE {relation.sql} AS {select_sql}")
+
+    def drop_table(self, relation: Relation) -> None:
+        """Drop `relation` if it exists."""
+        self.execute(f"DROP TABLE IF EXISTS {relation.sql}")
+
+    def exists(self, relation: Relation) -> bool:
+        """Whether `relation` exists."""
+        return bool(self.columns(relation))
+
+    def row_count(self, relation: Relation) -> int:
+        """Number of rows in `relation`."""
+        return int(self.query(f"SELECT COUNT(*) FROM {relation.sql}")[0][0])
+
+    def cast_to_contract(self, source: Relation, columns: Sequence[Column]) -> str:
+        """A SELECT that projects `source` onto the contract: its columns, in order, cast to their types."""
+        projection = ",\n  ".join(
+            f'CAST("{c.name}" AS {self.physical_type(c)}) AS "{c.name}"' for c in columns
+        )
+        return f"SELECT\n  {projection}\nFROM {source.sql}"
+
+
+class Warehouse(abc.ABC):
+    """A warehouse backend: opens sessions. Mixed into the `warehouse` resource of each environment.
+
+    The same resource key serves every environment; only the implementation differs (see `environment`).
+    """
+
+    target: ClassVar[str]
+    """`duckdb` or `snowflake`; also the dbt adapter and the asset kind."""
+
+    @abc.abstractmethod
+    def session(self) -> AbstractContextManager[WarehouseSession]:
+        """Open a session for the length of a `with` block."""
+
+    def dbt_env(self) -> dict[str, str]:
+        """Environment variables the dbt profile of this backend reads."""
+        return {}
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold whatever lock a writer outside the platform (the dbt CLI) needs; none by default."""
+        yield

@@ -1,0 +1,311 @@
+"""The embedded DuckDB backend: one local file, no credentials, the default for laptops and CI.
+
+DuckDB allows one process to open a file for writing at a time; a second process fails at once with a
+lock error. Every session (and every dbt invocation) therefore holds an advisory file lock beside the
+database for its whole length, so runs of different domains queue up instead of failing, whichever way
+they were launched (UI, daemon, `mesh run`, tests). Dagster's `warehouse` pool additionally serialises
+steps so the UI shows who is waiting.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import dagster as dg
+from pydantic import Field, PrivateAttr
+
+from mesh_assets.infra.reclaim import Owner, pid_alive, record_owner
+from mesh_assets.infra.warehouse.base import Warehouse, WarehouseSession
+from mesh_assets.product.addressing import Relation
+from mesh_assets.product.spec import Column, LogicalType, portable_sql_type
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
+
+_INTEGERS = {
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+}
+# What a transformation may hand over for a contract type: the same family, which the publish casts to
+# the contract's exact type. A string where a number is promised, or a float where an integer is
+# promised, is a contract violation, not something to cast away.
+_COMPATIBLE = {
+    LogicalType.STRING: {"VARCHAR"},
+    LogicalType.INTEGER: _INTEGERS,
+    LogicalType.BIGINT: _INTEGERS,
+    LogicalType.DOUBLE: {"DOUBLE", "FLOAT", "REAL", "DECIMAL", *_INTEGERS},
+    LogicalType.DECIMAL: {"DECIMAL", *_INTEGERS},
+    LogicalType.BOOLEAN: {"BOOLEAN"},
+    LogicalType.DATE: {"DATE"},
+    LogicalType.TIMESTAMP: {
+        "TIMESTAMP",
+        "TIMESTAMP_NS",
+        "TIMESTAMP_MS",
+        "TIMESTAMP_S",
+        "TIMESTAMP WITH TIME ZONE",
+    },
+}
+
+
+class FileLock:
+    """A cross-process lock on a file, reentrant within a process, that says who holds it.
+
+    Reentrancy matters because an asset holds the lock while it runs the dbt CLI, and must still be
+    able to open its own session inside that block. The holder writes its run, pid, host and start time
+    into the lock file, so a waiter can say on what and for whom it waits (and whether that process
+    still lives: the kernel releases the lock of a killed process, so a dead holder never blocks).
+    """
+
+    _holders: ClassVar[dict[str, tuple[int, int]]] = {}
+    _guard: ClassVar[threading.RLock] = threading.RLock()
+    report_every_s: ClassVar[float] = 10.0
+    """How often a waiter repeats who holds the lock (the first report comes after one second)."""
+
+    def __init__(self, path: Path, timeout_s: float, log=None, run_id: str | None = None) -> None:
+        self.path = Path(f"{path}.lock")
+        self.timeout_s = timeout_s
+        self.log = log
+        self.run_id = run_id
+
+    def held_here(self) -> bool:
+        """Whether this process already holds the lock."""
+        with self._guard:
+            return str(self.path.resolve()) in self._holders
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Acquire the lock (waiting up to `timeout_s`) for the length of the block."""
+        key = str(self.path.resolve())
+        with self._guard:
+            fd, depth = self._holders.get(key, (-1, 0))
+            if depth:
+                self._holders[key] = (fd, depth + 1)
+        if not depth:
+            fd = self._acquire()
+            with self._guard:
+                self._holders[key] = (fd, 1)
+        try:
+            yield
+        finally:
+            with self._guard:
+                fd, depth = self._holders[key]
+                if depth == 1:
+                    del self._holders[key]
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                    os.close(fd)
+                else:
+                    self._holders[key] = (fd, depth - 1)
+
+    def holder(self) -> str:
+        """Who holds the lock, as its holder recorded it (run, pid, host, alive or dead, since when)."""
+        try:
+            recorded = json.loads(self.path.read_text() or "{}")
+            owner = Owner(recorded["host"], int(recorded["pid"]), recorded.get("pid_started"))
+        except (OSError, ValueError, KeyError, TypeError):
+            return "a process that did not say who it is"
+        run = f"run {recorded['run_id'][:8]}, " if recorded.get("run_id") else ""
+        since = datetime.fromtimestamp(recorded.get("since", 0)).strftime("%H:%M:%S")
+        return f"{run}pid {owner.pid} on {owner.host} ({owner.liveness()}), since {since}"
+
+    def _acquire(self) -> int:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        started = time.monotonic()
+        deadline = started + self.timeout_s
+        next_report = started + 1.0
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                now = time.monotonic()
+                if now > deadline:
+                    os.close(fd)
+                    raise TimeoutError(
+                        f"waited {self.timeout_s:g}s for the DuckDB writer lock {self.path}, held by "
+                        f"{self.holder()}. Wait for its run to finish, or raise MESH_DUCKDB_LOCK_TIMEOUT."
+                    ) from None
+                if self.log and now >= next_report:
+                    self.log(
+                        f"waiting {now - started:.0f}s for the DuckDB writer lock {self.path}: "
+                        f"held by {self.holder()}"
+                    )
+                    next_report = now + self.report_every_s
+                time.sleep(0.05)
+        me = Owner.current()
+        record = {"host": me.host, "pid": me.pid, "pid_started": me.started}
+        record.update(run_id=self.run_id, since=time.time())
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(record).encode(), 0)
+        return fd
+
+
+class DuckDBSession(WarehouseSession):
+    """A session on the local DuckDB file."""
+
+    dialect = "duckdb"
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+        self.connection = connection
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        self.connection.execute(sql, params)
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+        return self.connection.execute(sql, params).fetchall()
+
+    def query_df(self, sql: str) -> pd.DataFrame:
+        return self.connection.execute(sql).df()
+
+    def write_dataframe(self, relation: Relation, df: pd.DataFrame) -> None:
+        self.ensure_schema(relation.schema)
+        self.connection.register("_mesh_frame", df)
+        try:
+            self.execute(f"CREATE OR REPLACE TABLE {relation.sql} AS SELECT * FROM _mesh_frame")
+        finally:
+            self.connection.unregister("_mesh_frame")
+
+    def load_extract(self, relation: Relation, path: Path, file_format: str) -> None:
+        # Extracts land as text: typing and cleaning is the product's job, in its own transformation,
+        # so a dirty value never fails the landing step.
+        quoted = str(path).replace("'", "''")
+        reader = (
+            f"read_csv('{quoted}', header = true, all_varchar = true)"
+            if file_format == "csv"
+            else f"read_parquet('{quoted}')"
+        )
+        self.create_table_as(relation, f"SELECT * FROM {reader}")
+
+    def columns(self, relation: Relation) -> list[tuple[str, str]]:
+        rows = self.query(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [relation.schema, relation.name],
+        )
+        return [(name, dtype) for name, dtype in rows]
+
+    def publish(self, staging: Relation, port: Relation) -> None:
+        # One transaction: readers see either the previous batch or the new one, never a half state.
+        self.ensure_schema(port.schema)
+        self.execute("BEGIN TRANSACTION")
+        try:
+            self.execute(f"CREATE OR REPLACE TABLE {port.sql} AS SELECT * FROM {staging.sql}")
+            self.execute("COMMIT")
+        except Exception:
+            self.execute("ROLLBACK")
+            raise
+
+    def regex_sql(self, column: str, regex: str) -> str:
+        quoted = regex.replace("'", "''")
+        return f"regexp_matches(\"{column}\", '{quoted}')"
+
+    def distinct_keys_sql(self, keys: Sequence[str]) -> str:
+        # DuckDB has no multi-column COUNT(DISTINCT a, b); count row values, skipping any-null keys
+        # as Snowflake's form does.
+        cols = ", ".join(f'"{k}"' for k in keys)
+        any_null = " OR ".join(f'"{k}" IS NULL' for k in keys)
+        return f"COUNT(DISTINCT CASE WHEN {any_null} THEN NULL ELSE ({cols},) END)"
+
+    def physical_type(self, column: Column) -> str:
+        return portable_sql_type(column)
+
+    def type_matches(self, column: Column, physical: str) -> bool:
+        family = physical.upper().split("(")[0].strip().strip('"')
+        if family == "NULL":  # an all-null frame column has no type of its own; the publish casts it
+            return True
+        return family in _COMPATIBLE[column.type]
+
+
+class DuckDBWarehouse(dg.ConfigurableResource, Warehouse):
+    """The embedded warehouse: a DuckDB file (default `data/mesh.duckdb`)."""
+
+    target: ClassVar[str] = "duckdb"
+
+    path: str = Field(description="Path of the DuckDB database file.")
+    lock_timeout_s: float = Field(default=900.0, description="How long to wait for another writer.")
+
+    _run_id: str | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Runs launched by the daemon or the UI record their owner here, so a killed one is reclaimed.
+        if context.instance is not None:
+            record_owner(context.instance, context.dagster_run)
+        self._run_id = context.run_id
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the writer lock, e.g. around a dbt invocation that opens the file itself."""
+        log = dg.get_dagster_logger().warning
+        lock = FileLock(Path(self.path), self.lock_timeout_s, log, self._run_id)
+        fresh = not lock.held_here()
+        with lock.hold():
+            if fresh:
+                # A process outside the platform's lock (dbt left running by a run that was killed)
+                # may still have the file open: wait for it, saying so, rather than fail.
+                connect_when_free(self.path, self.lock_timeout_s, log).close()
+            yield
+
+    @contextmanager
+    def session(self) -> Iterator[DuckDBSession]:
+        """Open the database file (creating it) under the writer lock."""
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        with self.exclusive():
+            connection = connect_when_free(self.path, self.lock_timeout_s, dg.get_dagster_logger().warning)
+            try:
+                yield DuckDBSession(connection)
+            finally:
+                connection.close()
+
+    def dbt_env(self) -> dict[str, str]:
+        return {"MESH_DUCKDB_PATH": str(Path(self.path).resolve())}
+
+
+_LOCKED_BY = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
+
+
+def connect_when_free(path: str, timeout_s: float, log) -> duckdb.DuckDBPyConnection:
+    """Open the DuckDB file, waiting (and saying for whom) while another process has it open."""
+    import duckdb
+
+    started = time.monotonic()
+    next_report = started + 1.0
+    while True:
+        try:
+            return duckdb.connect(path)
+        except duckdb.IOException as exc:
+            match = _LOCKED_BY.search(str(exc))
+            if match is None:
+                raise
+            now = time.monotonic()
+            pid = int(match["pid"])
+            holder = f"process {pid} ({match['program']}, {'alive' if pid_alive(pid) else 'dead'})"
+            if now - started > timeout_s:
+                raise TimeoutError(
+                    f"waited {timeout_s:g}s for the DuckDB file {path}, which {holder} has open; stop that "
+                    "process or raise MESH_DUCKDB_LOCK_TIMEOUT"
+                ) from exc
+            if now >= next_report:
+                log(
+                    f"waiting {now - started:.0f}s for the DuckDB file {path}: {holder} has it open "
+                    "(e.g. dbt left running by a run that was killed)"
+                )
+                next_report = now + FileLock.report_every_s
+            time.sleep(0.1)

@@ -1,0 +1,607 @@
+"""The mesh registry: every product spec of every domain, read from YAML alone.
+
+A domain's code location resolves its input ports through the registry to other domains' published port
+asset keys, so domains never import each other's code. Loading reads only `dataproduct.yaml` files (no
+domain code), which keeps code-location load fast.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cache
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from mesh_assets.product import access, lifecycle
+from mesh_assets.product import spec as spec_module
+from mesh_assets.product.errors import MeshSpecError, SpecIssue
+from mesh_assets.product.spec import DataProductSpec, OutputPort, ProductInput, Status
+from mesh_assets.product.versions import VersionRangeError, parse_range, satisfies
+
+SPEC_FILE = "dataproduct.yaml"
+GOVERNANCE_DOMAIN = "mesh"
+"""The governance code location: it owns no products, it watches all of them."""
+
+
+@dataclass(frozen=True)
+class Product:
+    """A product spec and the folder it was read from."""
+
+    spec: DataProductSpec
+    path: Path
+
+    @property
+    def folder(self) -> Path:
+        """The product folder (holds the spec and its transformation)."""
+        return self.path.parent
+
+    @property
+    def key(self) -> str:
+        """`<domain>.<product>`."""
+        return self.spec.key
+
+
+@dataclass(frozen=True)
+class ResolvedInput:
+    """A consumer's input port resolved to the producer's port that serves it."""
+
+    consumer: Product
+    declared: ProductInput
+    producer: Product
+    port: OutputPort
+
+
+class HasIssues:
+    """Something holding a list of `SpecIssue`s, split by severity."""
+
+    issues: list[SpecIssue]
+
+    @property
+    def errors(self) -> list[SpecIssue]:
+        """Issues that make the mesh invalid."""
+        return [i for i in self.issues if i.severity == "error"]
+
+    @property
+    def warnings(self) -> list[SpecIssue]:
+        """Issues that inform (e.g. consuming a deprecated port)."""
+        return [i for i in self.issues if i.severity == "warning"]
+
+
+@dataclass
+class Registry(HasIssues):
+    """Every product of the mesh, the issues found reading them, and the lookups between them."""
+
+    root: Path
+    products: dict[str, Product] = field(default_factory=dict)
+    issues: list[SpecIssue] = field(default_factory=list)
+    domains: list[str] = field(default_factory=list)
+    unreadable: set[str] = field(default_factory=set)
+    """`<domain>.<product>` of specs that failed to parse (their consumers cannot be checked)."""
+    today: date = field(default_factory=date.today)
+    """The day sunsets are judged on: it changes warnings (approaching, overdue), never errors."""
+
+    def domain_products(self, domain: str) -> list[Product]:
+        """The products of one domain, by name."""
+        return sorted((p for p in self.products.values() if p.spec.domain == domain), key=lambda p: p.key)
+
+    def resolve(self, consumer: Product, declared: ProductInput) -> ResolvedInput | None:
+        """The newest servable port of the producer inside the consumer's range, if any."""
+        producer = self.products.get(declared.product)
+        if producer is None:
+            return None
+        try:
+            parse_range(declared.version)
+        except VersionRangeError:
+            return None
+        candidates = [p for p in producer.spec.output_ports if satisfies(p.version, declared.version)]
+        if not candidates:
+            return None
+        port = max(candidates, key=lambda p: tuple(int(x) for x in p.version.split(".")))
+        return ResolvedInput(consumer, declared, producer, port)
+
+    def consumers_of(self, product_key: str) -> list[ResolvedInput]:
+        """Every consumer of a product's ports, with the port each one reads."""
+        found = []
+        for consumer in self.products.values():
+            for declared in consumer.spec.product_inputs:
+                if declared.product == product_key:
+                    resolved = self.resolve(consumer, declared)
+                    if resolved is not None:
+                        found.append(resolved)
+        return found
+
+    def raise_for_errors(self, domain: str | None = None) -> None:
+        """Raise `MeshSpecError` with every error (only those in `domain`'s files, if given)."""
+        errors = self.errors
+        if domain is not None:
+            folder = (self.root / "domains" / domain).resolve()
+            errors = [e for e in errors if folder in e.file.resolve().parents]
+        if errors:
+            raise MeshSpecError(errors, self.root)
+
+
+def load_registry(root: Path, today: date | None = None) -> Registry:
+    """Read and validate every spec under `root/domains`. Never raises for bad specs: see `issues`.
+
+    `today` (default: the current date) decides which deprecated ports are past their sunset (overdue:
+    still served, their consumers warned); tests inject it. It never makes a valid mesh invalid.
+    Cached per set of spec files, their modification times and `today`, so the several code locations
+    of one process (and repeated calls) parse the YAML once.
+    """
+    root = root.resolve()
+    files = sorted((root / "domains").glob(f"*/products/*/{SPEC_FILE}"))
+    stamp = tuple((str(f), f.stat().st_mtime_ns) for f in files)
+    return _load(root, stamp, today or date.today())
+
+
+@cache
+def _load(root: Path, stamp: tuple[tuple[str, int], ...], today: date) -> Registry:
+    registry = Registry(root=root, today=today)
+    registry.domains = sorted(
+        d.name for d in (root / "domains").iterdir() if d.is_dir() and (d / "definitions.py").exists()
+    )
+    parsed: list[Product] = []
+    for file_name, _ in stamp:
+        product = _parse(Path(file_name), registry.issues)
+        if product is not None:
+            parsed.append(product)
+        else:
+            registry.unreadable.add(f"{Path(file_name).parents[2].name}.{Path(file_name).parent.name}")
+    _check_identity(parsed, registry)
+    for product in registry.products.values():
+        _check_transformation(product, registry)
+        _check_inputs(product, registry)
+        _check_rules(product, registry)
+        _check_sunsets(product, registry)
+    _check_cycles(registry)
+    return registry
+
+
+def _parse(path: Path, issues: list[SpecIssue]) -> Product | None:
+    try:
+        data = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        issues.append(
+            SpecIssue(
+                path,
+                where,
+                f"not valid YAML ({getattr(exc, 'problem', exc)})",
+                "fix the YAML syntax at that position",
+            )
+        )
+        return None
+    if not isinstance(data, dict):
+        issues.append(
+            SpecIssue(
+                path,
+                "",
+                "the file is not a mapping of fields",
+                "start from a product's dataproduct.yaml, e.g. `mesh new product`",
+            )
+        )
+        return None
+    try:
+        return Product(DataProductSpec.model_validate(data), path)
+    except ValidationError as exc:
+        issues.extend(_issue_from_pydantic(path, error) for error in exc.errors())
+        return None
+
+
+def _field_path(loc: tuple) -> str:
+    parts: list[str] = []
+    for position, part in enumerate(loc):
+        # pydantic inserts the union's branch tag right after `input_ports[<i>]` and `transformation`;
+        # it is not a field the user wrote.
+        if (loc[:1] == ("input_ports",) and position == 2) or (
+            loc[:1] == ("transformation",) and position == 1
+        ):
+            continue
+        if isinstance(part, int):
+            parts[-1] = f"{parts[-1]}[{part}]" if parts else f"[{part}]"
+        else:
+            parts.append(str(part))
+    return ".".join(parts)
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The spec model that holds the field at `loc` (following nested models, lists and unions)."""
+    import typing
+
+    model: type[BaseModel] | None = DataProductSpec
+    position = 0
+    for part in loc[:-1]:
+        position += 1
+        if model is None or isinstance(part, int):
+            continue
+        if (loc[:1] == ("input_ports",) and position == 3) or (
+            loc[:1] == ("transformation",) and position == 2
+        ):
+            # The branch tag of a union: pick the branch by its tag.
+            branches = {
+                "source": spec_module.SourceInput,
+                "product": spec_module.ProductInput,
+                "sql": spec_module.SqlTransformation,
+                "python": spec_module.PythonTransformation,
+                "dbt": spec_module.DbtTransformation,
+            }
+            model = branches.get(str(part))
+            continue
+        info = model.model_fields.get(str(part))
+        if info is None:
+            return None
+        candidates = [info.annotation]
+        found = None
+        while candidates:
+            current = candidates.pop()
+            if isinstance(current, type) and issubclass(current, BaseModel):
+                found = current
+                break
+            candidates.extend(typing.get_args(current))
+        model = found
+    return model
+
+
+def _all_fields() -> dict[str, str]:
+    """Every spec field name (and alias) to its description, for suggestions and fixes."""
+    fields: dict[str, str] = {}
+    for value in vars(spec_module).values():
+        if isinstance(value, type) and issubclass(value, BaseModel) and value is not BaseModel:
+            for name, info in value.model_fields.items():
+                fields.setdefault(info.alias or name, info.description or "")
+    return fields
+
+
+def _issue_from_pydantic(path: Path, error: dict) -> SpecIssue:
+    loc = tuple(error["loc"])
+    where = _field_path(loc)
+    name = str(loc[-1]) if loc else ""
+    kind = error["type"]
+    holder = _model_at(loc)
+    known = (
+        {info.alias or field: info.description or "" for field, info in holder.model_fields.items()}
+        if holder is not None
+        else _all_fields()
+    )
+    if kind == "extra_forbidden":
+        close = difflib.get_close_matches(name, known, n=1)
+        fix = f"did you mean '{close[0]}'? Otherwise remove it" if close else "remove it"
+        return SpecIssue(path, where, f"unknown field '{name}'", fix)
+    if kind == "missing":
+        hint = known.get(name, "")
+        return SpecIssue(
+            path, where, "required field is missing", f"add '{name}'" + (f": {hint}" if hint else "")
+        )
+    message = error["msg"].removeprefix("Value error, ")
+    got = error.get("input")
+    if not isinstance(got, dict | list) and got is not None:
+        message = f"{message} (got {got!r})"
+    if kind in {"enum", "literal_error"}:
+        fix = "use one of the allowed values above"
+    elif kind == "string_pattern_mismatch":
+        fix = (
+            f"match the pattern {error.get('ctx', {}).get('pattern')}; see the field's examples in the schema"
+        )
+    elif kind.endswith("_type") or kind.endswith("_parsing"):
+        fix = f"give '{name}' a value of the expected type: {known.get(name, '') or message}"
+    else:
+        fix = "change the value as the message says"
+    return SpecIssue(path, where, message, fix)
+
+
+def _check_identity(parsed: list[Product], registry: Registry) -> None:
+    seen: dict[str, Product] = {}
+    for product in parsed:
+        spec, folder = product.spec, product.folder
+        domain_folder = folder.parent.parent.name
+        if spec.domain != domain_folder:
+            registry.issues.append(
+                SpecIssue(
+                    product.path,
+                    "domain",
+                    f"domain '{spec.domain}' does not match its folder 'domains/{domain_folder}'",
+                    f"set domain: {domain_folder}, or move the product to domains/{spec.domain}/products/",
+                )
+            )
+        if spec.name != folder.name:
+            registry.issues.append(
+                SpecIssue(
+                    product.path,
+                    "name",
+                    f"name '{spec.name}' does not match its folder '{folder.name}'",
+                    f"set name: {folder.name}, or rename the folder to {spec.name}",
+                )
+            )
+        if product.key in seen:
+            other = seen[product.key].path
+            registry.issues.append(
+                SpecIssue(
+                    product.path,
+                    "name",
+                    f"duplicate product '{product.key}', also declared in {other}",
+                    "give each product of a domain a unique name",
+                )
+            )
+            continue
+        seen[product.key] = product
+        registry.products[product.key] = product
+
+
+def _check_transformation(product: Product, registry: Registry) -> None:
+    spec, folder = product.spec, product.folder
+    transformation = spec.transformation
+    needed: list[tuple[str, Path]] = []
+    if transformation.kind == "sql":
+        models = [*transformation.internals, *(spec.port_model(p) for p in spec.output_ports)]
+        needed = [(m, folder / f"{m}.sql") for m in dict.fromkeys(models)]
+    elif transformation.kind == "python":
+        needed = [("module", folder / transformation.module)]
+    else:
+        project = registry.root / "dbt_projects" / transformation.project
+        needed = [("project", project / "dbt_project.yml")]
+    for what, file in needed:
+        if not file.exists():
+            registry.issues.append(
+                SpecIssue(
+                    product.path,
+                    "transformation",
+                    f"{transformation.kind} {what} file {file.name} not found in {file.parent}",
+                    f"create {file} or fix the name in the spec",
+                )
+            )
+
+
+def _check_rules(product: Product, registry: Registry) -> None:
+    """Rules reading ports the product does not declare. (SQL rules are parsed by `mesh validate`,
+    which keeps sqlglot out of every code location's load.)"""
+    declared = {i.product for i in product.spec.product_inputs}
+    for p_index, port in enumerate(product.spec.output_ports):
+        for r_index, rule in enumerate(port.quality.rules):
+            where = f"output_ports[{p_index}].quality.rules[{r_index}]"
+            if isinstance(rule, spec_module.ReferencesRule) and rule.port not in declared:
+                registry.issues.append(
+                    SpecIssue(
+                        product.path,
+                        f"{where}.port",
+                        f"references {rule.port}, which is not an input port",
+                        f"add '- product: {rule.port}' to input_ports (a rule may read only declared ports)",
+                    )
+                )
+
+
+def effective_status(spec: DataProductSpec, port: OutputPort, today: date) -> Status:
+    """A port's status: its own, else the product's. `today` never changes it.
+
+    Time alone never retires a port: past its sunset a deprecated port is still `deprecated` (and
+    overdue for retirement, see `lifecycle.is_overdue`), served and built, until its owner retires it
+    with a code change (`status: retired`, or removing the port), which CI refuses while a consumer
+    reads it. `today` stays in the signature so callers judging a day keep one call.
+    """
+    del today  # the point of the rule: a date alone is not a reason to change a status
+    return spec.port_status(port)
+
+
+def _port_to_use(producer: Product, today: date | None = None) -> str:
+    today = today or date.today()
+    live = [
+        p for p in producer.spec.output_ports if effective_status(producer.spec, p, today) != Status.RETIRED
+    ]
+    port = max(live or producer.spec.output_ports, key=lambda p: p.major)
+    return f"product: {producer.key}, version: '^{port.major}'"
+
+
+def _check_inputs(product: Product, registry: Registry) -> None:
+    for index, declared in enumerate(product.spec.input_ports):
+        if not isinstance(declared, ProductInput):
+            continue
+        where = f"input_ports[{index}]"
+        ref = declared.product.replace("/", ".")
+        parts = ref.split(".")
+        if len(parts) > 2:
+            owner_key = ".".join(parts[:2])
+            producer = registry.products.get(owner_key)
+            if producer is not None:
+                majors = {f"v{p.major}" for p in producer.spec.output_ports}
+                if len(parts) == 3 and parts[2] in majors:
+                    registry.issues.append(
+                        SpecIssue(
+                            product.path,
+                            f"{where}.product",
+                            f"'{declared.product}' puts the port version in the name",
+                            f"write product: {owner_key} and the range apart, "
+                            f"e.g. version: '^{parts[2][1:]}'",
+                        )
+                    )
+                else:
+                    registry.issues.append(
+                        SpecIssue(
+                            product.path,
+                            f"{where}.product",
+                            f"'{declared.product}' is an internal asset of {owner_key}: a back door. Other "
+                            "products may read only its output port",
+                            f"depend on the port instead: {_port_to_use(producer, registry.today)}",
+                        )
+                    )
+                continue
+        producer = registry.products.get(ref)
+        if producer is None and ref in registry.unreadable:
+            registry.issues.append(
+                SpecIssue(
+                    product.path,
+                    f"{where}.product",
+                    f"cannot check this input: the spec of {ref} is invalid",
+                    f"fix the errors reported for {ref} first",
+                    severity="warning",
+                )
+            )
+            continue
+        if producer is None:
+            close = difflib.get_close_matches(ref, registry.products, n=1)
+            fix = (
+                f"did you mean '{close[0]}'?"
+                if close
+                else (
+                    "name an existing product as <domain>.<product>; known: "
+                    + ", ".join(sorted(registry.products))
+                )
+            )
+            registry.issues.append(
+                SpecIssue(
+                    product.path, f"{where}.product", f"no product '{declared.product}' in the mesh", fix
+                )
+            )
+            continue
+        if producer.key == product.key:
+            registry.issues.append(
+                SpecIssue(
+                    product.path,
+                    f"{where}.product",
+                    "a product cannot consume its own port",
+                    "remove this input; read your internals through the transformation instead",
+                )
+            )
+            continue
+        try:
+            parse_range(declared.version)
+        except VersionRangeError as exc:
+            registry.issues.append(SpecIssue(product.path, f"{where}.version", str(exc), "fix the range"))
+            continue
+        resolved = registry.resolve(product, declared)
+        available = ", ".join(
+            f"{p.version} ({producer.spec.port_status(p)})" for p in producer.spec.output_ports
+        )
+        if resolved is None:
+            registry.issues.append(
+                SpecIssue(
+                    product.path,
+                    f"{where}.version",
+                    f"no port of {producer.key} satisfies '{declared.version}', which "
+                    f"{lifecycle.reader(product.spec)} reads; it publishes {available}",
+                    f"widen the range to a published version, e.g. {_port_to_use(producer, registry.today)}",
+                )
+            )
+            continue
+        _check_port_status(product, declared, producer, resolved.port, where, registry)
+        # Approval is the producer owner's decision, made in its spec; no consumer can grant itself.
+        refusal = access.approval_refusal(product, producer, f"{where}.product")
+        if refusal is not None:
+            registry.issues.append(refusal)
+
+
+def _check_port_status(
+    product: Product,
+    declared: ProductInput,
+    producer: Product,
+    port: OutputPort,
+    where: str,
+    registry: Registry,
+) -> None:
+    status = effective_status(producer.spec, port, registry.today)
+    same_domain = producer.spec.domain == product.spec.domain
+    label = f"{producer.key} v{port.major} ({port.version})"
+    if status == Status.RETIRED:
+        # Only the owner's code change retires a port; CI refuses it while this consumer reads it.
+        registry.issues.append(
+            SpecIssue(
+                product.path,
+                f"{where}.version",
+                f"{label} is retired and no longer served, but {lifecycle.reader(product.spec)} still "
+                "reads it",
+                f"move to a served version: {_port_to_use(producer, registry.today)}",
+            )
+        )
+    elif status == Status.DRAFT and not same_domain:
+        registry.issues.append(
+            SpecIssue(
+                product.path,
+                f"{where}.product",
+                f"{label} is a draft, readable only inside domain '{producer.spec.domain}'",
+                f"wait until {producer.key} is beta or active, or ask {producer.spec.owner.steward}",
+            )
+        )
+    elif status == Status.BETA and not same_domain:
+        if not declared.preview:
+            registry.issues.append(
+                SpecIssue(
+                    product.path,
+                    f"{where}.preview",
+                    f"{label} is in beta; only consumers that opt in may read it",
+                    "set preview: true to accept a port that may still change",
+                )
+            )
+    elif status == Status.DEPRECATED and port.deprecation is not None:
+        dep = port.deprecation
+        registry.issues.append(
+            SpecIssue(
+                product.path,
+                f"{where}.version",
+                f"{label} is {lifecycle.describe(producer.spec, port, registry.today)} ({dep.reason})",
+                f"move to version {dep.replacement}: product: {producer.key}, version: '^{dep.replacement}'",
+                severity="warning",
+            )
+        )
+
+
+def _check_sunsets(product: Product, registry: Registry) -> None:
+    """Tell a producer which of its ports are overdue for retirement and who still reads them."""
+    for where, message, fix in lifecycle.overdue_notices(product, registry):
+        registry.issues.append(SpecIssue(product.path, where, message, fix, severity="warning"))
+
+
+def _check_cycles(registry: Registry) -> None:
+    graph = {
+        key: sorted(
+            {i.product for i in p.spec.product_inputs if i.product in registry.products and i.product != key}
+        )
+        for key, p in registry.products.items()
+    }
+    state: dict[str, int] = {}
+    reported: set[frozenset[str]] = set()
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in graph[node]:
+            if state.get(nxt) == 1:
+                cycle = [*trail[trail.index(nxt) :], nxt] if nxt in trail else [node, nxt]
+                members = frozenset(cycle)
+                if members not in reported:
+                    reported.add(members)
+                    registry.issues.append(
+                        SpecIssue(
+                            registry.products[node].path,
+                            "input_ports",
+                            f"dependency cycle across products: {' -> '.join(cycle)}",
+                            "remove one of these inputs; a product cannot depend on itself through others",
+                        )
+                    )
+            elif state.get(nxt) is None:
+                visit(nxt, [*trail, nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+
+
+def topological_order(registry: Registry) -> list[Product]:
+    """Products ordered so every producer comes before its consumers (specs must be valid)."""
+    order: list[Product] = []
+    done: set[str] = set()
+
+    def visit(key: str) -> None:
+        if key in done:
+            return
+        done.add(key)
+        for declared in registry.products[key].spec.product_inputs:
+            if declared.product in registry.products:
+                visit(declared.product)
+        order.append(registry.products[key])
+
+    for key in sorted(registry.products):
+        visit(key)
+    return order
