@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 from mesh_assets.cli.slo import register
 from mesh_assets.observe import alerts, budget
 from mesh_assets.observe.sensors import breached_conditions
-from mesh_assets.observe.sli import PortSlo, PortState, evaluate, policy_state, port_slos
+from mesh_assets.observe.sli import PortSlo, PortState, evaluate, port_slos
+from mesh_assets.product.freshness import freshness_state
 from mesh_assets.product.registry import load_registry
 from mesh_assets.product.spec import FreshnessSlo
 
@@ -162,18 +163,18 @@ def test_durations_and_shares_read_well() -> None:
 
 def test_the_time_window_policy_passes_warns_and_fails_like_dagsters_evaluator() -> None:
     slo = FreshnessSlo(max_age="24h", warn_after="12h")
-    assert policy_state(slo, None, T0) == "UNKNOWN"
-    assert policy_state(slo, T0 - HOUR, T0) == "PASS"
-    assert policy_state(slo, T0 - 13 * HOUR, T0) == "WARN"
-    assert policy_state(slo, T0 - 24 * HOUR, T0) == "FAIL"
+    assert freshness_state(slo, None, T0) == "UNKNOWN"
+    assert freshness_state(slo, T0 - HOUR, T0) == "PASS"
+    assert freshness_state(slo, T0 - 13 * HOUR, T0) == "WARN"
+    assert freshness_state(slo, T0 - 24 * HOUR, T0) == "FAIL"
 
 
 def test_the_cron_policy_fails_when_the_last_publish_misses_the_latest_deadline_window() -> None:
     slo = FreshnessSlo(cron="0 6 * * *", lower_bound="2h")
     deadline = (T0 // DAY) * DAY + 6 * HOUR  # 06:00 UTC of T0's day
     now = deadline + HOUR
-    assert policy_state(slo, deadline - HOUR, now) == "PASS"
-    assert policy_state(slo, deadline - 3 * HOUR, now) == "FAIL"
+    assert freshness_state(slo, deadline - HOUR, now) == "PASS"
+    assert freshness_state(slo, deadline - 3 * HOUR, now) == "FAIL"
 
 
 # --- measuring a port ---------------------------------------------------------------------------------------

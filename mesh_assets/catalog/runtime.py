@@ -20,6 +20,7 @@ import dagster as dg
 
 from mesh_assets.contracts.odcs import port_rules
 from mesh_assets.product import addressing
+from mesh_assets.product.freshness import freshness_state
 from mesh_assets.product.registry import Registry
 from mesh_assets.product.spec import DataProductSpec, OutputPort, parse_duration
 
@@ -181,6 +182,10 @@ def _age(delta: timedelta) -> str:
     return f"{hours}h {minutes}m" if hours else f"{minutes}m"
 
 
+_STATUS_OF_STATE = {"PASS": "met", "WARN": "warning", "FAIL": "breached", "UNKNOWN": "unknown"}
+"""Dagster's freshness states in the catalog's words."""
+
+
 def freshness_status(spec: DataProductSpec, published_at: datetime | None, now: datetime) -> SloStatus:
     """The freshness SLO against the last publish."""
     slo = spec.slos.freshness
@@ -194,22 +199,11 @@ def freshness_status(spec: DataProductSpec, published_at: datetime | None, now: 
         return SloStatus("freshness", target, "not yet published", "unknown")
     age = now - published_at
     measured = f"last publish {_age(age)} ago"
-    if slo.max_age is not None:
-        if age > parse_duration(slo.max_age):
-            return SloStatus("freshness", target, measured, "breached")
-        if slo.warn_after and age > parse_duration(slo.warn_after):
-            return SloStatus("freshness", target, measured, "warning")
-        return SloStatus("freshness", target, measured, "met")
     try:
-        # Dagster's own cron arithmetic (private, so guarded): the latest deadline that has passed.
-        from dagster._utils.schedules import get_latest_completed_cron_tick
-
-        assert slo.cron is not None and slo.lower_bound is not None
-        deadline = get_latest_completed_cron_tick(slo.cron, now, slo.cron_timezone)
-    except Exception:  # pragma: no cover - depends on Dagster internals
-        return SloStatus("freshness", target, measured, "unknown")
-    window_start = deadline - parse_duration(slo.lower_bound)
-    return SloStatus("freshness", target, measured, "met" if published_at >= window_start else "breached")
+        state = freshness_state(slo, published_at.timestamp(), now.timestamp())
+    except Exception:  # pragma: no cover - a cron deadline uses Dagster's private cron arithmetic
+        state = "UNKNOWN"
+    return SloStatus("freshness", target, measured, _STATUS_OF_STATE[state])
 
 
 def availability_target(spec: DataProductSpec) -> str:

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 
 from mesh_assets.observe import budget
 from mesh_assets.product import addressing
+from mesh_assets.product.freshness import freshness_state, stale_from
 from mesh_assets.product.registry import Registry
 from mesh_assets.product.spec import FreshnessSlo, Status, parse_duration
 
@@ -133,32 +133,6 @@ def port_slos(registry: Registry) -> dict[str, PortSlo]:
             )
             found[slo.name] = slo
     return found
-
-
-def policy_state(slo: FreshnessSlo, last_publish: float | None, at: float) -> str:
-    """The freshness state Dagster's evaluators would compute at `at` (used when the daemon has none).
-
-    Mirrors `dagster._core.definitions.freshness_evaluator`: a time window fails at `max_age` since the
-    last publish and warns at `warn_after`; a cron deadline fails when the last publish is older than
-    the latest completed tick minus `lower_bound`.
-    """
-    if last_publish is None:
-        return "UNKNOWN"
-    if slo.cron:
-        from dagster._utils.schedules import get_latest_completed_cron_tick
-
-        tick = get_latest_completed_cron_tick(
-            slo.cron, datetime.fromtimestamp(at, UTC), slo.cron_timezone
-        ).timestamp()
-        lower = parse_duration(slo.lower_bound or "0m").total_seconds()
-        return "PASS" if last_publish >= tick - lower else "FAIL"
-    assert slo.max_age is not None  # the spec model guarantees one of max_age / cron
-    age = at - last_publish
-    if age >= parse_duration(slo.max_age).total_seconds():
-        return "FAIL"
-    if slo.warn_after and age >= parse_duration(slo.warn_after).total_seconds():
-        return "WARN"
-    return "PASS"
 
 
 @dataclass
@@ -279,17 +253,16 @@ class PortState:
         if not self.derived:
             self._count(self.fresh_state, start, until)
         elif self.last_publish is not None:
-            if slo.freshness.cron:
+            stale_at = stale_from(slo.freshness, self.last_publish)
+            if stale_at is None:
                 # Without the daemon a cron deadline is sampled at each evaluation.
-                self._count(policy_state(slo.freshness, self.last_publish, until), start, until)
+                self._count(freshness_state(slo.freshness, self.last_publish, until), start, until)
             else:
-                assert slo.freshness.max_age is not None
-                stale_from = self.last_publish + parse_duration(slo.freshness.max_age).total_seconds()
-                self._count("PASS", start, min(until, stale_from))
-                if until > stale_from:
-                    self._count("FAIL", max(start, stale_from), until)
-                    if start <= stale_from:  # the port went stale in this interval
-                        self.breach("freshness", stale_from)
+                self._count("PASS", start, min(until, stale_at))
+                if until > stale_at:
+                    self._count("FAIL", max(start, stale_at), until)
+                    if start <= stale_at:  # the port went stale in this interval
+                        self.breach("freshness", stale_at)
 
     def _count(self, state: str | None, start: float, end: float) -> None:
         if end <= start or state is None:
@@ -315,7 +288,7 @@ class PortState:
         if not self.derived:
             assert self.fresh_state is not None
             return self.fresh_state
-        return policy_state(slo.freshness, self.last_publish, now)
+        return freshness_state(slo.freshness, self.last_publish, now)
 
     # --- serialization -----------------------------------------------------------------------------
 
