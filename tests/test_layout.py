@@ -136,7 +136,6 @@ OVERSIZE = {
     "mesh_assets.contracts.odcs": 1491,
     "mesh_assets.contracts.contract_diff": 1490,
     "mesh_assets.selfservice.onboard": 1135,
-    "mesh_assets.govern.fitness": 1079,
     "mesh_assets.build.checks": 735,
     "mesh_assets.product.registry": 637,
     "mesh_assets.product.spec": 636,

@@ -20,7 +20,7 @@ from mesh_assets.product import access, lifecycle
 from mesh_assets.product import spec as spec_module
 from mesh_assets.product.errors import MeshSpecError, SpecIssue
 from mesh_assets.product.spec import DataProductSpec, OutputPort, ProductInput, Status
-from mesh_assets.product.versions import VersionRangeError, parse_range, satisfies
+from mesh_assets.product.versions import Semver, VersionRangeError, parse_range, satisfies
 
 SPEC_FILE = "dataproduct.yaml"
 GOVERNANCE_DOMAIN = "mesh"
@@ -100,7 +100,7 @@ class Registry(HasIssues):
         candidates = [p for p in producer.spec.output_ports if satisfies(p.version, declared.version)]
         if not candidates:
             return None
-        port = max(candidates, key=lambda p: tuple(int(x) for x in p.version.split(".")))
+        port = max(candidates, key=lambda p: Semver.parse(p.version))
         return ResolvedInput(consumer, declared, producer, port)
 
     def consumers_of(self, product_key: str) -> list[ResolvedInput]:

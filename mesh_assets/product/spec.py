@@ -14,8 +14,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
+from mesh_assets.product.versions import SEMVER, Semver
+
 IDENTIFIER = r"^[a-z][a-z0-9_]*$"
-SEMVER = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$"
 # No named groups: JSON Schema patterns follow JavaScript regex rules, and editors compile them.
 _DURATION = re.compile(r"^(\d+)\s*([mhd])$")
 
@@ -435,7 +436,7 @@ class OutputPort(SpecModel):
     @property
     def major(self) -> int:
         """The major version, which addresses the port."""
-        return int(self.version.split(".")[0])
+        return Semver.parse(self.version).major
 
     @model_validator(mode="after")
     def _keys_are_columns(self) -> OutputPort:
