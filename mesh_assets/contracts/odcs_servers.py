@@ -1,0 +1,77 @@
+"""Where a contract says the data is: the deployment it is written for, its servers and physical types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mesh_assets.product.spec import Column
+
+if TYPE_CHECKING:
+    from mesh_assets.infra.environment import Environment
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The warehouse the contract's physical types are written for, and the values behind its servers.
+
+    Server fields use ODCS v3.2.0 variables (`${VAR:-default}`) with the platform's own environment
+    variables, so one contract serves every environment and holds no account-specific value.
+    """
+
+    target: str = "duckdb"
+    """`duckdb` or `snowflake`: whose physical types `physicalType` shows."""
+    duckdb_path: str = "data/mesh.duckdb"
+    """The DuckDB file as shown to people (relative to the repository when inside it)."""
+    snowflake_database: str = "MESH"
+    """The Snowflake database (default of `SnowflakeWarehouse`)."""
+
+    @classmethod
+    def from_environment(cls, env: Environment) -> Deployment:
+        """The deployment of the resolved environment."""
+        try:
+            shown = env.duckdb_path.resolve().relative_to(env.root.resolve()).as_posix()
+        except ValueError:  # a file outside the repository is shown in full
+            shown = str(env.duckdb_path)
+        database = env.database if env.target == "snowflake" else cls.snowflake_database
+        return cls(target=env.target, duckdb_path=shown, snowflake_database=database)
+
+
+def physical_types(column: Column) -> dict[str, str]:
+    """The column's physical type on each warehouse, from the backends' own mappings."""
+    # The mappings are pure methods of the session classes; no connection is opened.
+    from mesh_assets.infra.warehouse.duckdb import DuckDBSession
+    from mesh_assets.infra.warehouse.snowflake import SnowflakeSession
+
+    return {
+        "duckdb": DuckDBSession(None).physical_type(column),  # type: ignore[arg-type]
+        "snowflake": SnowflakeSession(None).physical_type(column),  # type: ignore[arg-type]
+    }
+
+
+def servers(domain: str, deployment: Deployment) -> list[dict[str, Any]]:
+    """The DuckDB server (local, the default) and the Snowflake server (production) of a domain's ports."""
+    return [
+        {
+            "id": "local",
+            "server": "local",
+            "type": "duckdb",
+            "environment": "dev",
+            "description": "The embedded DuckDB file every laptop and CI run builds. Open it read-only: "
+            "DuckDB allows one writer per file.",
+            "database": "${MESH_DUCKDB_PATH:-" + deployment.duckdb_path + "}",
+            "schema": domain,
+        },
+        {
+            "id": "production",
+            "server": "production",
+            "type": "snowflake",
+            "environment": "prod",
+            "description": "The production warehouse. Schema, table and column names are lowercase and "
+            f'must be quoted, e.g. {deployment.snowflake_database}."{domain}"."<table>".',
+            "account": "${SNOWFLAKE_ACCOUNT}",
+            "database": "${SNOWFLAKE_DATABASE:-" + deployment.snowflake_database + "}",
+            "schema": domain,
+            "warehouse": "${SNOWFLAKE_WAREHOUSE}",
+        },
+    ]
