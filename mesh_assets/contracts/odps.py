@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from mesh_assets.contracts.odcs_vocabulary import governance_properties, spec_file_of, support_url, to_yaml
 from mesh_assets.product import addressing
+from mesh_assets.product.versions import Semver
 
 if TYPE_CHECKING:
     from mesh_assets.product.registry import Product, Registry
@@ -36,10 +37,6 @@ def descriptor_file_name(domain: str, product: str) -> str:
 def _custom(values: dict[str, Any]) -> list[dict[str, Any]]:
     # ODPS v1.0.0 custom properties have no `vendor` key (added in v1.1.0).
     return [{"property": key, "value": value} for key, value in values.items() if value is not None]
-
-
-def _version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in version.split("."))
 
 
 def descriptor(product: Product, registry: Registry) -> dict[str, Any]:
@@ -127,7 +124,7 @@ def descriptor(product: Product, registry: Registry) -> dict[str, Any]:
         "kind": KIND,
         "id": spec.key,
         "name": spec.title,
-        "version": max((p.version for p in live), key=_version_key),
+        "version": max((p.version for p in live), key=Semver.parse),
         "status": spec.status.value,
         "domain": spec.domain,
         "description": {
