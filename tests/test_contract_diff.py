@@ -21,7 +21,10 @@ from conftest import REPO, copy_mesh
 from typer.testing import CliRunner
 
 from mesh_assets.cli.contract_diff import register
-from mesh_assets.contracts.contract_diff import Change, Rule, diff_mesh, diff_ports, diff_specs, read_specs_at
+from mesh_assets.contracts.contract_diff import diff_mesh, diff_specs
+from mesh_assets.contracts.diff_git import read_specs_at
+from mesh_assets.contracts.diff_rules import Change, Rule
+from mesh_assets.contracts.diff_schema import diff_ports
 from mesh_assets.product.spec import DataProductSpec, OutputPort
 
 TODAY = date(2026, 11, 21)

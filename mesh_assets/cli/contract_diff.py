@@ -16,7 +16,8 @@ from mesh_assets.cli.commands import group
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from mesh_assets.contracts.contract_diff import Change, DiffReport
+    from mesh_assets.contracts.diff_report import DiffReport
+    from mesh_assets.contracts.diff_rules import Change
 
 
 def _style(change: Change) -> str:
@@ -92,7 +93,8 @@ def register(app: typer.Typer) -> None:
         """Compare every product's contract with the same at a git ref; exit 1 on breaking ones."""
         import json
 
-        from mesh_assets.contracts.contract_diff import ContractDiffError, diff_working_tree
+        from mesh_assets.contracts.contract_diff import diff_working_tree
+        from mesh_assets.contracts.diff_git import ContractDiffError
         from mesh_assets.infra import environment
 
         console = _console()

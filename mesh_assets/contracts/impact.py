@@ -4,7 +4,7 @@ Every consumer is known from the input ports of all specs: a consumer reads the 
 version range, as the registry resolves it. Whether it may read that port (deprecated, overdue for
 retirement past its sunset, retired, beta without preview, draft from another domain) comes from the
 registry's own validation, so this module never restates those rules. What the working tree's changes
-would break for each consumer comes from `contract_diff`.
+would break for each consumer comes from the contract diff (`contract_diff`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from mesh_assets.contracts.contract_diff import Change, Consumer, ContractDiffError, diff_working_tree
+from mesh_assets.contracts.contract_diff import diff_working_tree
+from mesh_assets.contracts.diff_consumers import Consumer
+from mesh_assets.contracts.diff_git import ContractDiffError
+from mesh_assets.contracts.diff_rules import Change
 from mesh_assets.product import lifecycle
 from mesh_assets.product.registry import Registry, effective_status, load_registry
 from mesh_assets.product.spec import OutputPort, ProductInput, Status
@@ -206,14 +209,7 @@ def consumer_uses(registry: Registry, product: str) -> list[ConsumerUse]:
                 standing = "warning" if issues else "ok"
             uses.append(
                 ConsumerUse(
-                    consumer=Consumer(
-                        product=reader.key,
-                        team=reader.spec.owner.team,
-                        steward=reader.spec.owner.steward,
-                        purpose=declared.purpose,
-                        version_range=declared.version,
-                        preview=declared.preview,
-                    ),
+                    consumer=Consumer.of(reader.spec, declared),
                     port=f"v{resolved.port.major}" if resolved else None,
                     version=resolved.port.version if resolved else None,
                     standing=standing,

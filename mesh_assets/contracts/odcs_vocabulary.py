@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mesh_assets.product.addressing import repo_root_of
 from mesh_assets.product.spec import Column, DataProductSpec, LogicalType
 
 if TYPE_CHECKING:
@@ -46,6 +45,9 @@ TIMELINESS_CHECK = "data_timeliness"
 
 def spec_file_of(product: Product) -> str:
     """The product's spec as a path relative to its repository (shown in contracts and descriptors)."""
+    # Addressing loads dagster; the contract diff shares this vocabulary and loads none.
+    from mesh_assets.product.addressing import repo_root_of
+
     try:
         return product.path.resolve().relative_to(repo_root_of(product)).as_posix()
     except ValueError:  # a spec outside a mesh repository layout is shown in full

@@ -40,6 +40,7 @@ from typing import Any
 
 import yaml
 
+from mesh_assets.product.versions import Semver
 from mesh_assets.selfservice.scaffold import (
     Asker,
     Changes,
@@ -430,8 +431,10 @@ class _Derivation:
         check_identifier("product", product)
         version = mesh.get("version") or (mesh.get("port") if isinstance(mesh.get("port"), str) else None)
         version = str(version or "1.0.0")
-        if not re.fullmatch(r"\d+\.\d+\.\d+", version):
-            raise OnboardError(f"model {node['name']}: meta.mesh.version '{version}' is not x.y.z")
+        try:
+            Semver.parse(version)
+        except ValueError:
+            raise OnboardError(f"model {node['name']}: meta.mesh.version '{version}' is not x.y.z") from None
         if product in {p.product for p in ports.values()}:
             raise OnboardError(
                 f"two port models would both become product '{product}'; set meta.mesh.product apart"
@@ -569,7 +572,7 @@ class _Derivation:
                 producer = ports.get(parent)
                 if producer is None or producer is port:
                     continue
-                major = producer.version.split(".")[0]
+                major = Semver.parse(producer.version).major
                 call = f"source('{port_source_name(self.domain)}', '{producer.product}_v{major}')"
                 if node["resource_type"] != "seed":
                     rewrites.setdefault(node["original_file_path"], {})[producer.model] = call
@@ -1010,7 +1013,7 @@ def onboard(root: Path, request: OnboardRequest, asker: Asker | None = None) -> 
     created, modified = changes.report()
     for port in plan.ports:
         notes.append(
-            f"{domain}.{port.product}: port v{port.version.split('.')[0]} from model {port.model} "
+            f"{domain}.{port.product}: port v{Semver.parse(port.version).major} from model {port.model} "
             f"({len(port.columns)} columns, key {', '.join(port.primary_key)}, {len(port.rules)} rule(s)); "
             f"internals: {', '.join(port.internals) or 'none'}"
             + (f"; reads {', '.join(port.inputs)}" if port.inputs else "")
@@ -1055,7 +1058,7 @@ def _write_spec(
     changes: Changes,
 ) -> None:
     folder = root / "domains" / domain / "products" / port.product
-    major = port.version.split(".")[0]
+    major = Semver.parse(port.version).major
     purpose = (
         port.description
         if len(port.description) >= 10
@@ -1087,7 +1090,7 @@ def _write_spec(
         input_ports=[
             {
                 "product": f"{domain}.{name}",
-                "version": f"^{next(p.version for p in plan.ports if p.product == name).split('.')[0]}",
+                "version": f"^{Semver.parse(next(p.version for p in plan.ports if p.product == name)).major}",
                 "purpose": "Read by this product's dbt models or referenced by its rules.",
             }
             for name in port.inputs

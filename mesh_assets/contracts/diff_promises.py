@@ -1,0 +1,219 @@
+"""The product-wide promises every port carries: SLOs, classification, access, rights, agreement, people.
+
+A change here binds every major at once, so a new major cannot carry a breaking one: the fix is named
+from `diff_rules.PRODUCT_FIXES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from mesh_assets.contracts.diff_consumers import Consumer
+from mesh_assets.contracts.diff_freshness import compare_freshness, describe_freshness, hours
+from mesh_assets.contracts.diff_rules import PRODUCT_FIELDS, PRODUCT_FIXES, Change, Rule
+from mesh_assets.product.spec import Classification, DataProductSpec
+
+_CLASSIFICATION_ORDER = list(Classification)  # declared from least to most sensitive
+
+
+def diff_promises(base: DataProductSpec, head: DataProductSpec, consumers: list[Consumer]) -> list[Change]:
+    """Product-wide changes: SLOs, classification, access, access policy, rights, agreement, people."""
+    key = head.key
+    changes: list[Change] = []
+
+    def add(
+        rule: Rule,
+        breaking: bool,
+        reason: str,
+        *,
+        column: str | None = None,
+        warning: bool = False,
+        affected: Sequence[Consumer] = (),
+    ) -> None:
+        where = column or PRODUCT_FIELDS.get(rule)
+        changes.append(
+            Change(key, None, where, rule, breaking, reason, warning=warning, consumers=tuple(affected))
+        )
+
+    slo_old, slo_new = base.slos, head.slos
+    if slo_old.freshness != slo_new.freshness:
+        old_text, new_text = describe_freshness(slo_old.freshness), describe_freshness(slo_new.freshness)
+        try:
+            verdict, old_age, new_age = compare_freshness(slo_old.freshness, slo_new.freshness)
+        except Exception as exc:  # a cron the scheduler cannot parse: say so rather than guess
+            add(
+                Rule.SLO_CHANGED,
+                False,
+                f"freshness {old_text} -> {new_text}; cannot compare ({exc})",
+                warning=True,
+                affected=consumers,
+            )
+        else:
+            change = f"freshness {old_text} -> {new_text}"
+            if verdict == "weaker":
+                why = (
+                    f"data may be {hours(new_age)} old at worst (was {hours(old_age)})"
+                    if new_age > old_age
+                    else "some deadlines come later, so readers scheduled on them get older data"
+                )
+                add(Rule.SLO_WEAKER, True, f"{change}: {why}", column="slos.freshness", affected=consumers)
+            elif verdict == "stronger":
+                add(
+                    Rule.SLO_STRONGER,
+                    False,
+                    f"{change}: data at most {hours(new_age)} old (was {hours(old_age)})",
+                    column="slos.freshness",
+                )
+            else:
+                add(
+                    Rule.SLO_CHANGED,
+                    False,
+                    f"freshness {old_text} -> {new_text} (same promise)",
+                    column="slos.freshness",
+                )
+    for name, before, after in (
+        ("availability", slo_old.availability, slo_new.availability),
+        ("quality_pass_rate", slo_old.quality_pass_rate, slo_new.quality_pass_rate),
+    ):
+        if after < before:
+            add(
+                Rule.SLO_WEAKER,
+                True,
+                f"{name} target {before:g} -> {after:g}",
+                column=f"slos.{name}",
+                affected=consumers,
+            )
+        elif after > before:
+            add(Rule.SLO_STRONGER, False, f"{name} target {before:g} -> {after:g}", column=f"slos.{name}")
+    if slo_old.window != slo_new.window:
+        add(
+            Rule.SLO_CHANGED,
+            False,
+            f"SLIs measured over {slo_old.window} -> {slo_new.window}",
+            column="slos.window",
+        )
+
+    rank = _CLASSIFICATION_ORDER.index
+    if rank(head.classification) > rank(base.classification):
+        # More sensitive data needs more clearance: consumers cleared for the old class lose access.
+        add(
+            Rule.CLASSIFICATION_STRICTER,
+            bool(consumers),
+            f"classification {base.classification} -> {head.classification}: readers need clearance "
+            f"for {head.classification} data" + ("" if consumers else "; no consumer reads it yet"),
+            warning=not consumers,
+            affected=consumers,
+        )
+    elif rank(head.classification) < rank(base.classification):
+        add(
+            Rule.CLASSIFICATION_RELAXED,
+            False,
+            f"classification {base.classification} -> {head.classification}",
+        )
+
+    approved_before = {a.product for a in base.access.approved_consumers}
+    approved_after = {a.product for a in head.access.approved_consumers}
+    if head.access.mode == "approval_required":
+        if base.access.mode == "open":
+            dropped = [c for c in consumers if c.product not in approved_after]
+            add(
+                Rule.ACCESS_RESTRICTED,
+                bool(dropped),
+                "access open -> approval_required: "
+                + (
+                    f"{len(dropped)} current consumer(s) are not approved"
+                    if dropped
+                    else "every current consumer is approved"
+                ),
+                affected=dropped,
+            )
+        revoked = approved_before - approved_after
+        if revoked and base.access.mode == "approval_required":
+            dropped = [c for c in consumers if c.product in revoked]
+            add(
+                Rule.APPROVAL_REVOKED,
+                bool(dropped),
+                f"approval withdrawn from {', '.join(sorted(revoked))}"
+                + ("" if dropped else "; none of them reads the product"),
+                affected=dropped,
+            )
+        if approved_after - approved_before and base.access.mode == "approval_required":
+            add(
+                Rule.ACCESS_RELAXED,
+                False,
+                f"newly approved: {', '.join(sorted(approved_after - approved_before))}",
+            )
+    elif base.access.mode == "approval_required":
+        add(Rule.ACCESS_RELAXED, False, "access approval_required -> open")
+
+    policy_old, policy_new = base.access_policy, head.access_policy
+    allowed_old, allowed_new = set(policy_old.allowed_roles), set(policy_new.allowed_roles)
+    denied_old, denied_new = set(policy_old.denied_roles), set(policy_new.denied_roles)
+    # Losing a reader breaks its consumers; gaining one does not.
+    role_changes = [
+        (allowed_old - allowed_new, Rule.ROLE_REMOVED, True, "may no longer read the ports", "allowed_roles"),
+        (allowed_new - allowed_old, Rule.ROLE_ADDED, False, "may now read the ports", "allowed_roles"),
+        (denied_new - denied_old, Rule.ROLE_DENIED, True, "is now refused", "denied_roles"),
+        (denied_old - denied_new, Rule.ROLE_UNDENIED, False, "is no longer refused", "denied_roles"),
+    ]
+    for roles, rule, breaking, what, policy_list in role_changes:
+        for role in sorted(roles):
+            add(
+                rule,
+                breaking,
+                f"role '{role}' {what}",
+                column=f"access_policy.{policy_list}.{role}",
+                affected=consumers if breaking else (),
+            )
+    if policy_old.pii_handling != policy_new.pii_handling:
+        pii = sorted({c.name for p in head.output_ports for c in p.columns if c.pii})
+        add(
+            Rule.PII_HANDLING_CHANGED,
+            bool(pii),
+            f"PII handling {policy_old.pii_handling} -> {policy_new.pii_handling}: readers without the PII "
+            f"privilege see other values in {', '.join(pii)}"
+            if pii
+            else f"PII handling {policy_old.pii_handling} -> {policy_new.pii_handling} (no PII column)",
+            affected=consumers if pii else (),
+        )
+
+    rights_old, rights_new = base.distribution_rights, head.distribution_rights
+    for name in ("redistribute_unmodified", "redistribute_modified"):
+        before, after = getattr(rights_old, name), getattr(rights_new, name)
+        if before and not after:
+            add(
+                Rule.REDISTRIBUTION_RESTRICTED,
+                bool(consumers),
+                f"{name} true -> false: consumers may no "
+                "longer pass the data on" + ("" if consumers else "; no consumer reads it yet"),
+                column=f"distribution_rights.{name}",
+                warning=not consumers,
+                affected=consumers,
+            )
+        elif after and not before:
+            add(
+                Rule.REDISTRIBUTION_RELAXED,
+                False,
+                f"{name} false -> true",
+                column=f"distribution_rights.{name}",
+            )
+    if base.data_sharing_agreement != head.data_sharing_agreement:
+        add(
+            Rule.AGREEMENT_CHANGED,
+            False,
+            "the data sharing agreement changed: consumers must accept the new terms",
+            warning=bool(consumers),
+            affected=consumers,
+        )
+    if base.description != head.description:
+        add(Rule.PRODUCT_DESCRIPTION, False, "the product's description changed")
+    if base.owner != head.owner:
+        add(
+            Rule.OWNER_CHANGED,
+            False,
+            f"owner {base.owner.team} ({base.owner.steward}) -> {head.owner.team} ({head.owner.steward})",
+        )
+    if base.support != head.support:
+        add(Rule.SUPPORT_CHANGED, False, f"support {base.support.channel} -> {head.support.channel}")
+    return [replace(c, fix=PRODUCT_FIXES.get(c.rule, "")) if c.breaking else c for c in changes]
