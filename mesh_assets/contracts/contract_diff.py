@@ -19,12 +19,12 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
-from mesh_assets.contracts.diff_consumers import Consumer, readers, unique_consumers
+from mesh_assets.contracts.diff_consumers import readers, unique_consumers
 from mesh_assets.contracts.diff_git import read_specs_at
 from mesh_assets.contracts.diff_lifecycle import allowance, diff_status, removed_port, removed_product
 from mesh_assets.contracts.diff_promises import diff_promises
 from mesh_assets.contracts.diff_report import DiffReport
-from mesh_assets.contracts.diff_rules import Change, Rule
+from mesh_assets.contracts.diff_rules import Change, Consumer, Rule
 from mesh_assets.contracts.diff_schema import diff_ports
 from mesh_assets.contracts.diff_versions import bump_changes, version_key
 from mesh_assets.product.registry import effective_status, load_registry

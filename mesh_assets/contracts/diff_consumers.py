@@ -3,58 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
 
+from mesh_assets.contracts.diff_rules import Consumer
 from mesh_assets.contracts.diff_versions import version_key
-from mesh_assets.product.spec import DataProductSpec, OutputPort, ProductInput
+from mesh_assets.product.spec import DataProductSpec, OutputPort
 from mesh_assets.product.versions import VersionRangeError, satisfies
-
-
-@dataclass(frozen=True)
-class Consumer:
-    """A product reading another product's port, and the people who answer for it."""
-
-    product: str
-    """`<domain>.<product>` of the consumer."""
-    team: str
-    steward: str
-    purpose: str
-    version_range: str
-    """The version range its input port declares."""
-    preview: bool = False
-
-    @classmethod
-    def of(cls, spec: DataProductSpec, declared: ProductInput) -> Consumer:
-        """The product `spec` as a consumer, through the input port it `declared`."""
-        return cls(
-            product=spec.key,
-            team=spec.owner.team,
-            steward=spec.owner.steward,
-            purpose=declared.purpose,
-            version_range=declared.version,
-            preview=declared.preview,
-        )
-
-    @property
-    def domain(self) -> str:
-        """The consumer's domain."""
-        return self.product.split(".")[0]
-
-    def label(self) -> str:
-        """`<product> (<team>, <steward>)`, as shown to people."""
-        return f"{self.product} ({self.team}, {self.steward})"
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields."""
-        return {
-            "product": self.product,
-            "team": self.team,
-            "steward": self.steward,
-            "purpose": self.purpose,
-            "version_range": self.version_range,
-            "preview": self.preview,
-        }
 
 
 def readers(

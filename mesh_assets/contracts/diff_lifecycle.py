@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from mesh_assets.contracts.diff_consumers import Consumer, readers
-from mesh_assets.contracts.diff_rules import Change, Rule
+from mesh_assets.contracts.diff_consumers import readers
+from mesh_assets.contracts.diff_rules import Change, Consumer, Rule
 from mesh_assets.contracts.diff_versions import version_key
 from mesh_assets.product.registry import effective_status
 from mesh_assets.product.spec import DataProductSpec, OutputPort, Status

@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from mesh_assets.contracts.diff_consumers import Consumer
 from mesh_assets.contracts.diff_freshness import compare_freshness, describe_freshness, hours
-from mesh_assets.contracts.diff_rules import PRODUCT_FIELDS, PRODUCT_FIXES, Change, Rule
+from mesh_assets.contracts.diff_rules import PRODUCT_FIELDS, PRODUCT_FIXES, Change, Consumer, Rule
 from mesh_assets.product.spec import Classification, DataProductSpec
 
 _CLASSIFICATION_ORDER = list(Classification)  # declared from least to most sensitive

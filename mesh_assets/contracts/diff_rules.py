@@ -1,4 +1,5 @@
-"""The contract diff's vocabulary: the kinds of change it recognises, its rule tables, and a `Change`.
+"""The contract diff's vocabulary: the kinds of change it recognises, its rule tables, and a `Change`
+with the `Consumer`s it affects.
 
 The tables say, per rule, what a version bump must be, which spec field a product-wide change is about
 and how to resolve it when it breaks; the judges (`diff_schema`, `diff_promises`, `diff_lifecycle`,
@@ -12,7 +13,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mesh_assets.contracts.diff_consumers import Consumer
+    from mesh_assets.product.spec import DataProductSpec, ProductInput
 
 
 class Rule(StrEnum):
@@ -138,6 +139,52 @@ PRODUCT_FIELDS = {
     Rule.SUPPORT_CHANGED: "support",
 }
 """The spec field a product-wide change is about, shown where a port change shows its column."""
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """A product reading another product's port, and the people who answer for it."""
+
+    product: str
+    """`<domain>.<product>` of the consumer."""
+    team: str
+    steward: str
+    purpose: str
+    version_range: str
+    """The version range its input port declares."""
+    preview: bool = False
+
+    @classmethod
+    def of(cls, spec: DataProductSpec, declared: ProductInput) -> Consumer:
+        """The product `spec` as a consumer, through the input port it `declared`."""
+        return cls(
+            product=spec.key,
+            team=spec.owner.team,
+            steward=spec.owner.steward,
+            purpose=declared.purpose,
+            version_range=declared.version,
+            preview=declared.preview,
+        )
+
+    @property
+    def domain(self) -> str:
+        """The consumer's domain."""
+        return self.product.split(".")[0]
+
+    def label(self) -> str:
+        """`<product> (<team>, <steward>)`, as shown to people."""
+        return f"{self.product} ({self.team}, {self.steward})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return {
+            "product": self.product,
+            "team": self.team,
+            "steward": self.steward,
+            "purpose": self.purpose,
+            "version_range": self.version_range,
+            "preview": self.preview,
+        }
 
 
 @dataclass(frozen=True)

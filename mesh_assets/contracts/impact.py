@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from mesh_assets.contracts.contract_diff import diff_working_tree
-from mesh_assets.contracts.diff_consumers import Consumer
 from mesh_assets.contracts.diff_git import ContractDiffError
-from mesh_assets.contracts.diff_rules import Change
+from mesh_assets.contracts.diff_rules import Change, Consumer
 from mesh_assets.product import lifecycle
 from mesh_assets.product.registry import Registry, effective_status, load_registry
 from mesh_assets.product.spec import OutputPort, ProductInput, Status
