@@ -29,7 +29,7 @@ from mesh_assets.govern.validate import validate
 from mesh_assets.product.registry import load_registry
 from mesh_assets.selfservice import onboard
 from mesh_assets.selfservice.onboard import OnboardError, OnboardRequest, plan_onboarding
-from mesh_assets.selfservice.scaffold import dbt_profiles
+from mesh_assets.selfservice.templates import dbt_profiles
 
 FIXTURE = Path(__file__).parent / "fixtures" / "dbt_shop"
 STEWARD = ["--steward", "shop.lead@example.com", "--owner-team", "shop_data"]

@@ -22,14 +22,11 @@ from typer.testing import CliRunner
 
 from mesh_assets.govern.validate import validate
 from mesh_assets.product.registry import load_registry
-from mesh_assets.selfservice import scaffold
-from mesh_assets.selfservice.scaffold import (
-    ProductRequest,
-    ScaffoldError,
-    check_product,
-    new_domain,
-    new_product,
-)
+from mesh_assets.selfservice.check import check_product
+from mesh_assets.selfservice.errors import ScaffoldError
+from mesh_assets.selfservice.governance_defaults import half_duration
+from mesh_assets.selfservice.prompts import check_identifier, suggest_identifier
+from mesh_assets.selfservice.scaffold import ProductRequest, new_domain, new_product
 
 STEWARD = "lab.lead@example.com"
 
@@ -388,21 +385,22 @@ def test_products_of_each_kind_validate_build_and_pass_their_own_tests(
         tests.stdout + tests.stderr
     )
     ruff = Path(sys.executable).with_name("ruff")
-    if ruff.exists():
-        # Lint the copy as the repository lints itself: its config, `mesh_assets` first-party.
-        shutil.copy(REPO / "pyproject.toml", repo / "pyproject.toml")
-        (repo / "mesh_assets").symlink_to(REPO / "mesh_assets")
-        for command in (["check"], ["format", "--check"]):
-            lint = subprocess.run(
-                [str(ruff), *command, "--no-cache", "domains/lab"], cwd=repo, capture_output=True, text=True
-            )
-            assert lint.returncode == 0, lint.stdout + lint.stderr
+    # ruff is a dev dependency, always installed: a missing one is a broken environment, not a skip.
+    assert ruff.exists(), f"no ruff beside {sys.executable}: install the dev dependencies"
+    # Lint the copy as the repository lints itself: its config, `mesh_assets` first-party.
+    shutil.copy(REPO / "pyproject.toml", repo / "pyproject.toml")
+    (repo / "mesh_assets").symlink_to(REPO / "mesh_assets")
+    for command in (["check"], ["format", "--check"]):
+        lint = subprocess.run(
+            [str(ruff), *command, "--no-cache", "domains/lab"], cwd=repo, capture_output=True, text=True
+        )
+        assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
 def test_scaffold_helpers() -> None:
-    assert scaffold.half_duration("24h") == "12h"
-    assert scaffold.half_duration("1h") == "30m"
-    assert scaffold.half_duration("4d") == "2d"
-    assert scaffold.suggest_identifier("Lab Ops-2") == "lab_ops_2"
+    assert half_duration("24h") == "12h"
+    assert half_duration("1h") == "30m"
+    assert half_duration("4d") == "2d"
+    assert suggest_identifier("Lab Ops-2") == "lab_ops_2"
     with pytest.raises(ScaffoldError, match=r"e\.g\. 'x_y'"):
-        scaffold.check_identifier("domain", "X-Y")
+        check_identifier("domain", "X-Y")

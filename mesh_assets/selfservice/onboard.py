@@ -41,24 +41,13 @@ from typing import Any
 import yaml
 
 from mesh_assets.product.versions import Semver
-from mesh_assets.selfservice.scaffold import (
-    Asker,
-    Changes,
-    Flow,
-    FlowMap,
-    Governance,
-    Scaffolded,
-    ScaffoldError,
-    answer,
-    check_identifier,
-    create_domain,
-    existing_domains,
-    humanize,
-    render_spec,
-    resolve_governance,
-    spec_document,
-    suggest_identifier,
-)
+from mesh_assets.selfservice.changes import Changes, Scaffolded
+from mesh_assets.selfservice.errors import ScaffoldError
+from mesh_assets.selfservice.governance_defaults import Governance, humanize, resolve_governance
+from mesh_assets.selfservice.prompts import Asker, answer, check_identifier, suggest_identifier
+from mesh_assets.selfservice.spec_document import render_spec, spec_document
+from mesh_assets.selfservice.workspace import create_domain, existing_domains
+from mesh_assets.selfservice.yaml_style import Flow, FlowMap
 
 _QUOTING = (
     "\n# Added by `mesh new domain --from-dbt`: quote identifiers so Snowflake keeps the lowercase names\n"
@@ -892,7 +881,7 @@ def _place(source: Path, target: Path, link: bool, changes: Changes) -> None:
 
 
 def _write_profile(project_dir: Path, profile: str, domain: str, link: bool, changes: Changes) -> list[str]:
-    from mesh_assets.selfservice.scaffold import dbt_profiles
+    from mesh_assets.selfservice.templates import dbt_profiles
 
     path = project_dir / "profiles.yml"
     notes = []
@@ -1106,7 +1095,7 @@ def _settle(
 ) -> list[str]:
     """Validate the new domain; drop custom SQL rules the platform refuses (saying so); refuse the rest."""
     from mesh_assets.product.registry import load_registry
-    from mesh_assets.selfservice.scaffold import product_problems
+    from mesh_assets.selfservice.check import product_problems
 
     notes = []
     registry = load_registry(root)
