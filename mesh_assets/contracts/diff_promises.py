@@ -7,7 +7,7 @@ from `diff_rules.PRODUCT_FIXES`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from mesh_assets.contracts.diff_freshness import compare_freshness, describe_freshness, hours
 from mesh_assets.contracts.diff_rules import PRODUCT_FIELDS, PRODUCT_FIXES, Change, Consumer, Rule
@@ -16,12 +16,15 @@ from mesh_assets.product.spec import Classification, DataProductSpec
 _CLASSIFICATION_ORDER = list(Classification)  # declared from least to most sensitive
 
 
-def diff_promises(base: DataProductSpec, head: DataProductSpec, consumers: list[Consumer]) -> list[Change]:
-    """Product-wide changes: SLOs, classification, access, access policy, rights, agreement, people."""
-    key = head.key
-    changes: list[Change] = []
+@dataclass
+class _Found:
+    """The product-wide changes found so far, each placed on the spec field it is about."""
+
+    key: str
+    changes: list[Change] = field(default_factory=list)
 
     def add(
+        self,
         rule: Rule,
         breaking: bool,
         reason: str,
@@ -31,17 +34,35 @@ def diff_promises(base: DataProductSpec, head: DataProductSpec, consumers: list[
         affected: Sequence[Consumer] = (),
     ) -> None:
         where = column or PRODUCT_FIELDS.get(rule)
-        changes.append(
-            Change(key, None, where, rule, breaking, reason, warning=warning, consumers=tuple(affected))
+        self.changes.append(
+            Change(self.key, None, where, rule, breaking, reason, warning=warning, consumers=tuple(affected))
         )
 
+
+def diff_promises(base: DataProductSpec, head: DataProductSpec, consumers: list[Consumer]) -> list[Change]:
+    """Product-wide changes: SLOs, classification, access, access policy, rights, agreement, people."""
+    found = _Found(head.key)
+    for judge in (
+        _slos,
+        _classification,
+        _access,
+        _access_policy,
+        _distribution_rights,
+        _agreement_and_people,
+    ):
+        judge(base, head, consumers, found)
+    return [replace(c, fix=PRODUCT_FIXES.get(c.rule, "")) if c.breaking else c for c in found.changes]
+
+
+def _slos(base: DataProductSpec, head: DataProductSpec, consumers: list[Consumer], found: _Found) -> None:
+    """Freshness, availability and quality targets, and the window SLIs are measured over."""
     slo_old, slo_new = base.slos, head.slos
     if slo_old.freshness != slo_new.freshness:
         old_text, new_text = describe_freshness(slo_old.freshness), describe_freshness(slo_new.freshness)
         try:
             verdict, old_age, new_age = compare_freshness(slo_old.freshness, slo_new.freshness)
         except Exception as exc:  # a cron the scheduler cannot parse: say so rather than guess
-            add(
+            found.add(
                 Rule.SLO_CHANGED,
                 False,
                 f"freshness {old_text} -> {new_text}; cannot compare ({exc})",
@@ -56,16 +77,18 @@ def diff_promises(base: DataProductSpec, head: DataProductSpec, consumers: list[
                     if new_age > old_age
                     else "some deadlines come later, so readers scheduled on them get older data"
                 )
-                add(Rule.SLO_WEAKER, True, f"{change}: {why}", column="slos.freshness", affected=consumers)
+                found.add(
+                    Rule.SLO_WEAKER, True, f"{change}: {why}", column="slos.freshness", affected=consumers
+                )
             elif verdict == "stronger":
-                add(
+                found.add(
                     Rule.SLO_STRONGER,
                     False,
                     f"{change}: data at most {hours(new_age)} old (was {hours(old_age)})",
                     column="slos.freshness",
                 )
             else:
-                add(
+                found.add(
                     Rule.SLO_CHANGED,
                     False,
                     f"freshness {old_text} -> {new_text} (same promise)",
@@ -76,7 +99,7 @@ def diff_promises(base: DataProductSpec, head: DataProductSpec, consumers: list[
         ("quality_pass_rate", slo_old.quality_pass_rate, slo_new.quality_pass_rate),
     ):
         if after < before:
-            add(
+            found.add(
                 Rule.SLO_WEAKER,
                 True,
                 f"{name} target {before:g} -> {after:g}",
@@ -84,19 +107,26 @@ def diff_promises(base: DataProductSpec, head: DataProductSpec, consumers: list[
                 affected=consumers,
             )
         elif after > before:
-            add(Rule.SLO_STRONGER, False, f"{name} target {before:g} -> {after:g}", column=f"slos.{name}")
+            found.add(
+                Rule.SLO_STRONGER, False, f"{name} target {before:g} -> {after:g}", column=f"slos.{name}"
+            )
     if slo_old.window != slo_new.window:
-        add(
+        found.add(
             Rule.SLO_CHANGED,
             False,
             f"SLIs measured over {slo_old.window} -> {slo_new.window}",
             column="slos.window",
         )
 
+
+def _classification(
+    base: DataProductSpec, head: DataProductSpec, consumers: list[Consumer], found: _Found
+) -> None:
+    """A stricter class locks out consumers cleared for the old one."""
     rank = _CLASSIFICATION_ORDER.index
     if rank(head.classification) > rank(base.classification):
         # More sensitive data needs more clearance: consumers cleared for the old class lose access.
-        add(
+        found.add(
             Rule.CLASSIFICATION_STRICTER,
             bool(consumers),
             f"classification {base.classification} -> {head.classification}: readers need clearance "
@@ -105,18 +135,21 @@ def diff_promises(base: DataProductSpec, head: DataProductSpec, consumers: list[
             affected=consumers,
         )
     elif rank(head.classification) < rank(base.classification):
-        add(
+        found.add(
             Rule.CLASSIFICATION_RELAXED,
             False,
             f"classification {base.classification} -> {head.classification}",
         )
 
+
+def _access(base: DataProductSpec, head: DataProductSpec, consumers: list[Consumer], found: _Found) -> None:
+    """Open or approval required, and who is approved."""
     approved_before = {a.product for a in base.access.approved_consumers}
     approved_after = {a.product for a in head.access.approved_consumers}
     if head.access.mode == "approval_required":
         if base.access.mode == "open":
             dropped = [c for c in consumers if c.product not in approved_after]
-            add(
+            found.add(
                 Rule.ACCESS_RESTRICTED,
                 bool(dropped),
                 "access open -> approval_required: "
@@ -130,7 +163,7 @@ def diff_promises(base: DataProductSpec, head: DataProductSpec, consumers: list[
         revoked = approved_before - approved_after
         if revoked and base.access.mode == "approval_required":
             dropped = [c for c in consumers if c.product in revoked]
-            add(
+            found.add(
                 Rule.APPROVAL_REVOKED,
                 bool(dropped),
                 f"approval withdrawn from {', '.join(sorted(revoked))}"
@@ -138,14 +171,19 @@ def diff_promises(base: DataProductSpec, head: DataProductSpec, consumers: list[
                 affected=dropped,
             )
         if approved_after - approved_before and base.access.mode == "approval_required":
-            add(
+            found.add(
                 Rule.ACCESS_RELAXED,
                 False,
                 f"newly approved: {', '.join(sorted(approved_after - approved_before))}",
             )
     elif base.access.mode == "approval_required":
-        add(Rule.ACCESS_RELAXED, False, "access approval_required -> open")
+        found.add(Rule.ACCESS_RELAXED, False, "access approval_required -> open")
 
+
+def _access_policy(
+    base: DataProductSpec, head: DataProductSpec, consumers: list[Consumer], found: _Found
+) -> None:
+    """Roles allowed and refused, and how PII is shown to readers without the privilege."""
     policy_old, policy_new = base.access_policy, head.access_policy
     allowed_old, allowed_new = set(policy_old.allowed_roles), set(policy_new.allowed_roles)
     denied_old, denied_new = set(policy_old.denied_roles), set(policy_new.denied_roles)
@@ -158,7 +196,7 @@ def diff_promises(base: DataProductSpec, head: DataProductSpec, consumers: list[
     ]
     for roles, rule, breaking, what, policy_list in role_changes:
         for role in sorted(roles):
-            add(
+            found.add(
                 rule,
                 breaking,
                 f"role '{role}' {what}",
@@ -167,7 +205,7 @@ def diff_promises(base: DataProductSpec, head: DataProductSpec, consumers: list[
             )
     if policy_old.pii_handling != policy_new.pii_handling:
         pii = sorted({c.name for p in head.output_ports for c in p.columns if c.pii})
-        add(
+        found.add(
             Rule.PII_HANDLING_CHANGED,
             bool(pii),
             f"PII handling {policy_old.pii_handling} -> {policy_new.pii_handling}: readers without the PII "
@@ -177,11 +215,16 @@ def diff_promises(base: DataProductSpec, head: DataProductSpec, consumers: list[
             affected=consumers if pii else (),
         )
 
+
+def _distribution_rights(
+    base: DataProductSpec, head: DataProductSpec, consumers: list[Consumer], found: _Found
+) -> None:
+    """Whether consumers may pass the data on."""
     rights_old, rights_new = base.distribution_rights, head.distribution_rights
     for name in ("redistribute_unmodified", "redistribute_modified"):
         before, after = getattr(rights_old, name), getattr(rights_new, name)
         if before and not after:
-            add(
+            found.add(
                 Rule.REDISTRIBUTION_RESTRICTED,
                 bool(consumers),
                 f"{name} true -> false: consumers may no "
@@ -191,14 +234,20 @@ def diff_promises(base: DataProductSpec, head: DataProductSpec, consumers: list[
                 affected=consumers,
             )
         elif after and not before:
-            add(
+            found.add(
                 Rule.REDISTRIBUTION_RELAXED,
                 False,
                 f"{name} false -> true",
                 column=f"distribution_rights.{name}",
             )
+
+
+def _agreement_and_people(
+    base: DataProductSpec, head: DataProductSpec, consumers: list[Consumer], found: _Found
+) -> None:
+    """The data sharing agreement, the description, owner and support channel."""
     if base.data_sharing_agreement != head.data_sharing_agreement:
-        add(
+        found.add(
             Rule.AGREEMENT_CHANGED,
             False,
             "the data sharing agreement changed: consumers must accept the new terms",
@@ -206,13 +255,12 @@ def diff_promises(base: DataProductSpec, head: DataProductSpec, consumers: list[
             affected=consumers,
         )
     if base.description != head.description:
-        add(Rule.PRODUCT_DESCRIPTION, False, "the product's description changed")
+        found.add(Rule.PRODUCT_DESCRIPTION, False, "the product's description changed")
     if base.owner != head.owner:
-        add(
+        found.add(
             Rule.OWNER_CHANGED,
             False,
             f"owner {base.owner.team} ({base.owner.steward}) -> {head.owner.team} ({head.owner.steward})",
         )
     if base.support != head.support:
-        add(Rule.SUPPORT_CHANGED, False, f"support {base.support.channel} -> {head.support.channel}")
-    return [replace(c, fix=PRODUCT_FIXES.get(c.rule, "")) if c.breaking else c for c in changes]
+        found.add(Rule.SUPPORT_CHANGED, False, f"support {base.support.channel} -> {head.support.channel}")

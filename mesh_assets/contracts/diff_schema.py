@@ -7,6 +7,7 @@ loses values narrows (breaking), and one that keeps values but changes kind stil
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass, field
 
 from mesh_assets.contracts.diff_rules import Change, Rule
 from mesh_assets.contracts.odcs_vocabulary import mesh_type
@@ -94,6 +95,18 @@ def _unique_columns(port: OutputPort) -> set[str]:
     return {c.name for c in port.columns if c.unique} | single_key
 
 
+@dataclass
+class _Found:
+    """The schema changes of one port found so far."""
+
+    product: str
+    port: str
+    changes: list[Change] = field(default_factory=list)
+
+    def add(self, rule: Rule, column: str | None, breaking: bool, reason: str, warning: bool = False) -> None:
+        self.changes.append(Change(self.product, self.port, column, rule, breaking, reason, warning=warning))
+
+
 def diff_ports(product: str, base: OutputPort, head: OutputPort) -> list[Change]:
     """The schema changes between two versions of a port: columns, keys, quality and description.
 
@@ -101,12 +114,16 @@ def diff_ports(product: str, base: OutputPort, head: OutputPort) -> list[Change]
     becomes nullable, no longer unique or PII, a changed primary key or event time, a check that no
     longer blocks a publish. Lifecycle, versions and consumers are judged by `diff_specs`.
     """
-    port = f"v{head.major}"
-    changes: list[Change] = []
+    found = _Found(product, f"v{head.major}")
+    for judge in (_columns, _keys, _quality):
+        judge(base, head, found)
+    if base.description != head.description:
+        found.add(Rule.PORT_DESCRIPTION, None, False, "the port's description changed")
+    return found.changes
 
-    def add(rule: Rule, column: str | None, breaking: bool, reason: str, warning: bool = False) -> None:
-        changes.append(Change(product, port, column, rule, breaking, reason, warning=warning))
 
+def _columns(base: OutputPort, head: OutputPort, found: _Found) -> None:
+    """Columns removed, renamed or added; each kept column's type, nullability, uniqueness, PII, wording."""
     old = {c.name: c for c in base.columns}
     new = {c.name: c for c in head.columns}
     removed = [c for c in base.columns if c.name not in new]
@@ -114,19 +131,21 @@ def diff_ports(product: str, base: OutputPort, head: OutputPort) -> list[Change]
     renames = _pair_renames(removed, added)
     for column in removed:
         if column.name in renames:
-            add(
+            found.add(
                 Rule.COLUMN_RENAMED,
                 column.name,
                 True,
                 f"renamed? {column.name} -> {renames[column.name].name}: readers of '{column.name}' fail",
             )
         else:
-            add(Rule.COLUMN_REMOVED, column.name, True, f"column '{column.name}' removed: readers of it fail")
+            found.add(
+                Rule.COLUMN_REMOVED, column.name, True, f"column '{column.name}' removed: readers of it fail"
+            )
     renamed_to = {c.name for c in renames.values()}
     for column in added:
         if column.name not in renamed_to:
             nullability = "nullable" if column.nullable else "not null"
-            add(
+            found.add(
                 Rule.COLUMN_ADDED,
                 column.name,
                 False,
@@ -137,37 +156,41 @@ def diff_ports(product: str, base: OutputPort, head: OutputPort) -> list[Change]
         before, after = old[name], new[name]
         typed = _type_change(before, after)
         if typed is not None:
-            add(typed[0], name, typed[0] != Rule.TYPE_WIDENED, typed[1])
+            found.add(typed[0], name, typed[0] != Rule.TYPE_WIDENED, typed[1])
         if not before.nullable and after.nullable:
-            add(
+            found.add(
                 Rule.BECAME_NULLABLE, name, True, f"'{name}' may now be null: readers relying on values break"
             )
         elif before.nullable and not after.nullable:
-            add(Rule.BECAME_NOT_NULL, name, False, f"'{name}' is now never null (a stronger promise)")
+            found.add(Rule.BECAME_NOT_NULL, name, False, f"'{name}' is now never null (a stronger promise)")
         if name in base_unique and name not in head_unique:
-            add(Rule.NO_LONGER_UNIQUE, name, True, f"'{name}' is no longer unique: joins on it fan out")
+            found.add(Rule.NO_LONGER_UNIQUE, name, True, f"'{name}' is no longer unique: joins on it fan out")
         elif name in head_unique and name not in base_unique:
-            add(Rule.BECAME_UNIQUE, name, False, f"'{name}' is now unique (a stronger promise)")
+            found.add(Rule.BECAME_UNIQUE, name, False, f"'{name}' is now unique (a stronger promise)")
         if not before.pii and after.pii:
-            add(
+            found.add(
                 Rule.BECAME_PII,
                 name,
                 True,
                 f"'{name}' is now personal data: readers without the PII privilege get it masked",
             )
         elif before.pii and not after.pii:
-            add(Rule.NO_LONGER_PII, name, False, f"'{name}' is no longer marked as personal data")
+            found.add(Rule.NO_LONGER_PII, name, False, f"'{name}' is no longer marked as personal data")
         if before.description != after.description:
-            add(Rule.COLUMN_DESCRIPTION, name, False, f"description of '{name}' changed")
+            found.add(Rule.COLUMN_DESCRIPTION, name, False, f"description of '{name}' changed")
         if before.examples != after.examples:
-            add(Rule.COLUMN_EXAMPLES, name, False, f"examples of '{name}' changed")
+            found.add(Rule.COLUMN_EXAMPLES, name, False, f"examples of '{name}' changed")
     kept_order = [c.name for c in base.columns if c.name in new]
     if kept_order != [c.name for c in head.columns if c.name in old]:
-        add(Rule.COLUMNS_REORDERED, None, False, "columns are in a new order; readers select by name")
+        found.add(Rule.COLUMNS_REORDERED, None, False, "columns are in a new order; readers select by name")
+
+
+def _keys(base: OutputPort, head: OutputPort, found: _Found) -> None:
+    """The primary key (the grain of a row) and the event time (what incremental readers load by)."""
     if set(base.primary_key) != set(head.primary_key):
         # The key is the grain of a row: another key means other rows, so every reader's join or merge
         # on the old key is wrong, whether the key grew or shrank.
-        add(
+        found.add(
             Rule.PRIMARY_KEY_CHANGED,
             ", ".join(head.primary_key),
             True,
@@ -175,20 +198,25 @@ def diff_ports(product: str, base: OutputPort, head: OutputPort) -> list[Change]
             "a row changes and readers' keys no longer identify rows",
         )
     if base.event_time is not None and base.event_time != head.event_time:
-        add(
+        found.add(
             Rule.EVENT_TIME_CHANGED,
             base.event_time,
             True,
             f"event time '{base.event_time}' -> '{head.event_time or 'none'}': readers' incremental "
             "loads and data-time filters break",
         )
+
+
+def _quality(base: OutputPort, head: OutputPort, found: _Found) -> None:
+    """Check severities, row-count bounds and accepted values: what a published batch is held to."""
+    new = {c.name for c in head.columns}
     for check, before_severity, after_severity in (
         ("schema", base.quality.schema_severity, head.quality.schema_severity),
         ("primary key", base.quality.key_severity, head.quality.key_severity),
     ):
         if before_severity != after_severity:
             weaker = after_severity == "warn"
-            add(
+            found.add(
                 Rule.QUALITY_WEAKER if weaker else Rule.QUALITY_STRONGER,
                 None,
                 weaker,
@@ -197,7 +225,7 @@ def diff_ports(product: str, base: OutputPort, head: OutputPort) -> list[Change]
             )
     old_rows, new_rows = base.quality.row_count, head.quality.row_count
     if new_rows.min < old_rows.min:
-        add(
+        found.add(
             Rule.QUALITY_WEAKER,
             None,
             False,
@@ -205,9 +233,9 @@ def diff_ports(product: str, base: OutputPort, head: OutputPort) -> list[Change]
             warning=True,
         )
     elif new_rows.min > old_rows.min:
-        add(Rule.QUALITY_STRONGER, None, False, f"row count minimum {old_rows.min} -> {new_rows.min}")
+        found.add(Rule.QUALITY_STRONGER, None, False, f"row count minimum {old_rows.min} -> {new_rows.min}")
     if new_rows.max != old_rows.max:
-        add(
+        found.add(
             Rule.QUALITY_STRONGER
             if new_rows.max is not None and (old_rows.max is None or new_rows.max < old_rows.max)
             else Rule.QUALITY_WEAKER,
@@ -220,7 +248,7 @@ def diff_ports(product: str, base: OutputPort, head: OutputPort) -> list[Change]
         if column not in new:
             continue
         if column not in new_values:
-            add(
+            found.add(
                 Rule.ACCEPTED_VALUE_REMOVED,
                 column,
                 True,
@@ -229,7 +257,7 @@ def diff_ports(product: str, base: OutputPort, head: OutputPort) -> list[Change]
             continue
         dropped = [v for v in values if v not in new_values[column]]
         if dropped:
-            add(
+            found.add(
                 Rule.ACCEPTED_VALUE_REMOVED,
                 column,
                 True,
@@ -238,7 +266,7 @@ def diff_ports(product: str, base: OutputPort, head: OutputPort) -> list[Change]
             )
         grown = [v for v in new_values[column] if v not in values]
         if grown:
-            add(
+            found.add(
                 Rule.ACCEPTED_VALUE_ADDED,
                 column,
                 False,
@@ -246,9 +274,6 @@ def diff_ports(product: str, base: OutputPort, head: OutputPort) -> list[Change]
                 "consumers with exhaustive mappings should handle them",
                 warning=True,
             )
-    if base.description != head.description:
-        add(Rule.PORT_DESCRIPTION, None, False, "the port's description changed")
-    return changes
 
 
 def _accepted_values(port: OutputPort) -> dict[str, list[str | int]]:
