@@ -1,5 +1,6 @@
 """Contracts as documents: standards out and in, and what a change breaks. Imports wings below `observe`.
 
-Public API: `odcs` (ODCS v3.2 export/import), `odps` (ODPS descriptors), `contract_diff` (`mesh contract
-diff`), `impact` (`mesh impact`: consumers per version).
+Public API: `odcs` (ODCS v3.2 export/import; the face of the `odcs_*` modules), `odps` (ODPS
+descriptors), `contract_diff` (`mesh contract diff`, judging with the `diff_*` modules), `impact`
+(`mesh impact`: consumers per version).
 """
