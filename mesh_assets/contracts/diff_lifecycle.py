@@ -12,16 +12,12 @@ from mesh_assets.contracts.diff_rules import Change, Consumer, Rule
 from mesh_assets.contracts.diff_versions import version_key
 from mesh_assets.product.registry import effective_status
 from mesh_assets.product.spec import DataProductSpec, OutputPort, Status
-
-
-def _replacement_major(text: str) -> int | None:
-    head = text.strip().lstrip("v^").split(".")[0]
-    return int(head) if head.isdigit() else None
+from mesh_assets.product.versions import major_of
 
 
 def _replacement_served(spec: DataProductSpec, replacement: str, today: date) -> bool:
     """Whether the major a deprecation points to is published and still served (deprecated counts)."""
-    major = _replacement_major(replacement)
+    major = major_of(replacement)
     target = next((p for p in spec.output_ports if p.major == major), None)
     return target is not None and effective_status(spec, target, today) in {
         Status.ACTIVE,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from mesh_assets.contracts.diff_rules import NO_BUMP_RULES, PATCH_RULES, Change, Rule
 from mesh_assets.product.spec import OutputPort
+from mesh_assets.product.versions import Semver
 
 
-def version_key(version: str) -> tuple[int, ...]:
+def version_key(version: str) -> Semver:
     """`1.4.0` -> (1, 4, 0), to compare versions in order."""
-    return tuple(int(x) for x in version.split("."))
+    return Semver.parse(version)
 
 
 def bump_changes(
