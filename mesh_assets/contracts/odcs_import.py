@@ -17,6 +17,7 @@ from mesh_assets.contracts.odcs_import_schema import columns_in, quality_in
 from mesh_assets.contracts.odcs_standard import ContractError, schema_errors
 from mesh_assets.contracts.odcs_vocabulary import API_VERSION, custom_values, identifier_of
 from mesh_assets.product.spec import DataProductSpec, OutputPort
+from mesh_assets.product.versions import coerce
 
 _UNIT_IN = {
     "m": "m",
@@ -42,14 +43,12 @@ def _semver(text: Any, notes: list[str]) -> str | None:
     if text is None:
         return None
     raw = str(text).strip()
-    value = raw.removeprefix("v").removeprefix("V")
-    if re.match(r"^\d+\.\d+\.\d+$", value):
-        return value
-    if re.match(r"^\d+(\.\d+)?$", value):
-        padded = ".".join([*value.split("."), "0", "0"][:3])
-        notes.append(f"version '{raw}' read as {padded}")
-        return padded
-    return raw  # not a version the spec accepts: kept, so validation shows it
+    version = coerce(raw)
+    if version is None:
+        return raw  # not a version the spec accepts: kept, so validation shows it
+    if str(version) != raw.lstrip("vV"):  # `2` or `2.1`, padded to the spec's MAJOR.MINOR.PATCH
+        notes.append(f"version '{raw}' read as {version}")
+    return str(version)
 
 
 def _parse_sla_duration(entry: Mapping[str, Any], notes: list[str]) -> str | None:

@@ -43,9 +43,20 @@ def overview_rows(registry: Registry) -> list[dict[str, object]]:
     return rows
 
 
-def _markdown(rows: list[dict[str, object]], columns: list[str]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows]
+def markdown_cell(value: object) -> str:
+    """`value` as the text of one markdown table cell.
+
+    Descriptions, owners and names are free text: a `|` would end the cell and a line break the row, so a
+    `|` is escaped (and the backslash that could escape it), and every run of whitespace becomes a space.
+    """
+    text = str(value).replace("\\", "\\\\").replace("|", "\\|")
+    return " ".join(text.split())
+
+
+def markdown_table(rows: list[dict[str, object]], columns: list[str]) -> str:
+    """A markdown table of `columns` of `rows`, every cell escaped (`markdown_cell`)."""
+    lines = ["| " + " | ".join(markdown_cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(markdown_cell(row[c]) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -84,7 +95,7 @@ def definitions(registry: Registry, env: Environment) -> dg.Definitions:
                 "products": len(registry.products),
                 "ports": len(rows),
                 "unpublished_ports": len(unpublished),
-                "overview": dg.MetadataValue.md(_markdown(rows, shown)),
+                "overview": dg.MetadataValue.md(markdown_table(rows, shown)),
             }
         )
 
