@@ -23,10 +23,10 @@ from mesh_assets.contracts.diff_rules import Change, Consumer
 from mesh_assets.product import lifecycle
 from mesh_assets.product.registry import Registry, effective_status, load_registry
 from mesh_assets.product.spec import OutputPort, ProductInput, Status
-from mesh_assets.product.versions import VersionRangeError, parse_range, satisfies
+from mesh_assets.product.versions import SEMVER, VersionRangeError, parse_range, satisfies
 
 _MAJOR = re.compile(r"^v?(\d+)$")
-_SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
+_SEMVER = re.compile(SEMVER)
 
 
 class ImpactError(ValueError):
