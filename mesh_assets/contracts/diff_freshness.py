@@ -14,11 +14,7 @@ from mesh_assets.product.spec import FreshnessSlo, parse_duration
 
 _SAMPLE_START = datetime(2026, 1, 5, tzinfo=UTC)
 """A fixed Monday to sample cron deadlines from, so a verdict never depends on the clock."""
-
-
 _SAMPLE_SPAN = timedelta(days=400)
-
-
 _SAMPLE_MAX_TICKS = 3000
 
 

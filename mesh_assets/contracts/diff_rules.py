@@ -92,8 +92,6 @@ PATCH_RULES = {
     Rule.PRODUCT_DESCRIPTION,
 }
 """Changes that need only a patch bump (wording and examples)."""
-
-
 NO_BUMP_RULES = {
     Rule.OWNER_CHANGED,
     Rule.SUPPORT_CHANGED,
@@ -112,7 +110,6 @@ NO_BUMP_RULES = {
 }
 """Changes that are not a change of a port's contract (who answers, who reads, where it lives)."""
 
-
 PRODUCT_FIXES = {
     Rule.SLO_WEAKER: "keep the previous target: SLOs bind every port, old majors included",
     Rule.CLASSIFICATION_STRICTER: "agree the new class with the consumers named (they need clearance) first",
@@ -124,8 +121,6 @@ PRODUCT_FIXES = {
     Rule.REDISTRIBUTION_RESTRICTED: "agree the narrower rights with the consumers named first",
 }
 """How to resolve a breaking product-wide change: it binds every major, so a new major cannot carry it."""
-
-
 PRODUCT_FIELDS = {
     Rule.CLASSIFICATION_STRICTER: "classification",
     Rule.CLASSIFICATION_RELAXED: "classification",

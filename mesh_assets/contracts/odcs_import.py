@@ -34,8 +34,6 @@ _UNIT_IN = {
     "day": "d",
     "days": "d",
 }
-
-
 _UNIT_DAYS = {"w": 7, "wk": 7, "week": 7, "weeks": 7, "y": 365, "yr": 365, "year": 365, "years": 365}
 
 

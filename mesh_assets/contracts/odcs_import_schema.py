@@ -23,7 +23,6 @@ from mesh_assets.product.spec import LogicalType
 
 _SEVERITY_IN = {"error": "error", "critical": "error", "warning": "warn", "warn": "warn", "info": "warn"}
 
-
 _PHYSICAL = [
     (r"^(VAR)?CHAR|^TEXT|^STRING|^NVARCHAR|^NCHAR|^CHARACTER|^UUID", LogicalType.STRING),
     (r"^(BIGINT|INT8|LONG|HUGEINT|UBIGINT|INT64)$", LogicalType.BIGINT),

@@ -20,18 +20,11 @@ if TYPE_CHECKING:
 
 API_VERSION = "v3.2.0"
 """The ODCS version contracts are written in (the installed package's schema accepts it)."""
-
-
 KIND = "DataContract"
-
-
 VENDOR = "mesh"
 """`vendor` of every custom property the platform writes."""
-
-
 DEFAULT_DIR = Path("data") / "contracts"
 """Where `mesh contract export` writes, relative to the repository root."""
-
 
 # Quality ids are the Dagster check names of the port; these are the baseline rules of checks.py.
 SCHEMA_CHECK = "contract_schema"
