@@ -26,10 +26,10 @@ from mesh_assets.contracts.diff_promises import diff_promises
 from mesh_assets.contracts.diff_report import DiffReport
 from mesh_assets.contracts.diff_rules import Change, Consumer, Rule
 from mesh_assets.contracts.diff_schema import diff_ports
-from mesh_assets.contracts.diff_versions import bump_changes, version_key
+from mesh_assets.contracts.diff_versions import bump_changes
 from mesh_assets.product.registry import effective_status, load_registry
 from mesh_assets.product.spec import DataProductSpec, OutputPort, Status
-from mesh_assets.product.versions import satisfies
+from mesh_assets.product.versions import Semver, satisfies
 
 
 def _attach(changes: list[Change], consumers: Sequence[Consumer]) -> list[Change]:
@@ -123,7 +123,7 @@ def diff_specs(
             fix = (
                 f"publish it as a new major v{major + 1} beside v{major} (keep v{major} or deprecate it)"
                 if major > 0
-                else f"bump the minor (0.{version_key(before.version)[1] + 1}.0) or publish v1"
+                else f"bump the minor (0.{Semver.parse(before.version).minor + 1}.0) or publish v1"
             )
             schema = [replace(c, fix=c.fix or fix) if c.blocking else c for c in schema]
         lifecycle = diff_status(base, head, before, after, affected, today)

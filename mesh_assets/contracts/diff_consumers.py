@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from mesh_assets.contracts.diff_rules import Consumer
-from mesh_assets.contracts.diff_versions import version_key
 from mesh_assets.product.spec import DataProductSpec, OutputPort
-from mesh_assets.product.versions import VersionRangeError, satisfies
+from mesh_assets.product.versions import Semver, VersionRangeError, satisfies
 
 
 def readers(
@@ -31,7 +30,7 @@ def readers(
                 continue
             if not candidates:
                 continue
-            port = max(candidates, key=lambda p: version_key(p.version))
+            port = max(candidates, key=lambda p: Semver.parse(p.version))
             found.setdefault(port.major, []).append(Consumer.of(spec, declared))
     return found
 

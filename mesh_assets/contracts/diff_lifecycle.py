@@ -9,10 +9,9 @@ from typing import Any
 
 from mesh_assets.contracts.diff_consumers import readers
 from mesh_assets.contracts.diff_rules import Change, Consumer, Rule
-from mesh_assets.contracts.diff_versions import version_key
 from mesh_assets.product.registry import effective_status
 from mesh_assets.product.spec import DataProductSpec, OutputPort, Status
-from mesh_assets.product.versions import major_of
+from mesh_assets.product.versions import Semver, major_of
 
 
 def _replacement_served(spec: DataProductSpec, replacement: str, today: date) -> bool:
@@ -186,6 +185,6 @@ def allowance(spec: DataProductSpec, before: OutputPort, after: OutputPort, toda
         return "port is a draft"
     if status == Status.BETA:
         return "port is in beta"  # preview consumers accepted a port that may still change
-    if before.major == 0 and version_key(after.version)[1] > version_key(before.version)[1]:
+    if before.major == 0 and Semver.parse(after.version).minor > Semver.parse(before.version).minor:
         return f"in new minor {after.version} (0.x)"  # semver: below 1.0.0 a minor may break
     return None

@@ -7,11 +7,6 @@ from mesh_assets.product.spec import OutputPort
 from mesh_assets.product.versions import Semver
 
 
-def version_key(version: str) -> Semver:
-    """`1.4.0` -> (1, 4, 0), to compare versions in order."""
-    return Semver.parse(version)
-
-
 def bump_changes(
     key: str,
     before: OutputPort,
@@ -20,7 +15,7 @@ def bump_changes(
 ) -> list[Change]:
     """Check the version bump of a port changed in place against what changed."""
     port = f"v{after.major}"
-    old, new = version_key(before.version), version_key(after.version)
+    old, new = Semver.parse(before.version), Semver.parse(after.version)
     if new < old:
         return [
             Change(
@@ -40,7 +35,9 @@ def bump_changes(
     rules = ", ".join(dict.fromkeys(str(c.rule) for c in relevant))
     # Below 1.0.0 a consumer's `^0.m` range excludes the next minor, so compatible changes take a patch.
     minor_needed = after.major > 0 and any(c.breaking or c.rule not in PATCH_RULES for c in relevant)
-    suggestion = f"{old[0]}.{old[1] + 1}.0" if minor_needed else f"{old[0]}.{old[1]}.{old[2] + 1}"
+    suggestion = (
+        Semver(old.major, old.minor + 1, 0) if minor_needed else Semver(old.major, old.minor, old.patch + 1)
+    )
     if new == old:
         return [
             Change(
@@ -54,7 +51,7 @@ def bump_changes(
                 fix=f"bump it to {suggestion}",
             )
         ]
-    if minor_needed and new[1] == old[1]:
+    if minor_needed and new.minor == old.minor:
         return [
             Change(
                 key,
