@@ -20,6 +20,7 @@ from mesh_assets.contracts.odcs_vocabulary import (
     identifier_of,
 )
 from mesh_assets.product.spec import LogicalType
+from mesh_assets.product.sql_types import fixed_point
 
 _SEVERITY_IN = {"error": "error", "critical": "error", "warning": "warn", "warn": "warn", "info": "warn"}
 
@@ -41,16 +42,16 @@ def _column_type(prop: Mapping[str, Any], custom: Mapping[str, Any]) -> dict[str
     """`type` (and precision/scale) of a column from the mesh type, else the physical, else the logical."""
     declared = custom.get("meshType")
     if isinstance(declared, str):
-        match = re.match(r"^decimal\((\d+),\s*(\d+)\)$", declared)
-        if match:
-            return {"type": "decimal", "precision": int(match[1]), "scale": int(match[2])}
+        written = fixed_point(declared)
+        if written and None not in written:
+            return {"type": "decimal", "precision": written[0], "scale": written[1]}
         if declared in {t.value for t in LogicalType}:
             return {"type": declared}
     physical = str(prop.get("physicalType") or "").strip().upper()
-    fixed = re.match(r"^(NUMBER|DECIMAL|NUMERIC)\s*(\(\s*(\d+)\s*(,\s*(\d+)\s*)?\))?$", physical)
+    fixed = fixed_point(physical) if physical else None
     if fixed:
-        precision = int(fixed[3]) if fixed[3] else 38
-        scale = int(fixed[5]) if fixed[5] else 0
+        precision = 38 if fixed[0] is None else fixed[0]  # Snowflake's defaults for a bare NUMBER
+        scale = 0 if fixed[1] is None else fixed[1]
         if scale == 0:  # Snowflake's integers are NUMBER(38,0)
             return {"type": "bigint" if precision > 9 else "integer"}
         return {"type": "decimal", "precision": min(precision, 38), "scale": scale}
