@@ -27,8 +27,11 @@ from typer.testing import CliRunner
 
 from mesh_assets.govern.validate import validate
 from mesh_assets.product.registry import load_registry
-from mesh_assets.selfservice import onboard
+from mesh_assets.selfservice.contract_derivation import declared_type, logical_type
+from mesh_assets.selfservice.dbt_manifest import build_empty, relation_types
 from mesh_assets.selfservice.onboard import OnboardError, OnboardRequest, plan_onboarding
+from mesh_assets.selfservice.onboard_plan import Plan
+from mesh_assets.selfservice.project_edits import remove_model_entries, rewrite_refs
 from mesh_assets.selfservice.templates import dbt_profiles
 
 FIXTURE = Path(__file__).parent / "fixtures" / "dbt_shop"
@@ -79,13 +82,13 @@ def shop_manifest(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, A
     shutil.copytree(FIXTURE, project)
     (project / "profiles.yml").write_text(dbt_profiles("dbt_shop", "shop_internal"))
     scratch = tmp_path_factory.mktemp("scratch")
-    manifest, problem = onboard.build_empty(project, scratch)
+    manifest, problem = build_empty(project, scratch)
     assert problem is None, problem
     models = [n for n in manifest["nodes"].values() if n["resource_type"] == "model"]
-    return manifest, onboard.relation_types(scratch / "onboard.duckdb", models)
+    return manifest, relation_types(scratch / "onboard.duckdb", models)
 
 
-def plan(shop_manifest: tuple[dict[str, Any], dict], manifest_edit=None, **request: Any) -> onboard.Plan:
+def plan(shop_manifest: tuple[dict[str, Any], dict], manifest_edit=None, **request: Any) -> Plan:
     manifest, types = shop_manifest
     if manifest_edit is not None:
         manifest = copy.deepcopy(manifest)
@@ -272,13 +275,13 @@ def test_a_port_without_a_key_needs_one_from_the_command_line(shop_manifest) -> 
 
 
 def test_types_the_contract_cannot_hold_are_refused_with_the_cast_to_write() -> None:
-    assert onboard.logical_type("DECIMAL(18,4)") == {"type": "decimal", "precision": 18, "scale": 4}
-    assert onboard.logical_type("VARCHAR") == {"type": "string"}
-    assert "cast it as bigint" in onboard.logical_type("HUGEINT")["problem"]
-    assert "cast it as timestamp" in onboard.logical_type("TIMESTAMP WITH TIME ZONE")["problem"]
-    assert onboard.declared_type("numeric(10, 2)") == {"type": "decimal", "precision": 10, "scale": 2}
-    assert onboard.declared_type("text") == {"type": "string"}
-    assert onboard.declared_type("geography") is None
+    assert logical_type("DECIMAL(18,4)") == {"type": "decimal", "precision": 18, "scale": 4}
+    assert logical_type("VARCHAR") == {"type": "string"}
+    assert "cast it as bigint" in logical_type("HUGEINT")["problem"]
+    assert "cast it as timestamp" in logical_type("TIMESTAMP WITH TIME ZONE")["problem"]
+    assert declared_type("numeric(10, 2)") == {"type": "decimal", "precision": 10, "scale": 2}
+    assert declared_type("text") == {"type": "string"}
+    assert declared_type("geography") is None
 
 
 def test_port_entries_leave_the_yaml_and_refs_point_at_published_ports() -> None:
@@ -288,15 +291,15 @@ def test_port_entries_leave_the_yaml_and_refs_point_at_published_ports() -> None
         "    columns:\n      - name: id\n        data_tests: [unique]\n\n"
         "  # staging, kept\n  - name: stg\n    description: s\n"
     )
-    kept = onboard.remove_model_entries(text, {"customers"})
+    kept = remove_model_entries(text, {"customers"})
     assert "# shared comment" in kept and "# staging, kept" in kept and "customers" not in kept
     assert yaml.safe_load(kept)["models"] == [{"name": "stg", "description": "s"}]
-    assert yaml.safe_load(onboard.remove_model_entries(text, {"customers", "stg"})).get("models") in (
+    assert yaml.safe_load(remove_model_entries(text, {"customers", "stg"})).get("models") in (
         None,
         [],
     )
     sql = "select * from {{ ref('orders') }} join {{ ref(\"shop\", \"orders\") }} join {{ ref('orders_x') }}"
-    rewritten = onboard.rewrite_refs(sql, {"orders": "source('port_shop', 'orders_v1')"})
+    rewritten = rewrite_refs(sql, {"orders": "source('port_shop', 'orders_v1')"})
     assert rewritten.count("source('port_shop', 'orders_v1')") == 2 and "ref('orders_x')" in rewritten
 
 

@@ -1,4 +1,4 @@
-"""The refusal every `mesh new` step raises: what is wrong and how to fix it, with an exit code."""
+"""The refusals of `mesh new` and of onboarding: what is wrong, how to fix it, and an exit code."""
 
 from __future__ import annotations
 
@@ -9,3 +9,7 @@ class ScaffoldError(Exception):
     def __init__(self, message: str, exit_code: int = 2) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class OnboardError(ScaffoldError):
+    """A refusal to onboard a dbt project, saying why and how to fix it."""

@@ -1,0 +1,345 @@
+"""From the dbt YAML and the built relation to a port's contract: columns, key, rules, descriptions.
+
+Columns come in order with their types (the built relation's, else the YAML's `data_type`),
+descriptions and `meta.pii`; `not_null`/`unique` tests and constraints become nullability, uniqueness
+and the primary key; `accepted_values`, `accepted_range` and `relationships` to another port become
+quality rules; any other single-model test becomes a custom SQL rule from its compiled query.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from mesh_assets.selfservice.dbt_manifest import DbtProject, mesh_meta, node_meta
+from mesh_assets.selfservice.errors import OnboardError
+from mesh_assets.selfservice.governance_defaults import humanize
+from mesh_assets.selfservice.onboard_plan import OnboardRequest, PortPlan
+from mesh_assets.selfservice.prompts import Asker, answer, suggest_identifier
+from mesh_assets.selfservice.yaml_style import Flow, FlowMap
+
+_INTEGER_FIX = "cast it as integer (or bigint)"
+_PHYSICAL = {
+    "VARCHAR": "string",
+    "INTEGER": "integer",
+    "BIGINT": "bigint",
+    "DOUBLE": "double",
+    "BOOLEAN": "boolean",
+    "DATE": "date",
+    "TIMESTAMP": "timestamp",
+}
+_FIXES = {
+    "HUGEINT": "cast it as bigint (DuckDB sums integers into HUGEINT)",
+    "TINYINT": _INTEGER_FIX,
+    "SMALLINT": _INTEGER_FIX,
+    "UTINYINT": _INTEGER_FIX,
+    "USMALLINT": _INTEGER_FIX,
+    "UINTEGER": "cast it as bigint",
+    "UBIGINT": "cast it as bigint or decimal(20,0)",
+    "FLOAT": "cast it as double",
+    "REAL": "cast it as double",
+    "TIMESTAMP WITH TIME ZONE": "cast it as timestamp (UTC)",
+    "TIMESTAMP_NS": "cast it as timestamp",
+    "TIMESTAMP_MS": "cast it as timestamp",
+    "TIMESTAMP_S": "cast it as timestamp",
+}
+_DECLARED = {
+    "string": "string",
+    "text": "string",
+    "varchar": "string",
+    "char": "string",
+    "character varying": "string",
+    "int": "integer",
+    "integer": "integer",
+    "int4": "integer",
+    "bigint": "bigint",
+    "int8": "bigint",
+    "long": "bigint",
+    "double": "double",
+    "double precision": "double",
+    "float8": "double",
+    "float": "double",
+    "boolean": "boolean",
+    "bool": "boolean",
+    "date": "date",
+    "timestamp": "timestamp",
+    "timestamp_ntz": "timestamp",
+    "datetime": "timestamp",
+}
+
+
+def logical_type(physical: str) -> dict[str, Any]:
+    """The contract type of a DuckDB column type; `OnboardError`-worthy text under `problem` otherwise."""
+    upper = physical.upper().strip()
+    if upper in _PHYSICAL:
+        return {"type": _PHYSICAL[upper]}
+    match = re.fullmatch(r"DECIMAL\((\d+),\s*(\d+)\)", upper)
+    if match:
+        return {"type": "decimal", "precision": int(match[1]), "scale": int(match[2])}
+    return {
+        "problem": f"type {physical} has no contract type: "
+        + _FIXES.get(
+            upper, "cast it to varchar, integer, bigint, double, decimal(p,s), boolean, date or timestamp"
+        )
+    }
+
+
+def declared_type(data_type: str | None) -> dict[str, Any] | None:
+    """The contract type of a `data_type` declared in the dbt YAML, if it maps to one."""
+    if not data_type:
+        return None
+    text = data_type.strip().lower()
+    match = re.fullmatch(r"(?:decimal|numeric)\s*\((\d+)\s*,\s*(\d+)\)", text)
+    if match:
+        return {"type": "decimal", "precision": int(match[1]), "scale": int(match[2])}
+    kind = _DECLARED.get(text)
+    return {"type": kind} if kind else None
+
+
+def _severity(test: dict[str, Any]) -> str:
+    return "warn" if str((test.get("config") or {}).get("severity", "error")).lower() == "warn" else "error"
+
+
+def _this_sql(test: dict[str, Any], port: dict[str, Any]) -> str | None:
+    """A single-model test's compiled query with the model's relation replaced by `{{ this }}`."""
+    code = test.get("compiled_code")
+    if not code:
+        return None
+    name = re.escape(port.get("alias") or port["name"])
+    schema = re.escape(port["schema"])
+    relation = rf'(?:"?[A-Za-z0-9_]+"?\.)?"?{schema}"?\."?{name}"?'
+    # `dbt build --empty` wraps each read in a never-true subquery: unwrap it first.
+    code = re.sub(rf"\(\s*select \* from {relation} where false limit 0\s*\)", "{{ this }}", code, flags=re.I)
+    code = re.sub(relation, "{{ this }}", code)
+    code = "\n".join(line.rstrip() for line in code.strip().splitlines() if line.strip())
+    return code if "{{ this }}" in code else None
+
+
+class ContractDerivation:
+    """Derives each port's contract; what it cannot carry over lands in `warnings`."""
+
+    def __init__(
+        self,
+        project: DbtProject,
+        types: dict[str, list[tuple[str, str]]],
+        domain: str,
+        request: OnboardRequest,
+        asker: Asker | None,
+        warnings: list[str],
+    ) -> None:
+        self.project = project
+        self.types = types
+        self.domain = domain
+        self.request = request
+        self.asker = asker
+        self.warnings = warnings
+
+    def contract(self, port: PortPlan, ports: dict[str, PortPlan]) -> None:
+        """The port's columns, key, rules and descriptions, from the built relation and the dbt YAML."""
+        node = self.project.models[port.uid]
+        yaml_columns = node.get("columns") or {}
+        built = self.types.get(port.uid)
+        problems = []
+        columns: list[dict[str, Any]] = []
+        if built:
+            for name, physical in built:
+                kind = logical_type(physical)
+                if "problem" in kind:
+                    problems.append(f"{port.model}.{name}: {kind['problem']}")
+                columns.append({"name": name, **kind})
+            missing = sorted(set(yaml_columns) - {c["name"] for c in columns})
+            if missing:
+                self.warnings.append(
+                    f"{port.model}: documented column(s) {', '.join(missing)} are not returned by the model; "
+                    "left out of the contract"
+                )
+        else:
+            for name, column in yaml_columns.items():
+                kind = declared_type(column.get("data_type"))
+                if kind is None:
+                    problems.append(
+                        f"{port.model}.{name}: the model did not build on DuckDB and the YAML declares no "
+                        "usable data_type for it"
+                    )
+                columns.append({"name": name, **(kind or {})})
+            if not columns:
+                problems.append(
+                    f"{port.model}: the model did not build on DuckDB and its YAML lists no columns"
+                )
+        if problems:
+            raise OnboardError(
+                "the port's contract cannot be derived:\n" + "\n".join(f"  - {p}" for p in problems)
+            )
+        names = [c["name"] for c in columns]
+        bad = [n for n in names if not re.fullmatch(r"[a-z][a-z0-9_]*", n)]
+        if bad:
+            raise OnboardError(
+                f"{port.model}: column(s) {', '.join(bad)} are not lowercase identifiers; "
+                "alias them in the model"
+            )
+        not_null: set[str] = set()
+        unique: set[str] = set()
+        key_candidates: list[list[str]] = []
+        for name, column in yaml_columns.items():
+            for constraint in column.get("constraints") or []:
+                if constraint.get("type") == "not_null":
+                    not_null.add(name)
+                if constraint.get("type") == "primary_key":
+                    key_candidates.insert(0, [name])
+        for constraint in node.get("constraints") or []:
+            if constraint.get("type") == "primary_key" and constraint.get("columns"):
+                key_candidates.insert(0, list(constraint["columns"]))
+        rules: list[dict[str, Any]] = []
+        for test in self.project.tests:
+            attached = test.get("attached_node")
+            single = test.get("depends_on", {}).get("nodes", []) == [port.uid]
+            # A test belongs to the model it is attached to (a relationships test is attached to the
+            # referencing model, though it reads both); a singular test to the one model it reads.
+            if attached != port.uid and not (attached is None and single):
+                continue
+            self.map_test(test, port, ports, names, not_null, unique, key_candidates, rules)
+        mesh = mesh_meta(node)
+        flagged = self.request.primary_keys.get(port.model) or mesh.get("primary_key")
+        if isinstance(flagged, str):
+            flagged = [k.strip() for k in flagged.split(",")]
+        if flagged:
+            key = list(flagged)
+        else:
+            both = [n for n in names if n in unique and n in not_null]
+            key = next(iter(key_candidates), None) or both[:1] or [n for n in names if n in unique][:1]
+        if not key and self.asker is not None:
+            text = answer(
+                None,
+                label=f"Primary key of {port.model} (comma-separated columns of {', '.join(names)})",
+                flag="--primary-key",
+                default=names[0],
+                asker=self.asker,
+            )
+            key = [k.strip() for k in text.split(",") if k.strip()]
+        if not key:
+            raise OnboardError(
+                f"{port.model}: no primary key found (a unique + not_null test, a primary_key constraint or "
+                "dbt_utils.unique_combination_of_columns); pass "
+                f"--primary-key {port.model}=<column>[,<column>]"
+            )
+        unknown = [k for k in key if k not in names]
+        if unknown:
+            raise OnboardError(
+                f"{port.model}: primary key column(s) {', '.join(unknown)} not in {', '.join(names)}"
+            )
+        for column in columns:
+            name = column["name"]
+            props = yaml_columns.get(name) or {}
+            description = (props.get("description") or "").strip()
+            if name in not_null or name in key:
+                column["nullable"] = False  # nullable is the default; specs state only `false`
+            if name in unique or key == [name]:
+                column["unique"] = True
+            meta = node_meta(props)
+            if meta.get("pii") or meta.get("contains_pii") or (meta.get("mesh") or {}).get("pii"):
+                column["pii"] = True
+            column["description"] = (
+                description if len(description) >= 3 else f"`{name}` of the dbt model {port.model}."
+            )
+        port.columns = [FlowMap(_ordered(c)) for c in columns]
+        port.primary_key = key
+        event_time = (node.get("config") or {}).get("event_time")
+        port.event_time = event_time if event_time in names else None
+        port.rules = rules
+        port.description = (node.get("description") or "").strip()
+        port.title = str(mesh.get("title") or humanize(port.product))
+        tags = (node.get("config") or {}).get("tags") or node.get("tags") or []
+        port.tags = ["dbt", *(t for t in tags if re.fullmatch(r"[a-z0-9][a-z0-9_-]*", str(t)))]
+
+    def map_test(
+        self,
+        test: dict[str, Any],
+        port: PortPlan,
+        ports: dict[str, PortPlan],
+        names: list[str],
+        not_null: set[str],
+        unique: set[str],
+        key_candidates: list[list[str]],
+        rules: list[dict[str, Any]],
+    ) -> None:
+        """One dbt test of the port: a column property, a key, a quality rule, or a warning."""
+        meta = test.get("test_metadata") or {}
+        kind, namespace = meta.get("name"), meta.get("namespace")
+        kwargs = meta.get("kwargs") or {}
+        column = test.get("column_name") or kwargs.get("column_name")
+        config = test.get("config") or {}
+        conditional = bool(config.get("where")) or config.get("limit") is not None
+        severity = _severity(test)
+        depends = test.get("depends_on", {}).get("nodes", [])
+        label = f"{kind or test['name']} on {port.model}" + (f".{column}" if column else "")
+        plain = not conditional and namespace in (None, "dbt") and column in names
+        if plain and kind == "not_null" and severity == "error":
+            not_null.add(column)
+            return
+        if plain and kind == "unique" and severity == "error":
+            unique.add(column)
+            return
+        if plain and kind == "accepted_values":
+            values = kwargs.get("values") or []
+            if values and all(isinstance(v, str | int) and not isinstance(v, bool) for v in values):
+                rules.append(
+                    FlowMap(type="accepted_values", column=column, values=Flow(values), **_sev(severity))
+                )
+                return
+        if not conditional and kind == "accepted_range" and column in names and kwargs.get("inclusive", True):
+            bounds = {k: kwargs[f"{k}_value"] for k in ("min", "max") if kwargs.get(f"{k}_value") is not None}
+            if bounds:
+                rules.append(FlowMap(type="range", column=column, **bounds, **_sev(severity)))
+                return
+        if kind == "unique_combination_of_columns" and not conditional:
+            combination = kwargs.get("combination_of_columns") or []
+            if combination and all(c in names for c in combination):
+                key_candidates.append(list(combination))
+                return
+        if kind == "relationships" and not conditional and column in names:
+            targets = [d for d in depends if d != port.uid]
+            target = ports.get(targets[0]) if len(targets) == 1 else None
+            if target is not None and target is not port:
+                field_name = str(kwargs.get("field") or column)
+                rules.append(
+                    FlowMap(
+                        type="references",
+                        column=column,
+                        port=f"{self.domain}.{target.product}",
+                        to_column=field_name,
+                        **_sev(severity),
+                    )
+                )
+                if target.product not in port.inputs:
+                    port.inputs.append(target.product)
+                return
+        if depends == [port.uid]:
+            query = _this_sql(test, self.project.models[port.uid])
+            if query is not None:
+                taken = {r.get("name") for r in rules}
+                name = suggest_identifier(f"{kind or 'test'}__{column or 'table'}")[:63]
+                while name in taken:
+                    name = (name[:60] + "_2")[:63]
+                rules.append(
+                    {
+                        "type": "sql",
+                        "name": name,
+                        "description": f"From the dbt test {test['name']}.",
+                        "query": query,
+                        **_sev(severity),
+                    }
+                )
+                return
+        self.warnings.append(
+            f"the dbt test {label} is not carried over (it reads other models); add it as a quality rule "
+            "(type: sql) in the product's spec if it still matters"
+        )
+
+
+def _sev(severity: str) -> dict[str, str]:
+    return {"severity": "warn"} if severity == "warn" else {}
+
+
+def _ordered(column: dict[str, Any]) -> dict[str, Any]:
+    order = ["name", "type", "precision", "scale", "nullable", "unique", "pii", "description"]
+    return {k: column[k] for k in order if k in column}

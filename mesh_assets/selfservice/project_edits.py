@@ -1,0 +1,141 @@
+"""Writing into the onboarded dbt project: placing it, its profile, and moving port models out of its YAML.
+
+The port models' entries move out of the project's YAML into the product specs, and a model reading
+another product's port model through `ref()` is pointed at the published port instead of its
+unaudited candidate. Every write goes through `Changes`, so a refusal undoes it, in a linked project too.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mesh_assets.selfservice.changes import Changes
+from mesh_assets.selfservice.errors import OnboardError
+from mesh_assets.selfservice.onboard_plan import Plan
+
+QUOTING = (
+    "\n# Added by `mesh new domain --from-dbt`: quote identifiers so Snowflake keeps the lowercase names\n"
+    "# the platform and DuckDB use.\nquoting:\n  database: false\n  schema: true\n  identifier: true\n"
+)
+
+
+def remove_model_entries(text: str, names: set[str]) -> str:
+    """The properties YAML without the `models:` entries named `names`, keeping comments and layout.
+
+    Works on the text so the team's comments survive; if the file's layout defeats that (flow style,
+    anchors), falls back to rewriting the parsed YAML.
+    """
+    original = yaml.safe_load(text) or {}
+    wanted = dict(original)
+    wanted["models"] = [m for m in original.get("models") or [] if (m or {}).get("name") not in names]
+    if not wanted["models"]:
+        del wanted["models"]
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if re.match(r"^models:\s*(#.*)?$", line)), None)
+    result = None
+    if start is not None:
+        end = next(
+            (i for i in range(start + 1, len(lines)) if re.match(r"^[^\s#-]", lines[i])),
+            len(lines),
+        )
+        items = [i for i in range(start + 1, end) if re.match(r"^\s*- ", lines[i])]
+        indent = min((len(lines[i]) - len(lines[i].lstrip()) for i in items), default=0)
+        items = [i for i in items if len(lines[i]) - len(lines[i].lstrip()) == indent]
+        drop: set[int] = set()
+        for position, first in enumerate(items):
+            last = items[position + 1] if position + 1 < len(items) else end
+            # Comments and blank lines right before the next item belong to it, not to this one.
+            while last - 1 > first and (
+                not lines[last - 1].strip() or lines[last - 1].lstrip().startswith("#")
+            ):
+                last -= 1
+            block = "".join(line[indent:] for line in lines[first:last])
+            entry = (yaml.safe_load(block) or [None])[0]
+            if isinstance(entry, dict) and entry.get("name") in names:
+                # The comment lines right above an entry describe it: they go with it.
+                above = first
+                while above - 1 > start and lines[above - 1].lstrip().startswith("#"):
+                    above -= 1
+                drop |= set(range(above, last))
+        kept = [line for i, line in enumerate(lines) if i not in drop]
+        if not any(re.match(r"^\s*- ", kept[i]) for i in range(start + 1, min(len(kept), end - len(drop)))):
+            kept[start] = re.sub(r"^models:", "models: []", kept[start])
+        result = "".join(kept)
+        parsed = yaml.safe_load(result) or {}
+        if parsed.get("models") == []:
+            parsed.pop("models")
+        if parsed != wanted:
+            result = None
+    if result is None:
+        result = yaml.safe_dump(wanted, sort_keys=False, width=110)
+    return result
+
+
+def rewrite_refs(text: str, replacements: dict[str, str]) -> str:
+    """SQL with `ref('<model>')` (also `ref('<package>', '<model>')`) replaced by the given calls."""
+    for model, call in replacements.items():
+        pattern = rf"""ref\(\s*(?:['"][A-Za-z0-9_]+['"]\s*,\s*)?['"]{re.escape(model)}['"]\s*\)"""
+        text = re.sub(pattern, call, text)
+    return text
+
+
+def place_project(source: Path, target: Path, link: bool, changes: Changes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if link:
+        target.symlink_to(source, target_is_directory=True)
+    else:
+        shutil.copytree(
+            source,
+            target,
+            ignore=shutil.ignore_patterns(
+                "target", "logs", ".git", ".venv", "__pycache__", "*.duckdb*", ".user.yml"
+            ),
+        )
+    changes.adopt(target)
+
+
+def write_profile(project_dir: Path, profile: str, domain: str, link: bool, changes: Changes) -> list[str]:
+    from mesh_assets.selfservice.templates import dbt_profiles
+
+    path = project_dir / "profiles.yml"
+    notes = []
+    if path.exists():
+        existing = yaml.safe_load(path.read_text()) or {}
+        outputs = (existing.get(profile) or {}).get("outputs") or {}
+        if link:
+            if not {"local", "prod"} <= set(outputs):
+                raise OnboardError(
+                    f"{path} has no `local` and `prod` targets for profile '{profile}', which the platform "
+                    "runs: add them (see dbt_projects/sales/profiles.yml), or onboard a copy (without --link)"
+                )
+            return notes
+        notes.append("replaced the project's profiles.yml with the platform's local and prod targets")
+    # Models build in the domain's private schema: the platform publishes ports from there after audit.
+    changes.write(path, dbt_profiles(profile, f"{domain}_internal"))
+    return notes
+
+
+def edit_project(project_dir: Path, manifest: dict[str, Any], plan: Plan, changes: Changes) -> None:
+    """Move the port models' properties out of the project's YAML; point cross-product refs at ports."""
+    by_file: dict[str, set[str]] = {}
+    for port in plan.ports:
+        patch = manifest["nodes"][port.uid].get("patch_path")
+        if patch:
+            by_file.setdefault(patch.split("://", 1)[-1], set()).add(port.model)
+    for relative, names in by_file.items():
+        path = project_dir / relative
+        header = (
+            f"# {', '.join(sorted(names))}: moved to the product specs under domains/ when the project "
+            "joined "
+            "the mesh; their\n# contracts and tests are generated into models/_mesh_generated.yml "
+            "(`mesh prepare`).\n"
+        )
+        changes.write(path, header + remove_model_entries(path.read_text(), names))
+    for relative, replacements in plan.rewrites.items():
+        path = project_dir / relative
+        changes.write(path, rewrite_refs(path.read_text(), replacements))
