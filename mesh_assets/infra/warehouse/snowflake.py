@@ -29,6 +29,7 @@ from pydantic import Field
 from mesh_assets.infra.warehouse.base import Warehouse, WarehouseSession
 from mesh_assets.product.addressing import Relation
 from mesh_assets.product.spec import Column, LogicalType
+from mesh_assets.product.sql_types import fixed_point
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -84,14 +85,14 @@ def canonical_type(physical: str) -> str:
     → `TIMESTAMP_NTZ`. Other names are returned uppercased.
     """
     text = " ".join(physical.upper().split())
-    base, _, args = text.partition("(")
+    base = text.partition("(")[0]
     base = base.strip()
     if base in _INTEGER_SYNONYMS:
         return "NUMBER(38,0)"
     if base in _FIXED_SYNONYMS:
-        precision, _, scale = args.rstrip(") ").partition(",")
+        precision, scale = fixed_point(text, "snowflake") or (None, None)
         # A bare NUMBER is NUMBER(38,0) in Snowflake.
-        return f"NUMBER({int(precision or 38)},{int(scale or 0)})"
+        return f"NUMBER({38 if precision is None else precision},{scale or 0})"
     if base in _FLOAT_SYNONYMS:
         return "FLOAT"
     if base in _TEXT_SYNONYMS:
