@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from mesh_assets.product.sql_types import fixed_point
 from mesh_assets.selfservice.dbt_manifest import DbtProject, mesh_meta, node_meta
 from mesh_assets.selfservice.errors import OnboardError
 from mesh_assets.selfservice.governance_defaults import humanize
@@ -73,9 +74,9 @@ def logical_type(physical: str) -> dict[str, Any]:
     upper = physical.upper().strip()
     if upper in _PHYSICAL:
         return {"type": _PHYSICAL[upper]}
-    match = re.fullmatch(r"DECIMAL\((\d+),\s*(\d+)\)", upper)
-    if match:
-        return {"type": "decimal", "precision": int(match[1]), "scale": int(match[2])}
+    fixed = fixed_point(upper, "duckdb")
+    if fixed and None not in fixed:
+        return {"type": "decimal", "precision": fixed[0], "scale": fixed[1]}
     return {
         "problem": f"type {physical} has no contract type: "
         + _FIXES.get(
@@ -89,9 +90,9 @@ def declared_type(data_type: str | None) -> dict[str, Any] | None:
     if not data_type:
         return None
     text = data_type.strip().lower()
-    match = re.fullmatch(r"(?:decimal|numeric)\s*\((\d+)\s*,\s*(\d+)\)", text)
-    if match:
-        return {"type": "decimal", "precision": int(match[1]), "scale": int(match[2])}
+    fixed = fixed_point(text)
+    if fixed and None not in fixed:
+        return {"type": "decimal", "precision": fixed[0], "scale": fixed[1]}
     kind = _DECLARED.get(text)
     return {"type": kind} if kind else None
 
