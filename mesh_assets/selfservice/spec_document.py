@@ -81,9 +81,9 @@ def render_spec(document: dict[str, Any], folder: Path) -> str:
     try:
         DataProductSpec.model_validate(document)
     except ValidationError as exc:
-        from mesh_assets.product.registry import _issue_from_pydantic
+        from mesh_assets.product.spec_issues import issue_from_pydantic
 
-        problems = [_issue_from_pydantic(folder / "dataproduct.yaml", e) for e in exc.errors()]
+        problems = [issue_from_pydantic(folder / "dataproduct.yaml", e) for e in exc.errors()]
         raise ScaffoldError(
             "the product would not be valid:\n"
             + "\n".join(f"  - {p.field}: {p.message}. Fix: {p.fix}" for p in problems)
