@@ -18,6 +18,7 @@ import pytest
 import typer
 import yaml
 from conftest import REPO, copy_mesh
+from spec_edits import spec_path
 from typer.testing import CliRunner
 
 from mesh_assets.cli.contract_diff import register
@@ -26,6 +27,7 @@ from mesh_assets.contracts.diff_git import read_specs_at
 from mesh_assets.contracts.diff_rules import Change, Rule
 from mesh_assets.contracts.diff_schema import diff_ports
 from mesh_assets.product.spec import DataProductSpec, OutputPort
+from mesh_assets.product.versions import Semver
 
 TODAY = date(2026, 11, 21)
 SALES, ORDERS = "sales.sales", "sales.orders"
@@ -37,12 +39,6 @@ Spec = dict
 
 
 # --- helpers ------------------------------------------------------------------------------------------
-
-
-def spec_path(root: Path, key: str) -> Path:
-    """The dataproduct.yaml of `<domain>.<product>` under `root`."""
-    domain, name = key.split(".")
-    return root / "domains" / domain / "products" / name / "dataproduct.yaml"
 
 
 def shipped(key: str) -> Spec:
@@ -57,7 +53,7 @@ def model(data: Spec) -> DataProductSpec:
 
 def port(data: Spec, major: int) -> Spec:
     """The output port of one major."""
-    [found] = [p for p in data["output_ports"] if int(p["version"].split(".")[0]) == major]
+    [found] = [p for p in data["output_ports"] if Semver.parse(p["version"]).major == major]
     return found
 
 

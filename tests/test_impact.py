@@ -15,6 +15,7 @@ import pytest
 import typer
 import yaml
 from conftest import REPO, copy_mesh
+from spec_edits import spec_path
 from typer.testing import CliRunner
 
 from mesh_assets.cli.impact import register
@@ -149,12 +150,6 @@ def test_impact_before_the_sunset_does_not_call_the_port_overdue() -> None:
 
 
 # --- what a change breaks -----------------------------------------------------------------------------
-
-
-def spec_path(root: Path, key: str) -> Path:
-    """The dataproduct.yaml of `<domain>.<product>` under `root`."""
-    domain, name = key.split(".")
-    return root / "domains" / domain / "products" / name / "dataproduct.yaml"
 
 
 def without_units(root: Path = REPO) -> dict:

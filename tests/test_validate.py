@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import yaml
+from spec_edits import edit_spec, spec_path, write_later
 from typer.testing import CliRunner
 
 from mesh_assets.cli.app import app
@@ -29,40 +29,11 @@ Spec = dict
 # --- helpers ------------------------------------------------------------------------------------------
 
 
-def spec_file(root: Path, key: str) -> Path:
-    """The dataproduct.yaml of `<domain>.<product>` in the mesh under `root`."""
-    domain, name = key.split(".")
-    return root / "domains" / domain / "products" / name / "dataproduct.yaml"
-
-
-def touch_later(path: Path, before_ns: int) -> None:
-    """Make sure the file's mtime moved on, so `load_registry`'s (root, mtimes) cache sees the change."""
-    now = path.stat()
-    if now.st_mtime_ns <= before_ns:
-        os.utime(path, ns=(now.st_atime_ns, before_ns + 1_000_000_000))
-
-
-def write_text(path: Path, text: str) -> None:
-    """Overwrite a file and bump its mtime."""
-    before = path.stat().st_mtime_ns if path.exists() else 0
-    path.write_text(text)
-    touch_later(path, before)
-
-
-def edit_spec(root: Path, key: str, change: Callable[[Spec], object]) -> Path:
-    """Load a product's spec, apply `change` to the mapping, dump it back. Returns the spec file."""
-    path = spec_file(root, key)
-    data = yaml.safe_load(path.read_text())
-    change(data)
-    write_text(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
-    return path
-
-
 def replace_in(path: Path, old: str, new: str) -> None:
     """Text-replace exactly one occurrence in a file."""
     text = path.read_text()
     assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in {path}"
-    write_text(path, text.replace(old, new))
+    write_later(path, text.replace(old, new))
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -123,7 +94,7 @@ def test_the_shipped_mesh_has_no_errors_and_only_the_sales_v1_deprecation_warnin
     assert report.errors == []
     assert len(report.registry.products) == 6
     [warning] = report.warnings
-    assert same_file(warning.file, spec_file(mesh_copy, CUSTOMER_360))
+    assert same_file(warning.file, spec_path(mesh_copy, CUSTOMER_360))
     assert warning.field == "input_ports[1].version"
     assert "sales.sales v1 (1.4.0) is deprecated" in warning.message
     assert "2027-03-31" in warning.message
@@ -138,7 +109,7 @@ def test_load_registry_rereads_a_spec_whose_modification_time_changed(mesh_copy:
     edit_spec(mesh_copy, ORDERS, set_field(classification="secret"))
 
     assert load_registry(mesh_copy) is not first
-    assert the_issue(errors(mesh_copy), spec_file(mesh_copy, ORDERS), "classification")
+    assert the_issue(errors(mesh_copy), spec_path(mesh_copy, ORDERS), "classification")
 
 
 # --- field-level errors (pydantic) --------------------------------------------------------------------
@@ -229,7 +200,7 @@ def test_a_bad_transformation_kind_lists_the_known_kinds(mesh_copy: Path) -> Non
 
 
 def test_invalid_yaml_names_the_line_and_column(mesh_copy: Path) -> None:
-    path = spec_file(mesh_copy, ORDERS)
+    path = spec_path(mesh_copy, ORDERS)
     replace_in(path, "title: Orders\n", "title: Orders: more\n")
     line = path.read_text().splitlines().index("title: Orders: more") + 1
 
@@ -240,8 +211,8 @@ def test_invalid_yaml_names_the_line_and_column(mesh_copy: Path) -> None:
 
 
 def test_a_spec_that_is_not_a_mapping_is_refused(mesh_copy: Path) -> None:
-    path = spec_file(mesh_copy, SALES_FORECAST)
-    write_text(path, "- name: sales_forecast\n- domain: commercial_analytics\n")
+    path = spec_path(mesh_copy, SALES_FORECAST)
+    write_later(path, "- name: sales_forecast\n- domain: commercial_analytics\n")
 
     issue = the_issue(errors(mesh_copy), path, "")
     assert "not a mapping" in issue.message
@@ -249,10 +220,10 @@ def test_a_spec_that_is_not_a_mapping_is_refused(mesh_copy: Path) -> None:
 
 
 def test_a_missing_transformation_file_is_named_with_the_folder_to_create_it_in(mesh_copy: Path) -> None:
-    sql = spec_file(mesh_copy, CUSTOMER_360).parent / "customer_360_v1.sql"
+    sql = spec_path(mesh_copy, CUSTOMER_360).parent / "customer_360_v1.sql"
     sql.unlink()
 
-    issue = the_issue(errors(mesh_copy), spec_file(mesh_copy, CUSTOMER_360), "transformation")
+    issue = the_issue(errors(mesh_copy), spec_path(mesh_copy, CUSTOMER_360), "transformation")
     assert "customer_360_v1.sql not found" in issue.message
     assert str(sql) in issue.fix
 
@@ -261,7 +232,7 @@ def test_a_missing_transformation_file_is_named_with_the_folder_to_create_it_in(
 
 
 def test_a_duplicate_product_name_is_refused_along_with_its_folder_mismatch(mesh_copy: Path) -> None:
-    original = spec_file(mesh_copy, ORDERS)
+    original = spec_path(mesh_copy, ORDERS)
     shutil.copytree(original.parent, original.parent.with_name("orders_copy"))
     copy = original.parent.with_name("orders_copy") / "dataproduct.yaml"
 
@@ -374,7 +345,7 @@ def test_consuming_a_retired_port_fails_naming_the_version_to_move_to(mesh_copy:
     edit_spec(mesh_copy, SALES, retire_sales_v1)
     registry = load_registry(mesh_copy)
 
-    issue = the_issue(registry.errors, spec_file(mesh_copy, CUSTOMER_360), "input_ports[1].version")
+    issue = the_issue(registry.errors, spec_path(mesh_copy, CUSTOMER_360), "input_ports[1].version")
     assert issue.message == (
         "sales.sales v1 (1.4.0) is retired and no longer served, but commercial_analytics.customer_360 "
         "(team commercial_analytics, steward lea.dubois@example.com) still reads it"
@@ -388,7 +359,7 @@ def test_a_draft_port_cannot_be_consumed_from_another_domain(mesh_copy: Path) ->
     found = errors(mesh_copy)
 
     for consumer, index in ((INSTRUMENT_RUNS, 1), (CUSTOMER_360, 0)):
-        issue = the_issue(found, spec_file(mesh_copy, consumer), f"input_ports[{index}].product")
+        issue = the_issue(found, spec_path(mesh_copy, consumer), f"input_ports[{index}].product")
         assert "customers.customer_master v1 (1.0.0) is a draft" in issue.message
         assert "readable only inside domain 'customers'" in issue.message
         assert "maria.keller@example.com" in issue.fix
@@ -404,7 +375,7 @@ def test_a_draft_port_can_be_consumed_inside_its_own_domain(mesh_copy: Path) -> 
 def test_a_beta_port_needs_preview_true_from_another_domain(mesh_copy: Path) -> None:
     edit_spec(mesh_copy, CUSTOMER_MASTER, set_field(status="beta"))
 
-    issue = the_issue(errors(mesh_copy), spec_file(mesh_copy, INSTRUMENT_RUNS), "input_ports[1].preview")
+    issue = the_issue(errors(mesh_copy), spec_path(mesh_copy, INSTRUMENT_RUNS), "input_ports[1].preview")
     assert "customers.customer_master v1 (1.0.0) is in beta" in issue.message
     assert "set preview: true" in issue.fix
 
@@ -414,15 +385,15 @@ def test_a_beta_port_is_readable_from_another_domain_with_preview_true(mesh_copy
     edit_spec(mesh_copy, INSTRUMENT_RUNS, set_input(1, preview=True))
 
     found = errors(mesh_copy)
-    assert issues_at(found, spec_file(mesh_copy, INSTRUMENT_RUNS)) == []
-    assert the_issue(found, spec_file(mesh_copy, CUSTOMER_360), "input_ports[0].preview")
+    assert issues_at(found, spec_path(mesh_copy, INSTRUMENT_RUNS)) == []
+    assert the_issue(found, spec_path(mesh_copy, CUSTOMER_360), "input_ports[0].preview")
 
 
 def test_a_beta_port_is_readable_inside_its_own_domain_without_preview(mesh_copy: Path) -> None:
     # customer_360 is read by sales_forecast, of the same domain, which does not set preview.
     edit_spec(mesh_copy, CUSTOMER_360, set_field(status="beta"))
 
-    assert issues_at(errors(mesh_copy), spec_file(mesh_copy, SALES_FORECAST)) == []
+    assert issues_at(errors(mesh_copy), spec_path(mesh_copy, SALES_FORECAST)) == []
 
 
 # --- all at once --------------------------------------------------------------------------------------
@@ -445,7 +416,7 @@ def test_every_error_is_reported_at_once(mesh_copy: Path) -> None:
 
 
 def test_a_sql_model_reading_an_undeclared_port_is_a_back_door(mesh_copy: Path) -> None:
-    sql = spec_file(mesh_copy, INSTRUMENT_RUNS).parent / "instrument_runs_v1.sql"
+    sql = spec_path(mesh_copy, INSTRUMENT_RUNS).parent / "instrument_runs_v1.sql"
     back_door = "join {{ input('sales.orders') }} as o on o.customer_id = r.customer_id\n"
     replace_in(sql, "from {{ ref('stg_runs') }} as r\n", "from {{ ref('stg_runs') }} as r\n" + back_door)
     assert load_registry(mesh_copy).errors == []  # the spec itself is fine: only the SQL reveals it
@@ -458,7 +429,7 @@ def test_a_sql_model_reading_an_undeclared_port_is_a_back_door(mesh_copy: Path) 
 
 
 def test_a_sql_model_reading_another_products_internal_model_is_refused(mesh_copy: Path) -> None:
-    sql = spec_file(mesh_copy, INSTRUMENT_RUNS).parent / "instrument_runs_v1.sql"
+    sql = spec_path(mesh_copy, INSTRUMENT_RUNS).parent / "instrument_runs_v1.sql"
     replace_in(sql, "{{ ref('stg_runs') }}", "{{ ref('stg_orders') }}")
 
     issue = the_issue(validate(mesh_copy).errors, sql, "ref('stg_orders')")
@@ -467,7 +438,7 @@ def test_a_sql_model_reading_another_products_internal_model_is_refused(mesh_cop
 
 
 def test_a_sql_model_reading_an_undeclared_source_is_refused(mesh_copy: Path) -> None:
-    sql = spec_file(mesh_copy, INSTRUMENT_RUNS).parent / "stg_runs.sql"
+    sql = spec_path(mesh_copy, INSTRUMENT_RUNS).parent / "stg_runs.sql"
     replace_in(sql, "{{ source('lims.instrument_runs') }}", "{{ source('erp.orders') }}")
 
     issue = the_issue(validate(mesh_copy).errors, sql, "source('erp.orders')")
@@ -591,6 +562,6 @@ def test_the_fix_for_a_missing_product_name_describes_the_product_name(mesh_copy
 def test_an_invalid_producer_spec_does_not_send_its_consumers_to_another_product(mesh_copy: Path) -> None:
     edit_spec(mesh_copy, ORDERS, set_field(classification="secret"))
 
-    consumer_issues = issues_at(errors(mesh_copy), spec_file(mesh_copy, SALES))
+    consumer_issues = issues_at(errors(mesh_copy), spec_path(mesh_copy, SALES))
     assert not any("no product 'sales.orders'" in i.message for i in consumer_issues)
     assert not any("did you mean" in i.fix for i in consumer_issues)
