@@ -102,18 +102,61 @@ def _severity(test: dict[str, Any]) -> str:
 
 
 def _this_sql(test: dict[str, Any], port: dict[str, Any]) -> str | None:
-    """A single-model test's compiled query with the model's relation replaced by `{{ this }}`."""
+    """A single-model test's compiled query with the model's relation replaced by `{{ this }}`.
+
+    The relation is found among sqlglot's tokens of the query, so the rest of the query keeps its text
+    and layout (a parse and re-render would rewrite all of it), and a longer name sharing the model's
+    as a prefix (`orders_x` for `orders`) is left alone.
+    """
     code = test.get("compiled_code")
     if not code:
         return None
-    name = re.escape(port.get("alias") or port["name"])
-    schema = re.escape(port["schema"])
-    relation = rf'(?:"?[A-Za-z0-9_]+"?\.)?"?{schema}"?\."?{name}"?'
-    # `dbt build --empty` wraps each read in a never-true subquery: unwrap it first.
-    code = re.sub(rf"\(\s*select \* from {relation} where false limit 0\s*\)", "{{ this }}", code, flags=re.I)
-    code = re.sub(relation, "{{ this }}", code)
+    spans = _relation_spans(code, port["schema"], port.get("alias") or port["name"])
+    if spans is None:
+        return None
+    for start, end in reversed(spans):
+        code = code[:start] + "{{ this }}" + code[end + 1 :]
     code = "\n".join(line.rstrip() for line in code.strip().splitlines() if line.strip())
     return code if "{{ this }}" in code else None
+
+
+def _relation_spans(code: str, schema: str, name: str) -> list[tuple[int, int]] | None:
+    """First and last character of each read of `[<database>.]<schema>.<name>` in a DuckDB query
+    (None when it does not tokenize); a `dbt build --empty` wrapper around a read is part of it."""
+    from sqlglot.dialects.duckdb import DuckDB
+    from sqlglot.errors import TokenError
+    from sqlglot.tokens import TokenType
+
+    try:
+        tokens = DuckDB().tokenize(code)
+    except TokenError:
+        return None
+    kinds = [t.token_type for t in tokens]
+    # `dbt build --empty` wraps each read in a never-true subquery: `(select * from <rel> where false
+    # limit 0)`; the whole wrapper is the read.
+    opening = [TokenType.L_PAREN, TokenType.SELECT, TokenType.STAR, TokenType.FROM]
+    closing = [TokenType.WHERE, TokenType.FALSE, TokenType.LIMIT, TokenType.NUMBER, TokenType.R_PAREN]
+    spans = []
+    i = 0
+    while i + 2 < len(tokens):
+        if not (kinds[i + 1] == TokenType.DOT and tokens[i].text == schema and tokens[i + 2].text == name):
+            i += 1
+            continue
+        first, last = i, i + 2
+        if first >= 2 and kinds[first - 1] == TokenType.DOT:
+            first -= 2  # the database
+        if first >= 1 and kinds[first - 1] == TokenType.DOT:
+            i += 1  # a longer dotted name that merely contains `<schema>.<name>`
+            continue
+        if (
+            kinds[max(first - 4, 0) : first] == opening
+            and kinds[last + 1 : last + 6] == closing
+            and tokens[last + 4].text == "0"
+        ):
+            first, last = first - 4, last + 5
+        spans.append((tokens[first].start, tokens[last].end))
+        i = last + 1
+    return spans
 
 
 class ContractDerivation:

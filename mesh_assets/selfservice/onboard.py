@@ -217,14 +217,15 @@ def _settle(
     root: Path, domain: str, project: str, plan: Plan, governance: Governance, changes: Changes
 ) -> list[str]:
     """Validate the new domain; drop custom SQL rules the platform refuses (saying so); refuse the rest."""
-    from mesh_assets.product.registry import load_registry
+    from mesh_assets.govern.validate import validate
     from mesh_assets.selfservice.check import product_problems
 
     notes = []
-    registry = load_registry(root)
+    # `mesh validate`'s errors: the spec's own, and a custom SQL rule that would not run.
+    errors = validate(root).errors
     for port in plan.ports:
         folder = (root / "domains" / domain / "products" / port.product).resolve()
-        issues = [i for i in registry.errors if i.file.resolve().parent == folder]
+        issues = [i for i in errors if i.file.resolve().parent == folder]
         rule_of = {i: re.match(r"output_ports\[0\]\.quality\.rules\[(\d+)\]", i.field) for i in issues}
         if issues and all(rule_of.values()):
             # A compiled dbt test the platform cannot run as a custom SQL rule: say so, keep the rest.
@@ -237,7 +238,6 @@ def _settle(
                 )
             port.rules = [r for index, r in enumerate(port.rules) if index not in dropped]
             _write_spec(root, domain, project, port, plan, governance, changes)
-    registry = load_registry(root)
     problems = [
         p
         for found in product_problems(root, [f"{domain}.{p.product}" for p in plan.ports]).values()

@@ -27,8 +27,11 @@ QUOTING = (
 def remove_model_entries(text: str, names: set[str]) -> str:
     """The properties YAML without the `models:` entries named `names`, keeping comments and layout.
 
-    Works on the text so the team's comments survive; if the file's layout defeats that (flow style,
-    anchors), falls back to rewriting the parsed YAML.
+    `ruamel.yaml`'s round-trip parser says where the `models:` list and each of its entries start; the
+    entries are cut from the text by line, so the team's comments stay where they were (dumping the
+    round-trip document instead would leave a removed entry's comments on its neighbour, and lose the
+    comment that ruamel attaches to the removed entry's last value though it introduces the next
+    one). If the file's layout defeats that (flow style, anchors), the parsed YAML is rewritten.
     """
     original = yaml.safe_load(text) or {}
     wanted = dict(original)
@@ -36,35 +39,27 @@ def remove_model_entries(text: str, names: set[str]) -> str:
     if not wanted["models"]:
         del wanted["models"]
     lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if re.match(r"^models:\s*(#.*)?$", line)), None)
+    located = _model_lines(text)
     result = None
-    if start is not None:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if re.match(r"^[^\s#-]", lines[i])),
-            len(lines),
-        )
-        items = [i for i in range(start + 1, end) if re.match(r"^\s*- ", lines[i])]
-        indent = min((len(lines[i]) - len(lines[i].lstrip()) for i in items), default=0)
-        items = [i for i in items if len(lines[i]) - len(lines[i].lstrip()) == indent]
+    if located is not None:
+        start, end, items = located
         drop: set[int] = set()
-        for position, first in enumerate(items):
-            last = items[position + 1] if position + 1 < len(items) else end
+        for position, (first, name) in enumerate(items):
+            last = items[position + 1][0] if position + 1 < len(items) else end
             # Comments and blank lines right before the next item belong to it, not to this one.
             while last - 1 > first and (
                 not lines[last - 1].strip() or lines[last - 1].lstrip().startswith("#")
             ):
                 last -= 1
-            block = "".join(line[indent:] for line in lines[first:last])
-            entry = (yaml.safe_load(block) or [None])[0]
-            if isinstance(entry, dict) and entry.get("name") in names:
+            if name in names:
                 # The comment lines right above an entry describe it: they go with it.
                 above = first
                 while above - 1 > start and lines[above - 1].lstrip().startswith("#"):
                     above -= 1
                 drop |= set(range(above, last))
         kept = [line for i, line in enumerate(lines) if i not in drop]
-        if not any(re.match(r"^\s*- ", kept[i]) for i in range(start + 1, min(len(kept), end - len(drop)))):
-            kept[start] = re.sub(r"^models:", "models: []", kept[start])
+        if all(name in names for _, name in items):
+            kept[start] = kept[start].replace("models:", "models: []", 1)
         result = "".join(kept)
         parsed = yaml.safe_load(result) or {}
         if parsed.get("models") == []:
@@ -74,6 +69,31 @@ def remove_model_entries(text: str, names: set[str]) -> str:
     if result is None:
         result = yaml.safe_dump(wanted, sort_keys=False, width=110)
     return result
+
+
+def _model_lines(text: str) -> tuple[int, int, list[tuple[int, object]]] | None:
+    """Where the block-style `models:` list sits: its key's line, the line after it, each entry's first
+    line and name (0-based lines); None when there is no such list."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        document = YAML(typ="rt").load(text)
+    except YAMLError:
+        return None
+    models = document.get("models") if isinstance(document, CommentedMap) else None
+    if not isinstance(models, CommentedSeq) or models.fa.flow_style() or not models:
+        return None
+    keys = list(document)
+    start = document.lc.key("models")[0]
+    following = keys[keys.index("models") + 1 :]
+    end = document.lc.key(following[0])[0] if following else len(text.splitlines())
+    items = [
+        (models.lc.item(i)[0], entry.get("name") if isinstance(entry, dict) else None)
+        for i, entry in enumerate(models)
+    ]
+    return start, end, items
 
 
 def rewrite_refs(text: str, replacements: dict[str, str]) -> str:
