@@ -38,6 +38,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 import pytest
+from stub_ports import stub_port
 
 from mesh_assets import observe as slo
 from mesh_assets.build.location import build_domain
@@ -248,29 +249,6 @@ def _forget_module(path: Path) -> None:
     for name, module in list(sys.modules.items()):
         if getattr(module, "__file__", None) and Path(module.__file__).resolve() == path:
             del sys.modules[name]
-
-
-def stub_port(key: dg.AssetKey, fail: bool, rows: int = 1000) -> dg.AssetsDefinition:
-    """A stand-in for a port's publish step: its blocking check, then publish or fail as `publish.py`."""
-
-    @dg.multi_asset(
-        name="__".join(key.path),
-        specs=[dg.AssetSpec(key)],
-        check_specs=[dg.AssetCheckSpec("row_count_within_bounds", asset=key, blocking=True)],
-    )
-    def _publish():
-        yield dg.AssetCheckResult(
-            asset_key=key,
-            check_name="row_count_within_bounds",
-            passed=not fail,
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={"observed": str(0 if fail else rows), "threshold": ">= 100"},
-        )
-        if fail:
-            raise dg.Failure(description="blocking contract check(s) failed: row_count_within_bounds")
-        yield dg.MaterializeResult(asset_key=key, metadata={"dagster/row_count": rows})
-
-    return _publish
 
 
 def publish_stub(key: dg.AssetKey, fail: bool = False, rows: int = 1000) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import dagster as dg
 import pytest
 import typer
+from stub_ports import stub_port
 from typer.testing import CliRunner
 
 from mesh_assets.cli.slo import register
@@ -436,23 +437,6 @@ def test_an_unconfigured_channel_is_logged_with_a_loud_warning(orders: PortSlo) 
 
 
 # --- `mesh slo` ---------------------------------------------------------------------------------------------
-
-
-def stub_port(key: dg.AssetKey, fail: bool, rows: int) -> dg.AssetsDefinition:
-    """A stand-in for a port's publish step: one blocking check, then publish or fail."""
-
-    @dg.multi_asset(
-        name="__".join(key.path),
-        specs=[dg.AssetSpec(key)],
-        check_specs=[dg.AssetCheckSpec("row_count_within_bounds", asset=key, blocking=True)],
-    )
-    def _publish():
-        yield dg.AssetCheckResult(asset_key=key, check_name="row_count_within_bounds", passed=not fail)
-        if fail:
-            raise dg.Failure(description="blocking contract check(s) failed: row_count_within_bounds")
-        yield dg.MaterializeResult(asset_key=key, metadata={"dagster/row_count": rows})
-
-    return _publish
 
 
 @pytest.fixture
