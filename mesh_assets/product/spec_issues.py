@@ -6,6 +6,7 @@ spec models themselves (the closest field name, the missing field's description,
 from __future__ import annotations
 
 import difflib
+import sys
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -72,10 +73,18 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
 def _all_fields() -> dict[str, str]:
     """Every spec field name (and alias) to its description, for suggestions and fixes."""
     fields: dict[str, str] = {}
-    for value in vars(spec_module).values():
-        if isinstance(value, type) and issubclass(value, BaseModel) and value is not BaseModel:
-            for name, info in value.model_fields.items():
-                fields.setdefault(info.alias or name, info.description or "")
+    models = [v for v in vars(spec_module).values() if isinstance(v, type) and issubclass(v, BaseModel)]
+    # A name several models share (`name`, `min`...) is described by the first: the spec's own models
+    # (product, ports, columns), then those it imports (the quality section's), each in definition order.
+    models.sort(
+        key=lambda model: (
+            model.__module__ != spec_module.__name__,
+            list(vars(sys.modules[model.__module__])).index(model.__name__),
+        )
+    )
+    for model in models:
+        for name, info in model.model_fields.items():
+            fields.setdefault(info.alias or name, info.description or "")
     return fields
 
 
