@@ -1,7 +1,8 @@
 """The product model: what a data product is, and the mesh of them (the bottom wing: imports no other).
 
 Public API: `spec` (the pydantic models of `dataproduct.yaml`), `registry` (`load_registry`, `Registry`,
-`Product`, `topological_order`), `errors` (`SpecIssue`, `MeshSpecError`), `versions` (semver ranges),
-`addressing` (asset keys and warehouse relations of ports and internals), `lifecycle` (sunsets, overdue
-ports), `access` (who may read which port).
+`Product`, `topological_order`), `errors` (`SpecIssue`, `MeshSpecError`), `versions` (port versions and
+consumers' ranges), `addressing` (asset keys and warehouse relations of ports and internals), `lifecycle`
+(sunsets, overdue ports), `access` (who may read which port), `freshness` (a port's freshness state, as
+Dagster's evaluator judges it), `sql_types` (reading SQL type text).
 """
