@@ -7,7 +7,6 @@ unaudited candidate. Every write goes through `Changes`, so a refusal undoes it,
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -97,14 +96,46 @@ def _model_lines(text: str) -> tuple[int, int, list[tuple[int, object]]] | None:
 
 
 def rewrite_refs(text: str, replacements: dict[str, str]) -> str:
-    """SQL with `ref('<model>')` (also `ref('<package>', '<model>')`) replaced by the given calls."""
-    for model, call in replacements.items():
-        pattern = rf"""ref\(\s*(?:['"][A-Za-z0-9_]+['"]\s*,\s*)?['"]{re.escape(model)}['"]\s*\)"""
-        text = re.sub(pattern, call, text)
+    """SQL with `ref('<model>')` (also `ref('<package>', '<model>')`) replaced by the given calls.
+
+    The calls are found among sqlglot's tokens of the model's text, which knows dbt's Jinja delimiters
+    and comments: the rest of the file keeps its text, and a name that merely ends in `ref` (`pref(...)`)
+    is no call. A text sqlglot cannot tokenize raises `ValueError`.
+    """
+    from sqlglot.dialects.duckdb import DuckDB
+    from sqlglot.errors import TokenError
+    from sqlglot.tokens import TokenType
+
+    try:
+        tokens = DuckDB().tokenize(text)
+    except TokenError as exc:
+        raise ValueError(str(exc)) from exc
+    names = {TokenType.STRING, TokenType.IDENTIFIER}  # 'model' is a string, "model" an identifier
+    spans: list[tuple[int, int, str]] = []
+    for i, token in enumerate(tokens):
+        if token.token_type != TokenType.VAR or token.text != "ref" or i + 3 >= len(tokens):
+            continue
+        if i > 0 and tokens[i - 1].token_type == TokenType.DOT:
+            continue  # a method of something else, not dbt's ref()
+        kinds = [t.token_type for t in tokens[i + 1 : i + 6]]
+        if kinds[:3] == [TokenType.L_PAREN, kinds[1], TokenType.R_PAREN] and kinds[1] in names:
+            model, close = tokens[i + 2].text, i + 3
+        elif (
+            kinds[:5] == [TokenType.L_PAREN, kinds[1], TokenType.COMMA, kinds[3], TokenType.R_PAREN]
+            and {kinds[1], kinds[3]} <= names
+        ):
+            model, close = tokens[i + 4].text, i + 5
+        else:
+            continue
+        if model in replacements:
+            spans.append((token.start, tokens[close].end, replacements[model]))
+    for start, end, call in reversed(spans):
+        text = text[:start] + call + text[end + 1 :]
     return text
 
 
 def place_project(source: Path, target: Path, link: bool, changes: Changes) -> None:
+    """Copy (without build output) or link the project to `target`, recording it to undo."""
     target.parent.mkdir(parents=True, exist_ok=True)
     if link:
         target.symlink_to(source, target_is_directory=True)
@@ -120,6 +151,7 @@ def place_project(source: Path, target: Path, link: bool, changes: Changes) -> N
 
 
 def write_profile(project_dir: Path, profile: str, domain: str, link: bool, changes: Changes) -> list[str]:
+    """Give the project the platform's `local`/`prod` profile; a linked project must already have it."""
     from mesh_assets.selfservice.templates import dbt_profiles
 
     path = project_dir / "profiles.yml"
@@ -158,4 +190,11 @@ def edit_project(project_dir: Path, manifest: dict[str, Any], plan: Plan, change
         changes.write(path, header + remove_model_entries(path.read_text(), names))
     for relative, replacements in plan.rewrites.items():
         path = project_dir / relative
-        changes.write(path, rewrite_refs(path.read_text(), replacements))
+        try:
+            rewritten = rewrite_refs(path.read_text(), replacements)
+        except ValueError as exc:
+            reads = ", ".join(f"ref('{m}') with {c}" for m, c in replacements.items())
+            raise OnboardError(
+                f"{path} could not be read as SQL ({exc}); replace {reads} in it by hand, then onboard again"
+            ) from exc
+        changes.write(path, rewritten)

@@ -50,6 +50,7 @@ def check_identifier(what: str, name: str) -> None:
 
 
 def check_email(value: str) -> None:
+    """Refuse a steward that is not an email address."""
     if not _EMAIL.match(value):
         raise ScaffoldError(
             f"'{value}' is not an email address; the steward is a person, e.g. ana@example.com"
@@ -57,6 +58,7 @@ def check_email(value: str) -> None:
 
 
 def check_team(value: str) -> None:
+    """Refuse a team name that is not a lowercase identifier."""
     if not re.fullmatch(IDENTIFIER, value) or len(value) > 63:
         raise ScaffoldError(
             f"'{value}' is not a valid team name: lowercase letters, digits and '_', e.g. "
@@ -65,6 +67,8 @@ def check_team(value: str) -> None:
 
 
 def check_choice(allowed: list[str]) -> Callable[[str], None]:
+    """A check refusing a value not in `allowed`, suggesting the closest one."""
+
     def check(value: str) -> None:
         if value not in allowed:
             close = difflib.get_close_matches(value, allowed, n=1)
@@ -75,6 +79,7 @@ def check_choice(allowed: list[str]) -> Callable[[str], None]:
 
 
 def check_duration(value: str) -> None:
+    """Refuse a duration the spec cannot parse (e.g. `24h`, `30m`, `2d` are fine)."""
     try:
         parse_duration(value)
     except ValueError as exc:
@@ -82,6 +87,8 @@ def check_duration(value: str) -> None:
 
 
 def check_text(minimum: int) -> Callable[[str], None]:
+    """A check refusing a text shorter than `minimum` characters."""
+
     def check(value: str) -> None:
         if len(value.strip()) < minimum:
             raise ScaffoldError(f"'{value}' is too short: write at least {minimum} characters")
