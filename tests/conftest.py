@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,6 +45,13 @@ def small_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sources")
     generate_sources(out, scale=TEST_SCALE, as_of=AS_OF)
     return out
+
+
+def mesh_command_dir() -> Path:
+    """The folder holding the installed `mesh` command (the venv's `bin`), to put first on a PATH."""
+    folder = Path(sys.executable).parent
+    assert (folder / "mesh").exists(), f"no `mesh` beside {sys.executable}: run `make install`"
+    return folder
 
 
 def copy_mesh(destination: Path) -> Path:

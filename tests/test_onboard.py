@@ -14,17 +14,16 @@ import copy
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
-import typer
 import yaml
-from conftest import REPO, copy_mesh
+from conftest import REPO, copy_mesh, mesh_command_dir
 from typer.testing import CliRunner
 
+from mesh_assets.cli.app import app
 from mesh_assets.govern.validate import validate
 from mesh_assets.product.registry import load_registry
 from mesh_assets.selfservice.contract_derivation import declared_type, logical_type
@@ -38,19 +37,9 @@ FIXTURE = Path(__file__).parent / "fixtures" / "dbt_shop"
 STEWARD = ["--steward", "shop.lead@example.com", "--owner-team", "shop_data"]
 
 
-def mesh_app() -> typer.Typer:
-    """The `mesh` CLI with `mesh new` registered (as `cli.COMMAND_MODULES` will list it)."""
-    from mesh_assets.cli import app as cli
-    from mesh_assets.cli import new
-
-    if not any(info.name == "new" for info in cli.app.registered_groups):
-        new.register(cli.app)
-    return cli.app
-
-
 def mesh(*args: str) -> tuple[int, str]:
     """Run `mesh <args>` in-process; exit code and output (unwrapped)."""
-    result = CliRunner().invoke(mesh_app(), list(args))
+    result = CliRunner().invoke(app, list(args))
     return result.exit_code, result.output
 
 
@@ -171,17 +160,14 @@ def test_the_shop_project_is_onboarded_validated_and_built(
     report = validate(repo)
     assert not report.errors, [e.render(repo) for e in report.errors]
 
-    shim = tmp_path / "bin" / "mesh"
-    shim.parent.mkdir()
-    shim.write_text(
-        f"#!{sys.executable}\nimport sys\nfrom mesh_assets.cli import app as cli\n"
-        "if 'mesh_assets.cli.new' not in cli.COMMAND_MODULES:\n"
-        "    from mesh_assets.cli import new\n    new.register(cli.app)\nsys.exit(cli.app())\n"
-    )
-    shim.chmod(0o755)
     env = {**os.environ, "PYTHONPATH": str(repo)}
     run = subprocess.run(
-        [str(shim), "run", "--domain", "shop"], cwd=repo, env=env, capture_output=True, text=True, timeout=600
+        [str(mesh_command_dir() / "mesh"), "run", "--domain", "shop"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     with duckdb.connect(str(isolated / "mesh.duckdb"), read_only=True) as con:

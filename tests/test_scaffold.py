@@ -15,11 +15,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
-import typer
 import yaml
-from conftest import REPO, copy_mesh
+from conftest import REPO, copy_mesh, mesh_command_dir
 from typer.testing import CliRunner
 
+from mesh_assets.cli.app import app
 from mesh_assets.govern.validate import validate
 from mesh_assets.product.registry import load_registry
 from mesh_assets.selfservice.check import check_product
@@ -31,33 +31,10 @@ from mesh_assets.selfservice.scaffold import ProductRequest, new_domain, new_pro
 STEWARD = "lab.lead@example.com"
 
 
-def mesh_app() -> typer.Typer:
-    """The `mesh` CLI with `mesh new` registered (as `cli.COMMAND_MODULES` will list it)."""
-    from mesh_assets.cli import app as cli
-    from mesh_assets.cli import new
-
-    if not any(info.name == "new" for info in cli.app.registered_groups):
-        new.register(cli.app)
-    return cli.app
-
-
 def mesh(*args: str, input: str | None = None) -> tuple[int, str]:
     """Run `mesh <args>` in-process; exit code and output."""
-    result = CliRunner().invoke(mesh_app(), list(args), input=input)
+    result = CliRunner().invoke(app, list(args), input=input)
     return result.exit_code, result.output
-
-
-def mesh_shim(folder: Path) -> Path:
-    """A folder holding a `mesh` executable: the CLI with `mesh new` registered."""
-    folder.mkdir(parents=True, exist_ok=True)
-    shim = folder / "mesh"
-    shim.write_text(
-        f"#!{sys.executable}\nimport sys\nfrom mesh_assets.cli import app as cli\n"
-        "if 'mesh_assets.cli.new' not in cli.COMMAND_MODULES:\n"
-        "    from mesh_assets.cli import new\n    new.register(cli.app)\nsys.exit(cli.app())\n"
-    )
-    shim.chmod(0o755)
-    return folder
 
 
 def tree(root: Path) -> dict[str, str]:
@@ -360,8 +337,7 @@ def test_products_of_each_kind_validate_build_and_pass_their_own_tests(
     env = {
         **os.environ,
         "PYTHONPATH": str(repo),
-        "PATH": f"{mesh_shim(tmp_path / 'bin')}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}"
-        + os.environ["PATH"],
+        "PATH": f"{mesh_command_dir()}{os.pathsep}{os.environ['PATH']}",
     }
     run = subprocess.run(
         ["mesh", "run", "--domain", "lab"], cwd=repo, env=env, capture_output=True, text=True, timeout=600

@@ -11,12 +11,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import REPO, copy_mesh
+from conftest import REPO, copy_mesh, mesh_command_dir
 
 TUTORIAL = REPO / "docs" / "tutorial.md"
 _BLOCK = re.compile(r"^```bash tutorial\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -25,26 +24,6 @@ _BLOCK = re.compile(r"^```bash tutorial\n(.*?)^```", re.MULTILINE | re.DOTALL)
 def tutorial_steps(text: str) -> list[str]:
     """The shell script of each ```bash tutorial block, in document order."""
     return [match.group(1) for match in _BLOCK.finditer(text)]
-
-
-def mesh_shim(folder: Path) -> Path:
-    """A `mesh` executable: the real CLI, with `mesh new` registered if `cli.COMMAND_MODULES` lacks it.
-
-    Once `mesh_assets.cli.new` is listed in `COMMAND_MODULES` this is exactly `mesh`.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    shim = folder / "mesh"
-    shim.write_text(
-        f"#!{sys.executable}\n"
-        "import sys\n"
-        "from mesh_assets.cli import app as cli\n"
-        "if 'mesh_assets.cli.new' not in cli.COMMAND_MODULES:\n"
-        "    from mesh_assets.cli import new\n"
-        "    new.register(cli.app)\n"
-        "sys.exit(cli.app())\n"
-    )
-    shim.chmod(0o755)
-    return folder
 
 
 def test_the_tutorial_has_steps_that_use_the_mesh_command() -> None:
@@ -58,13 +37,12 @@ def test_the_tutorial_has_steps_that_use_the_mesh_command() -> None:
 def test_every_step_of_the_tutorial_runs(isolated: Path, tmp_path: Path) -> None:
     root = copy_mesh(tmp_path / "repo")
     shutil.copy(REPO / "workspace.yaml", root / "workspace.yaml")
-    shims = mesh_shim(tmp_path / "bin")
     env = {
         **os.environ,
         "MESH_ROOT": str(root),
         # `load_location` imports `domains.<domain>.definitions`: the copy's domains, not the repo's.
         "PYTHONPATH": str(root),
-        "PATH": f"{shims}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PATH": f"{mesh_command_dir()}{os.pathsep}{os.environ['PATH']}",
         "NO_COLOR": "1",
     }
     steps = tutorial_steps(TUTORIAL.read_text())
