@@ -537,3 +537,19 @@ def test_loading_the_governance_modules_imports_nothing_heavy() -> None:
     output = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
 
     assert output.strip() == "[]"
+
+
+def test_the_scorecard_page_escapes_what_the_specs_say() -> None:
+    reason = 'purpose says <script>alert("x")</script> & more'
+    results = tuple(
+        fitness.Result(c, c != fitness.Characteristic.SELF_DESCRIBING, reason, c in fitness.MANDATORY)
+        for c in fitness.CHARACTERISTICS
+    )
+    product = fitness.ProductFitness("sales.orders", "sales", "orders", "active", results)
+    card = fitness.Scorecard((product,), fitness.MANDATORY, {"catalog": "not checked"})
+
+    page = card.html('x"><b')
+
+    assert "<script" not in page and "<b" not in page.replace("<body", "")
+    assert "&lt;script&gt;" in page and "&amp; more" in page
+    assert page.count("<tr>") == 2  # the header row and the product's
