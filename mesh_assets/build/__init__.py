@@ -1,0 +1,7 @@
+"""Building: what turns a spec into Dagster definitions and data. Imports `product` and `infra`.
+
+Public API: `location` (`build_domain`: a domain's code location), `builders` (source landing, SQL,
+Python, dbt), `ports` (port asset specs), `checks` and `expectations` (contract rules as asset checks),
+`publish` (write-audit-publish), `automation` (refresh once per cascade), `dbt_contracts` (dbt YAML from
+specs), `runner` (`run_mesh`: `mesh run`).
+"""
