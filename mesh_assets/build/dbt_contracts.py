@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 
 from mesh_assets.product import addressing
-from mesh_assets.product.registry import Product, Registry
 from mesh_assets.product.errors import MeshSpecError, SpecIssue
+from mesh_assets.product.registry import Product, Registry
 from mesh_assets.product.spec import DbtTransformation, portable_sql_type
 
 GENERATED_FILE = "models/_mesh_generated.yml"

@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from mesh_assets.product.addressing import Relation
 from mesh_assets.infra.warehouse.base import WarehouseSession
+from mesh_assets.product.addressing import Relation
 
 if TYPE_CHECKING:
     from mesh_assets.product.spec import ExpectationRule

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import dagster as dg
 
-from mesh_assets.product import addressing
-from mesh_assets.infra import environment
 from mesh_assets.build.automation import after_upstream_settles
 from mesh_assets.build.builders import python as python_builder
 from mesh_assets.build.builders import sql as sql_builder
 from mesh_assets.build.builders.sources import source_asset
 from mesh_assets.build.ports import PortContext
 from mesh_assets.build.publish import port_asset
+from mesh_assets.infra import environment
+from mesh_assets.product import addressing
 from mesh_assets.product.registry import Product, Registry, load_registry
 from mesh_assets.product.spec import DbtTransformation, OutputPort, ReferencesRule
 

@@ -2,9 +2,10 @@
 
 The transformation writes a *candidate* batch into the domain's private schema. The platform audits it
 there with the port's contract rules; only if no blocking rule fails is it cast onto the contract and
-atomically swapped into the published port, and the candidate and staging copies are dropped. A failed audit leaves the published port untouched (its
-consumers keep the last good data), fails the step naming the rules (so downstream products in other
-domains are not refreshed from it), and keeps the failed candidate in place for inspection.
+atomically swapped into the published port, and the candidate and staging copies are dropped. A failed
+audit leaves the published port untouched (its consumers keep the last good data), fails the step naming
+the rules (so downstream products in other domains are not refreshed from it), and keeps the failed
+candidate in place for inspection.
 """
 
 from collections.abc import Callable, Iterator
@@ -13,12 +14,12 @@ from typing import Any
 
 import dagster as dg
 
-from mesh_assets.product import addressing
 from mesh_assets.build.checks import AuditContext, audit, check_specs
 from mesh_assets.build.ports import PortContext, port_spec
+from mesh_assets.infra.warehouse.base import Warehouse, WarehouseSession
+from mesh_assets.product import addressing
 from mesh_assets.product.registry import Product
 from mesh_assets.product.spec import OutputPort, parse_duration
-from mesh_assets.infra.warehouse.base import Warehouse, WarehouseSession
 
 WAREHOUSE_POOL = "warehouse"
 """Dagster pool of every step that writes to the warehouse (limit 1 on DuckDB: one writer per file)."""

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from mesh_assets.product import addressing
 from mesh_assets.infra import environment, reclaim
+from mesh_assets.product import addressing
 from mesh_assets.product.registry import GOVERNANCE_DOMAIN, Product, load_registry, topological_order
 
 # The progress display and summary table are the output; the full event log is in the Dagster UI.

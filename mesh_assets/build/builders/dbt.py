@@ -20,15 +20,15 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from mesh_assets.product import addressing
 from mesh_assets.build.dbt_contracts import dbt_executable, port_source_name, prepare, products_of_project
-from mesh_assets.infra.environment import Environment
 from mesh_assets.build.ports import owners, product_tags
 from mesh_assets.build.publish import WAREHOUSE_POOL
-from mesh_assets.product.registry import Product, Registry
-from mesh_assets.product.errors import MeshSpecError, SpecIssue
-from mesh_assets.product.spec import DbtTransformation
+from mesh_assets.infra.environment import Environment
 from mesh_assets.infra.warehouse.base import Warehouse
+from mesh_assets.product import addressing
+from mesh_assets.product.errors import MeshSpecError, SpecIssue
+from mesh_assets.product.registry import Product, Registry
+from mesh_assets.product.spec import DbtTransformation
 
 
 def _manifest(registry: Registry, project: str, env: Environment) -> Path:

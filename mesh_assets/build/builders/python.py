@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from mesh_assets.product import access, addressing
 from mesh_assets.build.publish import BuildCandidate
+from mesh_assets.infra.warehouse.base import WarehouseSession
+from mesh_assets.product import access, addressing
 from mesh_assets.product.registry import Product, Registry
 from mesh_assets.product.spec import OutputPort, PythonTransformation
-from mesh_assets.infra.warehouse.base import WarehouseSession
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -6,13 +6,13 @@ cleaning are the product's own transformation, where the contract checks can see
 
 import dagster as dg
 
-from mesh_assets.product import addressing
-from mesh_assets.infra.environment import Environment
 from mesh_assets.build.ports import owners, product_tags, refresh_cron
 from mesh_assets.build.publish import WAREHOUSE_POOL
+from mesh_assets.infra.environment import Environment
+from mesh_assets.infra.warehouse.base import Warehouse
+from mesh_assets.product import addressing
 from mesh_assets.product.registry import Product
 from mesh_assets.product.spec import SourceInput
-from mesh_assets.infra.warehouse.base import Warehouse
 
 
 def source_asset(product: Product, source: SourceInput, env: Environment) -> dg.AssetsDefinition:

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 import dagster as dg
 import jinja2
 
-from mesh_assets.product import access, addressing
-from mesh_assets.infra.environment import Environment
 from mesh_assets.build.ports import code_reference, owners, product_tags
 from mesh_assets.build.publish import WAREHOUSE_POOL, BuildCandidate
-from mesh_assets.product.registry import Product, Registry
-from mesh_assets.product.errors import MeshSpecError, SpecIssue
-from mesh_assets.product.spec import SqlTransformation
+from mesh_assets.infra.environment import Environment
 from mesh_assets.infra.warehouse.base import Warehouse, WarehouseSession
+from mesh_assets.product import access, addressing
+from mesh_assets.product.errors import MeshSpecError, SpecIssue
+from mesh_assets.product.registry import Product, Registry
+from mesh_assets.product.spec import SqlTransformation
 
 
 @dataclass
