@@ -32,7 +32,7 @@ from dagster import DagsterEventType
 # End to end and a few minutes long, but never skipped: `make test` runs it.
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 LOCATIONS = ["customers", "sales", "diagnostics", "commercial_analytics", "mesh"]
 AUTOMATION_SENSORS = [f"{location}_automation" for location in LOCATIONS]

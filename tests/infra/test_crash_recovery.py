@@ -30,7 +30,7 @@ from mesh_assets.infra.reclaim import PID_TAG, pid_alive
 from mesh_assets.product import addressing
 from mesh_assets.selfservice.generate import AS_OF, generate_sources
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 BOUND_S = 600  # only a real hang reaches this: it is a bound, not a timing assertion
 MESH = [sys.executable, "-c", "from mesh_assets.cli.app import main; main()"]
 CRASHING_MESH = [sys.executable, "-c", "import crash_points; crash_points.main()"]

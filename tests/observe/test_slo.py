@@ -26,7 +26,7 @@ from mesh_assets.product.freshness import freshness_state
 from mesh_assets.product.registry import load_registry
 from mesh_assets.product.spec import FreshnessSlo
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 HOUR = 3600.0
 DAY = 24 * HOUR
 T0 = 1_800_000_000.0  # a fixed "now" far from bucket edges' surprises (2027-01-15)

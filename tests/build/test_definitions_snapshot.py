@@ -2,7 +2,7 @@
 
 Each location's asset keys, groups, owners, tags, kinds, deps, checks and freshness policies are compared
 with `tests/snapshots/<location>.json`. After an intended change, refresh them with
-`MESH_UPDATE_SNAPSHOTS=1 pytest tests/test_definitions_snapshot.py` and review the diff.
+`MESH_UPDATE_SNAPSHOTS=1 pytest tests/build/test_definitions_snapshot.py` and review the diff.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 
 from mesh_assets.build.runner import load_location
 
-SNAPSHOTS = Path(__file__).parent / "snapshots"
+SNAPSHOTS = Path(__file__).parent.parent / "snapshots"
 LOCATIONS = ["customers", "sales", "diagnostics", "commercial_analytics", "mesh"]
 
 

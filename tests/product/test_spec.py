@@ -24,7 +24,7 @@ from mesh_assets.product.spec import (
 )
 from mesh_assets.product.versions import VersionRangeError, parse_range, satisfies
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED_SPECS = sorted((REPO / "domains").glob("*/products/*/dataproduct.yaml"))
 
 MINIMAL_SPEC: dict = {

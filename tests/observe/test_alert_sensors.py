@@ -47,7 +47,7 @@ from mesh_assets.infra.warehouse.duckdb import DuckDBWarehouse
 from mesh_assets.observe import sensors
 from mesh_assets.product.registry import load_registry
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CUSTOMERS = dg.AssetKey(["customers", "customer_master", "v1"])
 ORDERS = dg.AssetKey(["sales", "orders", "v1"])
 SALES_V2 = dg.AssetKey(["sales", "sales", "v2"])

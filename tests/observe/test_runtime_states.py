@@ -28,7 +28,7 @@ from mesh_assets.observe.sli import port_slos
 from mesh_assets.product import addressing
 from mesh_assets.product.registry import load_registry
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PORT = addressing.port_key("customers", "customer_master", 1)
 UPSTREAM = dg.AssetKey(["customers", "customer_master", "internal", "prepared"])
 

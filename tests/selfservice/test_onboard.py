@@ -33,7 +33,7 @@ from mesh_assets.selfservice.onboard_plan import Plan
 from mesh_assets.selfservice.project_edits import remove_model_entries, rewrite_refs
 from mesh_assets.selfservice.templates import dbt_profiles
 
-FIXTURE = Path(__file__).parent / "fixtures" / "dbt_shop"
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "dbt_shop"
 STEWARD = ["--steward", "shop.lead@example.com", "--owner-team", "shop_data"]
 
 
