@@ -5,10 +5,10 @@ of that port's ODCS contract) and its output ports (one per major version, each 
 the input contracts it depends on), plus the team, support channels and a management port. Mesh
 attributes ODPS has no field for go in `customProperties`.
 
-No ODPS schema package exists; `tests/contracts/test_odps.py` checks the descriptors against the v1.0.0 field names
-and required keys (see `docs/catalog.md`). Source-system extracts have no data contract, and a v1.0.0
-input port requires a `contractId`, so they are listed in the `sourceInputs` custom property instead of
-being given invented contract ids.
+No ODPS schema package exists; `tests/contracts/test_odps.py` checks the descriptors against the v1.0.0
+field names and required keys (see `docs/catalog.md`). Source-system extracts have no data contract, and
+a v1.0.0 input port requires a `contractId`, so they are listed in the `sourceInputs` custom property
+instead of being given invented contract ids.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 The spec's `FreshnessSlo` becomes a Dagster `FreshnessPolicy` (`build/ports.freshness_policy`), which
 the daemon evaluates while it runs. When it does not (no daemon, not evaluated yet), the SLI monitor and
 the catalog derive the state themselves with `freshness_state`; it must agree with the daemon, boundary
-included, or a port would flip state when the daemon starts. `tests/product/test_freshness.py` compares the two
-on a real instance, at and around each deadline.
+included, or a port would flip state when the daemon starts. `tests/product/test_freshness.py` compares
+the two on a real instance, at and around each deadline.
 
 Dagster's rules (`dagster._core.definitions.freshness_evaluator`, 1.13):
 

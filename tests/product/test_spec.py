@@ -95,12 +95,13 @@ def as_editor_sees_it(path: Path) -> dict:
 
 
 def spec_models() -> list[type[BaseModel]]:
+    """Every model of the spec, wherever in the product wing it is defined (`spec` re-exports them all)."""
     return [
         value
         for value in vars(spec_module).values()
         if isinstance(value, type)
         and issubclass(value, BaseModel)
-        and value.__module__ == spec_module.__name__
+        and value.__module__.startswith("mesh_assets.product.")
     ]
 
 
