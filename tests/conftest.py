@@ -90,4 +90,5 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, small_sources: Pat
     monkeypatch.setenv("MESH_DUCKDB_PATH", str(tmp_path / "mesh.duckdb"))
     monkeypatch.setenv("MESH_SOURCES_DIR", str(small_sources))
     monkeypatch.delenv("MESH_TARGET", raising=False)
+    monkeypatch.delenv("MESH_ENV", raising=False)  # the default environment, `dev`, whatever the shell says
     yield tmp_path

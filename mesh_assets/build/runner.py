@@ -72,14 +72,15 @@ def load_location(domain: str) -> dg.Definitions:
 
 
 def ensure_instance(root: Path) -> dg.DagsterInstance:
-    """The Dagster instance at `DAGSTER_HOME` (default `<repo>/.dagster_home`, set up from `dagster.yaml`).
+    """The Dagster instance at `DAGSTER_HOME` (default `<repo>/.dagster_home/<env>`, from `dagster.yaml`).
 
     Creating a fresh instance's SQLite storage is not safe from two processes at once (both try to
     create the tables), so the first touch of the storage happens under a cross-process lock.
     """
     from mesh_assets.infra.warehouse.duckdb import FileLock
 
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(root / ".dagster_home")))
+    # Per environment, as the Makefile's: runs, check history and SLO state never mix across environments.
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(root / ".dagster_home" / environment.env_name())))
     home.mkdir(parents=True, exist_ok=True)
     with FileLock(home / "instance", timeout_s=120).hold():
         config = home / "dagster.yaml"

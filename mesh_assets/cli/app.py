@@ -229,6 +229,7 @@ COMMAND_MODULES: list[str] = [
     "mesh_assets.cli.new",
     "mesh_assets.cli.grants",
     "mesh_assets.cli.fitness",
+    "mesh_assets.cli.env",
 ]
 """Modules under `mesh_assets.cli.commands` whose `register(app)` adds their verbs."""
 

@@ -1,4 +1,15 @@
-"""The one place the environment is resolved: which warehouse, where the repo and data live.
+"""The one place the environment is resolved: its name, which warehouse, where the repo and data live.
+
+An environment is a named, isolated copy of the mesh (`MESH_ENV`, default `dev`): its own warehouse
+storage, data folder and Dagster instance. `prod` is the only one that publishes where consumers read,
+and only a process started with `MESH_ENV=prod` may write there (`resolve` refuses otherwise).
+Storage layout (see docs/environments.md):
+
+- DuckDB: `dev` keeps the data root itself (`<data>/mesh.duckdb`, `<data>/catalog`, ...: what `make run`
+  always wrote); every other environment, `prod` included, is the folder `<data>/envs/<name>/`. The source
+  extracts (`<data>/sources`) are input, shared by all environments.
+- Snowflake: `prod` is `SNOWFLAKE_DATABASE` (default `MESH`); any other is `<SNOWFLAKE_DATABASE>_<NAME>`.
+- Dagster instance: `<root>/.dagster_home/<name>` (what the Makefile exports as `DAGSTER_HOME`).
 
 Nothing here runs at import time. Code locations call these functions when Dagster loads their
 definitions; the dbt profile's targets use the same vocabulary (`local` on DuckDB, `prod` on Snowflake).
@@ -8,6 +19,7 @@ Secrets are passed to resources as `dg.EnvVar`, so definitions load without cred
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,8 +36,46 @@ TARGETS = {"duckdb": "local", "snowflake": "prod"}
 """Warehouse target -> the dbt target of the same environment."""
 
 
+DEFAULT_ENV = "dev"
+"""The environment of a process that sets no `MESH_ENV`: one per working copy."""
+PROD = "prod"
+"""The only environment that publishes where consumers read."""
+ENVS_DIR = "envs"
+"""Under the data root: one folder per environment other than `dev`."""
+MARKER = "environment.json"
+"""In an environment's folder: its name, base and creation time (written by `mesh env create`)."""
+
+# Lowercase identifier: it becomes a folder name and, uppercased, a Snowflake database-name suffix.
+_ENV_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
 class MeshEnvironmentError(ValueError):
     """The environment asks for something the platform cannot do."""
+
+
+def check_env_name(name: str, source: str = "MESH_ENV") -> str:
+    """`name` if it is a valid environment name, else a `MeshEnvironmentError` naming `source` and the fix."""
+    if not _ENV_NAME.match(name):
+        raise MeshEnvironmentError(
+            f"{source}={name!r} is not an environment name: use a lowercase letter then letters, digits or _ "
+            f"(at most 40), e.g. {source}=dev or {source}=feature_x (default: {DEFAULT_ENV})"
+        )
+    return name
+
+
+def env_name() -> str:
+    """The environment this process runs in: `MESH_ENV`, default `dev`."""
+    return check_env_name(os.environ.get("MESH_ENV", DEFAULT_ENV).strip().lower() or DEFAULT_ENV)
+
+
+def env_dir_of(data_root: Path, name: str) -> Path:
+    """The folder of environment `name` under the data root (`dev` is the data root itself)."""
+    return data_root if name == DEFAULT_ENV else data_root / ENVS_DIR / name
+
+
+def snowflake_database_of(base: str, name: str) -> str:
+    """The Snowflake database of environment `name`: `base` for prod, else `<BASE>_<NAME>` (uppercase)."""
+    return base if name == PROD else f"{base}_{name}".upper()
 
 
 @dataclass(frozen=True)
@@ -38,6 +88,8 @@ class Environment:
     """The repository root: holds `domains/`, `dbt_projects/` and (by default) `data/`."""
     duckdb_path: Path
     """The local DuckDB file (used when target is duckdb)."""
+    name: str = DEFAULT_ENV
+    """The environment's name (`MESH_ENV`, default `dev`); only `prod` publishes where consumers read."""
 
     @property
     def dbt_target(self) -> str:
@@ -48,13 +100,31 @@ class Environment:
     def database(self) -> str:
         """The database name in fully qualified table names."""
         if self.target == "snowflake":
-            return os.environ.get("SNOWFLAKE_DATABASE", "MESH")
+            return snowflake_database_of(os.environ.get("SNOWFLAKE_DATABASE", "MESH"), self.name)
         return self.duckdb_path.stem
 
     @property
-    def data_dir(self) -> Path:
-        """Where the platform writes what it builds (`MESH_DATA_DIR`, default `<root>/data`)."""
+    def is_prod(self) -> bool:
+        """Whether this environment publishes where consumers read."""
+        return self.name == PROD
+
+    @property
+    def data_root(self) -> Path:
+        """The folder of every environment's outputs (`MESH_DATA_DIR`, default `<root>/data`)."""
         return data_dir_of(self.root)
+
+    @property
+    def data_dir(self) -> Path:
+        """Where this environment writes what it builds: the data root for `dev`, else `<root>/envs/<name>`.
+
+        Holds its warehouse file, catalog, contracts and dbt run artifacts.
+        """
+        return env_dir_of(self.data_root, self.name)
+
+    @property
+    def dagster_home(self) -> Path:
+        """This environment's Dagster instance folder: `<root>/.dagster_home/<name>` (as the Makefile)."""
+        return self.root / ".dagster_home" / self.name
 
     @property
     def catalog_dir(self) -> Path:
@@ -63,8 +133,11 @@ class Environment:
 
     @property
     def sources_dir(self) -> Path:
-        """Where source-system extracts are read from (`MESH_SOURCES_DIR`, default `<data_dir>/sources`)."""
-        return Path(os.environ.get("MESH_SOURCES_DIR", self.data_dir / "sources"))
+        """Where source-system extracts are read from (`MESH_SOURCES_DIR`, default `<data root>/sources`).
+
+        Input, not output: every environment reads the same extracts.
+        """
+        return Path(os.environ.get("MESH_SOURCES_DIR", self.data_root / "sources"))
 
     @property
     def contracts_dir(self) -> Path:
@@ -128,21 +201,49 @@ def find_root(start: Path | None = None) -> Path:
 
 
 def resolve(start: Path | None = None) -> Environment:
-    """Resolve the environment from `MESH_TARGET`, `MESH_ROOT`, `MESH_DATA_DIR` and `MESH_DUCKDB_PATH`."""
+    """The environment from `MESH_ENV`, `MESH_TARGET`, `MESH_ROOT`, `MESH_DATA_DIR`, `MESH_DUCKDB_PATH`.
+
+    Refuses (`MeshEnvironmentError`) a process that is not `prod` but would write to prod's storage.
+    """
+    name = env_name()
     target = os.environ.get("MESH_TARGET", "duckdb").strip().lower()
     if target not in TARGETS:
         raise MeshEnvironmentError(
             f"MESH_TARGET={target!r} is not a target; use one of {sorted(TARGETS)} (default: duckdb)"
         )
     root = find_root(start)
-    duckdb_path = Path(os.environ.get("MESH_DUCKDB_PATH", data_dir_of(root) / "mesh.duckdb")).resolve()
-    return Environment(target=target, root=root, duckdb_path=duckdb_path)
+    own_file = env_dir_of(data_dir_of(root), name) / "mesh.duckdb"
+    duckdb_path = Path(os.environ.get("MESH_DUCKDB_PATH", own_file)).resolve()
+    env = Environment(target=target, name=name, root=root, duckdb_path=duckdb_path)
+    if not env.is_prod and target == "duckdb":
+        _refuse_prod_file(env)
+    return env
+
+
+def _refuse_prod_file(env: Environment) -> None:
+    """Refuse a non-prod process whose DuckDB file is prod's: by place, or by the folder's marker."""
+    prod_file = (env_dir_of(env.data_root, PROD) / "mesh.duckdb").resolve()
+    marker = env.duckdb_path.parent / MARKER
+    marked_prod = False
+    if marker.is_file():
+        import json
+
+        try:
+            marked_prod = json.loads(marker.read_text()).get("name") == PROD
+        except (ValueError, AttributeError):
+            marked_prod = False
+    if env.duckdb_path == prod_file or marked_prod:
+        raise MeshEnvironmentError(
+            f"MESH_ENV={env.name} but MESH_DUCKDB_PATH/MESH_DATA_DIR point at prod's warehouse file "
+            f"{env.duckdb_path}: only MESH_ENV=prod may write there. Unset MESH_DUCKDB_PATH (each "
+            "environment has its own file) or, to publish to prod, set MESH_ENV=prod explicitly."
+        )
 
 
 def contract_path(product: Product, port: OutputPort, out_dir: Path | None = None) -> Path:
-    """Where `mesh contract export` writes the port's contract (default `<data_dir>/contracts`)."""
+    """Where `mesh contract export` writes the port's contract (default: the environment's `contracts/`)."""
     from mesh_assets.product.addressing import contract_file_name, repo_root_of
 
     if out_dir is None:
-        out_dir = data_dir_of(repo_root_of(product)) / "contracts"
+        out_dir = env_dir_of(data_dir_of(repo_root_of(product)), env_name()) / "contracts"
     return out_dir / contract_file_name(product.spec.domain, product.spec.name, port.major)

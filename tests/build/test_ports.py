@@ -331,6 +331,7 @@ def test_the_customers_location_loads_on_snowflake_without_credentials_or_a_conn
     for name in ["ACCOUNT", "USER", "PASSWORD", "ROLE", "WAREHOUSE", "DATABASE"]:
         monkeypatch.delenv(f"SNOWFLAKE_{name}", raising=False)
     monkeypatch.setenv("MESH_TARGET", "snowflake")
+    monkeypatch.setenv("MESH_ENV", "prod")  # prod's database is SNOWFLAKE_DATABASE itself (default MESH)
 
     def no_connection(*args: object, **kwargs: object) -> None:
         raise AssertionError("loading a code location must not connect to Snowflake")

@@ -20,6 +20,7 @@ def plain(monkeypatch: pytest.MonkeyPatch, repo_root: Path) -> pytest.MonkeyPatc
     for name in OUTPUT_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("MESH_TARGET", raising=False)
+    monkeypatch.delenv("MESH_ENV", raising=False)
     monkeypatch.setenv("MESH_ROOT", str(repo_root))
     return monkeypatch
 

@@ -202,10 +202,11 @@ def test_the_resource_implements_the_whole_interface(warehouse: SnowflakeWarehou
     assert SnowflakeSession.dialect == "snowflake"
 
 
-def test_dbt_env_is_empty_because_the_dbt_profile_reads_its_own_variables(
+def test_dbt_env_names_only_the_environments_database_the_profile_reads_the_rest_itself(
     warehouse: SnowflakeWarehouse,
 ) -> None:
-    assert warehouse.dbt_env() == {}
+    # The profile reads SNOWFLAKE_DATABASE, which names prod's: a non-prod dbt run must get its own.
+    assert warehouse.dbt_env() == {"SNOWFLAKE_DATABASE": warehouse.database}
 
 
 def test_secrets_can_be_passed_as_env_vars(monkeypatch: pytest.MonkeyPatch) -> None:

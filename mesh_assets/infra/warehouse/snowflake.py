@@ -424,5 +424,9 @@ class SnowflakeWarehouse(dg.ConfigurableResource, Warehouse):
         return args
 
     def dbt_env(self) -> dict[str, str]:
-        """None: dbt's Snowflake profile reads its own `SNOWFLAKE_*` environment variables."""
-        return {}
+        """The environment's database: dbt's profile reads `SNOWFLAKE_DATABASE`, which names prod's.
+
+        Every other `SNOWFLAKE_*` variable the profile reads from the process as it is; this one is
+        overridden so a dbt product of a non-prod environment builds into `<DB>_<ENV>`, never into prod.
+        """
+        return {"SNOWFLAKE_DATABASE": self.database}
