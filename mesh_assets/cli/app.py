@@ -143,8 +143,10 @@ def run(
         )
         generate_sources(env.sources_dir, scale=scale)
     console.print(
-        f"building the mesh on [bold]{env.target}[/bold]"
-        + (f" ({env.duckdb_path})" if env.target == "duckdb" else "")
+        f"building the mesh in environment [bold]{env.name}[/bold] on [bold]{env.target}[/bold] "
+        f"({env.duckdb_path if env.target == 'duckdb' else 'database ' + env.database})",
+        highlight=False,
+        soft_wrap=True,
     )
     started = time.monotonic()
 

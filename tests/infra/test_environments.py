@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -285,3 +287,41 @@ def test_create_and_list_run_on_fakesnow_and_drop_issues_the_exact_statement(
     assert sent == ["DROP DATABASE IF EXISTS MESH_FEATURE_X"]
     with pytest.raises(MeshEnvironmentError, match="refusing to drop prod"):
         environments.drop("prod", run=lambda statements: pytest.fail("must not run"))
+
+
+# --- two environments at once ------------------------------------------------------------------------------
+
+
+def test_two_environments_build_the_same_product_at_once_without_blocking_each_other(
+    isolated: Path, repo_root: Path
+) -> None:
+    """Two developers (MESH_ENV=a and b, one data root) run `mesh run --domain customers` at the same time."""
+    import duckdb
+
+    data = isolated / "data"
+    procs, logs = {}, {}
+    for name in ["a", "b"]:
+        env = {k: v for k, v in os.environ.items() if k != "MESH_DUCKDB_PATH"}
+        # As the Makefile: one Dagster instance per environment (here under tmp, not the repository's).
+        env.update(MESH_ENV=name, MESH_DATA_DIR=str(data), DAGSTER_HOME=str(isolated / f"home_{name}"))
+        logs[name] = isolated / f"{name}.log"
+        procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "mesh_assets.cli.app", "run", "--domain", "customers"],
+            cwd=repo_root,
+            env=env,
+            stdout=logs[name].open("w"),
+            stderr=subprocess.STDOUT,
+        )
+    codes = {name: proc.wait(timeout=600) for name, proc in procs.items()}
+    outputs = {name: log.read_text() for name, log in logs.items()}
+
+    assert codes == {"a": 0, "b": 0}, {name: text[-3000:] for name, text in outputs.items()}
+    for name, text in outputs.items():
+        own = data / "envs" / name / "mesh.duckdb"
+        assert f"building the mesh in environment {name} on duckdb ({own})" in text
+        # Each had its own file: neither waited for the other's writer lock or open file.
+        assert "waiting" not in text and "waited" not in text, text
+        with duckdb.connect(str(own), read_only=True) as con:
+            (rows,) = con.execute("SELECT count(*) FROM customers.customer_master_v1").fetchone()
+        assert rows > 0
+    assert not (data / "mesh.duckdb").exists()  # dev's file untouched
