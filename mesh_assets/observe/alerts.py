@@ -114,10 +114,17 @@ class Change:
     """When the breach started (for a recovery: how long it lasted)."""
 
 
-def notification(slo: PortSlo, changes: list[Change], consumers: list[str], now: float) -> dict[str, Any]:
-    """The outbox entry for a port's changes in one tick (one message per port per tick, not per SLO)."""
+def notification(
+    slo: PortSlo, changes: list[Change], consumers: list[str], now: float, environment: str | None = None
+) -> dict[str, Any]:
+    """The outbox entry for a port's changes in one tick (one message per port per tick, not per SLO).
+
+    `environment` (`MESH_ENV` of the sensor's process): a non-prod one labels the message `[env]`.
+    """
     kind = "breach" if any(c.state == "breach" for c in changes) else "recovery"
+    extra = {"environment": environment} if environment else {}
     return {
+        **extra,
         "id": f"{slo.name}@{now:.3f}",
         "kind": kind,
         "port": slo.name,
@@ -140,10 +147,17 @@ alerts share the routing, not the wording."""
 
 
 def render(note: Mapping[str, Any], routing: AlertRouting) -> str:
-    """The message text of a notification, from the platform's templates."""
+    """The message text of a notification; from a non-prod environment, labelled `[env] ` first.
+
+    The label keeps a sandbox's alert from being taken for production's when both reach one channel.
+    """
     other = RENDERERS.get(str(note.get("kind")))
-    if other is not None:
-        return other(note, routing)
+    text = other(note, routing) if other is not None else _render_slo(note, routing)
+    environment = note.get("environment")
+    return f"[{environment}] {text}" if environment and environment != "prod" else text
+
+
+def _render_slo(note: Mapping[str, Any], routing: AlertRouting) -> str:
     templates = routing.templates
     fields = {
         "product": note["product"],

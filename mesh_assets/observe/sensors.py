@@ -42,6 +42,7 @@ from typing import Any
 import dagster as dg
 from dagster import AssetRecordsFilter, DagsterEventType, EventRecordsFilter
 
+from mesh_assets.infra.environment import env_name
 from mesh_assets.infra.warehouse.base import Warehouse
 from mesh_assets.observe import alerts, budget, feed
 from mesh_assets.observe.sli import (
@@ -389,7 +390,9 @@ def monitor_tick(
                 for condition, (observed, _, since_at) in breached.items()
             }
         if changes:
-            notes.append(alerts.notification(slo, changes, consumers(registry, slo), now))
+            notes.append(
+                alerts.notification(slo, changes, consumers(registry, slo), now, environment=env_name())
+            )
             observe.add(name)
     if batch.more:
         open_now = cursor.open

@@ -325,3 +325,28 @@ def test_two_environments_build_the_same_product_at_once_without_blocking_each_o
             (rows,) = con.execute("SELECT count(*) FROM customers.customer_master_v1").fetchone()
         assert rows > 0
     assert not (data / "mesh.duckdb").exists()  # dev's file untouched
+
+
+# --- the environment shows ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "label"), [("feature_x", "[feature_x] "), ("dev", "[dev] "), ("prod", "")])
+def test_an_alert_from_a_non_prod_environment_is_labelled_with_it(name: str, label: str) -> None:
+    from mesh_assets.observe import alerts
+
+    note = {
+        "environment": name,
+        "kind": "breach",
+        "port": "sales/orders/v1",
+        "product": "sales.orders",
+        "port_version": "v1",
+        "title": "Orders",
+        "owner": {"team": "sales_data", "steward": "ana"},
+        "consumers": [],
+        "changes": [],
+        "at": 0.0,
+    }
+
+    text = alerts.render(note, alerts.AlertRouting())
+
+    assert text.startswith(f"{label}\U0001f534 SLO breach: sales.orders v1 (Orders)")
