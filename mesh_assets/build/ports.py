@@ -220,9 +220,11 @@ def port_metadata(
         "mesh/spec": str(product.path.resolve()),
     }
     # The port's ODCS contract, where `mesh contract export` writes it (odcs imports nothing heavy).
-    from mesh_assets.infra.environment import contract_path
+    from mesh_assets.infra.environment import contract_path, env_name
     from mesh_assets.product.addressing import contract_id
 
+    # Which environment built it: the UI of a sandbox must not be taken for production's.
+    metadata["mesh/environment"] = env_name()
     metadata["mesh/contract"] = dg.MetadataValue.path(str(contract_path(product, port)))
     metadata["mesh/contract_id"] = contract_id(spec.domain, spec.name, port.major)
     if port.deprecation is not None:

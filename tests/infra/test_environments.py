@@ -350,3 +350,16 @@ def test_an_alert_from_a_non_prod_environment_is_labelled_with_it(name: str, lab
     text = alerts.render(note, alerts.AlertRouting())
 
     assert text.startswith(f"{label}\U0001f534 SLO breach: sales.orders v1 (Orders)")
+
+
+def test_port_assets_carry_their_environment_in_metadata(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mesh_assets.build.location import build_domain
+
+    monkeypatch.setenv("MESH_ENV", "feature_x")
+    monkeypatch.delenv("MESH_DUCKDB_PATH")
+
+    specs = {spec.key.to_user_string(): spec for spec in build_domain("customers").resolve_all_asset_specs()}
+
+    assert specs["customers/customer_master/v1"].metadata["mesh/environment"] == "feature_x"
