@@ -397,13 +397,18 @@ def _json_for_script(data: Any) -> str:
 def _environment() -> Any:
     import jinja2
 
-    return jinja2.Environment(
+    from mesh_assets.infra.environment import env_name
+
+    templates = jinja2.Environment(
         loader=jinja2.PackageLoader("mesh_assets.catalog", "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
+    # Every page's header names the environment (MESH_ENV) the catalog was built in.
+    templates.globals["mesh_env"] = env_name()
+    return templates
 
 
 def _prepare(out_dir: Path) -> None:

@@ -363,3 +363,17 @@ def test_port_assets_carry_their_environment_in_metadata(
     specs = {spec.key.to_user_string(): spec for spec in build_domain("customers").resolve_all_asset_specs()}
 
     assert specs["customers/customer_master/v1"].metadata["mesh/environment"] == "feature_x"
+
+
+def test_the_catalog_names_the_environment_it_was_built_in(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, repo_root: Path
+) -> None:
+    from mesh_assets.catalog.site import build_site
+    from mesh_assets.product.registry import load_registry
+
+    monkeypatch.setenv("MESH_ENV", "feature_x")
+    monkeypatch.delenv("MESH_DUCKDB_PATH")
+
+    site = build_site(load_registry(repo_root), isolated / "catalog")
+
+    assert 'class="environment non-prod">environment feature_x<' in site.index.read_text()
