@@ -3,7 +3,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 SCALE ?= 10000
-export DAGSTER_HOME := $(CURDIR)/.dagster_home
+# The environment (docs/environments.md): default `dev`; `MESH_ENV=prod make run` publishes to prod.
+# Each has its own warehouse storage, data folder and Dagster instance (runs and alerts never mix).
+MESH_ENV ?= dev
+export MESH_ENV
+export DAGSTER_HOME := $(CURDIR)/.dagster_home/$(MESH_ENV)
 
 .PHONY: setup run test dev bench validate lint clean
 
