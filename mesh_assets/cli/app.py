@@ -18,6 +18,20 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 DEFAULT_SCALE = 10_000
 
 
+@app.callback()
+def _environment_guard() -> None:
+    """Refuse, before any command runs, a bad `MESH_ENV` or a non-prod process aimed at prod's storage."""
+    from mesh_assets.infra import environment
+
+    try:
+        environment.resolve()
+    except environment.EnvironmentRefused as exc:
+        console.print(f"[red]error[/red]: {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from exc
+    except environment.MeshEnvironmentError:
+        pass  # e.g. no repository here: the commands that need one say so themselves
+
+
 def _root() -> Path:
     from mesh_assets.infra import environment
 

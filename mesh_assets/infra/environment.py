@@ -53,19 +53,23 @@ class MeshEnvironmentError(ValueError):
     """The environment asks for something the platform cannot do."""
 
 
+class EnvironmentRefused(MeshEnvironmentError):
+    """`MESH_ENV` is not a name, or the process would write to storage that is not its environment's."""
+
+
 def check_env_name(name: str, source: str = "MESH_ENV") -> str:
-    """`name` if it is a valid environment name, else a `MeshEnvironmentError` naming `source` and the fix."""
-    if not _ENV_NAME.match(name):
-        raise MeshEnvironmentError(
+    """`name`, lowercased, if it is an environment name; else `EnvironmentRefused` naming `source`, fix."""
+    if not _ENV_NAME.match(name.strip().lower()):
+        raise EnvironmentRefused(
             f"{source}={name!r} is not an environment name: use a lowercase letter then letters, digits or _ "
             f"(at most 40), e.g. {source}=dev or {source}=feature_x (default: {DEFAULT_ENV})"
         )
-    return name
+    return name.strip().lower()
 
 
 def env_name() -> str:
-    """The environment this process runs in: `MESH_ENV`, default `dev`."""
-    return check_env_name(os.environ.get("MESH_ENV", DEFAULT_ENV).strip().lower() or DEFAULT_ENV)
+    """The environment this process runs in: `MESH_ENV`, default `dev` (case-insensitive)."""
+    return check_env_name(os.environ.get("MESH_ENV", "").strip() or DEFAULT_ENV)
 
 
 def env_dir_of(data_root: Path, name: str) -> Path:
@@ -233,7 +237,7 @@ def _refuse_prod_file(env: Environment) -> None:
         except (ValueError, AttributeError):
             marked_prod = False
     if env.duckdb_path == prod_file or marked_prod:
-        raise MeshEnvironmentError(
+        raise EnvironmentRefused(
             f"MESH_ENV={env.name} but MESH_DUCKDB_PATH/MESH_DATA_DIR point at prod's warehouse file "
             f"{env.duckdb_path}: only MESH_ENV=prod may write there. Unset MESH_DUCKDB_PATH (each "
             "environment has its own file) or, to publish to prod, set MESH_ENV=prod explicitly."

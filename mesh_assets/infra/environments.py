@@ -212,7 +212,7 @@ def create(
     name: str, base: str = PROD, *, clock: Clock = _now, run: SqlRunner | None = None
 ) -> EnvironmentInfo:
     """Create environment `name` (idempotent) from `base` (only `prod` today); its info."""
-    check_env_name(name, source="NAME")
+    name = check_env_name(name, source="NAME")
     if base != PROD:
         raise MeshEnvironmentError(f"--from {base!r}: environments are created from prod only (for now)")
     here = resolve()
@@ -244,7 +244,7 @@ def list_environments(*, run: SqlRunner | None = None) -> list[EnvironmentInfo]:
 
 def drop(name: str, *, run: SqlRunner | None = None) -> EnvironmentInfo:
     """Delete environment `name`'s storage and Dagster instance; refuses `prod` (and `dev` on DuckDB)."""
-    check_env_name(name, source="NAME")
+    name = check_env_name(name, source="NAME")
     if name == PROD:
         raise MeshEnvironmentError(
             "refusing to drop prod: production is retired by hand, never by `mesh env`"

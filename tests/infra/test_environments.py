@@ -377,3 +377,25 @@ def test_the_catalog_names_the_environment_it_was_built_in(
     site = build_site(load_registry(repo_root), isolated / "catalog")
 
     assert 'class="environment non-prod">environment feature_x<' in site.index.read_text()
+
+
+def test_every_command_refuses_a_non_prod_process_aimed_at_prod_with_a_clear_message(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MESH_DUCKDB_PATH", str(data / "envs" / "prod" / "mesh.duckdb"))
+
+    result = CliRunner().invoke(app, ["run", "--domain", "customers"])
+
+    assert result.exit_code == 1
+    assert "MESH_ENV=dev but MESH_DUCKDB_PATH" in " ".join(result.output.split())
+    assert result.exception is None or isinstance(result.exception, SystemExit)  # no traceback
+    assert not (data / "envs" / "prod").exists()
+
+
+def test_a_bad_mesh_env_fails_every_command_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MESH_ENV", "Bad-1")
+
+    result = CliRunner().invoke(app, ["env", "list"])
+
+    assert result.exit_code == 1
+    assert "MESH_ENV='Bad-1' is not an environment name" in " ".join(result.output.split())
