@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -116,10 +117,17 @@ def dbt_executable() -> str:
     return str(Path(sys.executable).with_name("dbt"))
 
 
-def prepare(registry: Registry, project: str, target: str = "local", check: bool = False) -> Path:
+def prepare(
+    registry: Registry,
+    project: str,
+    target: str = "local",
+    check: bool = False,
+    dbt_env: Mapping[str, str] | None = None,
+) -> Path:
     """Write the generated properties file and parse the project into `target/manifest.json`.
 
-    With `check`, refuse (instead of rewrite) a generated file that drifted from the specs.
+    With `check`, refuse (instead of rewrite) a generated file that drifted from the specs. `dbt_env`
+    is what the profile reads (`Warehouse.dbt_env()`); by default the current environment's warehouse.
     """
     project_dir = registry.root / "dbt_projects" / project
     generated = project_dir / GENERATED_FILE
@@ -152,8 +160,24 @@ def prepare(registry: Registry, project: str, target: str = "local", check: bool
         ],
         capture_output=True,
         text=True,
-        env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
+        # Render the profile exactly as the runs will: dbt hashes the rendered connection (the DuckDB
+        # path included) and throws its partial-parse state away when it differs.
+        env={
+            **os.environ,
+            **(_warehouse_dbt_env(registry.root) if dbt_env is None else dbt_env),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        },
     )
     if result.returncode != 0:
         raise RuntimeError(f"dbt parse failed for {project_dir}:\n{result.stdout}\n{result.stderr}")
     return project_dir / "target" / "manifest.json"
+
+
+def _warehouse_dbt_env(root: Path) -> Mapping[str, str]:
+    """What the current environment's warehouse passes to dbt; nothing when it cannot be resolved."""
+    from mesh_assets.infra import environment
+
+    try:
+        return environment.resolve(root).warehouse().dbt_env()
+    except environment.MeshEnvironmentError:
+        return {}

@@ -6,8 +6,12 @@ checks. Contracts and tests come from the specs (`mesh_assets.build.dbt_contract
 domains that have dbt products: dagster-dbt alone costs about a second of code-location load.
 """
 
+import hashlib
 import json
 import os
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +45,46 @@ def _manifest(registry: Registry, project: str, env: Environment) -> Path:
         # A fresh clone or an edited model: parse once here so `make dev` always shows the current
         # project (about 5 s); `mesh prepare` does the same ahead of time.
         dg.get_dagster_logger().info(f"dbt manifest of {project} is missing or stale; running dbt parse")
-        prepare(registry, project, env.dbt_target)
+        prepare(registry, project, env.dbt_target, dbt_env=env.warehouse().dbt_env())
     return manifest
+
+
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
+
+
+def partial_parse_state(env: Environment, project: str, dbt_env: Mapping[str, str]) -> Path:
+    """The shared partial-parse state of `project` for one rendered profile (target + warehouse file).
+
+    dbt keeps `partial_parse.msgpack` in its target path, but each invocation gets its own target path
+    (`<run>-<op>`), so the state is kept beside them, one per profile rendering: dbt discards it when the
+    rendered connection differs, so runs on another warehouse file must not overwrite this one's.
+    """
+    rendering = json.dumps([env.dbt_target, sorted(dbt_env.items())])
+    key = hashlib.sha256(rendering.encode()).hexdigest()[:16]
+    return env.dbt_artifacts_dir(project) / "partial_parse" / f"{env.dbt_target}-{key}.msgpack"
+
+
+@contextmanager
+def reused_partial_parse(state: Path, target_path: Path) -> Iterator[None]:
+    """Seed the invocation's target path with the shared partial-parse state; keep what dbt wrote back.
+
+    Without a shared state yet, dagster-dbt seeds from the project's `target/` (what `mesh prepare`
+    parsed, with the same profile rendering). The state is replaced atomically, so a concurrent
+    invocation (Snowflake runs may overlap) reads an old or a new file, never half of one.
+    """
+    seeded = target_path / PARTIAL_PARSE_FILE
+    if state.exists():
+        target_path.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(state, seeded)
+    try:
+        yield
+    finally:
+        # dbt writes the state right after parsing, so even a failed build leaves a valid one.
+        if seeded.exists():
+            state.parent.mkdir(parents=True, exist_ok=True)
+            partial = state.with_name(f"{state.name}.{os.getpid()}.tmp")
+            shutil.copyfile(seeded, partial)
+            os.replace(partial, state)
 
 
 class MeshDbtTranslator(DagsterDbtTranslator):
@@ -135,9 +177,13 @@ def dbt_project_assets(
         # Artifacts and logs of this invocation go with the run's data, not into the project folder.
         invocation = f"{context.run.run_id}-{context.op_execution_context.op.name}"
         artifacts = env.dbt_artifacts_dir(project) / invocation
+        dbt_env = warehouse.dbt_env()
         # dbt opens the DuckDB file itself: hold the warehouse's writer lock for the whole command.
-        with warehouse.exclusive():
-            os.environ.update(warehouse.dbt_env())
+        with (
+            warehouse.exclusive(),
+            reused_partial_parse(partial_parse_state(env, project, dbt_env), artifacts),
+        ):
+            os.environ.update(dbt_env)
             yield from dbt.cli(["build"], context=context, target_path=artifacts).stream()
 
     return _dbt
