@@ -46,7 +46,8 @@ MARKER = "environment.json"
 """In an environment's folder: its name, base and creation time (written by `mesh env create`)."""
 
 # Lowercase identifier: it becomes a folder name and, uppercased, a Snowflake database-name suffix.
-_ENV_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+ENV_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+"""What an environment name looks like."""
 
 
 class MeshEnvironmentError(ValueError):
@@ -59,7 +60,7 @@ class EnvironmentRefused(MeshEnvironmentError):
 
 def check_env_name(name: str, source: str = "MESH_ENV") -> str:
     """`name`, lowercased, if it is an environment name; else `EnvironmentRefused` naming `source`, fix."""
-    if not _ENV_NAME.match(name.strip().lower()):
+    if not ENV_NAME.match(name.strip().lower()):
         raise EnvironmentRefused(
             f"{source}={name!r} is not an environment name: use a lowercase letter then letters, digits or _ "
             f"(at most 40), e.g. {source}=dev or {source}=feature_x (default: {DEFAULT_ENV})"

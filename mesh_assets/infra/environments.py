@@ -31,6 +31,7 @@ from typing import Any
 
 from mesh_assets.infra.environment import (
     DEFAULT_ENV,
+    ENV_NAME,
     ENVS_DIR,
     MARKER,
     PROD,
@@ -195,7 +196,7 @@ def _snowflake_list(run: SqlRunner) -> list[EnvironmentInfo]:
         if not db_name.upper().startswith(prefix):
             continue
         name = db_name[len(prefix) :].lower()
-        if not re.match(r"^[a-z][a-z0-9_]{0,39}$", name):
+        if not ENV_NAME.match(name):
             continue
         when = created if isinstance(created, datetime) else None
         if when is not None and when.tzinfo is None:
@@ -238,7 +239,8 @@ def list_environments(*, run: SqlRunner | None = None) -> list[EnvironmentInfo]:
     names = {DEFAULT_ENV}
     envs = here.data_root / ENVS_DIR
     if envs.is_dir():
-        names |= {p.name for p in envs.iterdir() if p.is_dir()}
+        # Only folders named like an environment: anything else there is not `mesh env`'s to list or drop.
+        names |= {p.name for p in envs.iterdir() if p.is_dir() and ENV_NAME.match(p.name)}
     return [_duckdb_info(_env_of(here, n)) for n in sorted(names, key=lambda n: (n != DEFAULT_ENV, n))]
 
 

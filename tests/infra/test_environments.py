@@ -399,3 +399,13 @@ def test_a_bad_mesh_env_fails_every_command_naming_the_variable(monkeypatch: pyt
 
     assert result.exit_code == 1
     assert "MESH_ENV='Bad-1' is not an environment name" in " ".join(result.output.split())
+
+
+def test_list_and_drop_ignore_folders_not_named_like_an_environment(sandbox: Path, data: Path) -> None:
+    (data / "envs" / "Not An Env").mkdir(parents=True)
+    environments.create("old", clock=lambda: T0 - timedelta(days=30))
+
+    assert [info.name for info in environments.list_environments()] == ["dev", "old"]
+    dropped = environments.drop_older_than(timedelta(days=7), clock=lambda: T0)
+    assert [info.name for info in dropped] == ["old"]
+    assert (data / "envs" / "Not An Env").is_dir()
