@@ -18,6 +18,9 @@ import pytest
 import worktree_guard
 
 REPO = Path(__file__).resolve().parent.parent
+
+# The alert harness's fixtures (`home`, `receiver`) serve tests in several wings.
+pytest_plugins = ["alert_harness"]
 TEST_SCALE = 2_000
 
 

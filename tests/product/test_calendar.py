@@ -27,9 +27,9 @@ import dagster as dg
 import pytest
 import time_machine
 import yaml
+from alert_harness import Daemon, Receiver, slo_definitions
 from conftest import REPO
 from spec_edits import edit_spec
-from test_alert_sensors import Daemon, Receiver, home, receiver, slo_definitions  # noqa: F401
 from typer.testing import CliRunner
 
 from mesh_assets.build.runner import load_location, run_mesh
@@ -256,7 +256,7 @@ def test_the_alert_steps_are_30_7_and_1_days_before_then_weekly() -> None:
 
 
 @pytest.fixture
-def sunset_daemon(home: Path) -> Iterator[Daemon]:  # noqa: F811 (the fixture imported above)
+def sunset_daemon(home: Path) -> Iterator[Daemon]:
     daemon = Daemon(slo_definitions(), SENSOR)
     yield daemon
     daemon.instance.dispose()
@@ -267,7 +267,7 @@ def tick_on(daemon: Daemon, day: date) -> None:
         daemon.tick()
 
 
-def alerts_to(receiver: Receiver) -> list[tuple[str, str]]:  # noqa: F811
+def alerts_to(receiver: Receiver) -> list[tuple[str, str]]:
     """(stage, consumer) of each alert received since the last call."""
     return [(b["stage"], b["consumer"]) for b in receiver.take()]
 
@@ -275,7 +275,7 @@ def alerts_to(receiver: Receiver) -> list[tuple[str, str]]:  # noqa: F811
 @pytest.mark.slow
 def test_the_consumers_owners_are_alerted_30_7_and_1_days_before_the_sunset_once_each_across_restarts(
     sunset_daemon: Daemon,
-    receiver: Receiver,  # noqa: F811
+    receiver: Receiver,
 ) -> None:
     tick_on(sunset_daemon, SUNSET - timedelta(days=31))
     assert receiver.take() == []  # more than 30 days ahead: nothing yet
@@ -305,7 +305,7 @@ def test_the_consumers_owners_are_alerted_30_7_and_1_days_before_the_sunset_once
 @pytest.mark.slow
 def test_after_the_sunset_the_alert_repeats_weekly_while_the_port_is_overdue(
     sunset_daemon: Daemon,
-    receiver: Receiver,  # noqa: F811
+    receiver: Receiver,
 ) -> None:
     tick_on(sunset_daemon, SUNSET + timedelta(days=1))
     [overdue] = receiver.take()
@@ -329,7 +329,7 @@ def test_after_the_sunset_the_alert_repeats_weekly_while_the_port_is_overdue(
 @pytest.mark.slow
 def test_a_sensor_started_late_sends_only_the_step_reached_and_keeps_undelivered_alerts_across_a_restart(
     sunset_daemon: Daemon,
-    receiver: Receiver,  # noqa: F811
+    receiver: Receiver,
 ) -> None:
     receiver.mode = "fail"
     tick_on(sunset_daemon, SUNSET - timedelta(days=5))  # the 30-day step was missed: only the 7-day one
