@@ -7,6 +7,7 @@ domains that have dbt products: dagster-dbt alone costs about a second of code-l
 """
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ from dagster_dbt import (
     DbtProject,
     dbt_assets,
 )
+from packaging.version import Version
 
 from mesh_assets.build.dbt_contracts import dbt_executable, port_source_name, prepare, products_of_project
 from mesh_assets.build.ports import owners, product_tags
@@ -47,6 +49,24 @@ def _manifest(registry: Registry, project: str, env: Environment) -> Path:
         dg.get_dagster_logger().info(f"dbt manifest of {project} is missing or stale; running dbt parse")
         prepare(registry, project, env.dbt_target, dbt_env=env.warehouse().dbt_env())
     return manifest
+
+
+class MeshDbtCli(DbtCliResource):
+    """dagster-dbt's CLI resource without two costs it pays on every invocation before dbt even starts.
+
+    Measured on the sales stage: about 4.5 s between the step's start and dbt's first log line, of which
+    a `dbt --version` subprocess (to learn the version of the executable) and an in-process dbt adapter
+    with the project's macros loaded (used only to fetch row counts and column metadata, which the mesh
+    does not ask for: its audit step counts rows) take most. dbt itself runs exactly as before.
+    """
+
+    @property
+    def _cli_version(self) -> Version:
+        # The executable is the dbt beside this interpreter (`dbt_executable`): this dbt-core.
+        return Version(importlib.metadata.version("dbt-core"))
+
+    def _initialize_dbt_core_adapter(self, args: Any) -> None:
+        return None
 
 
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
@@ -168,7 +188,7 @@ def dbt_project_assets(
         pool=WAREHOUSE_POOL,
     )
     def _dbt(context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[Warehouse]):
-        dbt = DbtCliResource(
+        dbt = MeshDbtCli(
             project_dir=dbt_project,
             profiles_dir=str(project_dir),
             target=env.dbt_target,
