@@ -10,6 +10,7 @@ if __name__ == "__main__":
     for script, args in [
         ("load_time.py", []),
         ("build_mesh.py", ["--scale", "1000000"]),
+        ("dbt_stage.py", []),
         ("checks.py", ["--scale", "1000000", "--scale", "10000000"]),
         ("sensor_tick.py", []),
         ("fitness.py", []),

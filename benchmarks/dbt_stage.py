@@ -1,0 +1,185 @@
+"""The sales stage against a plain `dbt build` of the same project on the same DuckDB file.
+
+Baseline (same run, same machine, same warehouse file): `dbt build` of `dbt_projects/sales`, with its own
+target folder so dbt's partial parsing works for it as it would for a dbt user. Measured: `mesh run
+--domain sales` in a fresh process (code location load, landing, the dbt invocations, audit and publish of
+both ports, governance), after one warm-up run that lands the extracts and publishes the ports the project
+reads. Also recorded, to show where the time goes: each dbt invocation of the mesh run (dbt's own elapsed
+time and whether it re-parsed the project), the same plain build without partial parsing (what every
+invocation paid before the parse was shared), and one extra invocation building `fx_rates` alone (what the
+third invocation of the stage costs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = ROOT / "dbt_projects" / "sales"
+UNABLE_TO_PARTIAL_PARSE = "I024"
+SKIPPED_PARSING = "I017"
+
+
+def _timed(cmd: list[str], env: dict[str, str]) -> float:
+    """Wall seconds of one child process; raises if it fails."""
+    started = time.perf_counter()
+    result = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return seconds
+
+
+def _dbt(work: Path, *args: str) -> list[str]:
+    dbt = str(Path(sys.executable).with_name("dbt"))
+    return [
+        dbt,
+        "build",
+        "--project-dir",
+        str(PROJECT),
+        "--profiles-dir",
+        str(PROJECT),
+        "--target",
+        "local",
+        "--target-path",
+        str(work / "plain-target"),
+        "--log-path",
+        str(work / "plain-logs"),
+        *args,
+    ]
+
+
+def _invocation(folder: Path) -> dict:
+    """dbt's own account of one invocation of the mesh run: elapsed seconds, models, full parse or not."""
+    elapsed, codes, models = 0.0, set(), 0
+    for line in (folder / "dbt.log").read_text().splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        codes.add(event["info"]["code"])
+        if event["info"]["name"] == "CommandCompleted":
+            elapsed = event["data"]["elapsed"]
+        if event["info"]["name"] == "LogModelResult":
+            models += 1
+    return {
+        "op": folder.name.split("-")[-1],
+        "models": models,
+        "dbt_elapsed_s": round(elapsed, 2),
+        "reparsed": UNABLE_TO_PARTIAL_PARSE in codes,
+        "reused_parse": SKIPPED_PARSING in codes,
+    }
+
+
+def _last_elapsed(log: Path) -> float:
+    """dbt's own elapsed seconds of the last command in a (text or JSON) dbt log."""
+    elapsed = 0.0
+    for line in log.read_text().splitlines():
+        if '"CommandCompleted"' in line:
+            elapsed = json.loads(line)["data"]["elapsed"]
+    return elapsed
+
+
+def _dagster_profile(home: Path, since: float) -> list[dict]:
+    """Each Dagster run started after `since`: its wall seconds and its steps' (from the event log)."""
+    from dagster import DagsterInstance
+
+    os.environ["DAGSTER_HOME"] = str(home)
+    with DagsterInstance.get() as instance:
+        profile = []
+        for run in reversed(instance.get_runs(limit=50)):
+            stats = instance.get_run_stats(run.run_id)
+            if not stats.start_time or stats.start_time < since:
+                continue
+            steps = {
+                s.step_key: round((s.end_time or 0) - (s.start_time or 0), 2)
+                for s in instance.get_run_step_stats(run.run_id)
+            }
+            profile.append(
+                {
+                    "job": run.job_name,
+                    "run_s": round((stats.end_time or 0) - stats.start_time, 2),
+                    "steps_s": dict(sorted(steps.items(), key=lambda kv: -kv[1])),
+                }
+            )
+        return profile
+
+
+def _median(values: list[float]) -> float:
+    return round(statistics.median(values), 2)
+
+
+def main(scale: int, repeats: int) -> dict:
+    """Time the plain dbt build and the sales stage side by side, `repeats` times each, alternating."""
+    with tempfile.TemporaryDirectory(prefix="mesh-bench-dbt-") as tmp:
+        work = Path(tmp)
+        env = {
+            **os.environ,
+            "MESH_DATA_DIR": str(work / "data"),
+            "MESH_DUCKDB_PATH": str(work / "mesh.duckdb"),
+            "MESH_SOURCES_DIR": str(work / "sources"),
+            "DAGSTER_HOME": str(work / "dagster_home"),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        }
+        env.pop("MESH_TARGET", None)
+        (work / "dagster_home").mkdir()
+        (work / "dagster_home" / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+        mesh = [sys.executable, "-m", "mesh_assets.cli", "run", "--domain", "sales"]
+        _timed([sys.executable, "-m", "mesh_assets.cli", "generate", "--scale", str(scale)], env)
+        warmup_s = _timed(mesh, env)  # lands the extracts and publishes the ports dbt reads
+        _timed(_dbt(work), env)  # the plain build's own first (full) parse
+        artifacts = work / "data" / "dbt" / "sales"
+        plain, staged, runs = [], [], []
+        for _ in range(repeats):
+            plain.append(_timed(_dbt(work), env))
+            before = {p.parent for p in artifacts.glob("*/dbt.log")}
+            since = time.time()
+            staged.append(_timed(mesh, env))
+            new = sorted({p.parent for p in artifacts.glob("*/dbt.log")} - before)
+            runs.append([_invocation(folder) for folder in new])
+        dagster_runs = _dagster_profile(work / "dagster_home", since)
+        no_partial = [_timed(_dbt(work, "--no-partial-parse"), env) for _ in range(repeats)]
+        fx_alone, fx_elapsed = [], []
+        for _ in range(repeats):
+            fx_alone.append(_timed(_dbt(work, "--select", "fx_rates", "--log-format-file", "json"), env))
+            fx_elapsed.append(_last_elapsed(work / "plain-logs" / "dbt.log"))
+    plain_s, staged_s = _median(plain), _median(staged)
+    invocations = runs[-1]
+    result = {
+        "scale_orders": scale,
+        "repeats": repeats,
+        "plain_dbt_build_s": plain_s,
+        "mesh_run_sales_s": staged_s,
+        "ratio_mesh_to_dbt": round(staged_s / plain_s, 2),
+        "mesh_run_sales_first_s": round(warmup_s, 2),
+        "plain_dbt_build_no_partial_parse_s": _median(no_partial),
+        "dbt_build_fx_rates_alone_s": _median(fx_alone),
+        "dbt_build_fx_rates_alone_dbt_elapsed_s": _median(fx_elapsed),
+        "dbt_invocations_per_mesh_run": len(invocations),
+        "dbt_invocations_reparsed": sum(i["reparsed"] for run in runs for i in run),
+        "dbt_elapsed_in_mesh_run_s": round(sum(i["dbt_elapsed_s"] for i in invocations), 2),
+        "last_mesh_run_invocations": invocations,
+        "last_mesh_run_dagster_runs": dagster_runs,
+        "plain_dbt_build_runs_s": [round(s, 2) for s in plain],
+        "mesh_run_sales_runs_s": [round(s, 2) for s in staged],
+    }
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scale", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    out = Path(__file__).parent / "results" / "dbt_stage.json"
+    out.write_text(json.dumps(main(args.scale, args.repeats), indent=2) + "\n")
+    print(f"recorded in {out}")
