@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mesh_assets.product.registry import Registry
 from mesh_assets.product.spec import Classification, Status, parse_duration
@@ -70,6 +71,24 @@ class Governance:
     support_channel: str
     business_capability: str
     allowed_roles: list[str]
+
+
+REQUEST_CHOICES = (
+    "owner_team",
+    "steward",
+    "classification",
+    "status",
+    "freshness",
+    "support_channel",
+    "business_capability",
+    "allowed_roles",
+)
+"""The governance choices a `mesh new` or `--from-dbt` request carries, as `resolve_governance` takes them."""
+
+
+def request_choices(request: object) -> dict[str, Any]:
+    """The request's governance choices, by `resolve_governance`'s parameter names."""
+    return {name: getattr(request, name) for name in REQUEST_CHOICES}
 
 
 def resolve_governance(

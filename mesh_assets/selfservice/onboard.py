@@ -38,7 +38,7 @@ from mesh_assets.product.versions import Semver
 from mesh_assets.selfservice.changes import Changes, Scaffolded
 from mesh_assets.selfservice.dbt_manifest import build_empty, relation_types
 from mesh_assets.selfservice.errors import OnboardError
-from mesh_assets.selfservice.governance_defaults import Governance, resolve_governance
+from mesh_assets.selfservice.governance_defaults import Governance, request_choices, resolve_governance
 from mesh_assets.selfservice.onboard_plan import OnboardRequest, Plan, PortPlan
 from mesh_assets.selfservice.port_derivation import plan_onboarding
 from mesh_assets.selfservice.project_edits import QUOTING, edit_project, place_project, write_profile
@@ -115,14 +115,7 @@ def onboard(root: Path, request: OnboardRequest, asker: Asker | None = None) -> 
             root,
             registry,
             domain,
-            owner_team=request.owner_team,
-            steward=request.steward,
-            classification=request.classification,
-            status=request.status,
-            freshness=request.freshness,
-            support_channel=request.support_channel,
-            business_capability=request.business_capability,
-            allowed_roles=request.allowed_roles,
+            **request_choices(request),
             default_classification="confidential" if pii else "internal",
             default_status="active",
             asker=asker,

@@ -38,7 +38,12 @@ from mesh_assets.selfservice.contract_plan import (
     resolve_source,
 )
 from mesh_assets.selfservice.errors import ScaffoldError
-from mesh_assets.selfservice.governance_defaults import CLASS_ORDER, humanize, resolve_governance
+from mesh_assets.selfservice.governance_defaults import (
+    CLASS_ORDER,
+    humanize,
+    request_choices,
+    resolve_governance,
+)
 from mesh_assets.selfservice.prompts import Asker, answer, check_choice, check_identifier, check_text
 from mesh_assets.selfservice.spec_document import render_spec, spec_document
 from mesh_assets.selfservice.templates import (
@@ -203,14 +208,7 @@ def new_product(root: Path, request: ProductRequest, asker: Asker | None = None)
         root,
         registry,
         domain,
-        owner_team=request.owner_team,
-        steward=request.steward,
-        classification=request.classification,
-        status=request.status,
-        freshness=request.freshness,
-        support_channel=request.support_channel,
-        business_capability=request.business_capability,
-        allowed_roles=request.allowed_roles,
+        **request_choices(request),
         default_classification=default_class,
         default_status="draft",
         asker=asker,

@@ -15,7 +15,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -253,29 +253,43 @@ class DuckDBWarehouse(dg.ConfigurableResource, Warehouse):
     @contextmanager
     def exclusive(self) -> Iterator[None]:
         """Hold the writer lock, e.g. around a dbt invocation that opens the file itself."""
-        log = dg.get_dagster_logger().warning
-        lock = FileLock(Path(self.path), self.lock_timeout_s, log, self._run_id)
-        fresh = not lock.held_here()
-        with lock.hold():
-            if fresh:
+        with self._writer() as connect:
+            if connect is not None:
                 # A process outside the platform's lock (dbt left running by a run that was killed)
-                # may still have the file open: wait for it, saying so, rather than fail.
-                connect_when_free(self.path, self.lock_timeout_s, log).close()
+                # may still have the file open: wait for it, saying so, rather than let dbt fail.
+                connect().close()
             yield
 
     @contextmanager
     def session(self) -> Iterator[DuckDBSession]:
         """Open the database file (creating it) under the writer lock."""
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        with self.exclusive():
-            connection = connect_when_free(self.path, self.lock_timeout_s, dg.get_dagster_logger().warning)
+        with self._writer() as connect:
+            # Already ours (inside `exclusive`): nothing outside the lock can hold the file.
+            connection = connect() if connect is not None else duckdb_connect(self.path)
             try:
                 yield DuckDBSession(connection)
             finally:
                 connection.close()
 
+    @contextmanager
+    def _writer(self) -> Iterator[Callable[[], duckdb.DuckDBPyConnection] | None]:
+        """The writer lock; on first acquisition, how to open the file once no other process has it."""
+        log = dg.get_dagster_logger().warning
+        lock = FileLock(Path(self.path), self.lock_timeout_s, log, self._run_id)
+        fresh = not lock.held_here()
+        with lock.hold():
+            yield (lambda: connect_when_free(self.path, self.lock_timeout_s, log)) if fresh else None
+
     def dbt_env(self) -> dict[str, str]:
         return {"MESH_DUCKDB_PATH": str(Path(self.path).resolve())}
+
+
+def duckdb_connect(path: str) -> duckdb.DuckDBPyConnection:
+    """Open the DuckDB file (duckdb imported here, never at module import)."""
+    import duckdb
+
+    return duckdb.connect(path)
 
 
 _LOCKED_BY = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
