@@ -188,15 +188,16 @@ def dbt_project_assets(
         pool=WAREHOUSE_POOL,
     )
     def _dbt(context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[Warehouse]):
-        dbt = MeshDbtCli(
-            project_dir=dbt_project,
-            profiles_dir=str(project_dir),
-            target=env.dbt_target,
-            dbt_executable=dbt_executable(),
-        )
         # Artifacts and logs of this invocation go with the run's data, not into the project folder.
         invocation = f"{context.run.run_id}-{context.op_execution_context.op.name}"
         artifacts = env.dbt_artifacts_dir(project) / invocation
+        dbt = MeshDbtCli(
+            project_dir=dbt_project,
+            # A deferring environment's profile also attaches prod (read by the views of deferred ports).
+            profiles_dir=str(warehouse.dbt_profiles_dir(project_dir, artifacts / "profile")),
+            target=env.dbt_target,
+            dbt_executable=dbt_executable(),
+        )
         dbt_env = warehouse.dbt_env()
         # dbt opens the DuckDB file itself: hold the warehouse's writer lock for the whole command.
         with (

@@ -122,6 +122,20 @@ class Warehouse(abc.ABC):
         """Environment variables the dbt profile of this backend reads."""
         return {}
 
+    def prod_sql(self, relation: Relation) -> str | None:
+        """`relation` in prod, fully qualified as this environment's sessions read it; None unless deferring.
+
+        A branch environment reads the ports it does not build from prod, read-only (dbt's `--defer`).
+        """
+        return None
+
+    def dbt_profiles_dir(self, project_dir: Path, scratch: Path) -> Path:
+        """The `--profiles-dir` for a dbt invocation: the project's own, unless the backend must add to it.
+
+        `scratch` is the invocation's own folder, where a derived `profiles.yml` may be written.
+        """
+        return project_dir
+
     @contextmanager
     def exclusive(self) -> Iterator[None]:
         """Hold whatever lock a writer outside the platform (the dbt CLI) needs; none by default."""

@@ -241,6 +241,11 @@ class DuckDBWarehouse(dg.ConfigurableResource, Warehouse):
 
     path: str = Field(description="Path of the DuckDB database file.")
     lock_timeout_s: float = Field(default=900.0, description="How long to wait for another writer.")
+    prod_path: str | None = Field(
+        default=None,
+        description="Prod's DuckDB file, attached read-only as `mesh_prod` to read the ports this "
+        "environment does not build (deferral); unset in prod and in environments that build everything.",
+    )
 
     _run_id: str | None = PrivateAttr(default=None)
 
@@ -257,7 +262,12 @@ class DuckDBWarehouse(dg.ConfigurableResource, Warehouse):
             if connect is not None:
                 # A process outside the platform's lock (dbt left running by a run that was killed)
                 # may still have the file open: wait for it, saying so, rather than let dbt fail.
-                connect().close()
+                # Prod's file too, when dbt will attach it: a prod writer holds it until its run ends.
+                probe = connect()
+                try:
+                    self._attach_prod(probe)
+                finally:
+                    probe.close()
             yield
 
     @contextmanager
@@ -268,6 +278,7 @@ class DuckDBWarehouse(dg.ConfigurableResource, Warehouse):
             # Already ours (inside `exclusive`): nothing outside the lock can hold the file.
             connection = connect() if connect is not None else duckdb_connect(self.path)
             try:
+                self._attach_prod(connection)
                 yield DuckDBSession(connection)
             finally:
                 connection.close()
@@ -281,8 +292,39 @@ class DuckDBWarehouse(dg.ConfigurableResource, Warehouse):
         with lock.hold():
             yield (lambda: connect_when_free(self.path, self.lock_timeout_s, log)) if fresh else None
 
+    def _attach_prod(self, connection: duckdb.DuckDBPyConnection) -> None:
+        """Attach prod's file read-only as `mesh_prod` when deferring and prod has been built."""
+        if self.prod_path and Path(self.prod_path).exists():
+            log = dg.get_dagster_logger().warning
+            attach_when_free(connection, self.prod_path, PROD_ALIAS, self.lock_timeout_s, log)
+
+    def prod_sql(self, relation: Relation) -> str | None:
+        """`"mesh_prod"."schema"."name"` when deferring: prod's file, attached read-only."""
+        return f'"{PROD_ALIAS}".{relation.sql}' if self.prod_path else None
+
     def dbt_env(self) -> dict[str, str]:
-        return {"MESH_DUCKDB_PATH": str(Path(self.path).resolve())}
+        env = {"MESH_DUCKDB_PATH": str(Path(self.path).resolve())}
+        if self.prod_path:
+            # Part of the rendering, so dbt's partial-parse state is kept apart from a non-deferring one.
+            env["MESH_PROD_DUCKDB_PATH"] = str(Path(self.prod_path).resolve())
+        return env
+
+    def dbt_profiles_dir(self, project_dir: Path, scratch: Path) -> Path:
+        """When deferring, the project's profile with prod attached read-only (views of deferred ports
+        name `mesh_prod`, so dbt's connection must have it); the project's own folder otherwise."""
+        if not self.prod_path or not Path(self.prod_path).exists():
+            return project_dir
+        import yaml
+
+        profiles = yaml.safe_load((project_dir / "profiles.yml").read_text()) or {}
+        attach = {"path": str(Path(self.prod_path).resolve()), "alias": PROD_ALIAS, "read_only": True}
+        for profile in profiles.values():
+            for output in (profile or {}).get("outputs", {}).values():
+                if output.get("type") == "duckdb":
+                    output["attach"] = [*output.get("attach", []), attach]
+        scratch.mkdir(parents=True, exist_ok=True)
+        (scratch / "profiles.yml").write_text(yaml.safe_dump(profiles, sort_keys=False))
+        return scratch
 
 
 def duckdb_connect(path: str) -> duckdb.DuckDBPyConnection:
@@ -292,6 +334,24 @@ def duckdb_connect(path: str) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(path)
 
 
+PROD_ALIAS = "mesh_prod"
+"""The catalog name under which a deferring environment's sessions attach prod's file."""
+
+
+def attach_when_free(
+    connection: duckdb.DuckDBPyConnection, path: str, alias: str, timeout_s: float, log
+) -> None:
+    """`ATTACH path AS alias (READ_ONLY)`, waiting (and saying for whom) while a writer has the file open."""
+    quoted = path.replace("'", "''")
+    _retry_while_locked(
+        lambda: connection.execute(f"ATTACH IF NOT EXISTS '{quoted}' AS \"{alias}\" (READ_ONLY)"),
+        path,
+        timeout_s,
+        log,
+        why="prod's warehouse file, read by this environment for the ports it does not build",
+    )
+
+
 _LOCKED_BY = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
 
 
@@ -299,11 +359,23 @@ def connect_when_free(path: str, timeout_s: float, log) -> duckdb.DuckDBPyConnec
     """Open the DuckDB file, waiting (and saying for whom) while another process has it open."""
     import duckdb
 
+    return _retry_while_locked(
+        lambda: duckdb.connect(path),
+        path,
+        timeout_s,
+        log,
+        why="e.g. dbt left running by a run that was killed",
+    )
+
+
+def _retry_while_locked(open_it: Callable[[], Any], path: str, timeout_s: float, log, why: str) -> Any:
+    import duckdb
+
     started = time.monotonic()
     next_report = started + 1.0
     while True:
         try:
-            return duckdb.connect(path)
+            return open_it()
         except duckdb.IOException as exc:
             match = _LOCKED_BY.search(str(exc))
             if match is None:
@@ -317,9 +389,6 @@ def connect_when_free(path: str, timeout_s: float, log) -> duckdb.DuckDBPyConnec
                     "process or raise MESH_DUCKDB_LOCK_TIMEOUT"
                 ) from exc
             if now >= next_report:
-                log(
-                    f"waiting {now - started:.0f}s for the DuckDB file {path}: {holder} has it open "
-                    "(e.g. dbt left running by a run that was killed)"
-                )
+                log(f"waiting {now - started:.0f}s for the DuckDB file {path}: {holder} has it open ({why})")
                 next_report = now + FileLock.report_every_s
             time.sleep(0.1)
