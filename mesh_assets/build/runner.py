@@ -96,8 +96,14 @@ def _product_keys(defs: dg.Definitions, product: Product) -> list[dg.AssetKey]:
     return [spec.key for spec in defs.resolve_all_asset_specs() if spec.key.path[:2] == prefix]
 
 
-def run_mesh(domains: list[str] | None = None, on_event=None) -> list[ProductResult]:
-    """Build the mesh (or the products of `domains`); returns one result per product, in build order.
+def run_mesh(
+    domains: list[str] | None = None, on_event=None, products: list[str] | None = None
+) -> list[ProductResult]:
+    """Build the mesh (or the products of `domains`, or `products`); one result per product, in build order.
+
+    In an environment that defers to prod (a branch environment), the ports of every product not built
+    are first pointed at prod's, read-only (`mesh_assets.infra.deferral`), and the plan is reported
+    through `on_event("deferral", plan, None)`; a build that reads a port nobody has is refused.
 
     Before building, runs of this host whose process died (a `kill -9`, an OOM kill) are marked failed
     and their pool slots freed, so a crash never wedges the next run. While a stage waits for the
@@ -111,7 +117,20 @@ def run_mesh(domains: list[str] | None = None, on_event=None) -> list[ProductRes
     notify = on_event or (lambda *_: None)
     for reclaimed in reclaim.reclaim_dead_runs(instance, reclaimer="mesh run"):
         notify("reclaimed", reclaimed.run_id, reclaimed.reason)
-    ordered = [p for p in topological_order(registry) if not domains or p.spec.domain in domains]
+    if products:
+        unknown = sorted(set(products) - set(registry.products))
+        if unknown:
+            raise environment.MeshEnvironmentError(
+                f"no product {', '.join(unknown)}: products are named <domain>.<product>, e.g. "
+                f"{next(iter(sorted(registry.products)), 'sales.orders')} (`mesh catalog` lists them)"
+            )
+    ordered = [
+        p
+        for p in topological_order(registry)
+        if (not domains or p.spec.domain in domains) and (not products or p.key in products)
+    ]
+    if env.defers_to_prod:
+        notify("deferral", _defer(env, registry, [p.key for p in ordered]), None)
     results = {p.key: ProductResult(p) for p in ordered}
     failed: set[str] = set()
     owner_tags = {**reclaim.Owner.current().tags(), reclaim.LAUNCHED_BY_TAG: "mesh run"}
@@ -154,7 +173,7 @@ def run_mesh(domains: list[str] | None = None, on_event=None) -> list[ProductRes
                 for product in runnable:
                     notify("done", product, results[product.key])
                 in_flight = set()
-            if not domains or GOVERNANCE_DOMAIN in domains:
+            if not products and (not domains or GOVERNANCE_DOMAIN in domains):
                 governance = load_location(GOVERNANCE_DOMAIN)
                 run_id = str(uuid.uuid4())
                 with _reporting_waits(instance, run_id, notify):
@@ -179,6 +198,18 @@ def run_mesh(domains: list[str] | None = None, on_event=None) -> list[ProductRes
                     result.error = "not built: the run was interrupted"
             notify("interrupted", None, None)
     return list(results.values())
+
+
+def _defer(env: environment.Environment, registry, selected: list[str]):
+    """Point the ports of every product not in `selected` at prod's; refuse reads of missing ports."""
+    from mesh_assets.infra import deferral
+
+    warehouse = env.warehouse().process_config_and_initialize()
+    with warehouse.session() as session:
+        plan = deferral.sync(session, warehouse, registry, selected)
+    where = str(env.prod_duckdb_path) if env.target == "duckdb" else f"database {env.prod_database}"
+    deferral.refuse_missing(plan, registry, selected, where)
+    return plan
 
 
 _INTERRUPTED = "DagsterExecutionInterruptedError"

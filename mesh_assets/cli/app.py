@@ -141,6 +141,11 @@ def prepare(
 @app.command()
 def run(
     domain: Annotated[list[str] | None, typer.Option(help="Only these domains (repeatable).")] = None,
+    product: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these products, `<domain>.<product>` (repeatable); in a branch "
+        "environment every other port is read from prod."),
+    ] = None,
     scale: Annotated[int, typer.Option(help="Scale for extracts generated when none exist.")] = DEFAULT_SCALE,
 ) -> None:
     """Build every product of every domain in dependency order, run their checks, print a summary."""
@@ -191,11 +196,18 @@ def run(
                 highlight=False,
                 soft_wrap=True,
             )
+        elif kind == "deferral":
+            console.print(
+                f"deferring to prod: {subject.summary()}", highlight=False, soft_wrap=True
+            )
         elif kind == "interrupted":
             console.print("[red]interrupted[/red]: stopped the build; nothing more is built", highlight=False)
 
     try:
-        results = run_mesh(domain or None, on_event)
+        results = run_mesh(domain or None, on_event, products=product or None)
+    except environment.MeshEnvironmentError as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from exc
     except MeshSpecError as exc:
         console.print(f"[red]{exc}[/red]\nRun `mesh validate` for the full report.")
         raise typer.Exit(1) from exc

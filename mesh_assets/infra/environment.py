@@ -114,6 +114,45 @@ class Environment:
         return self.name == PROD
 
     @property
+    def defers_to_prod(self) -> bool:
+        """Whether ports this environment does not build are read from prod (dbt's `--defer`).
+
+        A non-prod environment created from prod (`mesh env create`, `mesh ci`) defers; `dev` (one per
+        working copy, built whole by `make run`) does not. `MESH_DEFER=prod|none` overrides either way.
+        """
+        if self.is_prod:
+            return False
+        chosen = os.environ.get("MESH_DEFER", "").strip().lower()
+        if chosen in {"prod", "none"}:
+            return chosen == "prod"
+        if chosen:
+            raise MeshEnvironmentError(f"MESH_DEFER={chosen!r}: use prod or none (default: from the environment)")
+        return self.base == PROD
+
+    @property
+    def base(self) -> str | None:
+        """The environment this one was created from (its `environment.json`), if any."""
+        marker = self.data_dir / MARKER
+        if not marker.is_file():
+            return None
+        import json
+
+        try:
+            return json.loads(marker.read_text()).get("base")
+        except (ValueError, AttributeError):
+            return None
+
+    @property
+    def prod_duckdb_path(self) -> Path:
+        """Prod's DuckDB file, which a deferring environment attaches read-only."""
+        return env_dir_of(self.data_root, PROD) / "mesh.duckdb"
+
+    @property
+    def prod_database(self) -> str:
+        """Prod's Snowflake database (`SNOWFLAKE_DATABASE`), read by fully qualified names when deferring."""
+        return os.environ.get("SNOWFLAKE_DATABASE", "MESH")
+
+    @property
     def data_root(self) -> Path:
         """The folder of every environment's outputs (`MESH_DATA_DIR`, default `<root>/data`)."""
         return data_dir_of(self.root)
@@ -169,11 +208,13 @@ class Environment:
                 role=dg.EnvVar("SNOWFLAKE_ROLE"),
                 warehouse=dg.EnvVar("SNOWFLAKE_WAREHOUSE"),
                 database=self.database,
+                prod_database=self.prod_database if self.defers_to_prod else None,
             )
         from mesh_assets.infra.warehouse.duckdb import DuckDBWarehouse
 
         return DuckDBWarehouse(
             path=str(self.duckdb_path),
+            prod_path=str(self.prod_duckdb_path) if self.defers_to_prod else None,
             lock_timeout_s=float(os.environ.get("MESH_DUCKDB_LOCK_TIMEOUT", "900")),
         )
 

@@ -224,6 +224,11 @@ def create(
         if name == PROD:
             raise MeshEnvironmentError("prod is SNOWFLAKE_DATABASE itself: there is nothing to create")
         (run or run_sql)(snowflake_statements("create", name, _base_database()))
+        # The local side of the environment (catalog, dbt artifacts, Dagster instance) and its marker,
+        # whose base makes its builds defer to prod (`Environment.defers_to_prod`).
+        if not (env.data_dir / MARKER).exists():
+            _write_marker(env, base, clock())
+        _make_instance(env)
         return EnvironmentInfo(name, "snowflake", env.database, PROD, clock(), None)
     if not (env.data_dir / MARKER).exists():
         _write_marker(env, None if name == PROD else base, clock())

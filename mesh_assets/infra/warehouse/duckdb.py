@@ -196,8 +196,9 @@ class DuckDBSession(WarehouseSession):
 
     def columns(self, relation: Relation) -> list[tuple[str, str]]:
         rows = self.query(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            # This database's only: a deferring session also has prod attached, with the same names.
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_catalog = "
+            "current_database() AND table_schema = ? AND table_name = ? ORDER BY ordinal_position",
             [relation.schema, relation.name],
         )
         return [(name, dtype) for name, dtype in rows]

@@ -376,6 +376,11 @@ class SnowflakeWarehouse(dg.ConfigurableResource, Warehouse):
     query_tag: str = Field(
         default="mesh", description="QUERY_TAG set on every session, to find the platform's queries."
     )
+    prod_database: str | None = Field(
+        default=None,
+        description="Prod's database, read by fully qualified names for the ports this environment does "
+        "not build (deferral); unset in prod and in environments that build everything.",
+    )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # Runs launched by the daemon or the UI record their owner here, so a killed one is reclaimed.
@@ -422,6 +427,12 @@ class SnowflakeWarehouse(dg.ConfigurableResource, Warehouse):
         }
         args.update({key: value for key, value in optional.items() if value})
         return args
+
+    def prod_sql(self, relation: Relation) -> str | None:
+        """`<PROD_DB>."schema"."name"` when deferring: the same account reads prod by its full name."""
+        if not self.prod_database:
+            return None
+        return f"{self.prod_database}.{quote(relation.schema)}.{quote(relation.name)}"
 
     def dbt_env(self) -> dict[str, str]:
         """The environment's database: dbt's profile reads `SNOWFLAKE_DATABASE`, which names prod's.
