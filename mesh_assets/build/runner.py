@@ -42,6 +42,19 @@ class ProductResult:
     seconds: float = 0.0
     error: str = ""
 
+    def to_json(self) -> dict:
+        """The result as `mesh run --summary-json` writes it."""
+        return {
+            "product": self.product.key,
+            "status": self.status,
+            "rows": self.rows,
+            "checks_passed": self.checks_passed,
+            "warnings": self.checks_failed - self.checks_blocking,
+            "blocking_failed": self.checks_blocking,
+            "seconds": round(self.seconds, 2),
+            "error": self.error,
+        }
+
 
 @dataclass
 class Stage:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -143,10 +144,15 @@ def run(
     domain: Annotated[list[str] | None, typer.Option(help="Only these domains (repeatable).")] = None,
     product: Annotated[
         list[str] | None,
-        typer.Option(help="Only these products, `<domain>.<product>` (repeatable); in a branch "
-        "environment every other port is read from prod."),
+        typer.Option(
+            help="Only these products, `<domain>.<product>` (repeatable); in a branch "
+            "environment every other port is read from prod."
+        ),
     ] = None,
     scale: Annotated[int, typer.Option(help="Scale for extracts generated when none exist.")] = DEFAULT_SCALE,
+    summary_json: Annotated[
+        Path | None, typer.Option(help="Also write the summary, one record per product, to this JSON file.")
+    ] = None,
 ) -> None:
     """Build every product of every domain in dependency order, run their checks, print a summary."""
     from mesh_assets.build.runner import run_mesh
@@ -197,9 +203,7 @@ def run(
                 soft_wrap=True,
             )
         elif kind == "deferral":
-            console.print(
-                f"deferring to prod: {subject.summary()}", highlight=False, soft_wrap=True
-            )
+            console.print(f"deferring to prod: {subject.summary()}", highlight=False, soft_wrap=True)
         elif kind == "interrupted":
             console.print("[red]interrupted[/red]: stopped the build; nothing more is built", highlight=False)
 
@@ -239,6 +243,9 @@ def run(
             f"{result.seconds:.1f}",
         )
     console.print(table)
+    if summary_json is not None:
+        summary_json.parent.mkdir(parents=True, exist_ok=True)
+        summary_json.write_text(json.dumps([r.to_json() for r in results], indent=2) + "\n")
     failures = [r for r in results if r.status not in {"ok", "interrupted"}]
     for failure in failures:
         console.print(f"[red]{failure.product.key}[/red]: {failure.error}", highlight=False)
@@ -258,6 +265,7 @@ COMMAND_MODULES: list[str] = [
     "mesh_assets.cli.grants",
     "mesh_assets.cli.fitness",
     "mesh_assets.cli.env",
+    "mesh_assets.cli.ci",
 ]
 """Modules under `mesh_assets.cli.commands` whose `register(app)` adds their verbs."""
 

@@ -51,7 +51,9 @@ class DeferralPlan:
         """One line: how many ports come from where."""
         parts = [f"{len(self.built)} built here", f"{len(self.deferred)} read from prod"]
         if self.local:
-            parts.append(f"{len(self.local)} kept from this environment's earlier build ({', '.join(self.local)})")
+            parts.append(
+                f"{len(self.local)} kept from this environment's earlier build ({', '.join(self.local)})"
+            )
         if self.missing:
             parts.append(f"{len(self.missing)} missing ({', '.join(self.missing)})")
         return ", ".join(parts)

@@ -126,7 +126,9 @@ class Environment:
         if chosen in {"prod", "none"}:
             return chosen == "prod"
         if chosen:
-            raise MeshEnvironmentError(f"MESH_DEFER={chosen!r}: use prod or none (default: from the environment)")
+            raise MeshEnvironmentError(
+                f"MESH_DEFER={chosen!r}: use prod or none (default: from the environment)"
+            )
         return self.base == PROD
 
     @property

@@ -1,0 +1,140 @@
+"""Which products a change touches: the files changed against a git ref, mapped onto products.
+
+What `mesh ci` builds (and `mesh run --changed-since` would): the changed products plus every product
+downstream of them, because a consumer's data changes when its producer's does.
+
+Files map onto products by where they live:
+- `domains/<d>/products/<p>/**` → product `<d>.<p>` (its spec, SQL, Python);
+- `domains/<d>/**` elsewhere (its `definitions.py`) → every product of domain `<d>`;
+- `dbt_projects/<project>/models/**/<model>.sql|.yml` → the product that owns `<model>`; any other file
+  of the project (`dbt_project.yml`, macros, profiles) → every product of the project;
+- the platform itself (`mesh_assets/**`, `pyproject.toml`, `requirements.lock`, `dagster.yaml`,
+  `workspace.yaml`) → every product: a platform change can change any build;
+- anything else (docs, tests, benchmarks) → nothing to build.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from mesh_assets.contracts.diff_git import ContractDiffError, _git
+from mesh_assets.product.spec import DbtTransformation
+
+if TYPE_CHECKING:
+    from mesh_assets.product.registry import Registry
+
+PLATFORM_FILES = ("pyproject.toml", "requirements.lock", "dagster.yaml", "workspace.yaml")
+PLATFORM_DIRS = ("mesh_assets",)
+
+
+@dataclass
+class ChangeSet:
+    """The products a change touches, and why."""
+
+    base: str
+    files: list[str] = field(default_factory=list)
+    """Paths (relative to the repository root) changed against `base`, untracked files included."""
+    changed: dict[str, list[str]] = field(default_factory=dict)
+    """Product key → the changed files that touch it."""
+    downstream: dict[str, list[str]] = field(default_factory=dict)
+    """Product key → the changed products upstream of it (not themselves changed)."""
+
+    @property
+    def to_build(self) -> list[str]:
+        """Changed and downstream products (keys, sorted)."""
+        return sorted({*self.changed, *self.downstream})
+
+
+def changed_files(root: Path, base: str) -> list[str]:
+    """Files that differ between git `base` and the working tree (committed, staged, unstaged, new)."""
+    try:
+        _git(root, "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}")
+    except ContractDiffError as exc:
+        raise ContractDiffError(
+            f"'{base}' is not a commit of the repository at {root}; in CI, fetch enough history "
+            "(e.g. actions/checkout with fetch-depth: 0) for the base to exist"
+        ) from exc
+    top = Path(_git(root, "rev-parse", "--show-toplevel").decode().strip())
+    prefix = _git(root, "rev-parse", "--show-prefix").decode().strip()
+    tracked = _git(top, "diff", "--name-only", "-z", base, "--").decode().split("\0")
+    untracked = _git(top, "ls-files", "--others", "--exclude-standard", "-z").decode().split("\0")
+    files = set()
+    for name in filter(None, [*tracked, *untracked]):
+        if name.startswith(prefix):
+            files.add(name[len(prefix) :])
+    return sorted(files)
+
+
+def _dbt_owners(registry: Registry) -> dict[tuple[str, str], str]:
+    """(project, model) → product key, for every dbt model a product owns."""
+    owners = {}
+    for product in registry.products.values():
+        transformation = product.spec.transformation
+        if isinstance(transformation, DbtTransformation):
+            models = [
+                *transformation.internals,
+                *(product.spec.port_model(p) for p in product.spec.output_ports),
+            ]
+            for model in models:
+                owners[(transformation.project, model)] = product.key
+    return owners
+
+
+def products_of_file(path: str, registry: Registry) -> set[str]:
+    """The product keys a changed file touches (see the module docstring for the mapping)."""
+    parts = PurePosixPath(path).parts
+    everything = set(registry.products)
+    if not parts:
+        return set()
+    if parts[0] in PLATFORM_DIRS or path in PLATFORM_FILES:
+        return everything
+    if parts[0] == "domains" and len(parts) >= 3:
+        domain = parts[1]
+        if len(parts) >= 5 and parts[2] == "products":
+            key = f"{domain}.{parts[3]}"
+            return {key} if key in registry.products else set()
+        return {k for k, p in registry.products.items() if p.spec.domain == domain}
+    if parts[0] == "dbt_projects" and len(parts) >= 3:
+        project = parts[1]
+        if parts[2] in {"target", "logs", "dbt_packages"}:
+            return set()
+        in_project = {
+            p.key
+            for p in registry.products.values()
+            if isinstance(p.spec.transformation, DbtTransformation)
+            and p.spec.transformation.project == project
+        }
+        if parts[2] == "models" and PurePosixPath(path).suffix in {".sql", ".py"}:
+            owner = _dbt_owners(registry).get((project, PurePosixPath(path).stem))
+            return {owner} if owner else in_project
+        return in_project
+    return set()
+
+
+def downstream_of(keys: set[str], registry: Registry) -> dict[str, list[str]]:
+    """Every product that reads (transitively) a port of one of `keys`, with the changed ones it follows."""
+    found: dict[str, set[str]] = {}
+    frontier = [(key, key) for key in keys]
+    while frontier:
+        producer, origin = frontier.pop()
+        for resolved in registry.consumers_of(producer):
+            key = resolved.consumer.key
+            if key in keys:
+                continue
+            if origin not in found.setdefault(key, set()):
+                found[key].add(origin)
+                frontier.append((key, origin))
+    return {key: sorted(origins) for key, origins in sorted(found.items())}
+
+
+def changes_against(root: Path, registry: Registry, base: str) -> ChangeSet:
+    """The products changed against git `base`, and their downstream consumers."""
+    files = changed_files(root, base)
+    changes = ChangeSet(base=base, files=files)
+    for path in files:
+        for key in products_of_file(path, registry):
+            changes.changed.setdefault(key, []).append(path)
+    changes.downstream = downstream_of(set(changes.changed), registry)
+    return changes
