@@ -31,6 +31,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -102,10 +103,19 @@ class _Map:
     def _own(self, schema: str, name: str, product: Product, what: str) -> None:
         self.internals[(schema, name)] = _Owned(product.key, what)
 
+    @cached_property
+    def _owned_by(self) -> dict[str | None, set[tuple[str, str]]]:
+        # Indexed once: scanning every internal of the mesh per product was quadratic (1.6 s of
+        # `mesh validate` at 1,000 products).
+        found: dict[str | None, set[tuple[str, str]]] = {}
+        for address, owned in self.internals.items():
+            found.setdefault(owned.owner, set()).add(address)
+        return found
+
     def allowed(self, product: Product) -> tuple[set[tuple[str, str]], dict[tuple[str, str], str]]:
         """Relations the product may name: its own internals, and its declared inputs' ports."""
         spec = product.spec
-        own = {k for k, v in self.internals.items() if v.owner == product.key}
+        own = set(self._owned_by.get(product.key, ()))
         for source in spec.source_inputs:  # an extract it declares, even if a sibling landed it first
             relation = addressing.source_relation(spec.domain, source.source)
             own.add((relation.schema, relation.name))

@@ -10,8 +10,11 @@ dbt contracts, the JSON Schema) have not drifted from the specs.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mesh_assets.build.builders import sql as sql_builder
 from mesh_assets.build.dbt_contracts import GENERATED_FILE, generated_yaml
@@ -113,6 +116,74 @@ def _sql_rule_issues(registry: Registry) -> list[SpecIssue]:
     return issues
 
 
+EXPECTATION_VERDICTS = "expectation_verdicts.json"
+"""great-expectations' verdicts on declared expectations, kept in `verdict_cache_dir()`."""
+
+
+def verdict_cache_dir() -> Path:
+    """Where GX verdicts are cached: beside the installed great-expectations (`<sys.prefix>/var/cache/mesh`).
+
+    They are facts about the installed library, not about a repository or an environment, so they live
+    with the interpreter's packages (never in a working copy, whose `data/` the tests keep clean).
+    """
+    return Path(sys.prefix) / "var" / "cache" / "mesh"
+
+
+def _gx_verdict(expectation: str, kwargs: dict[str, Any]) -> dict[str, str] | None:
+    """What great-expectations says of one expectation: None if it accepts it, else field and message."""
+    from mesh_assets.build.expectations import class_name, expectation_class
+
+    cls = expectation_class(expectation)
+    if cls is None:
+        return {
+            "field": "expectation",
+            "message": f"great-expectations has no expectation '{expectation}' ({class_name(expectation)})",
+            "fix": "use one from the great-expectations gallery, e.g. expect_column_values_to_be_between",
+        }
+    try:
+        cls(**kwargs)
+    except Exception as exc:  # GX raises pydantic and its own errors for bad arguments
+        return {
+            "field": "kwargs",
+            "message": f"{expectation} refuses its arguments: {str(exc).splitlines()[0]}",
+            "fix": "fix the arguments as great-expectations documents them",
+        }
+    return None
+
+
+def _gx_verdicts(wanted: list[tuple[str, dict[str, Any]]]) -> list[dict[str, str] | None]:
+    """great-expectations' verdict on each `(expectation, kwargs)`, cached per installed GX version.
+
+    Importing great-expectations takes about 4 s, three quarters of `mesh validate` on the example mesh;
+    its verdict on an expectation depends only on its version, the name and the arguments, so verdicts
+    are cached and GX is imported only for an expectation (or a GX version) not seen before.
+    """
+    import importlib.metadata
+
+    try:
+        version = importlib.metadata.version("great_expectations")
+    except importlib.metadata.PackageNotFoundError:
+        version = "absent"
+    keys = [json.dumps([version, name, kwargs], sort_keys=True, default=str) for name, kwargs in wanted]
+    path = verdict_cache_dir() / EXPECTATION_VERDICTS
+    try:
+        cached = json.loads(path.read_text())
+        cached = cached if isinstance(cached, dict) else {}
+    except (OSError, ValueError):
+        cached = {}
+    missing = [(key, item) for key, item in zip(keys, wanted, strict=True) if key not in cached]
+    if missing:
+        cached.update({key: _gx_verdict(name, kwargs) for key, (name, kwargs) in missing})
+        try:  # written atomically: a concurrent validate reads the old file or the new one
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            partial.write_text(json.dumps(cached, indent=0, sort_keys=True))
+            os.replace(partial, path)
+        except OSError:
+            pass  # a read-only installation only costs the next validate the import
+    return [cached[key] for key in keys]
+
+
 def _expectation_issues(registry: Registry) -> list[SpecIssue]:
     """Expectations great-expectations does not know, or whose arguments it refuses."""
     declared = [
@@ -123,34 +194,14 @@ def _expectation_issues(registry: Registry) -> list[SpecIssue]:
         if isinstance(rule, ExpectationRule)
     ]
     if not declared:
-        return []  # great-expectations is imported only when a spec uses it
-    from mesh_assets.build.expectations import class_name, expectation_class
-
+        return []  # great-expectations is consulted only when a spec uses it
+    verdicts = _gx_verdicts([(rule.expectation, rule.kwargs) for *_, rule in declared])
     issues = []
-    for product, p_index, r_index, rule in declared:
-        where = f"output_ports[{p_index}].quality.rules[{r_index}]"
-        cls = expectation_class(rule.expectation)
-        if cls is None:
+    for (product, p_index, r_index, _), verdict in zip(declared, verdicts, strict=True):
+        if verdict is not None:
+            where = f"output_ports[{p_index}].quality.rules[{r_index}]"
             issues.append(
-                SpecIssue(
-                    product.path,
-                    f"{where}.expectation",
-                    f"great-expectations has no expectation '{rule.expectation}' "
-                    f"({class_name(rule.expectation)})",
-                    "use one from the great-expectations gallery, e.g. expect_column_values_to_be_between",
-                )
-            )
-            continue
-        try:
-            cls(**rule.kwargs)
-        except Exception as exc:  # GX raises pydantic and its own errors for bad arguments
-            issues.append(
-                SpecIssue(
-                    product.path,
-                    f"{where}.kwargs",
-                    f"{rule.expectation} refuses its arguments: {str(exc).splitlines()[0]}",
-                    "fix the arguments as great-expectations documents them",
-                )
+                SpecIssue(product.path, f"{where}.{verdict['field']}", verdict["message"], verdict["fix"])
             )
     return issues
 
