@@ -265,6 +265,8 @@ def tables_in(sql: str, dialect: str = "duckdb") -> list[tuple[str, str, str]]:
 def _render_sql_model(product: Product, registry: Registry, path: Path) -> str | None:
     import jinja2
 
+    from mesh_assets.build.builders.sql import render_template
+
     spec = product.spec
 
     def _input(reference: str) -> str:
@@ -276,9 +278,8 @@ def _render_sql_model(product: Product, registry: Registry, path: Path) -> str |
     def _ref(name: str) -> str:
         return addressing.internal_relation(spec.domain, spec.name, name).sql
 
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
     try:
-        return env.from_string(path.read_text()).render(input=_input, source=_source, ref=_ref)
+        return render_template(path.read_text(), input=_input, source=_source, ref=_ref)
     except jinja2.TemplateError:
         return None  # the builder reports template errors with the fix
 
