@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 _VIEW = "VIEW"
 
 
+def _params(session: WarehouseSession, sql: str) -> str:
+    """`sql` with `?` placeholders in the session's style (the Snowflake connector's is `%s`)."""
+    return sql.replace("?", "%s") if session.dialect == "snowflake" else sql
+
+
 @dataclass
 class DeferralPlan:
     """What a deferring build reads from where (port labels like `sales.orders v1`)."""
@@ -75,7 +80,7 @@ def _object_type(session: WarehouseSession, relation: Relation, database: str | 
             f"select table_type from {database}.information_schema.tables "
             "where table_schema = ? and table_name = ?"
         )
-    rows = session.query(sql, [relation.schema, relation.name])
+    rows = session.query(_params(session, sql), [relation.schema, relation.name])
     return str(rows[0][0]).upper() if rows else None
 
 
@@ -88,7 +93,7 @@ def _prod_has(session: WarehouseSession, warehouse: Warehouse, relation: Relatio
         # DuckDB's information_schema spans every attached catalog; prod is there only if its file exists.
         rows = session.query(
             "select 1 from information_schema.tables "
-            "where table_catalog = ? and table_schema = ? and table_name = ?",
+            "where table_catalog = ? and table_schema = ? and table_name = ?",  # DuckDB: `?` as is
             [catalog.strip('"'), relation.schema, relation.name],
         )
         return bool(rows)
