@@ -20,6 +20,7 @@ Caret ranges follow npm and cargo: the left-most non-zero part (or the last part
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import NamedTuple
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -101,6 +102,7 @@ def parse_range(text: str) -> SpecifierSet:
         ) from exc
 
 
+@lru_cache(maxsize=8192)
 def satisfies(version: str, version_range: str) -> bool:
-    """Whether a port version is inside a consumer's range."""
+    """Whether a port version is inside a consumer's range (cached: resolving inputs asks it often)."""
     return parse_range(version_range).contains(Version(version), prereleases=True)
