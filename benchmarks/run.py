@@ -11,6 +11,8 @@ if __name__ == "__main__":
         ("load_time.py", []),
         ("build_mesh.py", ["--scale", "1000000"]),
         ("dbt_stage.py", []),
+        ("floor.py", ["--scale", "10000", "--scale", "1000000"]),
+        ("validate.py", []),
         ("checks.py", ["--scale", "1000000", "--scale", "10000000"]),
         ("sensor_tick.py", []),
         ("fitness.py", []),
