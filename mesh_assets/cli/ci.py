@@ -6,6 +6,7 @@ check, a failed build), 2 the gate could not run (unknown base ref, no git, a re
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -27,6 +28,12 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option("--reuse", help="Keep what the environment built before (default: start fresh)."),
         ] = False,
+        out: Annotated[
+            Path | None,
+            typer.Option(
+                "--out", help="Folder for report.md and junit.xml (default: the environment's ci/)."
+            ),
+        ] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     ) -> None:
         """Validate, diff contracts, build the changed products and their consumers beside prod, diff data."""
@@ -46,7 +53,7 @@ def register(app: typer.Typer) -> None:
             console.print(line, highlight=False, soft_wrap=True, markup=False)
 
         try:
-            result = run_ci(base, env, fresh=not reuse, progress=progress)
+            result = run_ci(base, env, fresh=not reuse, report_dir=out, progress=progress)
         except (ContractDiffError, MeshEnvironmentError) as exc:
             console.print(f"[red]mesh ci cannot run[/red]: {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from exc

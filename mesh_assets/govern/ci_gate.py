@@ -282,12 +282,14 @@ def run_ci(
     env_name: str | None = None,
     *,
     fresh: bool = True,
+    report_dir: Path | None = None,
     progress: Progress = lambda _: None,
 ) -> CiResult:
     """Run the gate for the working tree against git `base`; write the report; return what it found.
 
-    `env_name` defaults to `ci_<branch>`. With `fresh`, the environment is dropped and created anew so
-    nothing of an earlier run is read; prod is never written (the branch environment cannot be prod).
+    `env_name` defaults to `ci_<branch>`; the report goes to `report_dir` (default: the environment's
+    `ci/` folder, beside the build's log and summary). With `fresh`, the environment is dropped and
+    created anew so nothing of an earlier run is read; prod is never written (the branch cannot be prod).
     """
     from mesh_assets.govern.ci_report import write_reports
     from mesh_assets.infra import environments
@@ -339,7 +341,6 @@ def run_ci(
             )
         )
     result.seconds = time.monotonic() - started
-    out.mkdir(parents=True, exist_ok=True)
-    result.report_dir = out
-    write_reports(result, out)
+    result.report_dir = report_dir or out
+    write_reports(result, result.report_dir)
     return result
