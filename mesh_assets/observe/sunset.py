@@ -30,6 +30,7 @@ from typing import Any
 
 import dagster as dg
 
+from mesh_assets.infra.environment import env_name
 from mesh_assets.observe import alerts
 from mesh_assets.product import addressing, lifecycle
 from mesh_assets.product.registry import Registry
@@ -195,6 +196,8 @@ def sunset_tick(
         context.log.error("the sunset alert cursor is unreadable; starting afresh (alerts may repeat)")
         cursor = SunsetCursor()
     notes, sent = due(registry, today, cursor.sent)
+    # A non-prod environment's alerts are labelled `[env]`, like SLO alerts (`alerts.render`).
+    notes = [{**note, "environment": env_name()} for note in notes]
     delivery = alerts.deliver([*cursor.outbox, *notes], routing, context.log)
     summary = (
         f"{today.isoformat()}: {len(notes)} new sunset alert(s), {len(delivery.delivered)} delivered, "

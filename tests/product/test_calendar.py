@@ -284,7 +284,8 @@ def test_the_consumers_owners_are_alerted_30_7_and_1_days_before_the_sunset_once
     [first] = receiver.take()
     assert (first["kind"], first["stage"], first["consumer"]) == ("sunset", "30d", CUSTOMER_360)
     assert first["port"] == "sales/sales/v1" and first["owner"]["team"] == "commercial_analytics"
-    assert first["text"].startswith("⏳ Sunset in 30 days: sales.sales v1 (1.4.0)")
+    # The tests run in `dev`: like SLO alerts, a non-prod environment's alert says which one first.
+    assert first["text"].startswith("[dev] ⏳ Sunset in 30 days: sales.sales v1 (1.4.0)")
     assert "input_ports: product: sales.sales, version: '^2'" in first["text"]
     assert "Consumer owner: team commercial_analytics, steward lea.dubois@example.com" in first["text"]
     assert first["asset_url"].endswith("/assets/sales/sales/v1")
@@ -303,6 +304,17 @@ def test_the_consumers_owners_are_alerted_30_7_and_1_days_before_the_sunset_once
 
 
 @pytest.mark.slow
+def test_a_sunset_alert_from_a_branch_environment_is_labelled_with_it(
+    sunset_daemon: Daemon, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MESH_ENV", "feature_x")
+    tick_on(sunset_daemon, SUNSET - timedelta(days=7))
+    [alert] = receiver.take()
+    assert alert["environment"] == "feature_x"
+    assert alert["text"].startswith("[feature_x] ⏳ Sunset in 7 days: sales.sales v1")
+
+
+@pytest.mark.slow
 def test_after_the_sunset_the_alert_repeats_weekly_while_the_port_is_overdue(
     sunset_daemon: Daemon,
     receiver: Receiver,
@@ -311,7 +323,7 @@ def test_after_the_sunset_the_alert_repeats_weekly_while_the_port_is_overdue(
     [overdue] = receiver.take()
     assert (overdue["kind"], overdue["stage"]) == ("overdue", "overdue-0")
     assert overdue["text"].startswith(
-        "🔴 Overdue for retirement: sales.sales v1 (1.4.0) passed its sunset 2027-03-31 (yesterday)"
+        "[dev] 🔴 Overdue for retirement: sales.sales v1 (1.4.0) passed its sunset 2027-03-31 (yesterday)"
     )
     assert "still served and built" in overdue["text"]
 
