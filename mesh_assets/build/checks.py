@@ -69,7 +69,9 @@ def contract_rules(port: OutputPort, freshness_max_age: str | None = None) -> li
 def check_specs(
     port: OutputPort, asset_key: dg.AssetKey, freshness_max_age: str | None = None
 ) -> list[dg.AssetCheckSpec]:
-    """One Dagster asset check per rule; error-severity rules are blocking."""
+    """One Dagster asset check per rule, then one per learned monitor; error-severity ones are blocking."""
+    from mesh_assets.build.monitors import monitor_specs
+
     return [
         dg.AssetCheckSpec(
             name=rule.name,
@@ -78,7 +80,7 @@ def check_specs(
             blocking=rule.severity == Severity.ERROR,
         )
         for rule in contract_rules(port, freshness_max_age)
-    ]
+    ] + monitor_specs(port, asset_key)
 
 
 def audit(

@@ -15,7 +15,9 @@ from typing import Any
 import dagster as dg
 
 from mesh_assets.build.checks import AuditContext, audit, check_specs
+from mesh_assets.build.monitors import run_monitors
 from mesh_assets.build.ports import PortContext, port_spec
+from mesh_assets.build.profile import PROFILE_KEY
 from mesh_assets.infra.warehouse.base import Warehouse, WarehouseSession
 from mesh_assets.product import addressing
 from mesh_assets.product.registry import Product
@@ -56,9 +58,11 @@ def audit_and_publish(
         else None,
     )
     outcomes = audit(session, candidate, port, audit_context, spec.slos.freshness.max_age)
-    for outcome in outcomes:
+    # Learned monitors judge the same staged batch, so an error-severity anomaly blocks like a rule.
+    monitored, profile = run_monitors(session, candidate, port, context.instance, key, audit_context.now)
+    for outcome in outcomes + monitored:
         yield outcome.to_result(key)
-    blocking = [o for o in outcomes if o.blocks]
+    blocking = [o for o in outcomes + monitored if o.blocks]
     if blocking:
         reasons = "; ".join(f"{o.rule} (observed {o.observed}, expected {o.threshold})" for o in blocking)
         raise dg.Failure(
@@ -87,7 +91,12 @@ def audit_and_publish(
         "mesh/version": port.version,
         "mesh/checks_passed": sum(o.passed for o in outcomes),
         "mesh/checks_failed": sum(not o.passed for o in outcomes),
+        "mesh/monitor_anomalies": sum(not o.passed for o in monitored),
     }
+    if profile is not None:
+        # The profile trains the next publishes' monitors; its flat figures are what the UI plots.
+        metadata[PROFILE_KEY] = dg.MetadataValue.json(profile.to_json())
+        metadata.update(profile.plots())
     yield dg.MaterializeResult(asset_key=key, metadata=metadata)
 
 

@@ -16,6 +16,9 @@ from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 # The quality section and the shared base types live in their own modules; the spec re-exports them, so
 # `spec` stays the one place to import any spec model from (and `spec_issues` finds every field here).
+from mesh_assets.product.monitors import Direction as Direction
+from mesh_assets.product.monitors import Monitors
+from mesh_assets.product.monitors import Seasonality as Seasonality
 from mesh_assets.product.quality import AcceptedValuesRule as AcceptedValuesRule
 from mesh_assets.product.quality import ExpectationRule, Quality
 from mesh_assets.product.quality import LengthRule as LengthRule
@@ -258,6 +261,9 @@ class OutputPort(SpecModel):
     primary_key: list[Identifier] = Field(min_length=1, description="Columns that identify a row.")
     event_time: Identifier | None = Field(default=None, description="Column holding the data time.")
     quality: Quality = Field(default_factory=Quality, description="Baseline contract checks.")
+    monitors: Monitors = Field(
+        default_factory=Monitors, description="Learned anomaly monitors (on by default); tunes them."
+    )
     deprecation: Deprecation | None = Field(default=None, description="Required when status is deprecated.")
 
     @property
@@ -291,6 +297,12 @@ class OutputPort(SpecModel):
             if isinstance(referenced, str) and referenced not in names:
                 raise ValueError(
                     f"quality.rules[{index}] expectation names column '{referenced}', not in 'columns'"
+                )
+        for field_name in ("columns", "exclude"):
+            unknown = [c for c in getattr(self.monitors, field_name) or [] if c not in names]
+            if unknown:
+                raise ValueError(
+                    f"monitors.{field_name} names {unknown}, not in 'columns'; use some of {', '.join(names)}"
                 )
         if self.status == Status.DEPRECATED and self.deprecation is None:
             raise ValueError("a deprecated port needs 'deprecation' with sunset date, replacement and reason")

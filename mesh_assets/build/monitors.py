@@ -1,0 +1,370 @@
+"""Monitors: learned anomaly checks on every output port, run on the staged batch before it is published.
+
+Each port gets `monitor_freshness`, `monitor_volume` and `monitor_schema`, and for each monitored column
+(`profile.monitored_columns`) `monitor_null_rate__<col>`, `monitor_distinct__<col>`, `monitor_mean__<col>`
+and `monitor_shares__<col>` where they apply. A monitor compares the batch's profile with what the port's
+history says is normal (`baseline.judge`):
+
+* with an `event_time`, the newest day of the batch is judged. Its training points are the same figure
+  on the newest day of past publishes (like with like: a newest day is often still filling) once there
+  are `min_training` of them, else the settled past days of the batch itself, so a first publish of two
+  years of orders already judges its last day;
+* without one, the whole batch is judged against past publishes' figures.
+
+`monitor_schema` is never learned: any change of names, types or order against the last publish is
+reported with the diff. Monitors warn by default; `monitors.severity: error` makes an anomaly block the
+publish like a failed contract rule (the published port keeps its last good data). Results carry the
+observed value, learned bounds, training size and the reason as check metadata.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import dagster as dg
+
+from mesh_assets.build.baseline import COUNT, LEVEL, RATE, Scale, Verdict, judge
+from mesh_assets.build.profile import Profile, compute_profile, monitored_columns, past_profiles
+from mesh_assets.build.rules import Outcome
+from mesh_assets.infra.warehouse.base import WarehouseSession
+from mesh_assets.product.addressing import Relation
+from mesh_assets.product.spec import Direction, OutputPort, Severity
+
+PREFIX = "monitor_"
+SCALES = {"null_rate": RATE, "distinct": COUNT, "mean": LEVEL}
+WHAT = {
+    "null_rate": "share of nulls",
+    "distinct": "number of distinct values",
+    "mean": "mean",
+    "shares": "share of each value",
+}
+
+
+def monitor_checks(port: OutputPort) -> dict[str, str]:
+    """Every monitor of a port: check name to description (empty when monitors are off)."""
+    if not port.monitors.enabled:
+        return {}
+    unit = f"per day of {port.event_time}" if port.event_time else "per publish"
+    checks = {
+        "monitor_freshness": (
+            f"Data lag (time since the newest {port.event_time}) within what past publishes learned."
+            if port.event_time
+            else "Time since the previous publish within what past publishes learned."
+        ),
+        "monitor_volume": f"Row count {unit} within learned bounds.",
+        "monitor_schema": "Columns, types and order as at the last publish (any change is reported).",
+    }
+    for item in monitored_columns(port):
+        for metric in item.metrics:
+            what = "mean length" if metric == "mean" and item.text else WHAT[metric]
+            checks[f"{PREFIX}{metric}__{item.column}"] = (
+                f"The {what} of {item.column} {unit} within learned bounds."
+            )
+    return checks
+
+
+def monitor_specs(port: OutputPort, key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    """The monitors' Dagster asset checks; blocking when the port's monitors have severity `error`."""
+    severity = port.monitors.severity
+    return [
+        dg.AssetCheckSpec(
+            name=name,
+            asset=key,
+            description=f"{description} Learned monitor; severity: {severity.value}.",
+            blocking=severity == Severity.ERROR,
+        )
+        for name, description in monitor_checks(port).items()
+    ]
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    """One monitor's verdict on a batch, with what was compared."""
+
+    name: str
+    verdict: Verdict
+    description: str
+    details: dict[str, Any]
+
+    def outcome(self, severity: Severity) -> Outcome:
+        """The verdict as a check `Outcome` (an anomaly fails; learning and ok pass)."""
+        v = self.verdict
+        bounds = (
+            "learning"
+            if v.status == "learning"
+            else f"[{_fmt(v.lower)}, {_fmt(v.upper)}]"
+            if v.lower is not None or v.upper is not None
+            else "no change"
+        )
+        details = {
+            "status": v.status,
+            "reason": v.reason,
+            "value": v.value,
+            "lower": v.lower,
+            "upper": v.upper,
+            "baseline": v.baseline,
+            "training_size": v.training,
+            "min_training": v.needed,
+            "seasonal": v.seasonal,
+            **self.details,
+        }
+        return Outcome(
+            self.name,
+            not v.anomaly,
+            severity,
+            self.description,
+            _fmt(v.value) if v.status != "learning" or v.value is None else f"{_fmt(v.value)} ({v.reason})",
+            bounds,
+            int(v.anomaly),
+            {k: value for k, value in details.items() if value is not None},
+        )
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.4g}"
+
+
+def _day(text: str | None) -> date | None:
+    return None if text is None else date.fromisoformat(text[:10])
+
+
+def _hours(later: str, earlier: str | None) -> float | None:
+    if earlier is None:
+        return None
+    delta = datetime.fromisoformat(later) - datetime.fromisoformat(earlier).replace(tzinfo=None)
+    return delta.total_seconds() / 3600
+
+
+Points = list[tuple[date | None, float | None]]
+
+
+def _training(
+    metric: str, profile: Profile, history: list[Profile], needed: int
+) -> tuple[Points, list[float | None], str]:
+    """Training points of a figure (with the rows behind each): past publishes' newest days once there
+    are enough of them, else the batch's own settled days; past publishes' totals without event time."""
+    newest = profile.newest_bucket
+    if newest is None:
+        kept = [p for p in history if p.totals.get(metric) is not None]
+        return (
+            [(_day(p.profiled_at), p.totals[metric]) for p in kept],
+            [p.rows for p in kept],
+            "past publishes",
+        )
+    at_publish: dict[str, dict[str, float | None]] = {}
+    for past in history:
+        day = past.newest_bucket
+        if day is not None and day < newest and past.buckets[day].get(metric) is not None:
+            at_publish[day] = past.buckets[day]
+    days, source = at_publish, "newest day of past publishes"
+    if len(at_publish) < needed:
+        days = {d: f for d, f in profile.buckets.items() if d < newest and f.get(metric) is not None}
+        source = "past days of this batch"
+    ordered = sorted(days.items())
+    return [(_day(d), f[metric]) for d, f in ordered], [f.get("rows") for _, f in ordered], source
+
+
+def evaluate(
+    profile: Profile, history: list[Profile], port: OutputPort, now: datetime
+) -> list[MonitorResult]:
+    """Every monitor of `port` on a batch's `profile`, trained on `history` (past profiles, oldest first).
+
+    Pure: no warehouse and no Dagster, so benchmarks and tests can replay days quickly."""
+    config = port.monitors
+    checks = monitor_checks(port)
+    if not checks:
+        return []
+    newest = profile.newest_bucket
+    figures = profile.buckets[newest] if newest else profile.totals
+    at = _day(newest)
+    where = {"bucket": newest} if newest else {}
+    results = [_freshness(profile, history, port, now, checks["monitor_freshness"])]
+    points, sizes, source = _training("rows", profile, history, config.min_training)
+    volume = judge(figures.get("rows"), at, points, config, COUNT, unit=" rows", sizes=sizes)
+    results.append(
+        MonitorResult("monitor_volume", volume, checks["monitor_volume"], {**where, "training": source})
+    )
+    results.append(_schema(profile, history, checks["monitor_schema"]))
+    present = {name for name, _ in profile.schema}
+    for item in monitored_columns(port):
+        for metric in item.metrics:
+            name = f"{PREFIX}{metric}__{item.column}"
+            if item.column not in present:
+                verdict = Verdict(
+                    "anomaly", None, reason=f"column {item.column} is missing (see monitor_schema)"
+                )
+                results.append(MonitorResult(name, verdict, checks[name], where))
+                continue
+            if metric == "shares":
+                results.append(_shares(item.column, profile, history, port, name, checks[name], where))
+                continue
+            key = f"{metric}__{item.column}"
+            value = figures.get(key)
+            if value is None:
+                verdict = Verdict("ok", None, reason="no values to judge")
+            else:
+                points, sizes, source = _training(key, profile, history, config.min_training)
+                scale = SCALES[metric]
+                # A count is judged at its expected size; a rate or mean at the rows it was measured on.
+                size = None if scale is COUNT else figures.get("rows")
+                verdict = judge(value, at, points, config, scale, sizes=sizes, size=size)
+                where = {**where, "training": source}
+            results.append(MonitorResult(name, verdict, checks[name], where))
+    return results
+
+
+def _freshness(
+    profile: Profile, history: list[Profile], port: OutputPort, now: datetime, description: str
+) -> MonitorResult:
+    """Data lag at publish (with an event time) or time since the previous publish, against past ones."""
+    config = port.monitors
+    stamp = now.replace(tzinfo=None).isoformat(timespec="seconds")
+    since_last = _hours(stamp, history[-1].profiled_at) if history else None
+    details: dict[str, Any] = {
+        "hours_since_last_publish": None if since_last is None else round(since_last, 2)
+    }
+    if port.event_time:
+        value = _hours(stamp, profile.max_event_time)
+        points = [(_day(p.profiled_at), _hours(p.profiled_at, p.max_event_time)) for p in history]
+        details["newest_event_time"] = profile.max_event_time
+    else:
+        value = since_last
+        points = [
+            (_day(b.profiled_at), _hours(b.profiled_at, a.profiled_at))
+            for a, b in itertools.pairwise(history)
+        ]
+    clean = [(d, v) for d, v in points if v is not None]
+    if value is None:
+        verdict = Verdict(
+            "learning", None, training=len(clean), needed=config.min_training, reason="first publish"
+        )
+    else:
+        verdict = judge(value, _day(stamp), clean, config, Scale(floor=1.0), Direction.SPIKE, unit="h")
+    return MonitorResult("monitor_freshness", verdict, description, details)
+
+
+def _schema(profile: Profile, history: list[Profile], description: str) -> MonitorResult:
+    """Any change of columns, types or order against the last publish."""
+    if not history:
+        verdict = Verdict(
+            "ok", len(profile.schema), reason=f"first profile: schema {profile.fingerprint} recorded"
+        )
+        return MonitorResult("monitor_schema", verdict, description, {"fingerprint": profile.fingerprint})
+    before, now = dict(history[-1].schema), dict(profile.schema)
+    added = [c for c in now if c not in before]
+    removed = [c for c in before if c not in now]
+    retyped = [f"{c}: {before[c]} -> {now[c]}" for c in now if c in before and before[c] != now[c]]
+    common_before = [c for c in before if c in now]
+    common_now = [c for c in now if c in before]
+    reordered = common_before != common_now
+    changes = []
+    if added:
+        changes.append(f"added {', '.join(added)}")
+    if removed:
+        changes.append(f"removed {', '.join(removed)}")
+    if retyped:
+        changes.append(f"retyped {'; '.join(retyped)}")
+    if reordered:
+        changes.append("reordered")
+    details = {
+        "fingerprint": profile.fingerprint,
+        "previous_fingerprint": history[-1].fingerprint,
+        "added": added,
+        "removed": removed,
+        "retyped": retyped,
+        "reordered": reordered,
+    }
+    status = "anomaly" if changes else "ok"
+    reason = "; ".join(changes) if changes else "same columns, types and order as the last publish"
+    return MonitorResult(
+        "monitor_schema", Verdict(status, len(profile.schema), reason=reason), description, details
+    )
+
+
+def _shares(
+    column: str,
+    profile: Profile,
+    history: list[Profile],
+    port: OutputPort,
+    name: str,
+    description: str,
+    where: dict[str, Any],
+) -> MonitorResult:
+    """The share of each value of a low-cardinality column; the worst value is reported."""
+    config = port.monitors
+    current = profile.shares.get(column)
+    if current is None:
+        verdict = Verdict("ok", None, reason="not a low-cardinality column: value shares are not judged")
+        return MonitorResult(name, verdict, description, where)
+    newest = profile.newest_bucket
+    at_publish = {
+        p.newest_bucket or p.profiled_at[:10]: (p.shares[column], _rows(p))
+        for p in history
+        if column in p.shares and (newest is None or (p.newest_bucket or "") < newest)
+    }
+    if newest is None or len(at_publish) >= config.min_training:
+        days, source = at_publish, "past publishes"
+    else:
+        days = {
+            d: (s, profile.buckets.get(d, {}).get("rows"))
+            for d, s in profile.bucket_shares.get(column, {}).items()
+            if d < newest
+        }
+        source = "past days of this batch"
+    values = sorted(set(current) | {v for shares, _ in days.values() for v in shares})
+    ordered = sorted(days.items())
+    sizes = [n for _, (_, n) in ordered]
+    worst: tuple[float, str, Verdict] | None = None
+    for value in values:
+        points = [(_day(d), shares.get(value, 0.0)) for d, (shares, _) in ordered]
+        verdict = judge(
+            current.get(value, 0.0), _day(newest), points, config, RATE, sizes=sizes, size=_rows(profile)
+        )
+        if verdict.status == "learning":
+            return MonitorResult(name, verdict, description, {**where, "training": source})
+        excess = _excess(verdict)
+        if worst is None or excess > worst[0]:
+            worst = (excess, value, verdict)
+    if worst is None:
+        return MonitorResult(name, Verdict("ok", None, reason="no values"), description, where)
+    _, value, verdict = worst
+    if verdict.anomaly:
+        verdict = Verdict(**{**verdict.__dict__, "reason": f"value '{value}': {verdict.reason}"})
+    shares = {k: round(v, 4) for k, v in sorted(current.items(), key=lambda kv: -kv[1])[:10]}
+    return MonitorResult(
+        name, verdict, description, {**where, "training": source, "value_of": value, "shares": shares}
+    )
+
+
+def _rows(profile: Profile) -> float | None:
+    """The rows behind a profile's judged figures: its newest day's, else the batch's."""
+    newest = profile.newest_bucket
+    return profile.buckets[newest].get("rows") if newest else profile.rows
+
+
+def _excess(verdict: Verdict) -> float:
+    """How far past its nearer bound a value is, as a share of the band (negative inside it)."""
+    if verdict.value is None or verdict.lower is None or verdict.upper is None:
+        return float("-inf")
+    band = max(verdict.upper - verdict.lower, 1e-9)
+    return max(verdict.lower - verdict.value, verdict.value - verdict.upper) / band
+
+
+def run_monitors(
+    session: WarehouseSession,
+    batch: Relation,
+    port: OutputPort,
+    instance: dg.DagsterInstance,
+    key: dg.AssetKey,
+    now: datetime,
+) -> tuple[list[Outcome], Profile | None]:
+    """Profile the staged batch and run every monitor of the port on it (trained on its past profiles)."""
+    if not port.monitors.enabled:
+        return [], None
+    profile = compute_profile(session, batch, port, now)
+    history = past_profiles(instance, key, port.monitors.window)
+    results = evaluate(profile, history, port, now)
+    return [r.outcome(port.monitors.severity) for r in results], profile

@@ -1,0 +1,267 @@
+"""Profiles: what a batch of a port looks like, computed in the warehouse in one scan, stored with each
+publish so monitors can learn what normal looks like.
+
+A profile holds the batch's schema (names, types, order, and a fingerprint of them), its row count, the
+newest event time, and figures for each monitored column: null rate, distinct count, mean (numbers; the
+mean length for text) and, for low-cardinality columns, the share of each value. When the port declares
+an `event_time` the figures are also computed per day (a *bucket*), so a first publish of two years of
+orders already carries the history its newest day is judged against. One grouping-sets query computes
+the per-day and whole-batch figures together; the value shares of low-cardinality columns take one more
+grouping-sets query over just those columns.
+
+Profiles are stored as JSON in the port's materialization metadata (`mesh/profile`) beside flat numbers
+(`mesh/profile/<metric>`) that the Dagster UI plots over time, and read back from the instance
+(`past_profiles`) to train the monitors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from mesh_assets.infra.warehouse.base import WarehouseSession
+from mesh_assets.product.addressing import Relation
+from mesh_assets.product.spec import LogicalType, OutputPort
+
+if TYPE_CHECKING:  # dagster is only needed to read and write profiles, never to compute them
+    import dagster as dg
+
+PROFILE_KEY = "mesh/profile"
+"""Materialization metadata key holding a publish's profile (JSON)."""
+MAX_CATEGORIES = 30
+"""A column with at most this many distinct values is low-cardinality: its value shares are profiled."""
+BUCKET = "__mesh_bucket"
+NUMERIC = {LogicalType.INTEGER, LogicalType.BIGINT, LogicalType.DOUBLE, LogicalType.DECIMAL}
+
+
+@dataclass(frozen=True)
+class ColumnMetrics:
+    """Which figures of one column are profiled and monitored."""
+
+    column: str
+    metrics: tuple[str, ...]
+    """A subset of `null_rate`, `distinct`, `mean`, `shares`."""
+    text: bool = False
+    """Whether `mean` is the mean length of text values."""
+
+
+def monitored_columns(port: OutputPort) -> list[ColumnMetrics]:
+    """The columns a port's field-health monitors watch, and which figures of each.
+
+    Only figures that can move are watched: no null rate for a non-nullable or key column (the contract
+    already forbids nulls), no distinct count for a key or unique column (it is the row count), value
+    shares only for text and booleans that are neither keys, unique nor personal data.
+    """
+    config = port.monitors
+    if not config.enabled:
+        return []
+    names = config.columns
+    chosen = [c for c in port.columns if (names is None or c.name in names) and c.name not in config.exclude]
+    if names is None:
+        chosen = chosen[: config.max_columns]
+    watched = []
+    for column in chosen:
+        keyish = column.name in port.primary_key or column.unique
+        text = column.type == LogicalType.STRING
+        categorical = (text or column.type == LogicalType.BOOLEAN) and not keyish and not column.pii
+        metrics = []
+        if column.nullable and column.name not in port.primary_key:
+            metrics.append("null_rate")
+        if not keyish and column.name != port.event_time and column.type != LogicalType.BOOLEAN:
+            metrics.append("distinct")
+        if column.name not in port.primary_key and (column.type in NUMERIC or (text and not categorical)):
+            metrics.append("mean")
+        if categorical:
+            metrics.append("shares")
+        if metrics:
+            watched.append(ColumnMetrics(column.name, tuple(metrics), text=text))
+    return watched
+
+
+@dataclass
+class Profile:
+    """One batch's profile. `buckets` maps each day (ISO date) to its figures; `totals` is the batch's."""
+
+    rows: int
+    schema: list[tuple[str, str]]
+    profiled_at: str
+    """When the batch was profiled (UTC, naive ISO)."""
+    max_event_time: str | None = None
+    totals: dict[str, float | None] = field(default_factory=dict)
+    buckets: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    shares: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per low-cardinality column: value -> share of the newest bucket (of the batch without event time)."""
+    bucket_shares: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    """Per low-cardinality column, per day: value -> share (the days kept in `buckets`)."""
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of the schema: names, types and order."""
+        text = "|".join(f"{name}:{kind}" for name, kind in self.schema)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    @property
+    def newest_bucket(self) -> str | None:
+        """The newest day of data (the one monitors judge), if the port has an event time."""
+        return max(self.buckets) if self.buckets else None
+
+    def to_json(self) -> dict[str, Any]:
+        """The profile as stored in metadata: the newest day only (older days are the next batches'
+        history, or were the newest day of an earlier publish), so a publish stores a few hundred numbers."""
+        data = asdict(self)
+        data["schema"] = [list(pair) for pair in self.schema]
+        newest = self.newest_bucket
+        data["buckets"] = {newest: self.buckets[newest]} if newest else {}
+        del data["bucket_shares"]
+        data["fingerprint"] = self.fingerprint
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Profile:
+        """A profile read back from metadata."""
+        return cls(
+            rows=int(data["rows"]),
+            schema=[(str(n), str(t)) for n, t in data["schema"]],
+            profiled_at=str(data["profiled_at"]),
+            max_event_time=data.get("max_event_time"),
+            totals=dict(data.get("totals") or {}),
+            buckets={str(k): dict(v) for k, v in (data.get("buckets") or {}).items()},
+            shares={str(k): dict(v) for k, v in (data.get("shares") or {}).items()},
+            bucket_shares={
+                str(c): {str(d): dict(s) for d, s in days.items()}
+                for c, days in (data.get("bucket_shares") or {}).items()
+            },
+        )
+
+    def plots(self) -> dict[str, float | int]:
+        """Flat figures for the UI's plots: the newest day's (else the batch's) value of each metric."""
+        newest = self.newest_bucket
+        figures = self.buckets[newest] if newest else self.totals
+        flat: dict[str, float | int] = {"mesh/profile/rows_total": self.rows}
+        for metric, value in sorted(figures.items()):
+            if value is not None:
+                flat[f"mesh/profile/{metric}"] = float(value)
+        return flat
+
+
+def _figures(watched: list[ColumnMetrics], present: set[str]) -> dict[str, str]:
+    """SQL aggregate of every figure, by name (`rows`, `<metric>__<column>`)."""
+    sql = {"rows": "COUNT(*)"}
+    for item in watched:
+        if item.column not in present:
+            continue
+        col = f'"{item.column}"'
+        if "null_rate" in item.metrics:
+            sql[f"null_rate__{item.column}"] = f"CAST(COUNT(*) - COUNT({col}) AS DOUBLE) / COUNT(*)"
+        if "distinct" in item.metrics or "shares" in item.metrics:
+            sql[f"distinct__{item.column}"] = f"COUNT(DISTINCT {col})"
+        if "mean" in item.metrics:
+            value = f"LENGTH({col})" if item.text else col
+            sql[f"mean__{item.column}"] = f"AVG(CAST({value} AS DOUBLE))"
+    return sql
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def compute_profile(
+    session: WarehouseSession,
+    batch: Relation,
+    port: OutputPort,
+    now: datetime,
+    keep_days: int | None = None,
+) -> Profile:
+    """Profile `batch` in the warehouse: one grouping-sets scan (per day and whole batch), plus one for
+    the value shares of low-cardinality columns. `keep_days` bounds the days kept (default: the window)."""
+    schema = [(name, kind.upper()) for name, kind in session.columns(batch)]
+    present = {name for name, _ in schema}
+    watched = monitored_columns(port)
+    figures = _figures(watched, present)
+    event_time = port.event_time if port.event_time in present else None
+    select = ", ".join(f'{sql} AS "{alias}"' for alias, sql in figures.items())
+    profile = Profile(rows=0, schema=schema, profiled_at=now.isoformat(timespec="seconds"))
+    if event_time is None:
+        row = session.query(f"SELECT {select} FROM {batch.sql}")[0]
+        profile.totals = {alias: _number(v) for alias, v in zip(figures, row, strict=True)}
+    else:
+        rows = session.query(
+            f'SELECT GROUPING({BUCKET}) AS "__total", {BUCKET}, MAX("{event_time}") AS "__max", {select} '
+            f'FROM (SELECT *, CAST("{event_time}" AS DATE) AS {BUCKET} FROM {batch.sql}) AS b '
+            f"GROUP BY GROUPING SETS (({BUCKET}), ())"
+        )
+        for total, day, newest, *values in rows:
+            named = {alias: _number(v) for alias, v in zip(figures, values, strict=True)}
+            if total:
+                profile.totals = named
+                profile.max_event_time = None if newest is None else str(newest)
+            elif day is not None:
+                profile.buckets[str(day)[:10]] = named
+        keep = keep_days or port.monitors.window
+        profile.buckets = dict(sorted(profile.buckets.items())[-(keep + 1) :])
+    profile.rows = int(profile.totals.get("rows") or 0)
+    categorical = [
+        item.column
+        for item in watched
+        if "shares" in item.metrics
+        and item.column in present
+        and (profile.totals.get(f"distinct__{item.column}") or 0) <= MAX_CATEGORIES
+    ]
+    if categorical and profile.rows:
+        _value_shares(session, batch, profile, categorical, event_time)
+    return profile
+
+
+def _value_shares(
+    session: WarehouseSession, batch: Relation, profile: Profile, columns: list[str], event_time: str | None
+) -> None:
+    """Fill the value shares of low-cardinality columns (nulls aside), per kept day and for the newest."""
+    cols = ", ".join(f'"{c}"' for c in columns)
+    flags = ", ".join(f'GROUPING("{c}")' for c in columns)
+    if event_time is None:
+        sets = ", ".join(f'("{c}")' for c in columns)
+        source = f"(SELECT {cols}, NULL AS {BUCKET} FROM {batch.sql}) AS b"
+    else:
+        sets = ", ".join(f'({BUCKET}, "{c}")' for c in columns)
+        first = min(profile.buckets) if profile.buckets else None
+        where = f" WHERE CAST(\"{event_time}\" AS DATE) >= DATE '{first}'" if first else ""
+        source = f'(SELECT {cols}, CAST("{event_time}" AS DATE) AS {BUCKET} FROM {batch.sql}{where}) AS b'
+    counts: dict[str, dict[str, dict[str, int]]] = {c: {} for c in columns}
+    rows = session.query(
+        f"SELECT {BUCKET}, {flags}, {cols}, COUNT(*) FROM {source} GROUP BY GROUPING SETS ({sets})"
+    )
+    n = len(columns)
+    for row in rows:
+        day, grouped, values, count = row[0], row[1 : 1 + n], row[1 + n : 1 + 2 * n], row[-1]
+        index = list(grouped).index(0)  # the one column this grouping set is about
+        if values[index] is None:
+            continue
+        key = "all" if event_time is None else str(day)[:10]
+        counts[columns[index]].setdefault(key, {})[str(values[index])] = int(count)
+    newest = profile.newest_bucket or "all"
+    for column, days in counts.items():
+        shares = {
+            day: {value: count / sum(by_value.values()) for value, count in by_value.items()}
+            for day, by_value in days.items()
+        }
+        profile.shares[column] = shares.get(newest, {})
+        if event_time is not None:
+            profile.bucket_shares[column] = shares
+
+
+def past_profiles(instance: dg.DagsterInstance, key: dg.AssetKey, limit: int) -> list[Profile]:
+    """The profiles of a port's last `limit` publishes, oldest first (read from the Dagster instance)."""
+    records = instance.fetch_materializations(key, limit=limit).records
+    profiles = []
+    for record in records:
+        materialization = record.asset_materialization
+        value = materialization.metadata.get(PROFILE_KEY) if materialization else None
+        data = getattr(value, "data", None) or getattr(value, "value", None)
+        if isinstance(data, str):
+            data = json.loads(data)
+        if isinstance(data, dict) and "schema" in data:
+            profiles.append(Profile.from_json(data))
+    return sorted(profiles, key=lambda p: p.profiled_at)
