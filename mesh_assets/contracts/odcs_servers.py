@@ -25,6 +25,10 @@ class Deployment:
     """The DuckDB file as shown to people (relative to the repository when inside it)."""
     snowflake_database: str = "MESH"
     """The Snowflake database (default of `SnowflakeWarehouse`)."""
+    environment: str = "dev"
+    """The environment the contract is exported from (`MESH_ENV`): a branch's servers are its own."""
+    branch_database: str | None = None
+    """On Snowflake, a non-prod environment's own database (`<DB>_<ENV>`), served beside production's."""
 
     @classmethod
     def from_environment(cls, env: Environment) -> Deployment:
@@ -33,8 +37,14 @@ class Deployment:
             shown = env.duckdb_path.resolve().relative_to(env.root.resolve()).as_posix()
         except ValueError:  # a file outside the repository is shown in full
             shown = str(env.duckdb_path)
-        database = env.database if env.target == "snowflake" else cls.snowflake_database
-        return cls(target=env.target, duckdb_path=shown, snowflake_database=database)
+        snowflake = env.target == "snowflake"
+        return cls(
+            target=env.target,
+            duckdb_path=shown,
+            snowflake_database=env.prod_database if snowflake else cls.snowflake_database,
+            environment=env.name,
+            branch_database=env.database if snowflake and not env.is_prod else None,
+        )
 
 
 def physical_types(column: Column) -> dict[str, str]:
@@ -50,13 +60,33 @@ def physical_types(column: Column) -> dict[str, str]:
 
 
 def servers(domain: str, deployment: Deployment) -> list[dict[str, Any]]:
-    """The DuckDB server (local, the default) and the Snowflake server (production) of a domain's ports."""
+    """The DuckDB server (local, the default) and the Snowflake server (production) of a domain's ports.
+
+    Exported from a non-prod environment on Snowflake, the environment's own database is a third server
+    (`environment: <name>`), so a branch's contract points at the branch's data, never passes it for prod's.
+    """
+    branch = []
+    if deployment.branch_database:
+        branch.append(
+            {
+                "id": deployment.environment,
+                "server": deployment.environment,
+                "type": "snowflake",
+                "environment": deployment.environment,
+                "description": f"The environment {deployment.environment}: its own database, which "
+                "reads the ports it does not build from production (deferral).",
+                "account": "${SNOWFLAKE_ACCOUNT}",
+                "database": deployment.branch_database,
+                "schema": domain,
+                "warehouse": "${SNOWFLAKE_WAREHOUSE}",
+            }
+        )
     return [
         {
             "id": "local",
             "server": "local",
             "type": "duckdb",
-            "environment": "dev",
+            "environment": "dev" if deployment.environment == "prod" else deployment.environment,
             "description": "The embedded DuckDB file every laptop and CI run builds. Open it read-only: "
             "DuckDB allows one writer per file.",
             "database": "${MESH_DUCKDB_PATH:-" + deployment.duckdb_path + "}",
@@ -74,4 +104,5 @@ def servers(domain: str, deployment: Deployment) -> list[dict[str, Any]]:
             "schema": domain,
             "warehouse": "${SNOWFLAKE_WAREHOUSE}",
         },
+        *branch,
     ]
