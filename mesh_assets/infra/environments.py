@@ -65,7 +65,7 @@ class EnvironmentInfo:
     """The environment it was created from (`prod` for Snowflake clones), if known."""
     created: datetime | None
     size_bytes: int | None
-    """Bytes on disk (DuckDB: folder and Dagster instance); None where not measured (Snowflake)."""
+    """Bytes on disk (DuckDB: folder and Dagster instance; Snowflake: what its tables own); None: unknown."""
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready: the creation time as ISO 8601."""
@@ -157,6 +157,13 @@ def snowflake_statements(action: str, name: str, base_database: str) -> list[str
     if action == "list":
         # `_` is a wildcard here too: the names are filtered exactly afterwards.
         return [f"SHOW DATABASES LIKE '{base_database.upper()}_%'"]
+    if action == "size":
+        # Bytes the database's tables own: a fresh clone owns none (it shares prod's micro-partitions)
+        # and grows with what the environment writes: what the environment costs.
+        return [
+            f"SELECT COALESCE(SUM(ACTIVE_BYTES + TIME_TRAVEL_BYTES + FAILSAFE_BYTES), 0) "
+            f"FROM {database}.INFORMATION_SCHEMA.TABLE_STORAGE_METRICS WHERE NOT DELETED"
+        ]
     raise ValueError(f"unknown action {action!r}")
 
 
@@ -201,9 +208,22 @@ def _snowflake_list(run: SqlRunner) -> list[EnvironmentInfo]:
         when = created if isinstance(created, datetime) else None
         if when is not None and when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        found.append(EnvironmentInfo(name, "snowflake", db_name.upper(), PROD, when, None))
+        found.append(
+            EnvironmentInfo(name, "snowflake", db_name.upper(), PROD, when, _snowflake_size(run, name))
+        )
     prod = EnvironmentInfo(PROD, "snowflake", base, None, None, None)
     return [prod, *sorted(found, key=lambda e: e.name)]
+
+
+def _snowflake_size(run: SqlRunner, name: str) -> int | None:
+    """Bytes environment `name`'s database owns; None when the role may not read its storage metrics."""
+    try:
+        (rows,) = run(snowflake_statements("size", name, _base_database()))
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+    except (
+        Exception
+    ):  # a missing privilege or an emulator without the view: the size is unknown, said as such
+        return None
 
 
 # --- the verbs ----------------------------------------------------------------------------------------------

@@ -258,6 +258,31 @@ def test_the_snowflake_statements_are_a_zero_copy_clone_of_prod_and_a_drop() -> 
     assert environments.snowflake_statements("list", "x", "mesh") == ["SHOW DATABASES LIKE 'MESH_%'"]
 
 
+def test_a_snowflake_environments_size_is_what_its_tables_own_and_unknown_without_the_privilege(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fakesnow has no TABLE_STORAGE_METRICS: the statement is checked as sent, the value as returned."""
+    monkeypatch.setenv("MESH_TARGET", "snowflake")
+    monkeypatch.setenv("SNOWFLAKE_DATABASE", "MESH")
+    sent: list[str] = []
+
+    def run(statements):
+        sent.extend(statements)
+        if statements[0].startswith("SHOW"):
+            return [[(T0, "MESH_FEATURE_X"), (T0, "MESH_BROKEN")]]
+        if "MESH_BROKEN" in statements[0]:
+            raise RuntimeError("Insufficient privileges")
+        return [[(123_456,)]]
+
+    listed = {e.name: e.size_bytes for e in environments.list_environments(run=run)}
+
+    assert listed == {"prod": None, "feature_x": 123_456, "broken": None}
+    assert (
+        "SELECT COALESCE(SUM(ACTIVE_BYTES + TIME_TRAVEL_BYTES + FAILSAFE_BYTES), 0) "
+        "FROM MESH_FEATURE_X.INFORMATION_SCHEMA.TABLE_STORAGE_METRICS WHERE NOT DELETED"
+    ) in sent
+
+
 def test_create_and_list_run_on_fakesnow_and_drop_issues_the_exact_statement(
     data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
