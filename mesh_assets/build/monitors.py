@@ -364,7 +364,23 @@ def run_monitors(
     """Profile the staged batch and run every monitor of the port on it (trained on its past profiles)."""
     if not port.monitors.enabled:
         return [], None
-    profile = compute_profile(session, batch, port, now)
-    history = past_profiles(instance, key, port.monitors.window)
-    results = evaluate(profile, history, port, now)
+    try:
+        profile = compute_profile(session, batch, port, now)
+        history = past_profiles(instance, key, port.monitors.window)
+        results = evaluate(profile, history, port, now)
+    except Exception as exc:  # a monitor that cannot run must never stop a publish: say so, as a warning
+        reason = f"monitor could not run: {type(exc).__name__}: {exc}"
+        return [
+            Outcome(
+                name,
+                False,
+                Severity.WARN,
+                text,
+                "not evaluated",
+                "-",
+                1,
+                {"status": "error", "reason": reason},
+            )
+            for name, text in monitor_checks(port).items()
+        ], None
     return [r.outcome(port.monitors.severity) for r in results], profile

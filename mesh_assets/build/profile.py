@@ -221,11 +221,11 @@ def _value_shares(
     """Fill the value shares of low-cardinality columns (nulls aside), per kept day and for the newest."""
     cols = ", ".join(f'"{c}"' for c in columns)
     flags = ", ".join(f'GROUPING("{c}")' for c in columns)
+    # The bucket is in every grouping set; without an event time it is one constant (NULL) bucket.
+    sets = ", ".join(f'({BUCKET}, "{c}")' for c in columns)
     if event_time is None:
-        sets = ", ".join(f'("{c}")' for c in columns)
         source = f"(SELECT {cols}, NULL AS {BUCKET} FROM {batch.sql}) AS b"
     else:
-        sets = ", ".join(f'({BUCKET}, "{c}")' for c in columns)
         first = min(profile.buckets) if profile.buckets else None
         where = f" WHERE CAST(\"{event_time}\" AS DATE) >= DATE '{first}'" if first else ""
         source = f'(SELECT {cols}, CAST("{event_time}" AS DATE) AS {BUCKET} FROM {batch.sql}{where}) AS b'

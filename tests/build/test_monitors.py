@@ -283,3 +283,45 @@ def test_the_profile_takes_one_scan_plus_one_for_value_shares_and_keeps_only_the
     plots = profile.plots()
     assert plots["mesh/profile/rows"] == profile.buckets["2026-10-30"]["rows"]
     assert all(isinstance(v, float | int) for v in plots.values())
+
+
+# --- ports without an event time ------------------------------------------------------------------------
+
+
+def test_a_port_without_event_time_is_judged_whole_against_past_publishes(session: CountingSession) -> None:
+    port = OutputPort.model_validate({k: v for k, v in PORT_DATA.items() if k != "event_time"})
+    start = datetime(2026, 9, 1, 6)
+    history = []
+    for i in range(20):  # a daily publish of the latest 30 days of orders
+        frame = orders(FIRST + timedelta(days=i), 30, seed=i)
+        history.append(profile_of(session, frame, port, now=start + timedelta(days=i)))
+    assert history[0].buckets == {} and history[0].totals["rows"] == history[0].rows
+    now = start + timedelta(days=20)
+
+    normal = monitors_on(session, orders(FIRST + timedelta(days=20), 30, seed=20), history, port, now)
+    assert anomalies(normal) == {}
+    assert normal["monitor_volume"].details["training"] == "past publishes"
+    assert normal["monitor_freshness"].verdict.value == pytest.approx(24)  # hours since the last publish
+
+    halved = orders(FIRST + timedelta(days=20), 15, seed=20)
+    taken_over = takeover(orders(FIRST + timedelta(days=20), 30, seed=20))
+    assert monitors_on(session, halved, history, port, now)["monitor_volume"].verdict.anomaly
+    assert (
+        "value 'cancelled'"
+        in anomalies(monitors_on(session, taken_over, history, port, now))["monitor_shares__status"]
+    )
+    late = monitors_on(session, orders(FIRST, 30, seed=20), history, port, now + timedelta(days=3))
+    assert late["monitor_freshness"].verdict.anomaly
+
+
+def test_a_monitor_that_cannot_run_warns_and_never_blocks_the_publish(session: CountingSession) -> None:
+    from mesh_assets.build.monitors import run_monitors
+
+    port = port_with(severity="error")
+    missing = Relation(BATCH.schema, "no_such_table")
+
+    outcomes, profile = run_monitors(session, missing, port, None, None, datetime(2026, 11, 1))  # type: ignore[arg-type]
+
+    assert profile is None and len(outcomes) == len(monitor_checks(port))
+    assert all(not o.passed and not o.blocks for o in outcomes)
+    assert "monitor could not run" in outcomes[0].details["reason"]
