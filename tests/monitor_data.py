@@ -3,13 +3,24 @@ them, for the monitor tests: the same seed gives the same rows, so every anomaly
 
 from __future__ import annotations
 
+import copy
+import os
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
+import dagster as dg
 import numpy as np
 import pandas as pd
+import yaml
 
-from mesh_assets.product.spec import OutputPort
+from mesh_assets.build.ports import PortContext
+from mesh_assets.build.publish import port_asset
+from mesh_assets.infra.warehouse.duckdb import DuckDBWarehouse
+from mesh_assets.product.addressing import Relation
+from mesh_assets.product.registry import Product
+from mesh_assets.product.spec import DataProductSpec, OutputPort
 
 WEEKDAY_ROWS = (200, 210, 205, 200, 190, 60, 30)
 """Mean orders per day, Monday first."""
@@ -91,3 +102,58 @@ def one_customer(frame: pd.DataFrame) -> pd.DataFrame:
     """Every order of the day has the same customer (a default filled in upstream)."""
     frame["customer"] = "C00001"
     return frame
+
+
+# --- the port, published for real ----------------------------------------------------------------------
+
+
+KEY = dg.AssetKey(["sales", "orders", "v1"])
+PUBLISHED = Relation("sales", "orders_v1")
+FIRST = date(2026, 9, 1)
+SPEC: dict[str, Any] = {
+    "name": "orders",
+    "domain": "sales",
+    "title": "Orders",
+    "description": {
+        "purpose": "Every order we take.",
+        "usage": "Join on order_id.",
+        "limitations": "Synthetic.",
+    },
+    "owner": {"team": "sales_data", "steward": "ana.lopez@example.com"},
+    "product_type": "source-aligned",
+    "status": "active",
+    "business_capability": "Order management",
+    "classification": "internal",
+    "access": {"mode": "open"},
+    "access_policy": {},
+    "distribution_rights": {"redistribute_unmodified": False, "redistribute_modified": True},
+    "data_sharing_agreement": {"reference": "DSA-1", "terms": "Internal use."},
+    "support": {"channel": "#sales-data", "kind": "log"},
+    "slos": {"freshness": {"max_age": "24h"}},
+    "transformation": {"kind": "python"},
+    "output_ports": [{**PORT_DATA, "quality": {"volume_change": None, "timeliness": None}}],
+}
+
+
+def product(folder: Path, **monitors: object) -> Product:
+    data = copy.deepcopy(SPEC)
+    data["output_ports"][0]["monitors"] = monitors
+    path = folder / "dataproduct.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return Product(DataProductSpec.model_validate(data), path)
+
+
+def publish(item: Product, frame: pd.DataFrame) -> dg.ExecuteInProcessResult:
+    """One run of the port's asset, whose transformation writes `frame` as the candidate."""
+
+    def build(context, session, candidate):  # type: ignore[no-untyped-def]
+        session.write_dataframe(candidate, frame)
+
+    asset = port_asset(
+        item, item.spec.output_ports[0], PortContext("duckdb", "mesh"), [], "python", build, None
+    )
+    warehouse = DuckDBWarehouse(path=os.environ["MESH_DUCKDB_PATH"])
+    with dg.DagsterInstance.get() as instance:
+        return dg.materialize(
+            [asset], resources={"warehouse": warehouse}, instance=instance, raise_on_error=False
+        )

@@ -261,6 +261,7 @@ COMMAND_MODULES: list[str] = [
     "mesh_assets.cli.contract_io",
     "mesh_assets.cli.catalog",
     "mesh_assets.cli.slo",
+    "mesh_assets.cli.monitor",
     "mesh_assets.cli.new",
     "mesh_assets.cli.grants",
     "mesh_assets.cli.fitness",

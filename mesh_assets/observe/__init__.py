@@ -2,7 +2,9 @@
 
 `definitions(registry, env)` is the governance feature: the `mesh_slo_monitor` and `mesh_slo_data_time`
 sensors over every served port of every domain, and `mesh_sunset_alerts` (deprecated ports' consumers
-alerted before and after the sunset, `slo/sunset.py`). See `docs/slos.md`.
+alerted before and after the sunset, `slo/sunset.py`) and `mesh_monitor_alerts` (once per anomaly episode of
+a port's learned monitors, `anomaly_alerts`; `anomalies` reads the monitors' latest results). See
+`docs/slos.md` and `docs/monitors.md`.
 """
 
 from __future__ import annotations
@@ -24,11 +26,17 @@ def definitions(registry: Registry, env: Environment) -> dg.Definitions:
     """
     import dagster as dg
 
+    from mesh_assets.observe.anomaly_alerts import anomaly_sensor
     from mesh_assets.observe.sensors import data_time_sensor, monitor_sensor
     from mesh_assets.observe.sli import port_slos
     from mesh_assets.observe.sunset import sunset_sensor
 
     ports = port_slos(registry)
     return dg.Definitions(
-        sensors=[monitor_sensor(registry, ports), data_time_sensor(ports), sunset_sensor(registry)]
+        sensors=[
+            monitor_sensor(registry, ports),
+            data_time_sensor(ports),
+            sunset_sensor(registry),
+            anomaly_sensor(registry),
+        ]
     )

@@ -5,77 +5,16 @@ instance. A blocking monitor keeps the last good data published; profiles are st
 
 from __future__ import annotations
 
-import copy
 import os
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import duckdb
-import pandas as pd
 import pytest
-import yaml
-from monitor_data import PORT_DATA, null_spike, orders
+from monitor_data import FIRST, KEY, PUBLISHED, null_spike, orders, product, publish
 
-from mesh_assets.build.ports import PortContext
 from mesh_assets.build.profile import PROFILE_KEY, past_profiles
-from mesh_assets.build.publish import port_asset
-from mesh_assets.infra.warehouse.duckdb import DuckDBWarehouse
-from mesh_assets.product.addressing import Relation
-from mesh_assets.product.registry import Product
-from mesh_assets.product.spec import DataProductSpec
-
-KEY = dg.AssetKey(["sales", "orders", "v1"])
-PUBLISHED = Relation("sales", "orders_v1")
-FIRST = date(2026, 9, 1)
-SPEC: dict[str, Any] = {
-    "name": "orders",
-    "domain": "sales",
-    "title": "Orders",
-    "description": {
-        "purpose": "Every order we take.",
-        "usage": "Join on order_id.",
-        "limitations": "Synthetic.",
-    },
-    "owner": {"team": "sales_data", "steward": "ana.lopez@example.com"},
-    "product_type": "source-aligned",
-    "status": "active",
-    "business_capability": "Order management",
-    "classification": "internal",
-    "access": {"mode": "open"},
-    "access_policy": {},
-    "distribution_rights": {"redistribute_unmodified": False, "redistribute_modified": True},
-    "data_sharing_agreement": {"reference": "DSA-1", "terms": "Internal use."},
-    "support": {"channel": "#sales-data", "kind": "log"},
-    "slos": {"freshness": {"max_age": "24h"}},
-    "transformation": {"kind": "python"},
-    "output_ports": [{**PORT_DATA, "quality": {"volume_change": None, "timeliness": None}}],
-}
-
-
-def product(folder: Path, **monitors: object) -> Product:
-    data = copy.deepcopy(SPEC)
-    data["output_ports"][0]["monitors"] = monitors
-    path = folder / "dataproduct.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return Product(DataProductSpec.model_validate(data), path)
-
-
-def publish(item: Product, frame: pd.DataFrame) -> dg.ExecuteInProcessResult:
-    """One run of the port's asset, whose transformation writes `frame` as the candidate."""
-
-    def build(context, session, candidate):  # type: ignore[no-untyped-def]
-        session.write_dataframe(candidate, frame)
-
-    asset = port_asset(
-        item, item.spec.output_ports[0], PortContext("duckdb", "mesh"), [], "python", build, None
-    )
-    warehouse = DuckDBWarehouse(path=os.environ["MESH_DUCKDB_PATH"])
-    with dg.DagsterInstance.get() as instance:
-        return dg.materialize(
-            [asset], resources={"warehouse": warehouse}, instance=instance, raise_on_error=False
-        )
 
 
 def published_rows() -> int:
@@ -89,7 +28,7 @@ def monitor_evaluations(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
     }
 
 
-def test_a_blocking_monitor_anomaly_keeps_the_last_good_data_published(isolated: Path) -> None:
+def test_a_blocking_monitor_anomaly_keeps_the_last_good_data_published(isolated: Path, home: Path) -> None:
     item = product(isolated, severity="error")
     good = publish(item, orders(FIRST, 60))
     assert good.success
@@ -109,7 +48,7 @@ def test_a_blocking_monitor_anomaly_keeps_the_last_good_data_published(isolated:
     assert {"value", "lower", "upper", "baseline", "reason"} <= set(evaluation.metadata)
 
 
-def test_a_warn_monitor_anomaly_publishes_and_says_so(isolated: Path) -> None:
+def test_a_warn_monitor_anomaly_publishes_and_says_so(isolated: Path, home: Path) -> None:
     item = product(isolated)
     result = publish(item, orders(FIRST, 60, newest=null_spike))
 
@@ -120,7 +59,7 @@ def test_a_warn_monitor_anomaly_publishes_and_says_so(isolated: Path) -> None:
     assert materialization.metadata["mesh/monitor_anomalies"] == dg.MetadataValue.int(1)
 
 
-def test_profiles_are_stored_with_each_publish_and_survive_a_restart(isolated: Path) -> None:
+def test_profiles_are_stored_with_each_publish_and_survive_a_restart(isolated: Path, home: Path) -> None:
     item = product(isolated)
     first = publish(item, orders(FIRST, 59))
     second = publish(item, orders(FIRST, 60))
