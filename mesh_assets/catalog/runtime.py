@@ -19,6 +19,7 @@ from typing import Any
 import dagster as dg
 
 from mesh_assets.contracts.odcs import port_rules
+from mesh_assets.observe.anomalies import MonitorState, recent_anomalies
 from mesh_assets.product import addressing
 from mesh_assets.product.freshness import freshness_state
 from mesh_assets.product.registry import Registry
@@ -69,6 +70,8 @@ class PortRuntime:
     row_count: int | None = None
     checks: list[CheckResult] = field(default_factory=list)
     slos: list[SloStatus] = field(default_factory=list)
+    anomalies: list[MonitorState] = field(default_factory=list)
+    """The learned monitors' recent anomalies, newest first."""
 
     @property
     def published(self) -> bool:
@@ -310,6 +313,7 @@ def port_runtime(
         if rows is not None and str(_text(rows)).isdigit():
             runtime.row_count = int(_text(rows))
     runtime.checks = _check_results(instance, key, spec, port, published)
+    runtime.anomalies = recent_anomalies(instance, spec, port)
     runtime.slos = [
         freshness_status(spec, runtime.published_at, now),
         *_measured_slos(instance, key, spec, runtime.checks, now),

@@ -270,6 +270,15 @@ def _product_view(
                 "row_count": state.row_count if state else None,
                 "checks": checks_view,
                 "checks_failed": sum(1 for c in checks_view if c["status"] == "failed"),
+                "anomalies": [
+                    {
+                        "monitor": a.monitor,
+                        "bucket": a.bucket or "",
+                        "reason": a.reason,
+                        "at": _when(datetime.fromtimestamp(a.at, tz=UTC), now) if a.at else "",
+                    }
+                    for a in (state.anomalies if state else [])
+                ],
                 "slos": [vars(s) for s in slos],
                 "consumers": [
                     {"key": c.consumer.key, "href": page_name(c.consumer.key), "purpose": c.declared.purpose}

@@ -18,7 +18,7 @@ import dagster as dg
 from mesh_assets.build.monitors import monitor_checks
 from mesh_assets.product import addressing
 from mesh_assets.product.registry import Product, Registry
-from mesh_assets.product.spec import OutputPort
+from mesh_assets.product.spec import DataProductSpec, OutputPort
 
 COMPLETED = {"SUCCEEDED", "FAILED"}
 """`AssetCheckExecutionRecordStatus` values of an evaluated check (the enum is not exported)."""
@@ -106,10 +106,9 @@ def latest_monitors(
 
 
 def recent_anomalies(
-    instance: dg.DagsterInstance, product: Product, port: OutputPort, limit: int = 10
+    instance: dg.DagsterInstance, spec: DataProductSpec, port: OutputPort, limit: int = 10
 ) -> list[MonitorState]:
     """The port's monitor anomalies among each monitor's last `limit` evaluations, newest first."""
-    spec = product.spec
     key = addressing.port_key(spec.domain, spec.name, port.major)
     found = []
     for name in monitor_checks(port):
@@ -117,7 +116,7 @@ def recent_anomalies(
             dg.AssetCheckKey(key, name), limit=limit
         )
         for record in history:
-            state = state_of(key, product.key, name, record)
+            state = state_of(key, spec.key, name, record)
             if state.status == "anomaly":
                 found.append(state)
     return sorted(found, key=lambda s: -(s.at or 0))

@@ -76,7 +76,7 @@ def test_an_anomaly_alerts_the_owners_once_per_episode(
 
     # The catalog's reader: the port's recent anomalies, newest first.
     with dg.DagsterInstance.get() as instance:
-        recent = recent_anomalies(instance, orders_product, orders_product.spec.output_ports[0])
+        recent = recent_anomalies(instance, orders_product.spec, orders_product.spec.output_ports[0])
     assert [(s.monitor, s.bucket) for s in recent] == [
         ("monitor_null_rate__channel", "2026-11-02"),
         ("monitor_null_rate__channel", "2026-10-31"),
