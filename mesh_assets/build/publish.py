@@ -8,6 +8,7 @@ the rules (so downstream products in other domains are not refreshed from it), a
 candidate in place for inspection.
 """
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -59,7 +60,9 @@ def audit_and_publish(
     )
     outcomes = audit(session, candidate, port, audit_context, spec.slos.freshness.max_age)
     # Learned monitors judge the same staged batch, so an error-severity anomaly blocks like a rule.
+    started = time.perf_counter()
     monitored, profile = run_monitors(session, candidate, port, context.instance, key, audit_context.now)
+    monitor_seconds = time.perf_counter() - started
     for outcome in outcomes + monitored:
         yield outcome.to_result(key)
     blocking = [o for o in outcomes + monitored if o.blocks]
@@ -92,6 +95,8 @@ def audit_and_publish(
         "mesh/checks_passed": sum(o.passed for o in outcomes),
         "mesh/checks_failed": sum(not o.passed for o in outcomes),
         "mesh/monitor_anomalies": sum(not o.passed for o in monitored),
+        # What profiling and judging cost this publish (benchmarks/monitors.py reads it).
+        "mesh/monitor_seconds": round(monitor_seconds, 3),
     }
     if profile is not None:
         # The profile trains the next publishes' monitors; its flat figures are what the UI plots.
