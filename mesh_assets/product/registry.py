@@ -8,15 +8,17 @@ domain code), which keeps code-location load fast.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from mesh_assets.product import access, lifecycle
+from mesh_assets.product import access, lifecycle, spec_cache
 from mesh_assets.product import spec as spec_module
 from mesh_assets.product.errors import MeshSpecError, SpecIssue
 from mesh_assets.product.spec import DataProductSpec, OutputPort, ProductInput, Status
@@ -146,12 +148,16 @@ def _load(root: Path, stamp: tuple[tuple[str, int], ...], today: date) -> Regist
         d.name for d in (root / "domains").iterdir() if d.is_dir() and (d / "definitions.py").exists()
     )
     parsed: list[Product] = []
+    cache = spec_cache.for_mesh(len(stamp))  # large meshes only: YAML parsing dominates their load
+    parse = cache.parse if cache is not None else spec_cache.parse_yaml
     for file_name, _ in stamp:
-        product = _parse(Path(file_name), registry.issues)
+        product = _parse(Path(file_name), registry.issues, parse)
         if product is not None:
             parsed.append(product)
         else:
             registry.unreadable.add(f"{Path(file_name).parents[2].name}.{Path(file_name).parent.name}")
+    if cache is not None:
+        cache.save()
     _check_identity(parsed, registry)
     for product in registry.products.values():
         _check_transformation(product, registry)
@@ -162,9 +168,9 @@ def _load(root: Path, stamp: tuple[tuple[str, int], ...], today: date) -> Regist
     return registry
 
 
-def _parse(path: Path, issues: list[SpecIssue]) -> Product | None:
+def _parse(path: Path, issues: list[SpecIssue], parse: Callable[[str], Any]) -> Product | None:
     try:
-        data = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        data = parse(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
