@@ -52,10 +52,13 @@ class Scale:
     log: bool = False
     floor: float = 0.0
     """Changes up to this absolute amount are never anomalies (e.g. 2 points of a null rate)."""
+    nonnegative: bool = False
 
 
-COUNT = Scale(log=True, floor=1.0)
-RATE = Scale(floor=0.02)
+COUNT = Scale(log=True, floor=1.0, nonnegative=True)
+RATE = Scale(floor=0.02, nonnegative=True)
+SHARE = Scale(floor=0.05, nonnegative=True)
+"""A value's share: a new or vanishing value moves by at least 5 points before it is an anomaly."""
 LEVEL = Scale()
 
 
@@ -140,7 +143,7 @@ def judge(
     lower, upper = back(centre - width), back(centre + width)
     margin = max(config.min_change * abs(baseline), scale.floor)
     lower, upper = min(lower, baseline - margin), max(upper, baseline + margin)
-    if scale.log or scale is RATE:
+    if scale.nonnegative:
         lower = max(lower, 0.0)
     direction = direction or config.direction
     low_ok = direction == Direction.SPIKE or value >= lower

@@ -26,7 +26,7 @@ from typing import Any
 
 import dagster as dg
 
-from mesh_assets.build.baseline import COUNT, LEVEL, RATE, Scale, Verdict, judge
+from mesh_assets.build.baseline import COUNT, LEVEL, RATE, SHARE, Scale, Verdict, judge
 from mesh_assets.build.profile import Profile, compute_profile, monitored_columns, past_profiles
 from mesh_assets.build.rules import Outcome
 from mesh_assets.infra.warehouse.base import WarehouseSession
@@ -35,6 +35,9 @@ from mesh_assets.product.spec import Direction, OutputPort, Severity
 
 PREFIX = "monitor_"
 SCALES = {"null_rate": RATE, "distinct": COUNT, "mean": LEVEL}
+MIN_ROWS = 30
+"""Fewest rows behind a rate, mean or share for it to be judged (or to train): a day of 3 orders says
+little about the share of each status."""
 WHAT = {
     "null_rate": "share of nulls",
     "distinct": "number of distinct values",
@@ -203,11 +206,18 @@ def evaluate(
                 continue
             key = f"{metric}__{item.column}"
             value = figures.get(key)
+            scale = SCALES[metric]
             if value is None:
                 verdict = Verdict("ok", None, reason="no values to judge")
+            elif scale is not COUNT and (figures.get("rows") or 0) < MIN_ROWS:
+                verdict = Verdict(
+                    "ok", value, reason=f"too few rows to judge ({figures.get('rows'):.0f} < {MIN_ROWS})"
+                )
             else:
                 points, sizes, source = _training(key, profile, history, config.min_training)
-                scale = SCALES[metric]
+                if scale is not COUNT:
+                    kept = [(p, n) for p, n in zip(points, sizes, strict=True) if n is None or n >= MIN_ROWS]
+                    points, sizes = [p for p, _ in kept], [n for _, n in kept]
                 # A count is judged at its expected size; a rate or mean at the rows it was measured on.
                 size = None if scale is COUNT else figures.get("rows")
                 verdict = judge(value, at, points, config, scale, sizes=sizes, size=size)
@@ -314,6 +324,12 @@ def _shares(
             if d < newest
         }
         source = "past days of this batch"
+    if (_rows(profile) or 0) < MIN_ROWS:
+        verdict = Verdict(
+            "ok", None, reason=f"too few rows to judge ({_rows(profile) or 0:.0f} < {MIN_ROWS})"
+        )
+        return MonitorResult(name, verdict, description, where)
+    days = {d: (s, n) for d, (s, n) in days.items() if n is None or n >= MIN_ROWS}
     values = sorted(set(current) | {v for shares, _ in days.values() for v in shares})
     ordered = sorted(days.items())
     sizes = [n for _, (_, n) in ordered]
@@ -321,7 +337,7 @@ def _shares(
     for value in values:
         points = [(_day(d), shares.get(value, 0.0)) for d, (shares, _) in ordered]
         verdict = judge(
-            current.get(value, 0.0), _day(newest), points, config, RATE, sizes=sizes, size=_rows(profile)
+            current.get(value, 0.0), _day(newest), points, config, SHARE, sizes=sizes, size=_rows(profile)
         )
         if verdict.status == "learning":
             return MonitorResult(name, verdict, description, {**where, "training": source})

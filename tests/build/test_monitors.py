@@ -325,3 +325,12 @@ def test_a_monitor_that_cannot_run_warns_and_never_blocks_the_publish(session: C
     assert profile is None and len(outcomes) == len(monitor_checks(port))
     assert all(not o.passed and not o.blocks for o in outcomes)
     assert "monitor could not run" in outcomes[0].details["reason"]
+
+
+def test_rates_means_and_shares_of_a_day_with_too_few_rows_are_not_judged(session: CountingSession) -> None:
+    results = monitors_on(session, orders(FIRST, 60, newest=lambda f: takeover(f.head(10))))
+
+    assert results["monitor_volume"].verdict.anomaly  # the day itself is the anomaly
+    for name in ("monitor_shares__status", "monitor_mean__amount", "monitor_null_rate__channel"):
+        verdict = results[name].verdict
+        assert verdict.status == "ok" and verdict.reason == "too few rows to judge (10 < 30)", name
