@@ -264,6 +264,14 @@ def _port_rows(plan: list[dict], *files: Path) -> dict[str, list[int]]:
     return counts
 
 
+def _dagster_profile(home: Path, since: float) -> list[dict]:
+    """The stages of the last `mesh run`: each Dagster run's seconds and its steps' (`dbt_stage.py`'s)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from dbt_stage import _dagster_profile as profile
+
+    return profile(home, since)
+
+
 def _median(values: list[float]) -> float:
     return round(statistics.median(values), 2)
 
@@ -319,9 +327,11 @@ def main(scale: int, repeats: int) -> dict:
             seconds, out = _timed(floor_cmd, env)
             floor_s.append(seconds)
             floor_inner.append(json.loads(out))
+            since = time.time()
             mesh_s.append(_timed(mesh_cmd, env)[0])
             dbt_s.append(_timed(_plain_dbt(work, mesh_db), env)[0])
         ports = _port_rows(plan, mesh_db, floor_db)
+        dagster_runs = _dagster_profile(work / "dagster_home", since)
     floor_median, mesh_median, dbt_median = _median(floor_s), _median(mesh_s), _median(dbt_s)
     last = floor_inner[-1]
     result = {
@@ -340,6 +350,8 @@ def main(scale: int, repeats: int) -> dict:
         "port_rows_mesh_vs_floor": ports,
         "floor_builds_the_same_ports": all(m == f for m, f in ports.values()),
         "floor_products_s": last["products_s"],
+        "last_mesh_run_dagster_runs": dagster_runs,
+        "last_mesh_run_in_dagster_runs_s": round(sum(r["run_s"] for r in dagster_runs), 2),
         "floor_steps": {p["product"]: [s["what"] for s in p["steps"]] for p in plan},
         "floor_runs_s": [round(s, 2) for s in floor_s],
         "mesh_run_runs_s": [round(s, 2) for s in mesh_s],
