@@ -253,8 +253,8 @@ class DuckDBWarehouse(dg.ConfigurableResource, Warehouse):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # Runs launched by the daemon or the UI record their owner here, so a killed one is reclaimed.
         if context.instance is not None:
-            record_owner(context.instance, context.dagster_run)
-        self._run_id = context.run_id
+            record_owner(context.instance, context.run)
+        self._run_id = context.run.run_id if context.run is not None else None
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:

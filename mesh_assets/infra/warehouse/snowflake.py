@@ -387,7 +387,7 @@ class SnowflakeWarehouse(dg.ConfigurableResource, Warehouse):
         from mesh_assets.infra.reclaim import record_owner
 
         if context.instance is not None:
-            record_owner(context.instance, context.dagster_run)
+            record_owner(context.instance, context.run)
 
     @contextmanager
     def session(self) -> Iterator[SnowflakeSession]:
