@@ -1,12 +1,13 @@
 """Learned monitors against injected anomalies: recall per kind, false alarms on normal days, and cost.
 
 Replay (recall and false alarms). The example ERP orders are generated for every day of `--history` +
-`--replay` days (`generate_sources(as_of=day)`, a new seed each day, so each day is an independent draw
-with the generator's weekly rhythm). Each day's batch of the `sales.orders` port is built in DuckDB with
-the port's own dbt SQL (`stg_orders` + `orders_v1`, rendered with the landed extract), profiled and judged
-by the platform's code (`profile.compute_profile`, `monitors.evaluate`) at 03:00 the day after, trained on
-the profiles of the publishes before it. The first `--history` days only train. On each replayed day the
-normal batch is judged (a false alarm: any monitor anomalous), then six copies, each with one anomaly
+`--replay` days, as `mesh generate --as-of DAY` does (`generate_sources(as_of=day)`, default seed), so
+each day's newest day is a fresh draw with the generator's weekly and yearly rhythm. Each day's batch
+of the `sales.orders` port is built in DuckDB with the port's own dbt SQL (`stg_orders` + `orders_v1`,
+rendered with the landed extract), profiled and judged by the platform's code (`profile.compute_profile`,
+`monitors.evaluate`) at 03:00 the day after, trained on the profiles of the publishes before it. The
+first `--history` days only train. On each replayed day the normal batch is judged (a false alarm: any
+monitor anomalous), then six copies, each with one anomaly
 injected into its newest day:
 
 | kind | injected | expected to fire |
@@ -43,6 +44,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "dbt_projects" / "sales" / "models" / "orders"
+SEED = 42
+"""`mesh generate`'s default seed, for every day, as `mesh generate --as-of DAY` would: the same catalog
+of products and prices every day (a new seed would redraw the price list, which no real ERP does)."""
 KINDS = {
     "partial_load": "monitor_volume",
     "stale_day": "monitor_freshness",
@@ -118,7 +122,7 @@ def replay(scale: int, history_days: int, replay_days: int, first: date) -> dict
             as_of = first + timedelta(days=i)
             now = datetime.combine(as_of, datetime.min.time()) + timedelta(hours=3)
             started = time.perf_counter()
-            generate_sources(Path(tmp), scale=scale, seed=1000 + i, as_of=as_of)
+            generate_sources(Path(tmp), scale=scale, seed=SEED, as_of=as_of)
             timings["generate_s"] += time.perf_counter() - started
             started = time.perf_counter()
             session.execute(
