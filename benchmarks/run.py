@@ -13,6 +13,7 @@ if __name__ == "__main__":
         ("dbt_stage.py", []),
         ("floor.py", ["--scale", "10000", "--scale", "1000000"]),
         ("validate.py", []),
+        ("instance_storage.py", []),
         ("checks.py", ["--scale", "1000000", "--scale", "10000000"]),
         ("sensor_tick.py", []),
         ("fitness.py", []),
