@@ -90,6 +90,7 @@ def judge(
     unit: str = "",
     sizes: Sequence[float | None] | None = None,
     size: float | None = None,
+    source: str = "",
 ) -> Verdict:
     """Judge `value` (observed on day `at`) against the training `points` (oldest first; the last
     `config.window` count).
@@ -151,6 +152,8 @@ def judge(
     shown = (
         f"{'same weekday' if seasonal else 'all days'}, {len(kept)} points, baseline {baseline:,.4g}{unit}"
     )
+    if source:
+        shown = f"{shown}; trained on {source}"
     if low_ok and high_ok:
         return Verdict(
             "ok", value, lower, upper, baseline, len(kept), needed, seasonal, f"within bounds ({shown})"

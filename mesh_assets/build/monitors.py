@@ -186,7 +186,7 @@ def evaluate(
     where = {"bucket": newest} if newest else {}
     results = [_freshness(profile, history, port, now, checks["monitor_freshness"])]
     points, sizes, source = _training("rows", profile, history, config.min_training)
-    volume = judge(figures.get("rows"), at, points, config, COUNT, unit=" rows", sizes=sizes)
+    volume = judge(figures.get("rows"), at, points, config, COUNT, unit=" rows", sizes=sizes, source=source)
     results.append(
         MonitorResult("monitor_volume", volume, checks["monitor_volume"], {**where, "training": source})
     )
@@ -215,12 +215,15 @@ def evaluate(
                 )
             else:
                 points, sizes, source = _training(key, profile, history, config.min_training)
-                if scale is not COUNT:
+                if scale is COUNT:
+                    # A count's own noise grows with the count (a distinct count of 30 quantities moves by
+                    # a few values a day, whatever the rows): judged at its expected size.
+                    sizes, size = [v for _, v in points], None
+                else:
                     kept = [(p, n) for p, n in zip(points, sizes, strict=True) if n is None or n >= MIN_ROWS]
                     points, sizes = [p for p, _ in kept], [n for _, n in kept]
-                # A count is judged at its expected size; a rate or mean at the rows it was measured on.
-                size = None if scale is COUNT else figures.get("rows")
-                verdict = judge(value, at, points, config, scale, sizes=sizes, size=size)
+                    size = figures.get("rows")  # a rate or mean: at the rows it was measured on
+                verdict = judge(value, at, points, config, scale, sizes=sizes, size=size, source=source)
                 where = {**where, "training": source}
             results.append(MonitorResult(name, verdict, checks[name], where))
     return results
@@ -337,7 +340,14 @@ def _shares(
     for value in values:
         points = [(_day(d), shares.get(value, 0.0)) for d, (shares, _) in ordered]
         verdict = judge(
-            current.get(value, 0.0), _day(newest), points, config, SHARE, sizes=sizes, size=_rows(profile)
+            current.get(value, 0.0),
+            _day(newest),
+            points,
+            config,
+            SHARE,
+            sizes=sizes,
+            size=_rows(profile),
+            source=source,
         )
         if verdict.status == "learning":
             return MonitorResult(name, verdict, description, {**where, "training": source})

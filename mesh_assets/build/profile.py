@@ -254,9 +254,9 @@ def _value_shares(
 
 def past_profiles(instance: dg.DagsterInstance, key: dg.AssetKey, limit: int) -> list[Profile]:
     """The profiles of a port's last `limit` publishes, oldest first (read from the Dagster instance)."""
-    records = instance.fetch_materializations(key, limit=limit).records
+    records = instance.fetch_materializations(key, limit=limit).records  # newest first
     profiles = []
-    for record in records:
+    for record in reversed(records):
         materialization = record.asset_materialization
         value = materialization.metadata.get(PROFILE_KEY) if materialization else None
         data = getattr(value, "data", None) or getattr(value, "value", None)
@@ -264,4 +264,5 @@ def past_profiles(instance: dg.DagsterInstance, key: dg.AssetKey, limit: int) ->
             data = json.loads(data)
         if isinstance(data, dict) and "schema" in data:
             profiles.append(Profile.from_json(data))
-    return sorted(profiles, key=lambda p: p.profiled_at)
+    # The event log's order, not `profiled_at`: two publishes can share a second.
+    return profiles
