@@ -122,10 +122,11 @@ def default_selection_from_manifest() -> Iterator[None]:
     """While `dbt_assets` builds its specs, read the default selection from the manifest.
 
     With dbt-core installed, dagster-dbt resolves even the default selection (`fqn:*`, every node) with
-    dbt's graph selector, which imports `dbt.graph` and networkx: 0.4 s of the sales code location's
-    load, for a set that is every node of the manifest (as dagster-dbt itself reads it when dbt-core is
-    absent). Any other selection goes to dagster-dbt unchanged; `test_dbt_selection` checks that both
-    give the same set on the example project.
+    dbt's graph selector, which imports `dbt.graph` and networkx (about 0.1 s of the sales location's
+    ~2 s load, benchmarks/README.md), for a set that is every node of the manifest (as dagster-dbt itself
+    reads it when dbt-core is absent). Any other selection goes to dagster-dbt unchanged;
+    `test_dbt_selection` checks that both give the same set on the example project. The swap lasts only
+    for the `dbt_assets` call (a process builds its definitions one location at a time).
     """
     from dagster_dbt import asset_utils
 
