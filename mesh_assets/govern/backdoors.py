@@ -105,7 +105,7 @@ class _Map:
 
     @cached_property
     def _owned_by(self) -> dict[str | None, set[tuple[str, str]]]:
-        # Indexed once: scanning every internal of the mesh per product was quadratic (1.6 s of
+        # Indexed once: scanning every internal of the mesh per product was quadratic (1.6 s, profiled, of
         # `mesh validate` at 1,000 products).
         found: dict[str | None, set[tuple[str, str]]] = {}
         for address, owned in self.internals.items():
