@@ -143,6 +143,10 @@ def judge(
     baseline = back(centre)
     lower, upper = back(centre - width), back(centre + width)
     margin = max(config.min_change * abs(baseline), scale.floor)
+    if scale.log:
+        # No count is steadier than Poisson noise (sd = sqrt(count)): a distinct count of ~36 quantities
+        # that happened to sit still for weeks must not make one rare extra value an anomaly.
+        margin = max(margin, config.sensitivity * math.sqrt(max(baseline, 0.0)))
     lower, upper = min(lower, baseline - margin), max(upper, baseline + margin)
     if scale.nonnegative:
         lower = max(lower, 0.0)
