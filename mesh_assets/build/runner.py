@@ -1,8 +1,10 @@
 """`mesh run`: materialize every product of every domain, in dependency order across code locations.
 
 Products are ordered so producers run before consumers; consecutive products of one domain run as one
-Dagster run of that domain's code location, on the same Dagster instance `make dev` shows (so every run
-and check result is visible in the UI). A product whose upstream failed is skipped, not run on stale data.
+Dagster run of that domain's code location (a stage, `stages.py`), on the same Dagster instance `make dev`
+shows (so every run and check result is visible in the UI). On Snowflake, stages that do not read each
+other build at once, up to the `warehouse` pool's limit; on DuckDB one at a time. A product whose
+upstream failed is skipped, not run on stale data.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from mesh_assets.build.stages import Stage, parallel_limit, plan, run_stages
 from mesh_assets.infra import environment, reclaim
 from mesh_assets.product import addressing
 from mesh_assets.product.registry import GOVERNANCE_DOMAIN, Product, load_registry, topological_order
@@ -54,25 +57,6 @@ class ProductResult:
             "seconds": round(self.seconds, 2),
             "error": self.error,
         }
-
-
-@dataclass
-class Stage:
-    """Consecutive products of one domain, built in one Dagster run."""
-
-    domain: str
-    products: list[Product]
-
-
-def plan(products: list[Product]) -> list[Stage]:
-    """Group the topologically ordered products into per-domain stages, keeping dependency order."""
-    stages: list[Stage] = []
-    for product in products:
-        if stages and stages[-1].domain == product.spec.domain:
-            stages[-1].products.append(product)
-        else:
-            stages.append(Stage(product.spec.domain, [product]))
-    return stages
 
 
 def load_location(domain: str) -> dg.Definitions:
@@ -148,44 +132,46 @@ def run_mesh(
     failed: set[str] = set()
     owner_tags = {**reclaim.Owner.current().tags(), reclaim.LAUNCHED_BY_TAG: "mesh run"}
     in_flight: set[str] = set()
+    lock = threading.Lock()  # stages may build in threads (Snowflake): results are shared
+
+    def build_stage(stage: Stage) -> None:
+        runnable = []
+        with lock:
+            for product in stage.products:
+                blocked = [i.product for i in product.spec.product_inputs if i.product in failed]
+                if blocked:
+                    results[product.key].status = "skipped"
+                    results[product.key].error = f"upstream failed: {', '.join(blocked)}"
+                    failed.add(product.key)
+                    notify("skipped", product, results[product.key])
+                else:
+                    runnable.append(product)
+        if not runnable:
+            return
+        notify("start", stage, runnable)
+        with lock:
+            in_flight.update(p.key for p in runnable)
+        run_id = str(uuid.uuid4())
+        with _reporting_waits(instance, run_id, notify):
+            if limit > 1:
+                interrupted = _execute_in_child(
+                    stage.domain, runnable, run_id, owner_tags, results, failed, lock
+                )
+            else:
+                interrupted = _execute(stage.domain, runnable, instance, run_id, owner_tags, results, failed)
+        if interrupted:
+            raise KeyboardInterrupt
+        for product in runnable:
+            notify("done", product, results[product.key])
+        with lock:
+            in_flight.difference_update(p.key for p in runnable)
+
+    limit = parallel_limit(env, instance)
     with _interrupts_raise():
         try:
-            for stage in plan(ordered):
-                runnable = []
-                for product in stage.products:
-                    blocked = [i.product for i in product.spec.product_inputs if i.product in failed]
-                    if blocked:
-                        results[product.key].status = "skipped"
-                        results[product.key].error = f"upstream failed: {', '.join(blocked)}"
-                        failed.add(product.key)
-                        notify("skipped", product, results[product.key])
-                    else:
-                        runnable.append(product)
-                if not runnable:
-                    continue
-                defs = load_location(stage.domain)
-                job = defs.resolve_implicit_global_asset_job_def()
-                keys = [key for product in runnable for key in _product_keys(defs, product)]
-                notify("start", stage, runnable)
-                in_flight = {p.key for p in runnable}
-                started = time.monotonic()
-                run_id = str(uuid.uuid4())
-                with _reporting_waits(instance, run_id, notify):
-                    outcome = job.execute_in_process(
-                        instance=instance,
-                        asset_selection=keys,
-                        raise_on_error=False,
-                        run_config=QUIET,
-                        run_id=run_id,
-                        tags=owner_tags,
-                    )
-                elapsed = time.monotonic() - started
-                _collect(outcome, runnable, results, elapsed, failed)
-                if _was_interrupted(outcome):
-                    raise KeyboardInterrupt
-                for product in runnable:
-                    notify("done", product, results[product.key])
-                in_flight = set()
+            run_stages(
+                plan(ordered), build_stage, limit, lambda building: notify("parallel", building, limit)
+            )
             if not products and (not domains or GOVERNANCE_DOMAIN in domains):
                 governance = load_location(GOVERNANCE_DOMAIN)
                 run_id = str(uuid.uuid4())
@@ -302,6 +288,108 @@ def _reporting_waits(instance: dg.DagsterInstance, run_id: str, notify) -> Itera
         watcher.join(timeout=5)
 
 
+def _execute(
+    domain: str,
+    runnable: list[Product],
+    instance: dg.DagsterInstance,
+    run_id: str,
+    tags: dict[str, str],
+    results: dict[str, ProductResult],
+    failed: set[str],
+) -> bool:
+    """Build `runnable` as one in-process Dagster run of `domain`'s location; whether it was interrupted."""
+    defs = load_location(domain)
+    job = defs.resolve_implicit_global_asset_job_def()
+    keys = [key for product in runnable for key in _product_keys(defs, product)]
+    started = time.monotonic()
+    outcome = job.execute_in_process(
+        instance=instance,
+        asset_selection=keys,
+        raise_on_error=False,
+        run_config=QUIET,
+        run_id=run_id,
+        tags=tags,
+    )
+    _collect(outcome, runnable, results, time.monotonic() - started, failed)
+    return _was_interrupted(outcome)
+
+
+RESULT_FIELDS = ("status", "rows", "checks_passed", "checks_failed", "checks_blocking", "seconds", "error")
+
+
+def _execute_in_child(
+    domain: str,
+    runnable: list[Product],
+    run_id: str,
+    tags: dict[str, str],
+    results: dict[str, ProductResult],
+    failed: set[str],
+    lock: threading.Lock,
+) -> bool:
+    """`_execute` in a child process (`python -m mesh_assets.build.runner`), for stages built at once.
+
+    Dagster's in-process runs cannot start in two threads of one process (each run start reconfigures
+    Python logging while the other's events take logging's locks: a deadlock), so a stage built beside
+    another runs in its own process, on the same instance. Its output goes to a log beside the run's
+    data; its results come back as JSON. Ctrl-C reaches it too (same process group).
+    """
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    env = environment.resolve()
+    logs = env.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "results.json"
+        request = {"domain": domain, "products": [p.key for p in runnable], "run_id": run_id, "tags": tags}
+        with (logs / f"stage-{run_id[:8]}-{domain}.log").open("w") as log:
+            code = subprocess.call(
+                [sys.executable, "-m", "mesh_assets.build.runner", json.dumps(request), str(out)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        answer = json.loads(out.read_text()) if out.exists() else None
+    with lock:
+        for product in runnable:
+            result = results[product.key]
+            if answer is None:
+                result.status, result.error = "failed", f"the stage's process exited {code} with no result"
+            else:
+                for name, value in answer["results"][product.key].items():
+                    setattr(result, name, value)
+            if result.status == "failed":
+                failed.add(product.key)
+    return (answer is None and code in {130, -2}) or bool(answer and answer["interrupted"])
+
+
+def _child_main(request_json: str, out: str) -> None:
+    """The child side of `_execute_in_child`: build one stage, write its results."""
+    import json
+
+    request = json.loads(request_json)
+    env = environment.resolve()
+    registry = load_registry(env.root)
+    runnable = [registry.products[key] for key in request["products"]]
+    results = {p.key: ProductResult(p) for p in runnable}
+    instance = ensure_instance(env.root)
+    with _interrupts_raise():
+        try:
+            # The run is this process's: a kill of it (not of the parent) must be reclaimable.
+            tags = {**request["tags"], **reclaim.Owner.current().tags()}
+            interrupted = _execute(
+                request["domain"], runnable, instance, request["run_id"], tags, results, set()
+            )
+        except KeyboardInterrupt:
+            interrupted = True
+    answer = {
+        "interrupted": interrupted,
+        "results": {key: {name: getattr(r, name) for name in RESULT_FIELDS} for key, r in results.items()},
+    }
+    Path(out).write_text(json.dumps(answer))
+
+
 def _root_cause(event) -> str:
     """The innermost error of a failed step: what went wrong, not Dagster's wrapper around it."""
     error = event.step_failure_data.error
@@ -342,3 +430,9 @@ def _collect(
             result.error = "; ".join([detail, *reasons[:2]])
         else:
             result.status = "ok"
+
+
+if __name__ == "__main__":
+    import sys
+
+    _child_main(sys.argv[1], sys.argv[2])

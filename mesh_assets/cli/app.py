@@ -202,6 +202,14 @@ def run(
                 highlight=False,
                 soft_wrap=True,
             )
+        elif kind == "parallel":
+            names = ", ".join(stage.domain for stage in subject)
+            console.print(
+                f"[cyan]⇉[/cyan] building {len(subject)} stages at once: {names} (at most {detail}: the "
+                "`warehouse` pool's limit)",
+                highlight=False,
+                soft_wrap=True,
+            )
         elif kind == "deferral":
             console.print(f"deferring to prod: {subject.summary()}", highlight=False, soft_wrap=True)
         elif kind == "interrupted":
