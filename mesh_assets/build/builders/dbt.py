@@ -107,45 +107,6 @@ def reused_partial_parse(state: Path, target_path: Path) -> Iterator[None]:
             os.replace(partial, state)
 
 
-SELECT_ALL_TYPES = {"model", "seed", "snapshot", "test"}
-"""Node types for which dbt's default selection (`fqn:*`) is exactly every node of the manifest."""
-
-
-def selects_every_node(select: str, exclude: str, selector: str | None, manifest: Mapping[str, Any]) -> bool:
-    """Whether dbt's selection is the default one over a manifest holding only `SELECT_ALL_TYPES`."""
-    default = select in ("", "fqn:*") and not exclude and not selector
-    return default and all(n.get("resource_type") in SELECT_ALL_TYPES for n in manifest["nodes"].values())
-
-
-@contextmanager
-def default_selection_from_manifest() -> Iterator[None]:
-    """While `dbt_assets` builds its specs, read the default selection from the manifest.
-
-    With dbt-core installed, dagster-dbt resolves even the default selection (`fqn:*`, every node) with
-    dbt's graph selector, which imports `dbt.graph` and networkx (about 0.1 s of the sales location's
-    ~2 s load, benchmarks/README.md), for a set that is every node of the manifest (as dagster-dbt itself
-    reads it when dbt-core is absent). Any other selection goes to dagster-dbt unchanged;
-    `test_dbt_selection` checks that both give the same set on the example project. The swap lasts only
-    for the `dbt_assets` call (a process builds its definitions one location at a time).
-    """
-    from dagster_dbt import asset_utils
-
-    original = asset_utils.select_unique_ids
-
-    def select_unique_ids(select, exclude, selector, project, manifest_json):
-        if selects_every_node(select, exclude, selector, manifest_json):
-            return set(manifest_json["nodes"])
-        return original(
-            select=select, exclude=exclude, selector=selector, project=project, manifest_json=manifest_json
-        )
-
-    asset_utils.select_unique_ids = select_unique_ids
-    try:
-        yield
-    finally:
-        asset_utils.select_unique_ids = original
-
-
 class MeshDbtTranslator(DagsterDbtTranslator):
     """Maps each dbt node onto the mesh: its product, role, asset key, owners and tags."""
 
@@ -219,6 +180,13 @@ def dbt_project_assets(
     manifest = json.loads(manifest_path.read_text())
     _refuse_unowned_models(manifest, translator, registry, project)
 
+    @dbt_assets(
+        manifest=manifest,
+        project=dbt_project,
+        dagster_dbt_translator=translator,
+        name=f"{domain}__{project}__dbt",
+        pool=WAREHOUSE_POOL,
+    )
     def _dbt(context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[Warehouse]):
         # Artifacts and logs of this invocation go with the run's data, not into the project folder.
         invocation = f"{context.run.run_id}-{context.op_execution_context.op.name}"
@@ -239,14 +207,7 @@ def dbt_project_assets(
             os.environ.update(dbt_env)
             yield from dbt.cli(["build"], context=context, target_path=artifacts).stream()
 
-    with default_selection_from_manifest():
-        return dbt_assets(
-            manifest=manifest,
-            project=dbt_project,
-            dagster_dbt_translator=translator,
-            name=f"{domain}__{project}__dbt",
-            pool=WAREHOUSE_POOL,
-        )(_dbt)
+    return _dbt
 
 
 BUILT_NODES = {"model", "seed", "snapshot"}
