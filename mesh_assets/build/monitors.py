@@ -145,7 +145,7 @@ Points = list[tuple[date | None, float | None]]
 
 
 def _training(
-    metric: str, profile: Profile, history: list[Profile], needed: int
+    metric: str, profile: Profile, history: list[Profile], needed: int, column: str | None = None
 ) -> tuple[Points, list[float | None], str]:
     """Training points of a figure (with the rows behind each): past publishes' newest days once there
     are enough of them, else the batch's own settled days; past publishes' totals without event time."""
@@ -167,7 +167,7 @@ def _training(
         days = {d: f for d, f in profile.buckets.items() if d < newest and f.get(metric) is not None}
         source = "past days of this batch"
     ordered = sorted(days.items())
-    return [(_day(d), f[metric]) for d, f in ordered], [f.get("rows") for _, f in ordered], source
+    return [(_day(d), f[metric]) for d, f in ordered], [_values(f, column) for _, f in ordered], source
 
 
 def evaluate(
@@ -207,14 +207,17 @@ def evaluate(
             key = f"{metric}__{item.column}"
             value = figures.get(key)
             scale = SCALES[metric]
+            # A null rate rests on every row; a mean on the non-null values.
+            over = item.column if metric == "mean" else None
+            measured = _values(figures, over) or 0
             if value is None:
                 verdict = Verdict("ok", None, reason="no values to judge")
-            elif scale is not COUNT and (figures.get("rows") or 0) < MIN_ROWS:
+            elif scale is not COUNT and measured < MIN_ROWS:
                 verdict = Verdict(
-                    "ok", value, reason=f"too few rows to judge ({figures.get('rows'):.0f} < {MIN_ROWS})"
+                    "ok", value, reason=f"too few values to judge ({measured:.0f} < {MIN_ROWS})"
                 )
             else:
-                points, sizes, source = _training(key, profile, history, config.min_training)
+                points, sizes, source = _training(key, profile, history, config.min_training, over)
                 if scale is COUNT:
                     # A count's own noise grows with the count (a distinct count of 30 quantities moves by
                     # a few values a day, whatever the rows): judged at its expected size.
@@ -222,7 +225,7 @@ def evaluate(
                 else:
                     kept = [(p, n) for p, n in zip(points, sizes, strict=True) if n is None or n >= MIN_ROWS]
                     points, sizes = [p for p, _ in kept], [n for _, n in kept]
-                    size = figures.get("rows")  # a rate or mean: at the rows it was measured on
+                    size = measured
                 verdict = judge(value, at, points, config, scale, sizes=sizes, size=size, source=source)
                 where = {**where, "training": source}
             results.append(MonitorResult(name, verdict, checks[name], where))
@@ -314,7 +317,7 @@ def _shares(
         return MonitorResult(name, verdict, description, where)
     newest = profile.newest_bucket
     at_publish = {
-        p.newest_bucket or p.profiled_at[:10]: (p.shares[column], _rows(p))
+        p.newest_bucket or p.profiled_at[:10]: (p.shares[column], _values(_judged(p), column))
         for p in history
         if column in p.shares and (newest is None or (p.newest_bucket or "") < newest)
     }
@@ -322,15 +325,14 @@ def _shares(
         days, source = at_publish, "past publishes"
     else:
         days = {
-            d: (s, profile.buckets.get(d, {}).get("rows"))
+            d: (s, _values(profile.buckets.get(d, {}), column))
             for d, s in profile.bucket_shares.get(column, {}).items()
             if d < newest
         }
         source = "past days of this batch"
-    if (_rows(profile) or 0) < MIN_ROWS:
-        verdict = Verdict(
-            "ok", None, reason=f"too few rows to judge ({_rows(profile) or 0:.0f} < {MIN_ROWS})"
-        )
+    measured = _values(_judged(profile), column) or 0
+    if measured < MIN_ROWS:
+        verdict = Verdict("ok", None, reason=f"too few values to judge ({measured:.0f} < {MIN_ROWS})")
         return MonitorResult(name, verdict, description, where)
     days = {d: (s, n) for d, (s, n) in days.items() if n is None or n >= MIN_ROWS}
     values = sorted(set(current) | {v for shares, _ in days.values() for v in shares})
@@ -346,7 +348,7 @@ def _shares(
             config,
             SHARE,
             sizes=sizes,
-            size=_rows(profile),
+            size=measured,
             source=source,
         )
         if verdict.status == "learning":
@@ -365,10 +367,20 @@ def _shares(
     )
 
 
-def _rows(profile: Profile) -> float | None:
-    """The rows behind a profile's judged figures: its newest day's, else the batch's."""
+def _judged(profile: Profile) -> dict[str, float | None]:
+    """A profile's judged figures: its newest day's, else the whole batch's."""
     newest = profile.newest_bucket
-    return profile.buckets[newest].get("rows") if newest else profile.rows
+    return profile.buckets[newest] if newest else profile.totals
+
+
+def _values(figures: dict[str, float | None], column: str | None) -> float | None:
+    """How many values a column's rate, mean or shares were measured on: its non-null rows (a share of
+    error codes on 4 failed runs out of 300 rests on 4 values, not 300)."""
+    rows = figures.get("rows")
+    null_rate = figures.get(f"null_rate__{column}") if column else None
+    if rows is None or null_rate is None:
+        return rows
+    return rows * (1 - null_rate)
 
 
 def _excess(verdict: Verdict) -> float:

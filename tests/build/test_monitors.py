@@ -333,4 +333,17 @@ def test_rates_means_and_shares_of_a_day_with_too_few_rows_are_not_judged(sessio
     assert results["monitor_volume"].verdict.anomaly  # the day itself is the anomaly
     for name in ("monitor_shares__status", "monitor_mean__amount", "monitor_null_rate__channel"):
         verdict = results[name].verdict
-        assert verdict.status == "ok" and verdict.reason == "too few rows to judge (10 < 30)", name
+        assert verdict.status == "ok" and verdict.reason == "too few values to judge (10 < 30)", name
+
+
+def test_the_shares_of_a_mostly_null_column_rest_on_its_values_not_its_rows(session: CountingSession) -> None:
+    def few_channels(frame: pd.DataFrame) -> pd.DataFrame:
+        frame["channel"] = None
+        frame.loc[frame.index[:5], "channel"] = "phone"
+        return frame
+
+    results = monitors_on(session, orders(FIRST, 60, newest=few_channels))
+
+    assert results["monitor_null_rate__channel"].verdict.anomaly
+    shares = results["monitor_shares__channel"].verdict
+    assert shares.status == "ok" and shares.reason == "too few values to judge (5 < 30)"
