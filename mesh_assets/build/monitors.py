@@ -154,7 +154,7 @@ def _training(
         kept = [p for p in history if p.totals.get(metric) is not None]
         return (
             [(_day(p.profiled_at), p.totals[metric]) for p in kept],
-            [p.rows for p in kept],
+            [_values(p.totals, column) for p in kept],
             "past publishes",
         )
     at_publish: dict[str, dict[str, float | None]] = {}
