@@ -17,6 +17,7 @@ if __name__ == "__main__":
         ("checks.py", ["--scale", "1000000", "--scale", "10000000"]),
         ("sensor_tick.py", []),
         ("fitness.py", []),
+        ("ci_gate.py", []),
     ]:
         print(f"== {script} {' '.join(args)}", flush=True)
         subprocess.run([sys.executable, str(HERE / script), *args], check=True)
