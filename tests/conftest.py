@@ -31,6 +31,29 @@ def pytest_configure(config: pytest.Config) -> None:
     worktree_guard.install(config, REPO, allowed=("tests/snapshots/",) if refreshing else ())
 
 
+# The files that take minutes (measured with --durations), heaviest first. xdist (--dist loadfile) hands
+# out files in collection order as workers free up, so starting these first keeps one long file from
+# running alone at the end: the longest-first schedule.
+HEAVY_FILES = (
+    "test_crash_recovery.py",
+    "test_production_topology.py",
+    "test_ci_gate.py",
+    "test_run_mesh.py",
+    "test_calendar.py",
+    "test_stages.py",
+    "test_onboard.py",
+    "test_dbt_partial_parse.py",
+    "test_scaffold.py",
+    "test_tutorial.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Heavy files first (see `HEAVY_FILES`); the order within each file is kept (a stable sort)."""
+    rank = {name: index for index, name in enumerate(HEAVY_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(HEAVY_FILES)))
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     """The repository under test."""
