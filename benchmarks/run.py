@@ -18,6 +18,7 @@ if __name__ == "__main__":
         ("sensor_tick.py", []),
         ("fitness.py", []),
         ("ci_gate.py", []),
+        ("wap_split.py", ["--scale", "1000000"]),
     ]:
         print(f"== {script} {' '.join(args)}", flush=True)
         subprocess.run([sys.executable, str(HERE / script), *args], check=True)
