@@ -91,12 +91,6 @@ def branch_env_name(root: Path) -> str:
     return (CI_PREFIX + slug)[:40].rstrip("_")
 
 
-def environment_named(here: Environment, name: str) -> Environment:
-    """Environment `name` of the same repository, data root and target as `here`."""
-    folder = environment.env_dir_of(here.data_root, name)
-    return Environment(target=here.target, root=here.root, duckdb_path=folder / "mesh.duckdb", name=name)
-
-
 # --- steps --------------------------------------------------------------------------------------------------
 
 
@@ -301,7 +295,7 @@ def run_ci(
     name = environment.check_env_name(env_name or branch_env_name(root), source="--env")
     if name == PROD:
         raise environment.MeshEnvironmentError("mesh ci never runs in prod: it proves a change beside it")
-    branch = environment_named(here, name)
+    branch = here.sibling(name)
     registry = load_registry(root)
     changes = changes_against(root, registry, base)
     result = CiResult(base=base, env=name, target=here.target, changes=changes)

@@ -113,6 +113,11 @@ class Environment:
         """Whether this environment publishes where consumers read."""
         return self.name == PROD
 
+    def sibling(self, name: str) -> Environment:
+        """Environment `name` of the same repository, data root and target as this one."""
+        folder = env_dir_of(self.data_root, name)
+        return Environment(target=self.target, root=self.root, duckdb_path=folder / "mesh.duckdb", name=name)
+
     @property
     def defers_to_prod(self) -> bool:
         """Whether ports this environment does not build are read from prod (dbt's `--defer`).

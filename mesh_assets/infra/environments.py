@@ -38,7 +38,6 @@ from mesh_assets.infra.environment import (
     Environment,
     MeshEnvironmentError,
     check_env_name,
-    env_dir_of,
     resolve,
     snowflake_database_of,
 )
@@ -89,12 +88,6 @@ def parse_age(text: str) -> timedelta:
 
 
 # --- DuckDB -------------------------------------------------------------------------------------------------
-
-
-def _env_of(env: Environment, name: str) -> Environment:
-    """The environment `name` of the same repository, data root and target as `env`."""
-    folder = env_dir_of(env.data_root, name)
-    return Environment(target=env.target, root=env.root, duckdb_path=folder / "mesh.duckdb", name=name)
 
 
 def _size(path: Path) -> int:
@@ -239,7 +232,7 @@ def create(
     here = resolve()
     if name == PROD and not here.is_prod:
         raise MeshEnvironmentError("only a process with MESH_ENV=prod may create prod's storage")
-    env = _env_of(here, name)
+    env = here.sibling(name)
     if here.target == "snowflake":
         if name == PROD:
             raise MeshEnvironmentError("prod is SNOWFLAKE_DATABASE itself: there is nothing to create")
@@ -266,7 +259,7 @@ def list_environments(*, run: SqlRunner | None = None) -> list[EnvironmentInfo]:
     if envs.is_dir():
         # Only folders named like an environment: anything else there is not `mesh env`'s to list or drop.
         names |= {p.name for p in envs.iterdir() if p.is_dir() and ENV_NAME.match(p.name)}
-    return [_duckdb_info(_env_of(here, n)) for n in sorted(names, key=lambda n: (n != DEFAULT_ENV, n))]
+    return [_duckdb_info(here.sibling(n)) for n in sorted(names, key=lambda n: (n != DEFAULT_ENV, n))]
 
 
 def drop(name: str, *, run: SqlRunner | None = None) -> EnvironmentInfo:
@@ -277,7 +270,7 @@ def drop(name: str, *, run: SqlRunner | None = None) -> EnvironmentInfo:
             "refusing to drop prod: production is retired by hand, never by `mesh env`"
         )
     here = resolve()
-    env = _env_of(here, name)
+    env = here.sibling(name)
     if here.target == "snowflake":
         (run or run_sql)(snowflake_statements("drop", name, _base_database()))
         return EnvironmentInfo(name, "snowflake", env.database, PROD, None, None)
