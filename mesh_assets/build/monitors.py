@@ -5,10 +5,12 @@ Each port gets `monitor_freshness`, `monitor_volume` and `monitor_schema`, and f
 and `monitor_shares__<col>` where they apply. A monitor compares the batch's profile with what the port's
 history says is normal (`baseline.judge`):
 
-* with an `event_time`, the newest day of the batch is judged. Its training points are the same figure
-  on the newest day of past publishes (like with like: a newest day is often still filling) once there
-  are `min_training` of them, else the settled past days of the batch itself, so a first publish of two
-  years of orders already judges its last day;
+* with an `event_time` (or `monitors.time_column`), the newest day of the batch is judged. Its training
+  points are the same figure on the newest day of past publishes (like with like: a newest day is often
+  still filling) once there are `min_training` of them, else the settled past days of the batch itself,
+  so a first publish of two years of orders already judges its last day. A newest bucket still filling
+  is never compared with settled ones: until past publishes can train it, and always for buckets
+  coarser than a day (a month column), the newest complete bucket is judged instead (`target`);
 * without one, the whole batch is judged against past publishes' figures.
 
 `monitor_schema` is never learned: any change of names, types or order against the last publish is
@@ -21,13 +23,19 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import dagster as dg
 
 from mesh_assets.build.baseline import COUNT, LEVEL, RATE, SHARE, Scale, Verdict, judge
-from mesh_assets.build.profile import Profile, compute_profile, monitored_columns, past_profiles
+from mesh_assets.build.profile import (
+    Profile,
+    bucket_column,
+    compute_profile,
+    monitored_columns,
+    past_profiles,
+)
 from mesh_assets.build.rules import Outcome
 from mesh_assets.infra.warehouse.base import WarehouseSession
 from mesh_assets.product.addressing import Relation
@@ -50,7 +58,7 @@ def monitor_checks(port: OutputPort) -> dict[str, str]:
     """Every monitor of a port: check name to description (empty when monitors are off)."""
     if not port.monitors.enabled:
         return {}
-    unit = f"per day of {port.event_time}" if port.event_time else "per publish"
+    unit = f"per day of {bucket_column(port)}" if bucket_column(port) else "per publish"
     checks = {
         "monitor_freshness": (
             f"Data lag (time since the newest {port.event_time}) within what past publishes learned."
@@ -144,12 +152,55 @@ def _hours(later: str, earlier: str | None) -> float | None:
 Points = list[tuple[date | None, float | None]]
 
 
+@dataclass(frozen=True)
+class Target:
+    """Which bucket of a batch the monitors judge, and whether past publishes may train it."""
+
+    day: str | None
+    """The judged bucket (ISO date); None: the whole batch (no event time)."""
+    from_publishes: bool
+    """Whether the same figure on past publishes' newest day may train it (like with like)."""
+    note: str = ""
+    """Why a bucket other than the newest is judged."""
+
+
+def target(profile: Profile, history: list[Profile], now: datetime, needed: int) -> Target:
+    """The bucket to judge: the newest, unless it is still filling and would be compared with settled ones.
+
+    A newest bucket whose span has not ended at `now` (today's day, this month's month) holds part of
+    its rows. Past publishes' newest days were partial in the same way, so once there are `min_training`
+    of them the newest day is judged like with like. Until then, and always for buckets coarser than a
+    day (past publishes keep only their newest bucket, which was filling too), the newest *settled*
+    bucket is judged against the settled ones before it.
+    """
+    newest = profile.newest_bucket
+    if newest is None:
+        return Target(None, True)
+    span = profile.bucket_days
+    filling = date.fromisoformat(newest) + timedelta(days=span) > now.date()
+    settled = [d for d in profile.buckets if d < newest]
+    publishes = sum(1 for p in history if p.newest_bucket is not None and p.newest_bucket < newest)
+    if span == 1 and publishes >= needed:
+        return Target(newest, True)
+    if filling and settled:
+        unit = "day" if span == 1 else f"{span}-day bucket"
+        note = f"{newest} is still filling: judging {max(settled)}, the newest complete {unit}"
+        return Target(max(settled), False, note)
+    return Target(newest, span == 1)
+
+
 def _training(
-    metric: str, profile: Profile, history: list[Profile], needed: int, column: str | None = None
+    metric: str,
+    profile: Profile,
+    history: list[Profile],
+    needed: int,
+    column: str | None = None,
+    judged: Target | None = None,
 ) -> tuple[Points, list[float | None], str]:
     """Training points of a figure (with the rows behind each): past publishes' newest days once there
     are enough of them, else the batch's own settled days; past publishes' totals without event time."""
-    newest = profile.newest_bucket
+    judged = judged or Target(profile.newest_bucket, True)
+    newest = judged.day
     if newest is None:
         kept = [p for p in history if p.totals.get(metric) is not None]
         return (
@@ -163,9 +214,11 @@ def _training(
         if day is not None and day < newest and past.buckets[day].get(metric) is not None:
             at_publish[day] = past.buckets[day]
     days, source = at_publish, "newest day of past publishes"
-    if len(at_publish) < needed:
+    if len(at_publish) < needed or not judged.from_publishes:
         days = {d: f for d, f in profile.buckets.items() if d < newest and f.get(metric) is not None}
         source = "past days of this batch"
+        if judged.note:
+            source = f"{source} ({judged.note})"
     ordered = sorted(days.items())
     return [(_day(d), f[metric]) for d, f in ordered], [_values(f, column) for _, f in ordered], source
 
@@ -180,12 +233,13 @@ def evaluate(
     checks = monitor_checks(port)
     if not checks:
         return []
-    newest = profile.newest_bucket
+    judged = target(profile, history, now, config.min_training)
+    newest = judged.day
     figures = profile.buckets[newest] if newest else profile.totals
     at = _day(newest)
     where = {"bucket": newest} if newest else {}
     results = [_freshness(profile, history, port, now, checks["monitor_freshness"])]
-    points, sizes, source = _training("rows", profile, history, config.min_training)
+    points, sizes, source = _training("rows", profile, history, config.min_training, judged=judged)
     volume = judge(figures.get("rows"), at, points, config, COUNT, unit=" rows", sizes=sizes, source=source)
     results.append(
         MonitorResult("monitor_volume", volume, checks["monitor_volume"], {**where, "training": source})
@@ -202,7 +256,9 @@ def evaluate(
                 results.append(MonitorResult(name, verdict, checks[name], where))
                 continue
             if metric == "shares":
-                results.append(_shares(item.column, profile, history, port, name, checks[name], where))
+                results.append(
+                    _shares(item.column, profile, history, port, name, checks[name], where, judged)
+                )
                 continue
             key = f"{metric}__{item.column}"
             value = figures.get(key)
@@ -217,7 +273,7 @@ def evaluate(
                     "ok", value, reason=f"too few values to judge ({measured:.0f} < {MIN_ROWS})"
                 )
             else:
-                points, sizes, source = _training(key, profile, history, config.min_training, over)
+                points, sizes, source = _training(key, profile, history, config.min_training, over, judged)
                 if scale is COUNT:
                     # A count's own noise grows with the count (a distinct count of 30 quantities moves by
                     # a few values a day, whatever the rows): judged at its expected size.
@@ -308,6 +364,7 @@ def _shares(
     name: str,
     description: str,
     where: dict[str, Any],
+    judged: Target,
 ) -> MonitorResult:
     """The share of each value of a low-cardinality column; the worst value is reported."""
     config = port.monitors
@@ -315,13 +372,15 @@ def _shares(
     if current is None:
         verdict = Verdict("ok", None, reason="not a low-cardinality column: value shares are not judged")
         return MonitorResult(name, verdict, description, where)
-    newest = profile.newest_bucket
+    newest = judged.day
+    if newest is not None and newest != profile.newest_bucket:
+        current = profile.bucket_shares.get(column, {}).get(newest, {})
     at_publish = {
         p.newest_bucket or p.profiled_at[:10]: (p.shares[column], _values(_judged(p), column))
         for p in history
         if column in p.shares and (newest is None or (p.newest_bucket or "") < newest)
     }
-    if newest is None or len(at_publish) >= config.min_training:
+    if newest is None or (judged.from_publishes and len(at_publish) >= config.min_training):
         days, source = at_publish, "past publishes"
     else:
         days = {
@@ -329,8 +388,9 @@ def _shares(
             for d, s in profile.bucket_shares.get(column, {}).items()
             if d < newest
         }
-        source = "past days of this batch"
-    measured = _values(_judged(profile), column) or 0
+        source = f"past days of this batch ({judged.note})" if judged.note else "past days of this batch"
+    judged_figures = profile.buckets[newest] if newest else profile.totals
+    measured = _values(judged_figures, column) or 0
     if measured < MIN_ROWS:
         verdict = Verdict("ok", None, reason=f"too few values to judge ({measured:.0f} < {MIN_ROWS})")
         return MonitorResult(name, verdict, description, where)

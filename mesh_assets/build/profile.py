@@ -4,8 +4,9 @@ publish so monitors can learn what normal looks like.
 A profile holds the batch's schema (names, types, order, and a fingerprint of them), its row count, the
 newest event time, and figures for each monitored column: null rate, distinct count, mean (numbers; the
 mean length for text) and, for low-cardinality columns, the share of each value. When the port declares
-an `event_time` the figures are also computed per day (a *bucket*), so a first publish of two years of
-orders already carries the history its newest day is judged against. One grouping-sets query computes
+an `event_time` (or `monitors.time_column`) the figures are also computed per day of it (a *bucket*),
+so a first publish of two years of orders already carries the history its newest day is judged
+against. One grouping-sets query computes
 the per-day and whole-batch figures together; the value shares of low-cardinality columns take one more
 grouping-sets query over just those columns.
 
@@ -17,9 +18,10 @@ Profiles are stored as JSON in the port's materialization metadata (`mesh/profil
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from mesh_assets.infra.warehouse.base import WarehouseSession
@@ -48,6 +50,11 @@ class ColumnMetrics:
     """Whether `mean` is the mean length of text values."""
 
 
+def bucket_column(port: OutputPort) -> str | None:
+    """The column whose days the profile's buckets are: `monitors.time_column`, else the `event_time`."""
+    return port.monitors.time_column or port.event_time
+
+
 def monitored_columns(port: OutputPort) -> list[ColumnMetrics]:
     """The columns a port's field-health monitors watch, and which figures of each.
 
@@ -70,7 +77,8 @@ def monitored_columns(port: OutputPort) -> list[ColumnMetrics]:
         metrics = []
         if column.nullable and column.name not in port.primary_key:
             metrics.append("null_rate")
-        if not keyish and column.name != port.event_time and column.type != LogicalType.BOOLEAN:
+        timeish = column.name in (port.event_time, port.monitors.time_column)
+        if not keyish and not timeish and column.type != LogicalType.BOOLEAN:
             metrics.append("distinct")
         if column.name not in port.primary_key and (column.type in NUMERIC or (text and not categorical)):
             metrics.append("mean")
@@ -105,8 +113,16 @@ class Profile:
 
     @property
     def newest_bucket(self) -> str | None:
-        """The newest day of data (the one monitors judge), if the port has an event time."""
+        """The newest day of data, if the port has an event time."""
         return max(self.buckets) if self.buckets else None
+
+    @property
+    def bucket_days(self) -> int:
+        """How many days a bucket spans: 1 for daily data, ~30 for a month column (the median gap
+        between the batch's days), so a bucket still filling can be told from a settled one."""
+        days = sorted(date.fromisoformat(d) for d in self.buckets)
+        gaps = sorted((b - a).days for a, b in itertools.pairwise(days))
+        return max(1, gaps[len(gaps) // 2]) if gaps else 1
 
     def to_json(self) -> dict[str, Any]:
         """The profile as stored in metadata: the newest day only (older days are the next batches'
@@ -181,7 +197,10 @@ def compute_profile(
     present = {name for name, _ in schema}
     watched = monitored_columns(port)
     figures = _figures(watched, present)
-    event_time = port.event_time if port.event_time in present else None
+    event_time = bucket_column(port)
+    event_time = event_time if event_time in present else None
+    # Freshness is the data lag of the port's event time, even when buckets are days of another column.
+    newest_sql = f'MAX("{port.event_time}")' if port.event_time in present else "NULL"
     select = ", ".join(f'{sql} AS "{alias}"' for alias, sql in figures.items())
     profile = Profile(rows=0, schema=schema, profiled_at=now.isoformat(timespec="seconds"))
     if event_time is None:
@@ -189,7 +208,7 @@ def compute_profile(
         profile.totals = {alias: _number(v) for alias, v in zip(figures, row, strict=True)}
     else:
         rows = session.query(
-            f'SELECT GROUPING({BUCKET}) AS "__total", {BUCKET}, MAX("{event_time}") AS "__max", {select} '
+            f'SELECT GROUPING({BUCKET}) AS "__total", {BUCKET}, {newest_sql} AS "__max", {select} '
             f'FROM (SELECT *, CAST("{event_time}" AS DATE) AS {BUCKET} FROM {batch.sql}) AS b '
             f"GROUP BY GROUPING SETS (({BUCKET}), ())"
         )

@@ -44,6 +44,13 @@ class Monitors(SpecModel):
     exclude: list[Identifier] = Field(
         default_factory=list, description="Columns never monitored (e.g. free text)."
     )
+    time_column: Identifier | None = Field(
+        default=None,
+        description="The date or timestamp column whose days volume and field health are compared on "
+        "(default: the port's `event_time`). Name when the event happened (e.g. `order_ts`) when "
+        "`event_time` is an update time: rows' last updates pile up on the newest days, so an "
+        "update-time day is not like the days before it.",
+    )
     max_columns: int = Field(
         default=20, ge=0, le=200, description="Most columns monitored by default (in column order)."
     )

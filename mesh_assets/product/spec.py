@@ -304,6 +304,15 @@ class OutputPort(SpecModel):
                 raise ValueError(
                     f"monitors.{field_name} names {unknown}, not in 'columns'; use some of {', '.join(names)}"
                 )
+        time_column = self.monitors.time_column
+        if time_column is not None:
+            by_name = {c.name: c for c in self.columns}
+            temporal = [c.name for c in self.columns if c.type in (LogicalType.DATE, LogicalType.TIMESTAMP)]
+            if time_column not in by_name or time_column not in temporal:
+                raise ValueError(
+                    f"monitors.time_column '{time_column}' is not a date or timestamp column of 'columns'; "
+                    f"use one of {', '.join(temporal) or '(none: add one, or drop time_column)'}"
+                )
         if self.status == Status.DEPRECATED and self.deprecation is None:
             raise ValueError("a deprecated port needs 'deprecation' with sunset date, replacement and reason")
         return self

@@ -64,8 +64,10 @@ def stage(session: DuckDBSession, frame: pd.DataFrame) -> None:
 
 def profile_of(session: DuckDBSession, frame: pd.DataFrame, port: OutputPort = PORT, now=None) -> Profile:
     stage(session, frame)
+    # Published at 03:00 after the newest day, as a daily load is: that day has ended.
     newest = pd.Timestamp(frame["ordered_at"].max()).to_pydatetime()
-    return compute_profile(session, BATCH, port, now or newest + timedelta(hours=3))
+    after = datetime.combine(newest.date() + timedelta(days=1), datetime.min.time()) + timedelta(hours=3)
+    return compute_profile(session, BATCH, port, now or after)
 
 
 def monitors_on(
@@ -347,3 +349,67 @@ def test_the_shares_of_a_mostly_null_column_rest_on_its_values_not_its_rows(sess
     assert results["monitor_null_rate__channel"].verdict.anomaly
     shares = results["monitor_shares__channel"].verdict
     assert shares.status == "ok" and shares.reason == "too few values to judge (5 < 30)"
+
+
+# --- a newest bucket still filling ---------------------------------------------------------------------
+
+
+def test_at_cold_start_a_day_still_filling_is_not_judged_against_full_days(session: CountingSession) -> None:
+    frame = orders(FIRST, 40)
+    newest = pd.Timestamp(frame["ordered_at"].max()).to_pydatetime()
+    noon = datetime.combine(newest.date(), datetime.min.time()) + timedelta(hours=12)
+    morning = frame[frame["ordered_at"] < noon]  # published at noon: half the newest day is there
+
+    results = monitors_on(session, morning, now=noon)
+
+    assert not anomalies(results)
+    volume = results["monitor_volume"]
+    yesterday = (newest.date() - timedelta(days=1)).isoformat()
+    assert volume.details["bucket"] == yesterday
+    assert f"{newest.date()} is still filling: judging {yesterday}" in volume.verdict.reason
+
+
+def test_a_month_column_judges_the_newest_complete_month(session: CountingSession) -> None:
+    frame = orders(FIRST, 80)
+    frame["month"] = frame["ordered_at"].dt.to_period("M").dt.to_timestamp()
+    # Three settled months of history before it, so the judged month has training points.
+    earlier = orders(FIRST - timedelta(days=430), 400, seed=3)
+    earlier["month"] = earlier["ordered_at"].dt.to_period("M").dt.to_timestamp()
+    frame = pd.concat([earlier, frame], ignore_index=True)
+    port = OutputPort.model_validate(
+        {
+            **PORT_DATA,
+            "columns": [*PORT_DATA["columns"], {"name": "month", "type": "date", "description": "Month."}],
+            "monitors": {"time_column": "month", "min_training": 7},
+        }
+    )
+    now = datetime.combine(FIRST + timedelta(days=80), datetime.min.time())  # a few days into November
+
+    results = monitors_on(session, frame, port=port, now=now)
+
+    volume = results["monitor_volume"]
+    assert volume.details["bucket"] == "2026-10-01", volume.details
+    assert "2026-11-01 is still filling" in volume.verdict.reason
+    assert volume.verdict.status == "ok", volume.verdict.reason
+
+
+def test_time_column_buckets_by_it_while_freshness_keeps_the_event_time(session: CountingSession) -> None:
+    frame = orders(FIRST, 30)
+    frame["updated_at"] = frame["ordered_at"] + timedelta(days=2)
+    port = OutputPort.model_validate(
+        {
+            **PORT_DATA,
+            "event_time": "updated_at",
+            "columns": [
+                *PORT_DATA["columns"],
+                {"name": "updated_at", "type": "timestamp", "description": "Last update."},
+            ],
+            "monitors": {"time_column": "ordered_at"},
+        }
+    )
+    profile = profile_of(session, frame, port)
+
+    assert profile.newest_bucket == str(frame["ordered_at"].max().date())
+    assert profile.max_event_time is not None
+    assert profile.max_event_time.startswith(str(frame["updated_at"].max().date()))
+    assert "monitor_distinct__updated_at" not in monitor_checks(port)

@@ -60,6 +60,7 @@ def test_a_bad_monitor_value_names_the_field_and_the_allowed_values(mesh_copy: P
     [
         ({"columns": ["no_such_column"]}, "monitors.columns names ['no_such_column'], not in 'columns'"),
         ({"min_training": 30, "window": 14}, "lower min_training or widen the window"),
+        ({"time_column": "status"}, "monitors.time_column 'status' is not a date or timestamp column"),
     ],
 )
 def test_monitor_config_that_cannot_work_is_refused_saying_how_to_fix_it(
