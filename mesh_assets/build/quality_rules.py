@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 from typing import Any
 
+from mesh_assets.build.expectations_sql import CompiledExpectation, compile_expectation
 from mesh_assets.build.rules import AuditContext, Outcome, Rule
 from mesh_assets.infra.warehouse.base import WarehouseSession
 from mesh_assets.product import spec as specs
@@ -235,7 +236,8 @@ def render_rule_sql(query: str, batch: Relation) -> str:
 
 
 class ExpectationCheck(Rule):
-    """A great-expectations expectation; all of a port's expectations run in one GX validation."""
+    """A great-expectations expectation. Those SQL answers exactly as GX does (`expectations_sql`) are
+    counted in the shared scan; the others run together in one GX validation of the batch."""
 
     def __init__(self, port: OutputPort, rule: specs.ExpectationRule) -> None:
         self.port, self.rule = port, rule
@@ -244,6 +246,15 @@ class ExpectationCheck(Rule):
         args = ", ".join(f"{k}={v}" for k, v in rule.kwargs.items())
         self.description = rule.description or f"great-expectations: {rule.expectation}({args})."
 
+    def compiled(self, session: WarehouseSession) -> CompiledExpectation | None:
+        """This expectation as SQL for the session's warehouse, or None if only GX can judge it."""
+        types = {c.name: c.type for c in self.port.columns}
+        return compile_expectation(self.rule.expectation, self.rule.kwargs, types, session.dialect)
+
+    def aggregates(self, session: WarehouseSession) -> dict[str, str]:
+        compiled = self.compiled(session)
+        return compiled.aggregates(self.name) if compiled else {}
+
     def judge(
         self,
         session: WarehouseSession,
@@ -251,12 +262,49 @@ class ExpectationCheck(Rule):
         values: dict[str, Any],
         context: AuditContext | None = None,
     ) -> Outcome:
+        compiled = self.compiled(session)
+        if compiled is not None:
+            return self._judge_in_sql(session, batch, values, compiled)
         result = values[self.name]
         unexpected = int(result.get("unexpected_count") or 0)
+        counted = {} if result.get("unexpected_count") is None else {"unexpected_count": unexpected}
         return self.outcome(
             bool(result["success"]),
             result.get("observed", f"{unexpected:,} unexpected"),
             "success",
             unexpected or (0 if result["success"] else 1),
             sample_failing_values=result.get("partial_unexpected_list", [])[:5],
+            engine="great_expectations",
+            **counted,
+        )
+
+    def _judge_in_sql(
+        self,
+        session: WarehouseSession,
+        batch: Relation,
+        values: dict[str, Any],
+        compiled: CompiledExpectation,
+    ) -> Outcome:
+        # SUM over an empty batch is NULL.
+        considered = int(values[f"{self.name}__considered"] or 0)
+        unexpected = int(values[f"{self.name}__unexpected"] or 0)
+        where = compiled.where(batch.sql)
+        if unexpected and not compiled.exact_in_scan:
+            unexpected = int(session.query(f"SELECT COUNT(*) FROM {batch.sql} WHERE {where}")[0][0])
+        success = compiled.success(considered, unexpected)
+        samples: list[str] = []
+        if not success:
+            pii = {c.name for c in self.port.columns if c.pii}
+            shown = ", ".join("'***'" if c in pii else f'CAST("{c}" AS VARCHAR)' for c in compiled.columns)
+            for row in session.query(f"SELECT {shown} FROM {batch.sql} WHERE {where} LIMIT 5"):
+                texts = ["" if v is None else str(v) for v in row]
+                samples.append(texts[0] if len(texts) == 1 else f"({', '.join(texts)})")  # a pair: (a, b)
+        return self.outcome(
+            success,
+            f"{unexpected:,} unexpected",
+            "success",
+            unexpected or (0 if success else 1),
+            sample_failing_values=samples,
+            engine="sql",
+            unexpected_count=unexpected,
         )
