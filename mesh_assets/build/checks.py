@@ -8,6 +8,7 @@ subclass and listing it in `contract_rules` - the asset-check specs, the audit a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
@@ -83,19 +84,30 @@ def check_specs(
     ] + monitor_specs(port, asset_key)
 
 
+def answer(session: WarehouseSession, batch: Relation, aggregates: dict[str, str]) -> dict[str, Any]:
+    """The rules' aggregates (alias -> SQL) over the whole batch, in one scan."""
+    if not aggregates:
+        return {}
+    select = ", ".join(f'{sql} AS "{alias}"' for alias, sql in aggregates.items())
+    row = session.query(f"SELECT {select} FROM {batch.sql}")[0]
+    return dict(zip(aggregates, row, strict=True))
+
+
 def audit(
     session: WarehouseSession,
     batch: Relation,
     port: OutputPort,
     context: AuditContext | None = None,
     freshness_max_age: str | None = None,
+    scan: Callable[[dict[str, str]], dict[str, Any]] | None = None,
 ) -> list[Outcome]:
     """Evaluate every rule of a port on a batch. The schema rule gates the others.
 
-    All aggregate rules are answered by one scan of the batch; referential-integrity and custom SQL
-    rules need their own query each; great-expectations rules share one GX validation of just the
-    columns they name. When the schema is wrong the data rules are not run (their columns may not
-    exist); they are reported failed, saying so, rather than passed.
+    All aggregate rules are answered by one scan of the batch - `scan` (given the aggregates, alias ->
+    SQL, it returns their values) lets the learned monitors' profile ride on that same scan;
+    referential-integrity and custom SQL rules need their own query each; great-expectations rules
+    share one GX validation of just the columns they name. When the schema is wrong the data rules are
+    not run (their columns may not exist); they are reported failed, saying so, rather than passed.
     """
     context = context or AuditContext()
     rules = contract_rules(port, freshness_max_age)
@@ -118,11 +130,7 @@ def audit(
     expressions: dict[str, str] = {}
     for rule in data_rules:
         expressions.update(rule.aggregates(session))
-    values: dict[str, Any] = {}
-    if expressions:
-        select = ", ".join(f'{sql} AS "{alias}"' for alias, sql in expressions.items())
-        row = session.query(f"SELECT {select} FROM {batch.sql}")[0]
-        values = dict(zip(expressions, row, strict=True))
+    values: dict[str, Any] = scan(expressions) if scan is not None else answer(session, batch, expressions)
     # Expectations with a SQL form were counted in the scan; GX (imported only here) judges the rest.
     expectations = [r for r in data_rules if isinstance(r, ExpectationCheck) and r.compiled(session) is None]
     if expectations:

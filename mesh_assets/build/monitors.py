@@ -451,6 +451,16 @@ def _excess(verdict: Verdict) -> float:
     return max(verdict.lower - verdict.value, verdict.value - verdict.upper) / band
 
 
+def known_values(history: list[Profile]) -> dict[str, list[str]]:
+    """The values of each low-cardinality column seen in the last publishes, which the next audit scan
+    counts directly (a value new to them makes the profile name it with one narrow query)."""
+    known: dict[str, set[str]] = {}
+    for past in history[-3:]:
+        for column, shares in past.shares.items():
+            known.setdefault(column, set()).update(shares)
+    return {column: sorted(values) for column, values in known.items()}
+
+
 def run_monitors(
     session: WarehouseSession,
     batch: Relation,
@@ -458,13 +468,18 @@ def run_monitors(
     instance: dg.DagsterInstance,
     key: dg.AssetKey,
     now: datetime,
+    profile: Profile | None = None,
+    history: list[Profile] | None = None,
 ) -> tuple[list[Outcome], Profile | None]:
-    """Profile the staged batch and run every monitor of the port on it (trained on its past profiles)."""
+    """Run every monitor of the port on the staged batch, trained on its past profiles: on `profile`
+    when the audit's scan computed it (`scan_profile`), else profiled here."""
     if not port.monitors.enabled:
         return [], None
     try:
-        profile = compute_profile(session, batch, port, now)
-        history = past_profiles(instance, key, port.monitors.window)
+        if history is None:
+            history = past_profiles(instance, key, port.monitors.window)
+        if profile is None:
+            profile = compute_profile(session, batch, port, now)
         results = evaluate(profile, history, port, now)
     except Exception as exc:  # a monitor that cannot run must never stop a publish: say so, as a warning
         reason = f"monitor could not run: {type(exc).__name__}: {exc}"

@@ -6,9 +6,11 @@ newest event time, and figures for each monitored column: null rate, distinct co
 mean length for text) and, for low-cardinality columns, the share of each value. When the port declares
 an `event_time` (or `monitors.time_column`) the figures are also computed per day of it (a *bucket*),
 so a first publish of two years of orders already carries the history its newest day is judged
-against. One grouping-sets query computes
-the per-day and whole-batch figures together; the value shares of low-cardinality columns take one more
-grouping-sets query over just those columns.
+against. One grouping-sets query computes the per-day and whole-batch figures together, and it is the
+audit's own scan: the contract rules' aggregates ride in it (`scan_profile`), read from the
+whole-batch row. The value shares of the values seen in the last publishes are counted in that scan
+too; only a first publish, or a value never seen before, takes one narrow query over just the
+low-cardinality columns concerned, to name their values.
 
 Profiles are stored as JSON in the port's materialization metadata (`mesh/profile`) beside flat numbers
 (`mesh/profile/<metric>`) that the Dagster UI plots over time, and read back from the instance
@@ -191,21 +193,54 @@ def compute_profile(
     now: datetime,
     keep_days: int | None = None,
 ) -> Profile:
-    """Profile `batch` in the warehouse: one grouping-sets scan (per day and whole batch), plus one for
-    the value shares of low-cardinality columns. `keep_days` bounds the days kept (default: the window)."""
+    """Profile `batch` on its own (when no audit scan can carry it, e.g. its schema failed)."""
+    return scan_profile(session, batch, port, now, keep_days=keep_days)[0]
+
+
+def scan_profile(
+    session: WarehouseSession,
+    batch: Relation,
+    port: OutputPort,
+    now: datetime,
+    aggregates: dict[str, str] | None = None,
+    known: dict[str, list[str]] | None = None,
+    keep_days: int | None = None,
+) -> tuple[Profile, dict[str, Any]]:
+    """Profile `batch` in one grouping-sets scan that also answers `aggregates` (the contract rules',
+    alias -> SQL, read from the whole batch's row and returned by alias).
+
+    The value shares of low-cardinality columns are counted in the same scan for the values `known`
+    from the last profile (column -> values); a column without known values, or with a value not seen
+    before, takes one narrow query over just the columns concerned, to name its values.
+    `keep_days` bounds the days kept (default: the window).
+    """
+    aggregates = aggregates or {}
     schema = [(name, kind.upper()) for name, kind in session.columns(batch)]
     present = {name for name, _ in schema}
+    types = dict(schema)
     watched = monitored_columns(port)
     figures = _figures(watched, present)
+    shareable = {i.column for i in watched if "shares" in i.metrics and i.column in present}
+    counted: dict[str, list[tuple[str, str]]] = {}
+    for column, values in (known or {}).items():
+        if column in shareable and values:
+            counted[column] = [(v, _equals(column, v, types[column])) for v in values]
+    for column, values in counted.items():
+        for index, (_, condition) in enumerate(values):
+            figures[f"__count{index}__{column}"] = f"COUNT(CASE WHEN {condition} THEN 1 END)"
+    rules = {f"__rule__{alias}": sql for alias, sql in aggregates.items()}
+    every = {**figures, **rules}
     event_time = bucket_column(port)
     event_time = event_time if event_time in present else None
     # Freshness is the data lag of the port's event time, even when buckets are days of another column.
     newest_sql = f'MAX("{port.event_time}")' if port.event_time in present else "NULL"
-    select = ", ".join(f'{sql} AS "{alias}"' for alias, sql in figures.items())
+    select = ", ".join(f'{sql} AS "{alias}"' for alias, sql in every.items())
     profile = Profile(rows=0, schema=schema, profiled_at=now.isoformat(timespec="seconds"))
+    answers: dict[str, Any] = {}
     if event_time is None:
         row = session.query(f"SELECT {select} FROM {batch.sql}")[0]
-        profile.totals = {alias: _number(v) for alias, v in zip(figures, row, strict=True)}
+        answers = dict(zip(every, row, strict=True))
+        profile.totals = {a: _number(answers[a]) for a in figures}
     else:
         rows = session.query(
             f'SELECT GROUPING({BUCKET}) AS "__total", {BUCKET}, {newest_sql} AS "__max", {select} '
@@ -213,25 +248,59 @@ def compute_profile(
             f"GROUP BY GROUPING SETS (({BUCKET}), ())"
         )
         for total, day, newest, *values in rows:
-            named = {alias: _number(v) for alias, v in zip(figures, values, strict=True)}
+            named = dict(zip(every, values, strict=True))
             if total:
-                profile.totals = named
+                answers = named
+                profile.totals = {a: _number(named[a]) for a in figures}
                 profile.max_event_time = None if newest is None else str(newest)
             elif day is not None:
-                profile.buckets[str(day)[:10]] = named
+                profile.buckets[str(day)[:10]] = {a: _number(named[a]) for a in figures}
         keep = keep_days or port.monitors.window
         profile.buckets = dict(sorted(profile.buckets.items())[-(keep + 1) :])
     profile.rows = int(profile.totals.get("rows") or 0)
     categorical = [
-        item.column
-        for item in watched
-        if "shares" in item.metrics
-        and item.column in present
-        and (profile.totals.get(f"distinct__{item.column}") or 0) <= MAX_CATEGORIES
+        c for c in sorted(shareable) if (profile.totals.get(f"distinct__{c}") or 0) <= MAX_CATEGORIES
     ]
-    if categorical and profile.rows:
-        _value_shares(session, batch, profile, categorical, event_time)
-    return profile
+    unnamed = [c for c in categorical if c not in counted or _has_unknown(profile.totals, c, counted[c])]
+    for column in categorical:
+        if column in counted and column not in unnamed:
+            _counted_shares(profile, column, [v for v, _ in counted[column]], event_time is not None)
+    if unnamed and profile.rows:
+        _value_shares(session, batch, profile, unnamed, event_time)
+    for bucket in [profile.totals, *profile.buckets.values()]:
+        for alias in [a for a in bucket if a.startswith("__count")]:
+            del bucket[alias]
+    return profile, {alias[len("__rule__") :]: answers.get(alias) for alias in rules}
+
+
+def _equals(column: str, value: str, kind: str) -> str:
+    """SQL condition `column = value` for a value as profiles name it (`str()` of the warehouse's)."""
+    if kind.startswith("BOOL"):
+        return f'"{column}" = {"TRUE" if value == "True" else "FALSE"}'
+    return f"CAST(\"{column}\" AS VARCHAR) = '{value.replace(chr(39), chr(39) * 2)}'"
+
+
+def _has_unknown(totals: dict[str, float | None], column: str, values: list[tuple[str, str]]) -> bool:
+    """Whether the batch holds a value of `column` the counted ones miss (it must be named)."""
+    nonnull = (totals.get("rows") or 0) * (1 - (totals.get(f"null_rate__{column}") or 0))
+    counted = sum(totals.get(f"__count{i}__{column}") or 0 for i in range(len(values)))
+    return counted < round(nonnull)
+
+
+def _counted_shares(profile: Profile, column: str, values: list[str], per_bucket: bool) -> None:
+    """Shares of a column's known values from the scan's counts (per kept day and for the newest)."""
+
+    def shares(figures: dict[str, float | None]) -> dict[str, float]:
+        counts = {v: figures.get(f"__count{i}__{column}") or 0 for i, v in enumerate(values)}
+        total = sum(counts.values())
+        return {v: c / total for v, c in counts.items() if c} if total else {}
+
+    if not per_bucket:
+        profile.shares[column] = shares(profile.totals)
+        return
+    profile.bucket_shares[column] = {d: shares(f) for d, f in profile.buckets.items()}
+    newest = profile.newest_bucket
+    profile.shares[column] = profile.bucket_shares[column].get(newest, {}) if newest else {}
 
 
 def _value_shares(

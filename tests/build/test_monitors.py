@@ -27,8 +27,9 @@ from monitor_data import (
     takeover,
 )
 
-from mesh_assets.build.monitors import MonitorResult, evaluate, monitor_checks
-from mesh_assets.build.profile import Profile, compute_profile
+from mesh_assets.build.checks import answer, contract_rules
+from mesh_assets.build.monitors import MonitorResult, evaluate, known_values, monitor_checks
+from mesh_assets.build.profile import Profile, compute_profile, scan_profile
 from mesh_assets.infra.warehouse.duckdb import DuckDBSession
 from mesh_assets.product.addressing import Relation
 from mesh_assets.product.spec import OutputPort, Severity
@@ -43,7 +44,7 @@ class CountingSession(DuckDBSession):
     scans: list[str]
 
     def query(self, sql, params=None):  # type: ignore[no-untyped-def]
-        if BATCH.sql in sql and "GROUP BY" in sql:
+        if BATCH.sql in sql and "information_schema" not in sql.lower():
             self.scans = [*getattr(self, "scans", []), sql]
         return super().query(sql, params)
 
@@ -285,6 +286,36 @@ def test_the_profile_takes_one_scan_plus_one_for_value_shares_and_keeps_only_the
     plots = profile.plots()
     assert plots["mesh/profile/rows"] == profile.buckets["2026-10-30"]["rows"]
     assert all(isinstance(v, float | int) for v in plots.values())
+
+
+def test_the_audit_rules_and_the_profile_share_one_scan_once_the_values_are_known(
+    session: CountingSession,
+) -> None:
+    stage(session, orders(FIRST, 60))
+    first = compute_profile(session, BATCH, PORT, datetime(2026, 11, 1))
+    session.scans = []
+    rules = contract_rules(PORT)
+    aggregates = {alias: sql for rule in rules[1:] for alias, sql in rule.aggregates(session).items()}
+
+    scanned, values = scan_profile(
+        session, BATCH, PORT, datetime(2026, 11, 1), aggregates, known_values([first])
+    )
+
+    assert len(session.scans) == 1, session.scans  # rules, figures and value shares: one pass
+    assert values == answer(session, BATCH, aggregates)  # the rules read what their own scan says
+    assert scanned.shares == first.shares and scanned.buckets == first.buckets
+    assert scanned.bucket_shares == first.bucket_shares
+
+
+def test_a_value_never_seen_before_is_named_by_a_narrow_query(session: CountingSession) -> None:
+    stage(session, orders(FIRST, 60, newest=takeover))
+    known = {"status": ["delivered", "placed", "shipped"], "channel": ["phone", "shop", "web"]}
+    session.scans = []
+
+    profile, _ = scan_profile(session, BATCH, PORT, datetime(2026, 11, 1), {}, known)
+
+    assert len(session.scans) == 2 and '"status"' in session.scans[1] and '"channel"' not in session.scans[1]
+    assert profile.shares["status"] == {"cancelled": 1.0}
 
 
 # --- ports without an event time ------------------------------------------------------------------------
