@@ -340,3 +340,41 @@ def test_auditing_a_port_whose_expectations_all_compile_never_imports_great_expe
 
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "{'sql'} False"
+
+
+def test_the_same_sql_gives_the_same_verdicts_in_snowflakes_dialect_on_fakesnow(session) -> None:
+    import fakesnow
+
+    from mesh_assets.infra.warehouse.snowflake import SnowflakeWarehouse
+
+    load(session, EDGE_ROWS)
+    port = contract(*CASES)
+    in_duckdb = {
+        o.rule: (o.passed, o.details["unexpected_count"])
+        for o in audit(session, BATCH, port)
+        if o.rule.startswith("case_")
+    }
+    types = {"integer": "INTEGER", "double": "DOUBLE", "string": "VARCHAR", "timestamp": "TIMESTAMP_NTZ"}
+    with fakesnow.patch():
+        warehouse = SnowflakeWarehouse(
+            account="acct", user="u", password="p", warehouse="wh", database="MESH"
+        )
+        with warehouse.session() as snowflake:
+            snowflake.ensure_schema(BATCH.schema)
+            columns = ", ".join(f'"{name}" {types[kind]}' for name, kind in COLUMNS.items())
+            snowflake.execute(f"CREATE OR REPLACE TABLE {BATCH.sql} ({columns})")
+            for row in EDGE_ROWS:  # NaN as Snowflake spells it: the text 'NaN' into a float column
+                values = ["NaN" if isinstance(v, float) and math.isnan(v) else v for v in row]
+                snowflake.execute(f"INSERT INTO {BATCH.sql} VALUES ({', '.join(['%s'] * len(row))})", values)
+            in_snowflake = {
+                o.rule: (o.passed, o.details["unexpected_count"])
+                for o in audit(snowflake, BATCH, port)
+                if o.rule.startswith("case_")
+            }
+
+    assert all(o == in_duckdb[rule] for rule, o in in_snowflake.items()), [
+        (CASES[int(rule.removeprefix("case_"))], o, in_duckdb[rule])
+        for rule, o in in_snowflake.items()
+        if o != in_duckdb[rule]
+    ]
+    assert len(in_snowflake) == len(CASES)
