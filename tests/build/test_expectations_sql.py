@@ -291,6 +291,7 @@ def test_an_expectation_without_a_sql_form_still_goes_to_great_expectations(
         ("expect_column_value_lengths_to_equal", {"column": "i", "value": 1}),
         ("expect_column_value_lengths_to_be_between", {"column": "s", "min_value": 1.5}),
         ("expect_column_pair_values_a_to_be_greater_than_b", {"column_A": "a", "column_B": "x"}),
+        ("expect_column_pair_values_a_to_be_greater_than_b", {"column_A": "a", "column_B": "day"}),
         (
             "expect_column_pair_values_a_to_be_greater_than_b",
             {"column_A": "x", "column_B": "y", "ignore_row_if": "never"},
@@ -300,7 +301,7 @@ def test_an_expectation_without_a_sql_form_still_goes_to_great_expectations(
 def test_arguments_sql_cannot_answer_exactly_as_gx_leave_the_expectation_to_gx(
     expectation: str, kwargs: dict[str, Any]
 ) -> None:
-    types = {name: LogicalType(kind) for name, kind in COLUMNS.items()}
+    types = {name: LogicalType(kind) for name, kind in COLUMNS.items()} | {"day": LogicalType.DATE}
 
     assert compile_expectation(expectation, kwargs, types, "duckdb") is None
 
