@@ -161,7 +161,9 @@ class Profile:
         flat: dict[str, float | int] = {"mesh/profile/rows_total": self.rows}
         for metric, value in sorted(figures.items()):
             if value is not None:
-                flat[f"mesh/profile/{metric}"] = float(value)
+                # Rounded: a mean of decimals differs in its 15th digit between runs, which the UI's
+                # plots would draw as a jump.
+                flat[f"mesh/profile/{metric}"] = round(float(value), 6)
         return flat
 
 
