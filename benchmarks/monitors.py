@@ -22,10 +22,11 @@ injected into its newest day:
 The port's spec is the shipped one with `customer_id` nullable (the shipped contract forbids nulls, so it
 has no null-rate monitor to test). Anomalous batches are not learned (as if blocked).
 
-Cost. `mesh generate --scale <cost-scale>` and `mesh run --domain sales` twice in fresh processes (the
-second run's monitors have a past profile to read); from the Dagster instance: the orders port's
-`mesh/monitor_seconds` (profile + monitors, recorded by the publish step), its publish step, the dbt step
-that builds its candidate, and the whole run.
+Cost. `mesh generate --scale <cost-scale>`, then `mesh run --domain sales` with the orders port's monitors
+on and, as the baseline, off (`monitors: enabled: false` in a copy of the specs), alternating, each
+after a warm-up run. The profile rides in the audit's single scan, so its cost is the difference of the
+port step's audit + monitor seconds (`mesh/audit_seconds`, `mesh/monitor_seconds`) between the two,
+reported against the port's build (its dbt steps and its audit/publish step).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -81,12 +83,13 @@ def _port_sql(extract: Path) -> str:
     return re.sub(r"\{\{\s*ref\('stg_orders'\)\s*\}\}", f"({stg}) AS stg", port)
 
 
-def _injections(newest: str) -> dict[str, str]:
-    """SQL of each anomalous copy of `bench.batch` (the newest day is `newest`)."""
-    day = f"CAST(updated_at AS DATE) = DATE '{newest}'"
+def _injections(newest: str, newest_update: str) -> dict[str, str]:
+    """SQL of each anomalous copy of `bench.batch`: `newest` is the newest day of the port's monitored
+    days (`monitors.time_column`, order time), `newest_update` the newest day of its event time."""
+    day = f"CAST(order_ts AS DATE) = DATE '{newest}'"
     return {
         "partial_load": f"SELECT * FROM bench.batch WHERE NOT ({day} AND hash(order_id) % 10 < 7)",
-        "stale_day": f"SELECT * FROM bench.batch WHERE CAST(updated_at AS DATE) < DATE '{newest}'",
+        "stale_day": f"SELECT * FROM bench.batch WHERE CAST(updated_at AS DATE) < DATE '{newest_update}'",
         "null_spike": "SELECT * REPLACE (CASE WHEN "
         f"{day} AND hash(order_id) % 10 < 3 THEN NULL ELSE customer_id END AS customer_id) FROM bench.batch",
         "shifted_mean": "SELECT * REPLACE (CASE WHEN "
@@ -101,8 +104,8 @@ def replay(scale: int, history_days: int, replay_days: int, first: date) -> dict
     """Recall per kind and false alarms, judging each day with the profiles of the days before."""
     import duckdb
 
-    from mesh_assets.build.monitors import evaluate
-    from mesh_assets.build.profile import compute_profile
+    from mesh_assets.build.monitors import evaluate, known_values
+    from mesh_assets.build.profile import scan_profile
     from mesh_assets.infra.warehouse.duckdb import DuckDBSession
     from mesh_assets.product.addressing import Relation
     from mesh_assets.selfservice.generate import generate_sources
@@ -130,7 +133,8 @@ def replay(scale: int, history_days: int, replay_days: int, first: date) -> dict
             )
             timings["build_batch_s"] += time.perf_counter() - started
             started = time.perf_counter()
-            profile = compute_profile(session, batch, port, now)
+            # As a publish does: value shares of the values the last publishes saw counted in the scan.
+            profile, _ = scan_profile(session, batch, port, now, known=known_values(history))
             timings["profile_s"] += time.perf_counter() - started
             started = time.perf_counter()
             results = evaluate(profile, history, port, now)
@@ -142,9 +146,11 @@ def replay(scale: int, history_days: int, replay_days: int, first: date) -> dict
                 false_days += bool(anomalous)
                 for name in anomalous:
                     false_by_monitor[name] = false_by_monitor.get(name, 0) + 1
-                for kind, sql in _injections(str(profile.newest_bucket)).items():
+                newest_update = str(profile.max_event_time)[:10]
+                for kind, sql in _injections(str(profile.newest_bucket), newest_update).items():
                     session.execute(f"CREATE OR REPLACE TABLE {copy.sql} AS {sql}")
-                    judged = evaluate(compute_profile(session, copy, port, now), history, port, now)
+                    injected, _ = scan_profile(session, copy, port, now, known=known_values(history))
+                    judged = evaluate(injected, history, port, now)
                     fired = {r.name for r in judged if r.verdict.anomaly}
                     hits[kind] += KINDS[kind] in fired
                     caught_any[kind] += bool(fired)
@@ -169,57 +175,105 @@ def replay(scale: int, history_days: int, replay_days: int, first: date) -> dict
     }
 
 
-def cost(scale: int) -> dict:
-    """Profiling + monitors against the orders port's build, in two `mesh run --domain sales` runs."""
+def _mesh_copy(root: Path, monitors: bool) -> None:
+    """The repository's domains and dbt projects under `root`; with `monitors=False` the orders port's
+    monitors are turned off (`monitors: enabled: false`), the baseline of the cost."""
+    root.mkdir(parents=True)
+    shutil.copytree(ROOT / "domains", root / "domains", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "dbt_projects", root / "dbt_projects", ignore=shutil.ignore_patterns("target", "logs")
+    )
+    if not monitors:
+        spec = root / "domains" / "sales" / "products" / "orders" / "dataproduct.yaml"
+        text = spec.read_text()
+        assert "\n    monitors:\n" in text, "the orders port's spec has no monitors section to turn off"
+        spec.write_text(text.replace("\n    monitors:\n", "\n    monitors:\n      enabled: false\n", 1))
+
+
+def _orders_publish(home: Path) -> dict[str, float]:
+    """The orders port's last publish: its recorded seconds and its run's step times."""
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = str(home)
+    with dg.DagsterInstance.get() as instance:
+        key = dg.AssetKey(["sales", "orders", "v1"])
+        record = instance.fetch_materializations(key, limit=1).records[0]
+        metadata = record.asset_materialization.metadata
+        steps = {
+            s.step_key: (s.end_time or 0) - (s.start_time or 0)
+            for s in instance.get_run_step_stats(record.run_id)
+        }
+        return {
+            "audit_s": float(metadata["mesh/audit_seconds"].value),
+            "monitor_s": float(metadata["mesh/monitor_seconds"].value),
+            "publish_s": float(metadata["mesh/publish_seconds"].value),
+            "step_s": steps.get("sales__orders__v1", 0.0),
+            "dbt_s": sum(v for k, v in steps.items() if "dbt" in k),
+            "plotted": sum(1 for name in metadata if str(name).startswith("mesh/profile/")),
+        }
+
+
+def cost(scale: int, repeats: int = 3) -> dict:
+    """Profiling + monitors against the orders port's build: `mesh run --domain sales` with the port's
+    monitors on and off (the baseline), alternating, on the same generated data. The profile rides in
+    the audit's scan, so its cost is the difference of the port step's audit + monitors between the two.
+    The first run of each is a warm-up (and gives the monitors a past profile to read)."""
     with tempfile.TemporaryDirectory(prefix="mesh-bench-monitor-cost-") as tmp:
         work = Path(tmp)
-        env = {
-            **os.environ,
-            "MESH_DATA_DIR": str(work / "data"),
-            "MESH_DUCKDB_PATH": str(work / "mesh.duckdb"),
-            "MESH_SOURCES_DIR": str(work / "sources"),
-            "DAGSTER_HOME": str(work / "dagster_home"),
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        }
-        env.pop("MESH_TARGET", None)
-        env.pop("MESH_ENV", None)
-        (work / "dagster_home").mkdir()
-        (work / "dagster_home" / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("MESH_", "DAGSTER_"))}
+        base.update(PYTHONPATH=str(ROOT), DBT_SEND_ANONYMOUS_USAGE_STATS="false")
         cli = [sys.executable, "-m", "mesh_assets.cli"]
-        subprocess.run([*cli, "generate", "--scale", str(scale)], env=env, check=True, capture_output=True)
-        runs = []
-        for _ in range(2):
-            started = time.perf_counter()
-            done = subprocess.run([*cli, "run", "--domain", "sales"], env=env, capture_output=True, text=True)
-            if done.returncode != 0:
-                raise RuntimeError(done.stdout[-3000:] + done.stderr[-3000:])
-            runs.append(time.perf_counter() - started)
-        os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
-        import dagster as dg
-
-        with dg.DagsterInstance.get() as instance:
-            key = dg.AssetKey(["sales", "orders", "v1"])
-            record = instance.fetch_materializations(key, limit=1).records[0]
-            metadata = record.asset_materialization.metadata
-            monitor_s = float(metadata["mesh/monitor_seconds"].value)
-            steps = {
-                s.step_key: (s.end_time or 0) - (s.start_time or 0)
-                for s in instance.get_run_step_stats(record.run_id)
+        sources = work / "sources"
+        modes: dict[str, dict[str, str]] = {}
+        for mode in ("on", "off"):
+            _mesh_copy(work / mode / "repo", monitors=mode == "on")
+            home = work / mode / "dagster_home"
+            home.mkdir(parents=True)
+            (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+            modes[mode] = {
+                **base,
+                "MESH_ROOT": str(work / mode / "repo"),
+                "MESH_DATA_DIR": str(work / mode / "data"),
+                "MESH_DUCKDB_PATH": str(work / mode / "mesh.duckdb"),
+                "MESH_SOURCES_DIR": str(sources),
+                "DAGSTER_HOME": str(home),
             }
-            checks = sum(1 for name in metadata if str(name).startswith("mesh/profile/"))
-    publish_s = steps.get("sales__orders__v1", 0.0)
-    dbt_s = sum(v for k, v in steps.items() if "dbt" in k or "sales_dbt" in k)
-    port_build_s = publish_s + dbt_s
+        subprocess.run(
+            [*cli, "generate", "--scale", str(scale)], env=modes["on"], check=True, capture_output=True
+        )
+        runs: dict[str, list[float]] = {"on": [], "off": []}
+        measured: dict[str, list[dict[str, float]]] = {"on": [], "off": []}
+        for i in range(repeats + 1):
+            for mode, env in modes.items():
+                started = time.perf_counter()
+                done = subprocess.run(
+                    [*cli, "run", "--domain", "sales"], env=env, capture_output=True, text=True
+                )
+                if done.returncode != 0:
+                    raise RuntimeError(done.stdout[-3000:] + done.stderr[-3000:])
+                if i:  # the first run of each is the warm-up
+                    runs[mode].append(time.perf_counter() - started)
+                    measured[mode].append(_orders_publish(Path(env["DAGSTER_HOME"])))
+    med = {
+        mode: {k: statistics.median(m[k] for m in measured[mode]) for k in measured[mode][0]}
+        for mode in measured
+    }
+    on, off = med["on"], med["off"]
+    checks_on = on["audit_s"] + on["monitor_s"]
+    extra = checks_on - (off["audit_s"] + off["monitor_s"])
+    port_build = on["step_s"] + on["dbt_s"]
     return {
         "scale_orders": scale,
-        "monitor_seconds": round(monitor_s, 3),
-        "publish_step_s": round(publish_s, 2),
-        "dbt_steps_s": round(dbt_s, 2),
-        "port_build_s": round(port_build_s, 2),
-        "monitors_share_of_port_build": round(monitor_s / port_build_s, 3) if port_build_s else None,
-        "mesh_run_sales_s": [round(r, 2) for r in runs],
-        "profile_figures_plotted": checks,
-        "steps_s": {k: round(v, 2) for k, v in sorted(steps.items(), key=lambda kv: -kv[1])},
+        "repeats": repeats,
+        "os_load_avg": list(os.getloadavg()),
+        "monitors_on": {k: round(v, 3) for k, v in on.items()},
+        "monitors_off": {k: round(v, 3) for k, v in off.items()},
+        "profile_and_monitors_s": round(extra, 3),
+        "port_build_s": round(port_build, 2),
+        "monitors_share_of_port_build": round(extra / port_build, 3) if port_build else None,
+        "port_step_on_vs_off_s": [round(on["step_s"], 2), round(off["step_s"], 2)],
+        "mesh_run_sales_s": {mode: [round(r, 2) for r in rs] for mode, rs in runs.items()},
+        "profile_figures_plotted": int(on["plotted"]),
     }
 
 
