@@ -1,0 +1,224 @@
+"""The local instance's event log storage (`mesh_assets.infra.instance_storage`) is Dagster's SQLite event
+log with cached engines and a truncated journal: instances built from the repository's `dagster.yaml` run
+real materializations with it, its history and the stock storage's are interchangeable, concurrent
+processes lose no events, and its engine cache stays bounded.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+from conftest import REPO
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+from mesh_assets.infra.instance_storage import MeshSqliteEventLogStorage
+
+CHECK = dg.AssetCheckKey(dg.AssetKey("orders"), "has_rows")
+
+
+@dg.asset(check_specs=[dg.AssetCheckSpec("has_rows", asset="orders")])
+def orders() -> dg.MaterializeResult:
+    return dg.MaterializeResult(
+        metadata={"rows": 3}, check_results=[dg.AssetCheckResult(passed=True, metadata={"rows": 3})]
+    )
+
+
+def _home(folder: Path, *, stock: bool = False) -> Path:
+    """A DAGSTER_HOME with the repository's `dagster.yaml`, or with it minus our event log storage."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    if stock:
+        del config["event_log_storage"]
+    (folder / "dagster.yaml").write_text(yaml.safe_dump(config))
+    return folder
+
+
+def _materialize(instance: dg.DagsterInstance) -> str:
+    result = dg.materialize([orders], instance=instance)
+    assert result.success
+    return result.run_id
+
+
+def _check_runs(instance: dg.DagsterInstance) -> list[str]:
+    history = instance.event_log_storage.get_asset_check_execution_history(CHECK, limit=100)
+    return [record.run_id for record in history]
+
+
+def _materialization_runs(instance: dg.DagsterInstance) -> list[str]:
+    records = instance.fetch_materializations(dg.AssetKey("orders"), limit=100).records
+    return [record.run_id for record in records]
+
+
+def test_the_repository_instance_uses_the_mesh_storage_under_its_own_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DAGSTER_HOME names another folder: the default follows the instance built, as the stock default does.
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "elsewhere"))
+    home = _home(tmp_path / "home")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        storage = instance.event_log_storage
+        assert type(storage) is MeshSqliteEventLogStorage
+        assert Path(storage._base_dir) == home / "history" / "runs"
+        assert instance.info_dict()["event_log_storage"]["class"] == "MeshSqliteEventLogStorage"  # type: ignore[index]
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_an_explicit_base_dir_holds_the_event_logs(tmp_path: Path) -> None:
+    home = _home(tmp_path / "home")
+    config = yaml.safe_load((home / "dagster.yaml").read_text())
+    config["event_log_storage"]["config"] = {"base_dir": str(tmp_path / "logs")}
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        run_id = _materialize(instance)
+    assert (tmp_path / "logs" / f"{run_id}.db").is_file()
+    assert (tmp_path / "logs" / "index.db").is_file()
+
+
+def test_a_materialization_its_check_and_its_run_are_read_back(tmp_path: Path) -> None:
+    with dg.DagsterInstance.from_config(str(_home(tmp_path / "home"))) as instance:
+        run_id = _materialize(instance)
+
+        latest = instance.get_latest_materialization_event(dg.AssetKey("orders"))
+        assert latest is not None and latest.run_id == run_id
+        assert latest.asset_materialization.metadata["rows"].value == 3
+        execution = instance.event_log_storage.get_latest_asset_check_execution_by_key([CHECK])[CHECK]
+        assert (execution.run_id, execution.status.value) == (run_id, "SUCCEEDED")
+        assert execution.event.dagster_event.asset_check_evaluation_data.passed
+        [record] = instance.get_run_records()
+        assert (record.dagster_run.run_id, record.dagster_run.status) == (run_id, dg.DagsterRunStatus.SUCCESS)
+        types = {event.dagster_event_type for event in instance.all_logs(run_id) if event.dagster_event}
+        assert {dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.ASSET_CHECK_EVALUATION} <= types
+
+
+def test_each_connection_truncates_its_journal_instead_of_using_wal(tmp_path: Path) -> None:
+    with dg.DagsterInstance.from_config(str(_home(tmp_path / "home"))) as instance:
+        run_id = _materialize(instance)
+        with instance.event_log_storage.run_connection(run_id) as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "truncate"
+    runs = tmp_path / "home" / "history" / "runs"
+    assert (runs / f"{run_id}.db-journal").stat().st_size == 0
+    assert not (runs / f"{run_id}.db-wal").exists()
+
+
+def test_a_wal_shard_another_process_holds_open_is_still_written(tmp_path: Path) -> None:
+    stock = SqliteEventLogStorage(str(tmp_path))
+    with stock.run_connection("r1"):
+        pass  # the stock class creates the shard in WAL mode
+    # Leaving WAL needs the only connection to the file: this one (it has read the shard) blocks it.
+    other = sqlite3.connect(tmp_path / "r1.db")
+    try:
+        assert other.execute("SELECT count(*) FROM event_logs").fetchone() == (0,)
+        mesh = MeshSqliteEventLogStorage(str(tmp_path))
+        with mesh.run_connection("r1") as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            conn.exec_driver_sql("INSERT INTO event_logs (run_id, event) VALUES ('r1', '{}')")
+        assert other.execute("SELECT count(*) FROM event_logs").fetchone() == (1,)
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("first", ["stock", "mesh"])
+def test_a_history_moves_between_the_stock_storage_and_the_mesh_storage(tmp_path: Path, first: str) -> None:
+    home = tmp_path / "home"
+    order = [first == "stock", first != "stock", first == "stock"]
+    runs: list[str] = []
+    for stock in order:
+        with dg.DagsterInstance.from_config(str(_home(home, stock=stock))) as instance:
+            expected = SqliteEventLogStorage if stock else MeshSqliteEventLogStorage
+            assert type(instance.event_log_storage) is expected
+            # Everything written before, by either class, is read back; then this class writes a run.
+            assert _materialization_runs(instance) == runs[::-1]
+            assert _check_runs(instance) == runs[::-1]
+            assert sorted(instance.event_log_storage.get_all_run_ids()) == sorted(runs)
+            for run_id in runs:
+                assert instance.all_logs(run_id)[-1].dagster_event_type == dg.DagsterEventType.RUN_SUCCESS
+            runs.append(_materialize(instance))
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    import dagster as dg
+
+    key = sys.argv[2]
+
+    @dg.asset(name=key, check_specs=[dg.AssetCheckSpec("ok", asset=key)])
+    def writer():
+        for i in range(20):
+            dg.get_dagster_logger().info("line %s", i)
+        return dg.MaterializeResult(check_results=[dg.AssetCheckResult(passed=True)])
+
+    with dg.DagsterInstance.from_config(sys.argv[1]) as instance:
+        for _ in range(int(sys.argv[3])):
+            assert dg.materialize([writer], instance=instance).success
+    """
+)
+
+
+def test_two_processes_writing_runs_at_once_lose_no_events(tmp_path: Path) -> None:
+    home = _home(tmp_path / "home")
+    with dg.DagsterInstance.from_config(str(home)):
+        pass  # the index shard exists before both writers start, as with a running webserver
+    runs_each = 4
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(home), key, str(runs_each)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for key in ("left", "right")
+    ]
+    outputs = [writer.communicate(timeout=600)[0] for writer in writers]
+    assert [writer.returncode for writer in writers] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        records = instance.get_run_records()
+        assert len(records) == 2 * runs_each
+        assert {r.dagster_run.status for r in records} == {dg.DagsterRunStatus.SUCCESS}
+        for key in ("left", "right"):
+            asset = dg.AssetKey(key)
+            assert len(instance.fetch_materializations(asset, limit=100).records) == runs_each
+            history = instance.event_log_storage.get_asset_check_execution_history(
+                dg.AssetCheckKey(asset, "ok"), 100
+            )
+            assert [h.status.value for h in history] == ["SUCCEEDED"] * runs_each
+        # Each run's own shard holds all of its events: its 20 log lines and its end.
+        for record in records:
+            logs = instance.all_logs(record.dagster_run.run_id)
+            assert sum(1 for e in logs if e.user_message.startswith("line ")) == 20
+            assert logs[-1].dagster_event_type == dg.DagsterEventType.RUN_SUCCESS
+
+
+def test_the_engine_cache_evicts_the_least_recently_used_shard_and_reopens_it(tmp_path: Path) -> None:
+    with dg.DagsterInstance.from_config(str(_home(tmp_path / "home"))) as instance:
+        storage = instance.event_log_storage
+        storage.max_cached_engines = 2
+        runs = [_materialize(instance) for _ in range(3)]
+        # Each run ends writing its own shard, then the index (its RUN_SUCCESS is mirrored there).
+        assert storage.cached_shards == [runs[-1], "index"]
+
+        # Evicted shards are read (and written) again through new engines.
+        for run_id in runs:
+            assert instance.all_logs(run_id)[-1].dagster_event_type == dg.DagsterEventType.RUN_SUCCESS
+        assert storage.cached_shards == [runs[-2], runs[-1]]
+        assert _materialization_runs(instance) == runs[::-1]
+        assert _check_runs(instance) == runs[::-1]
+        assert storage.cached_shards == [runs[-1], "index"]
+
+
+def test_a_wiped_instance_initialises_its_shards_again(tmp_path: Path) -> None:
+    with dg.DagsterInstance.from_config(str(_home(tmp_path / "home"))) as instance:
+        wiped = _materialize(instance)
+        instance.wipe()  # deletes the run shards; their engines are still cached
+        assert instance.all_logs(wiped) == []  # a new, empty shard under the cached engine: initialised again
+        assert _materialization_runs(instance) == []
+        run_id = _materialize(instance)
+        assert _materialization_runs(instance) == [run_id]
