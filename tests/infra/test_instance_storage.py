@@ -10,12 +10,15 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
 import yaml
 from conftest import REPO
+from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
 from mesh_assets.infra.instance_storage import MeshSqliteEventLogStorage
@@ -38,6 +41,10 @@ def _home(folder: Path, *, stock: bool = False) -> Path:
         del config["event_log_storage"]
     (folder / "dagster.yaml").write_text(yaml.safe_dump(config))
     return folder
+
+
+def _log_line(message: str) -> EventLogEntry:
+    return EventLogEntry(error_info=None, level=20, user_message=message, run_id="run", timestamp=time.time())
 
 
 def _materialize(instance: dg.DagsterInstance) -> str:
@@ -122,6 +129,28 @@ def test_a_wal_shard_another_process_holds_open_is_still_written(tmp_path: Path)
         assert other.execute("SELECT count(*) FROM event_logs").fetchone() == (1,)
     finally:
         other.close()
+
+
+def test_the_live_run_log_watcher_sees_what_another_process_writes(tmp_path: Path) -> None:
+    """The UI follows a run by watching its `<run_id>.db` for modifications; commits still modify it."""
+    webserver, run_worker = MeshSqliteEventLogStorage(str(tmp_path)), MeshSqliteEventLogStorage(str(tmp_path))
+    run_worker.store_event(_log_line("started"))  # the run's shard exists before anyone watches it
+    seen: list[str] = []
+    all_seen = threading.Event()
+
+    def follow(event: EventLogEntry, _cursor: str) -> None:
+        seen.append(event.user_message)
+        if len(seen) == 3:
+            all_seen.set()
+
+    webserver.watch("run", None, follow)
+    try:
+        run_worker.store_event(_log_line("working"))
+        run_worker.store_event(_log_line("done"))
+        assert all_seen.wait(timeout=60), seen  # a bound for a hang, not a timing requirement
+    finally:
+        webserver.dispose()
+    assert seen == ["started", "working", "done"]
 
 
 @pytest.mark.parametrize("first", ["stock", "mesh"])
