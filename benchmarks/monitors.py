@@ -83,10 +83,10 @@ def _port_sql(extract: Path) -> str:
     return re.sub(r"\{\{\s*ref\('stg_orders'\)\s*\}\}", f"({stg}) AS stg", port)
 
 
-def _injections(newest: str, newest_update: str) -> dict[str, str]:
+def _injections(bucket: str, newest: str, newest_update: str) -> dict[str, str]:
     """SQL of each anomalous copy of `bench.batch`: `newest` is the newest day of the port's monitored
-    days (`monitors.time_column`, order time), `newest_update` the newest day of its event time."""
-    day = f"CAST(order_ts AS DATE) = DATE '{newest}'"
+    days (of `bucket`: `monitors.time_column`, else the event time), `newest_update` of its event time."""
+    day = f"CAST({bucket} AS DATE) = DATE '{newest}'"
     return {
         "partial_load": f"SELECT * FROM bench.batch WHERE NOT ({day} AND hash(order_id) % 10 < 7)",
         "stale_day": f"SELECT * FROM bench.batch WHERE CAST(updated_at AS DATE) < DATE '{newest_update}'",
@@ -105,7 +105,7 @@ def replay(scale: int, history_days: int, replay_days: int, first: date) -> dict
     import duckdb
 
     from mesh_assets.build.monitors import evaluate, known_values
-    from mesh_assets.build.profile import scan_profile
+    from mesh_assets.build.profile import bucket_column, scan_profile
     from mesh_assets.infra.warehouse.duckdb import DuckDBSession
     from mesh_assets.product.addressing import Relation
     from mesh_assets.selfservice.generate import generate_sources
@@ -147,7 +147,8 @@ def replay(scale: int, history_days: int, replay_days: int, first: date) -> dict
                 for name in anomalous:
                     false_by_monitor[name] = false_by_monitor.get(name, 0) + 1
                 newest_update = str(profile.max_event_time)[:10]
-                for kind, sql in _injections(str(profile.newest_bucket), newest_update).items():
+                injections = _injections(str(bucket_column(port)), str(profile.newest_bucket), newest_update)
+                for kind, sql in injections.items():
                     session.execute(f"CREATE OR REPLACE TABLE {copy.sql} AS {sql}")
                     injected, _ = scan_profile(session, copy, port, now, known=known_values(history))
                     judged = evaluate(injected, history, port, now)

@@ -39,7 +39,7 @@ from mesh_assets.build.profile import (
 from mesh_assets.build.rules import Outcome
 from mesh_assets.infra.warehouse.base import WarehouseSession
 from mesh_assets.product.addressing import Relation
-from mesh_assets.product.spec import Direction, OutputPort, Severity
+from mesh_assets.product.spec import Direction, Monitors, OutputPort, Severity
 
 PREFIX = "monitor_"
 SCALES = {"null_rate": RATE, "distinct": COUNT, "mean": LEVEL}
@@ -162,17 +162,21 @@ class Target:
     """Whether the same figure on past publishes' newest day may train it (like with like)."""
     note: str = ""
     """Why a bucket other than the newest is judged."""
+    from_batch: bool = True
+    """Whether the batch's own past days may train it until past publishes can (`learn_from_batch`)."""
 
 
-def target(profile: Profile, history: list[Profile], now: datetime, needed: int) -> Target:
+def target(profile: Profile, history: list[Profile], now: datetime, config: Monitors) -> Target:
     """The bucket to judge: the newest, unless it is still filling and would be compared with settled ones.
 
     A newest bucket whose span has not ended at `now` (today's day, this month's month) holds part of
     its rows. Past publishes' newest days were partial in the same way, so once there are `min_training`
     of them the newest day is judged like with like. Until then, and always for buckets coarser than a
     day (past publishes keep only their newest bucket, which was filling too), the newest *settled*
-    bucket is judged against the settled ones before it.
+    bucket is judged against the settled ones before it. With `learn_from_batch: false` a daily
+    newest day is only ever judged like with like (until then its monitors are learning).
     """
+    needed = config.min_training
     newest = profile.newest_bucket
     if newest is None:
         return Target(None, True)
@@ -182,6 +186,8 @@ def target(profile: Profile, history: list[Profile], now: datetime, needed: int)
     publishes = sum(1 for p in history if p.newest_bucket is not None and p.newest_bucket < newest)
     if span == 1 and publishes >= needed:
         return Target(newest, True)
+    if span == 1 and not config.learn_from_batch:
+        return Target(newest, True, from_batch=False)
     if filling and settled:
         unit = "day" if span == 1 else f"{span}-day bucket"
         note = f"{newest} is still filling: judging {max(settled)}, the newest complete {unit}"
@@ -214,7 +220,7 @@ def _training(
         if day is not None and day < newest and past.buckets[day].get(metric) is not None:
             at_publish[day] = past.buckets[day]
     days, source = at_publish, "newest day of past publishes"
-    if len(at_publish) < needed or not judged.from_publishes:
+    if (len(at_publish) < needed or not judged.from_publishes) and judged.from_batch:
         days = {d: f for d, f in profile.buckets.items() if d < newest and f.get(metric) is not None}
         source = "past days of this batch"
         if judged.note:
@@ -233,7 +239,7 @@ def evaluate(
     checks = monitor_checks(port)
     if not checks:
         return []
-    judged = target(profile, history, now, config.min_training)
+    judged = target(profile, history, now, config)
     newest = judged.day
     figures = profile.buckets[newest] if newest else profile.totals
     at = _day(newest)
@@ -380,7 +386,8 @@ def _shares(
         for p in history
         if column in p.shares and (newest is None or (p.newest_bucket or "") < newest)
     }
-    if newest is None or (judged.from_publishes and len(at_publish) >= config.min_training):
+    enough = len(at_publish) >= config.min_training or not judged.from_batch
+    if newest is None or (judged.from_publishes and enough):
         days, source = at_publish, "past publishes"
     else:
         days = {

@@ -51,6 +51,13 @@ class Monitors(SpecModel):
         "`event_time` is an update time: rows' last updates pile up on the newest days, so an "
         "update-time day is not like the days before it.",
     )
+    learn_from_batch: bool = Field(
+        default=True,
+        description="Whether a port's first publishes (before `min_training` publishes were profiled) "
+        "judge the batch's newest day against the batch's own past days. Set `false` when `event_time` "
+        "is an update time: rows' last updates pile up on the newest days, so no settled day is like "
+        "the newest, and the monitors say 'learning' until past publishes' newest days can train them.",
+    )
     max_columns: int = Field(
         default=20, ge=0, le=200, description="Most columns monitored by default (in column order)."
     )

@@ -444,3 +444,20 @@ def test_time_column_buckets_by_it_while_freshness_keeps_the_event_time(session:
     assert profile.max_event_time is not None
     assert profile.max_event_time.startswith(str(frame["updated_at"].max().date()))
     assert "monitor_distinct__updated_at" not in monitor_checks(port)
+
+
+def test_learn_from_batch_off_waits_for_past_publishes_instead_of_judging_the_batchs_own_days(
+    session: CountingSession,
+) -> None:
+    # An update-time port: its newest day holds every row updated that day, unlike any settled day.
+    pile_up = lambda frame: pd.concat([frame] * 5, ignore_index=True).assign(  # noqa: E731
+        order_id=lambda f: [f"{i}-{o}" for i, o in enumerate(f["order_id"])]
+    )
+    batch = orders(FIRST, 60, newest=pile_up)
+    assert "monitor_volume" in anomalies(monitors_on(session, batch))  # judged against settled days
+
+    results = monitors_on(session, batch, port=port_with(learn_from_batch=False))
+
+    assert not anomalies(results)
+    assert results["monitor_volume"].verdict.status == "learning"
+    assert results["monitor_volume"].verdict.reason == "learning, 0 of 14"
