@@ -19,6 +19,8 @@ if __name__ == "__main__":
         ("fitness.py", []),
         ("ci_gate.py", []),
         ("wap_split.py", ["--scale", "1000000"]),
+        ("event_log.py", []),
+        ("monitors.py", []),
     ]:
         print(f"== {script} {' '.join(args)}", flush=True)
         subprocess.run([sys.executable, str(HERE / script), *args], check=True)
