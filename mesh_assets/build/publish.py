@@ -122,13 +122,12 @@ def audit_and_publish(
         )
 
     started = time.perf_counter()
-    session.ensure_schema(staging.schema)
-    session.create_table_as(staging, session.cast_to_contract(candidate, port.columns))
+    session.stage(staging, session.cast_to_contract(candidate, port.columns))
     session.publish(staging, published)
     rows = session.row_count(published)
     # The batch now lives in the port: leave no staging or candidate copy behind (a dbt model is the
     # producer's own internal table, not ours to drop).
-    session.drop_table(staging)
+    session.unstage(staging)
     if candidate == candidate_relation(product, port):
         session.drop_table(candidate)
     publish_seconds = time.perf_counter() - started

@@ -151,6 +151,23 @@ def test_publish_replaces_the_port_with_the_staged_batch(session: DuckDBSession)
     assert session.columns(PORT) == session.columns(STAGING)
 
 
+def test_a_staged_batch_is_a_view_so_the_publish_writes_the_ports_rows_once(session: DuckDBSession) -> None:
+    session.write_dataframe(RAW, orders_frame())
+    session.create_table_as(STAGING, "SELECT 'left by an earlier version' AS note")  # a staging table
+
+    session.stage(STAGING, session.cast_to_contract(RAW, CONTRACT))
+    kind = "SELECT table_type FROM information_schema.tables WHERE table_name = ?"
+    assert session.query(kind, [STAGING.name]) == [("VIEW",)]
+    session.publish(STAGING, PORT)
+    session.unstage(STAGING)
+    session.drop_table(RAW)  # the candidate goes after the publish: the port is a table of its own
+
+    assert session.columns(PORT)[2] == ("amount", "DECIMAL(12,2)")
+    assert session.row_count(PORT) == 3
+    assert session.query(kind, [PORT.name]) == [("BASE TABLE",)]
+    assert not session.exists(STAGING)
+
+
 def test_publish_creates_the_port_schema_on_first_publish(session: DuckDBSession) -> None:
     session.create_table_as(STAGING, "SELECT 1 AS order_id")
 

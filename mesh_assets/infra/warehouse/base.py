@@ -85,6 +85,15 @@ class WarehouseSession(abc.ABC):
         self.ensure_schema(relation.schema)
         self.execute(f"CREATE OR REPLACE TABLE {relation.sql} AS {select_sql}")
 
+    def stage(self, staging: Relation, select_sql: str) -> None:
+        """Prepare the audited batch (`select_sql`: the candidate cast onto its contract) as `staging`, which
+        `publish` turns into the port. Here a table: the publish clones it."""
+        self.create_table_as(staging, select_sql)
+
+    def unstage(self, staging: Relation) -> None:
+        """Remove what `stage` prepared, once the port is published."""
+        self.drop_table(staging)
+
     def drop_table(self, relation: Relation) -> None:
         """Drop `relation` if it exists."""
         self.execute(f"DROP TABLE IF EXISTS {relation.sql}")

@@ -203,6 +203,28 @@ class DuckDBSession(WarehouseSession):
         )
         return [(name, dtype) for name, dtype in rows]
 
+    def stage(self, staging: Relation, select_sql: str) -> None:
+        # A view, not a copy: the publish's transaction writes the cast batch into the port once (a second
+        # full copy of every port's rows was most of a 1M-row publish). Readers of the port, and a run
+        # killed mid-publish, see what they saw with a staging table: the old batch until COMMIT.
+        self.ensure_schema(staging.schema)
+        self._drop_any(staging)
+        self.execute(f"CREATE VIEW {staging.sql} AS {select_sql}")
+
+    def unstage(self, staging: Relation) -> None:
+        self._drop_any(staging)
+
+    def _drop_any(self, relation: Relation) -> None:
+        """Drop `relation`, a view or a table (a staging table an earlier version left behind)."""
+        rows = self.query(
+            "SELECT table_type FROM information_schema.tables WHERE table_catalog = current_database() "
+            "AND table_schema = ? AND table_name = ?",
+            [relation.schema, relation.name],
+        )
+        if rows:
+            kind = "VIEW" if rows[0][0] == "VIEW" else "TABLE"
+            self.execute(f"DROP {kind} IF EXISTS {relation.sql}")
+
     def publish(self, staging: Relation, port: Relation) -> None:
         # One transaction: readers see either the previous batch or the new one, never a half state.
         self.ensure_schema(port.schema)
