@@ -16,16 +16,13 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import yaml
-
-ROOT = Path(__file__).resolve().parent.parent
+from instance_ab import ROOT, mesh_runs_by_home
 
 
 def _events(count: int) -> list:
@@ -96,14 +93,6 @@ def store_event_times(count: int, repeats: int) -> dict[str, list[float]]:
     )
 
 
-def _timed(cmd: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    result = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return time.perf_counter() - started
-
-
 def mesh_run_times(scale: int, repeats: int) -> dict[str, list[float]]:
     """Seconds for `mesh run` at `scale`, with the stock and with the mesh event log storage."""
     with tempfile.TemporaryDirectory(prefix="mesh-bench-event-log-") as tmp:
@@ -117,25 +106,7 @@ def mesh_run_times(scale: int, repeats: int) -> dict[str, list[float]]:
                 shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
             else:
                 (home / "dagster.yaml").write_text(yaml.safe_dump(stock))
-        env = {
-            **os.environ,
-            "MESH_DATA_DIR": str(work / "data"),
-            "MESH_DUCKDB_PATH": str(work / "mesh.duckdb"),
-            "MESH_SOURCES_DIR": str(work / "sources"),
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        }
-        env.pop("MESH_TARGET", None)
-        mesh = [sys.executable, "-m", "mesh_assets.cli", "run"]
-        _timed([sys.executable, "-m", "mesh_assets.cli", "generate", "--scale", str(scale)], env)
-        for home in homes.values():
-            _timed(mesh, {**env, "DAGSTER_HOME": str(home)})
-        return _alternate(
-            {
-                name: lambda home=home: _timed(mesh, {**env, "DAGSTER_HOME": str(home)})
-                for name, home in homes.items()
-            },
-            repeats,
-        )
+        return mesh_runs_by_home(work, homes, scale, repeats)
 
 
 def _summary(runs: dict[str, list[float]], digits: int) -> dict:

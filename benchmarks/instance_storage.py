@@ -14,22 +14,12 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from instance_ab import ROOT, mesh_runs_by_home
+
 TMPFS = Path("/dev/shm")
-
-
-def _timed(cmd: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    result = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return time.perf_counter() - started
 
 
 def main(scale: int, repeats: int) -> dict:
@@ -43,22 +33,7 @@ def main(scale: int, repeats: int) -> dict:
         for home in homes.values():
             home.mkdir()
             shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-        env = {
-            **os.environ,
-            "MESH_DATA_DIR": str(work / "data"),
-            "MESH_DUCKDB_PATH": str(work / "mesh.duckdb"),
-            "MESH_SOURCES_DIR": str(work / "sources"),
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        }
-        env.pop("MESH_TARGET", None)
-        mesh = [sys.executable, "-m", "mesh_assets.cli", "run"]
-        _timed([sys.executable, "-m", "mesh_assets.cli", "generate", "--scale", str(scale)], env)
-        for home in homes.values():
-            _timed(mesh, {**env, "DAGSTER_HOME": str(home)})
-        runs: dict[str, list[float]] = {name: [] for name in homes}
-        for _ in range(repeats):
-            for name, home in homes.items():
-                runs[name].append(_timed(mesh, {**env, "DAGSTER_HOME": str(home)}))
+        runs = mesh_runs_by_home(work, homes, scale, repeats)
     disk, tmpfs = statistics.median(runs["disk"]), statistics.median(runs["tmpfs"])
     result = {
         "scale_orders": scale,
