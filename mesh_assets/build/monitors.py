@@ -48,7 +48,7 @@ MIN_ROWS = 30
 little about the share of each status."""
 WHAT = {
     "null_rate": "share of nulls",
-    "distinct": "number of distinct values",
+    "distinct": "number of distinct values (approximate: HyperLogLog)",
     "mean": "mean",
     "shares": "share of each value",
 }
