@@ -461,3 +461,30 @@ def test_learn_from_batch_off_waits_for_past_publishes_instead_of_judging_the_ba
     assert not anomalies(results)
     assert results["monitor_volume"].verdict.status == "learning"
     assert results["monitor_volume"].verdict.reason == "learning, 0 of 14"
+
+
+def test_the_profile_scan_runs_in_snowflakes_dialect_on_fakesnow(session: CountingSession) -> None:
+    import fakesnow
+
+    from mesh_assets.infra.warehouse.snowflake import SnowflakeWarehouse
+
+    frame = orders(FIRST, 30)
+    stage(session, frame)
+    on_duckdb = compute_profile(session, BATCH, PORT, datetime(2026, 10, 2))
+    rules = contract_rules(PORT)
+    with fakesnow.patch():
+        warehouse = SnowflakeWarehouse(
+            account="acct", user="u", password="p", warehouse="wh", database="MESH"
+        )
+        with warehouse.session() as snow:
+            snow.ensure_schema(BATCH.schema)
+            snow.write_dataframe(BATCH, frame)
+            aggregates = {a: sql for rule in rules[1:] for a, sql in rule.aggregates(snow).items()}
+            profile, values = scan_profile(
+                snow, BATCH, PORT, datetime(2026, 10, 2), aggregates, known_values([on_duckdb])
+            )
+            expected = answer(snow, BATCH, aggregates)
+
+    assert values == expected
+    assert profile.rows == on_duckdb.rows and profile.buckets.keys() == on_duckdb.buckets.keys()
+    assert profile.shares == on_duckdb.shares
