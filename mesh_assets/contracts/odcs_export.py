@@ -331,6 +331,8 @@ def contract(
                 "portDescription": port.description,
                 "eventTime": port.event_time,
                 "deprecation": port.deprecation.model_dump(mode="json") if port.deprecation else None,
+                # The learned monitors' tuning (only what differs from the defaults), so it imports back.
+                "monitors": port.monitors.model_dump(mode="json", exclude_defaults=True) or None,
                 "spec": spec_file,
             }
         ),

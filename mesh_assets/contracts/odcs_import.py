@@ -331,6 +331,8 @@ def _port_in(
     quality = quality_in(obj, port, notes)
     if quality:
         port["quality"] = quality
+    if isinstance(custom.get("monitors"), Mapping):  # the learned monitors' tuning, as the export kept it
+        port["monitors"] = dict(custom["monitors"])
     if isinstance(custom.get("deprecation"), Mapping):
         port["deprecation"] = dict(custom["deprecation"])
     elif _status_in(document.get("status")) == "deprecated":
