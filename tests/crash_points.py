@@ -74,7 +74,10 @@ def arm(point: str) -> None:
         class MarkingPopen(popen):  # type: ignore[misc, valid-type]
             def __init__(self, args, *rest, **kwargs):
                 super().__init__(args, *rest, **kwargs)
-                if any("dbt" in str(a) for a in (args if isinstance(args, list | tuple) else [args])):
+                argv = [str(a) for a in (args if isinstance(args, list | tuple) else [args])]
+                # The dbt executable itself: Dagster's compute-log `tail` names paths holding the test's
+                # name ("..._during_dbt_i0"), and marking it made the kill land between stages.
+                if argv and Path(argv[0]).name == "dbt":
                     _mark(point=point, dbt_pid=self.pid)
 
         subprocess.Popen = MarkingPopen  # type: ignore[misc]
