@@ -22,6 +22,7 @@ observed value, learned bounds, training size and the reason as check metadata.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -35,6 +36,7 @@ from mesh_assets.build.profile import (
     compute_profile,
     monitored_columns,
     past_profiles,
+    scan_profile,
 )
 from mesh_assets.build.rules import Outcome
 from mesh_assets.infra.warehouse.base import WarehouseSession
@@ -241,7 +243,7 @@ def evaluate(
         return []
     judged = target(profile, history, now, config)
     newest = judged.day
-    figures = profile.buckets[newest] if newest else profile.totals
+    figures = _figures(profile, newest)
     at = _day(newest)
     where = {"bucket": newest} if newest else {}
     results = [_freshness(profile, history, port, now, checks["monitor_freshness"])]
@@ -382,7 +384,10 @@ def _shares(
     if newest is not None and newest != profile.newest_bucket:
         current = profile.bucket_shares.get(column, {}).get(newest, {})
     at_publish = {
-        p.newest_bucket or p.profiled_at[:10]: (p.shares[column], _values(_judged(p), column))
+        p.newest_bucket or p.profiled_at[:10]: (
+            p.shares[column],
+            _values(_figures(p, p.newest_bucket), column),
+        )
         for p in history
         if column in p.shares and (newest is None or (p.newest_bucket or "") < newest)
     }
@@ -396,8 +401,7 @@ def _shares(
             if d < newest
         }
         source = f"past days of this batch ({judged.note})" if judged.note else "past days of this batch"
-    judged_figures = profile.buckets[newest] if newest else profile.totals
-    measured = _values(judged_figures, column) or 0
+    measured = _values(_figures(profile, newest), column) or 0
     if measured < MIN_ROWS:
         verdict = Verdict("ok", None, reason=f"too few values to judge ({measured:.0f} < {MIN_ROWS})")
         return MonitorResult(name, verdict, description, where)
@@ -434,10 +438,9 @@ def _shares(
     )
 
 
-def _judged(profile: Profile) -> dict[str, float | None]:
-    """A profile's judged figures: its newest day's, else the whole batch's."""
-    newest = profile.newest_bucket
-    return profile.buckets[newest] if newest else profile.totals
+def _figures(profile: Profile, day: str | None) -> dict[str, float | None]:
+    """A profile's figures of `day`, else (no event time) the whole batch's."""
+    return profile.buckets[day] if day else profile.totals
 
 
 def _values(figures: dict[str, float | None], column: str | None) -> float | None:
@@ -468,6 +471,73 @@ def known_values(history: list[Profile]) -> dict[str, list[str]]:
     return {column: sorted(values) for column, values in known.items()}
 
 
+class PortMonitors:
+    """A port's learned monitors on one staged batch.
+
+    Its past profiles are read once. `scan`, handed to `checks.audit`, computes the batch's profile in the
+    audit's own scan of the batch; `run` judges every monitor, profiling the batch itself when the scan
+    did not (the schema rule stopped the data rules, or the profile's part of the scan failed). A monitor
+    that cannot run never stops a publish: each says so, as a warning.
+    """
+
+    def __init__(
+        self,
+        session: WarehouseSession,
+        batch: Relation,
+        port: OutputPort,
+        instance: dg.DagsterInstance,
+        key: dg.AssetKey,
+        now: datetime,
+    ) -> None:
+        self.session, self.batch, self.port, self.now = session, batch, port, now
+        self.profile: Profile | None = None
+        self.history: list[Profile] | None = None
+        self.error: Exception | None = None
+        if port.monitors.enabled:
+            try:
+                self.history = past_profiles(instance, key, port.monitors.window)
+            except Exception as exc:  # reported by `run`, with every monitor
+                self.error = exc
+
+    @property
+    def scan(self) -> Callable[[dict[str, str]], dict[str, Any]] | None:
+        """What the audit answers its aggregates with; None when there is no profile to compute."""
+        return self._scan if self.history is not None else None
+
+    def _scan(self, aggregates: dict[str, str]) -> dict[str, Any]:
+        self.profile, values = scan_profile(
+            self.session, self.batch, self.port, self.now, aggregates, known_values(self.history or [])
+        )
+        return values
+
+    def run(self) -> tuple[list[Outcome], Profile | None]:
+        """Every monitor's outcome on the batch, and the profile the next publishes learn from."""
+        port = self.port
+        if not port.monitors.enabled:
+            return [], None
+        try:
+            if self.error is not None:
+                raise self.error
+            profile = self.profile or compute_profile(self.session, self.batch, port, self.now)
+            results = evaluate(profile, self.history or [], port, self.now)
+        except Exception as exc:
+            reason = f"monitor could not run: {type(exc).__name__}: {exc}"
+            return [
+                Outcome(
+                    name,
+                    False,
+                    Severity.WARN,
+                    text,
+                    "not evaluated",
+                    "-",
+                    1,
+                    {"status": "error", "reason": reason},
+                )
+                for name, text in monitor_checks(port).items()
+            ], None
+        return [r.outcome(port.monitors.severity) for r in results], profile
+
+
 def run_monitors(
     session: WarehouseSession,
     batch: Relation,
@@ -475,32 +545,7 @@ def run_monitors(
     instance: dg.DagsterInstance,
     key: dg.AssetKey,
     now: datetime,
-    profile: Profile | None = None,
-    history: list[Profile] | None = None,
 ) -> tuple[list[Outcome], Profile | None]:
-    """Run every monitor of the port on the staged batch, trained on its past profiles: on `profile`
-    when the audit's scan computed it (`scan_profile`), else profiled here."""
-    if not port.monitors.enabled:
-        return [], None
-    try:
-        if history is None:
-            history = past_profiles(instance, key, port.monitors.window)
-        if profile is None:
-            profile = compute_profile(session, batch, port, now)
-        results = evaluate(profile, history, port, now)
-    except Exception as exc:  # a monitor that cannot run must never stop a publish: say so, as a warning
-        reason = f"monitor could not run: {type(exc).__name__}: {exc}"
-        return [
-            Outcome(
-                name,
-                False,
-                Severity.WARN,
-                text,
-                "not evaluated",
-                "-",
-                1,
-                {"status": "error", "reason": reason},
-            )
-            for name, text in monitor_checks(port).items()
-        ], None
-    return [r.outcome(port.monitors.severity) for r in results], profile
+    """Profile the staged batch on its own and run every monitor of the port on it (`PortMonitors`
+    without an audit scan)."""
+    return PortMonitors(session, batch, port, instance, key, now).run()

@@ -226,12 +226,10 @@ def scan_profile(
     watched = monitored_columns(port)
     figures = _figures(watched, present)
     shareable = {i.column for i in watched if "shares" in i.metrics and i.column in present}
-    counted: dict[str, list[tuple[str, str]]] = {}
-    for column, values in (known or {}).items():
-        if column in shareable and values:
-            counted[column] = [(v, _equals(column, v, types[column])) for v in values]
+    counted = {column: values for column, values in (known or {}).items() if column in shareable and values}
     for column, values in counted.items():
-        for index, (_, condition) in enumerate(values):
+        for index, value in enumerate(values):
+            condition = _equals(column, value, types[column])
             figures[f"__count{index}__{column}"] = f"COUNT(CASE WHEN {condition} THEN 1 END)"
     rules = {f"__rule__{alias}": sql for alias, sql in aggregates.items()}
     every = {**figures, **rules}
@@ -269,7 +267,7 @@ def scan_profile(
     unnamed = [c for c in categorical if c not in counted or _has_unknown(profile.totals, c, counted[c])]
     for column in categorical:
         if column in counted and column not in unnamed:
-            _counted_shares(profile, column, [v for v, _ in counted[column]], event_time is not None)
+            _counted_shares(profile, column, counted[column], event_time is not None)
     if unnamed and profile.rows:
         _value_shares(session, batch, profile, unnamed, event_time)
     for bucket in [profile.totals, *profile.buckets.values()]:
@@ -285,7 +283,7 @@ def _equals(column: str, value: str, kind: str) -> str:
     return f"CAST(\"{column}\" AS VARCHAR) = '{value.replace(chr(39), chr(39) * 2)}'"
 
 
-def _has_unknown(totals: dict[str, float | None], column: str, values: list[tuple[str, str]]) -> bool:
+def _has_unknown(totals: dict[str, float | None], column: str, values: list[str]) -> bool:
     """Whether the batch holds a value of `column` the counted ones miss (it must be named)."""
     nonnull = (totals.get("rows") or 0) * (1 - (totals.get(f"null_rate__{column}") or 0))
     counted = sum(totals.get(f"__count{i}__{column}") or 0 for i in range(len(values)))

@@ -15,10 +15,10 @@ from typing import Any
 
 import dagster as dg
 
-from mesh_assets.build.checks import AuditContext, answer, audit, check_specs
-from mesh_assets.build.monitors import known_values, run_monitors
+from mesh_assets.build.checks import AuditContext, audit, check_specs
+from mesh_assets.build.monitors import PortMonitors
 from mesh_assets.build.ports import PortContext, port_spec
-from mesh_assets.build.profile import PROFILE_KEY, Profile, past_profiles, scan_profile
+from mesh_assets.build.profile import PROFILE_KEY
 from mesh_assets.infra.warehouse.base import Warehouse, WarehouseSession
 from mesh_assets.product import addressing
 from mesh_assets.product.registry import Product
@@ -35,17 +35,6 @@ def candidate_relation(product: Product, port: OutputPort) -> addressing.Relatio
     """Where the transformation writes a port's unaudited batch (kept after a failed audit)."""
     staging = addressing.staging_relation(product.spec.domain, product.spec.name, port.major)
     return addressing.Relation(staging.schema, staging.name.replace("__staging", "__candidate"))
-
-
-def _past_profiles(instance: dg.DagsterInstance, key: dg.AssetKey, port: OutputPort) -> list[Profile] | None:
-    """The port's past profiles; None when monitors are off or the instance cannot say (the monitors
-    then read them again and report the error as a warning)."""
-    if not port.monitors.enabled:
-        return None
-    try:
-        return past_profiles(instance, key, port.monitors.window)
-    except Exception:
-        return None
 
 
 def audit_and_publish(
@@ -70,41 +59,13 @@ def audit_and_publish(
         else None,
     )
     started = time.perf_counter()
-    history = _past_profiles(context.instance, key, port)
-    scanned: list[Profile] = []
-
-    def scan(aggregates: dict[str, str]) -> dict[str, Any]:
-        # The monitors' profile rides on the audit's one scan of the batch (no second pass).
-        try:
-            profile, values = scan_profile(
-                session, candidate, port, audit_context.now, aggregates, known_values(history or [])
-            )
-        except Exception:  # a profile must never stop the audit: the monitors retry it and say why
-            return answer(session, candidate, aggregates)
-        scanned.append(profile)
-        return values
-
-    outcomes = audit(
-        session,
-        candidate,
-        port,
-        audit_context,
-        spec.slos.freshness.max_age,
-        scan=scan if port.monitors.enabled else None,
-    )
+    # The monitors' profile rides on the audit's one scan of the batch (no second pass).
+    monitors = PortMonitors(session, candidate, port, context.instance, key, audit_context.now)
+    outcomes = audit(session, candidate, port, audit_context, spec.slos.freshness.max_age, monitors.scan)
     audit_seconds = time.perf_counter() - started
     # Learned monitors judge the same staged batch, so an error-severity anomaly blocks like a rule.
     started = time.perf_counter()
-    monitored, profile = run_monitors(
-        session,
-        candidate,
-        port,
-        context.instance,
-        key,
-        audit_context.now,
-        profile=scanned[0] if scanned else None,
-        history=history,
-    )
+    monitored, profile = monitors.run()
     monitor_seconds = time.perf_counter() - started
     for outcome in outcomes + monitored:
         yield outcome.to_result(key)

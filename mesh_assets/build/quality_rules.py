@@ -294,10 +294,8 @@ class ExpectationCheck(Rule):
         success = compiled.success(considered, unexpected)
         samples: list[str] = []
         if not success:
-            pii = {c.name for c in self.port.columns if c.pii}
-            shown = ", ".join("'***'" if c in pii else f'CAST("{c}" AS VARCHAR)' for c in compiled.columns)
-            for row in session.query(f"SELECT {shown} FROM {batch.sql} WHERE {where} LIMIT 5"):
-                texts = ["" if v is None else str(v) for v in row]
+            for row in sample_rows(session, batch, where, self.port):
+                texts = [row[c] for c in compiled.columns]
                 samples.append(texts[0] if len(texts) == 1 else f"({', '.join(texts)})")  # a pair: (a, b)
         return self.outcome(
             success,

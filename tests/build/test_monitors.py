@@ -488,3 +488,14 @@ def test_the_profile_scan_runs_in_snowflakes_dialect_on_fakesnow(session: Counti
     assert values == expected
     assert profile.rows == on_duckdb.rows and profile.buckets.keys() == on_duckdb.buckets.keys()
     assert profile.shares == on_duckdb.shares
+
+
+def test_a_failing_profile_in_the_scan_leaves_the_audit_to_its_own_scan(session: CountingSession) -> None:
+    from mesh_assets.build.checks import audit
+
+    stage(session, orders(FIRST, 30))
+
+    def broken(aggregates: dict[str, str]) -> dict:
+        raise RuntimeError("profile SQL failed")
+
+    assert audit(session, BATCH, PORT, scan=broken) == audit(session, BATCH, PORT)
