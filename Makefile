@@ -15,7 +15,7 @@ $(BIN)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# requirements.lock pins every transitive version CI and laptops install.
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev,postgres]'
 	touch $@
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
