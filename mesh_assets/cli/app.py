@@ -275,6 +275,7 @@ COMMAND_MODULES: list[str] = [
     "mesh_assets.cli.fitness",
     "mesh_assets.cli.env",
     "mesh_assets.cli.ci",
+    "mesh_assets.cli.doctor",
 ]
 """Modules under `mesh_assets.cli.commands` whose `register(app)` adds their verbs."""
 

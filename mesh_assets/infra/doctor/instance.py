@@ -81,7 +81,7 @@ def check_storage(instance: dg.DagsterInstance) -> CheckResult:
             "check the `storage` block of dagster.yaml (host, credentials, network)",
         )
     behind: list[str] = []
-    current: list[str] = []
+    current: list[tuple[str, str]] = []
     unknown: list[str] = []
     for name, storage in storages.items():
         try:
@@ -93,7 +93,10 @@ def check_storage(instance: dg.DagsterInstance) -> CheckResult:
             continue
         db_revision, head = version
         heads = set(head) if isinstance(head, tuple) else {head}
-        (current if db_revision in heads else behind).append(f"{name} {db_revision} (latest {head})")
+        if db_revision in heads:
+            current.append((name, str(db_revision)))
+        else:
+            behind.append(f"{name} storage at {db_revision}, latest {head}")
     if behind:
         return failed(STORAGE, "behind: " + "; ".join(behind), _MIGRATE)
     if unknown:
@@ -102,7 +105,9 @@ def check_storage(instance: dg.DagsterInstance) -> CheckResult:
             f"{', '.join(unknown)} storage reports no schema revision (not SQL-backed?)",
             "check it with `dagster instance info`",
         )
-    return passed(STORAGE, "reachable, at the latest revision: " + "; ".join(current))
+    revisions = sorted({revision for _, revision in current})
+    names = ", ".join(name for name, _ in current)
+    return passed(STORAGE, f"{names} storage answer, at the latest schema revision ({', '.join(revisions)})")
 
 
 _MIGRATE = "`dagster instance migrate` (with this DAGSTER_HOME), after a backup of the storage"
