@@ -138,7 +138,9 @@ def port_asset(
         pool=WAREHOUSE_POOL,
     )
     def _publish(context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[Warehouse]):
-        with warehouse.session() as session:
+        # Isolated: the transformation, and the audit scanning what it wrote (a custom SQL rule is product
+        # code too), reach no file, URL or other database; the publish itself needs none.
+        with warehouse.isolated_session() as session:
             source = candidate
             if build_candidate is not None:
                 session.ensure_schema(candidate.schema)

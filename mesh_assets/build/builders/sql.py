@@ -12,10 +12,12 @@ transpiled with sqlglot.
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import dagster as dg
 import jinja2
 
+from mesh_assets.build.isolation import refuse_undeclared_reads
 from mesh_assets.build.ports import code_reference, owners, product_tags
 from mesh_assets.build.publish import WAREHOUSE_POOL, BuildCandidate
 from mesh_assets.infra.environment import Environment
@@ -32,6 +34,9 @@ class RenderedSql:
 
     sql: str
     deps: list[dg.AssetKey] = field(default_factory=list)
+    reads: list[addressing.Relation] = field(default_factory=list)
+    """The relations `input()`, `source()` and `ref()` resolved to: all the SQL may read."""
+    file: Path | None = None
 
 
 def render(product: Product, registry: Registry, model: str) -> RenderedSql:
@@ -41,6 +46,7 @@ def render(product: Product, registry: Registry, model: str) -> RenderedSql:
     transformation = spec.transformation
     assert isinstance(transformation, SqlTransformation)
     deps: list[dg.AssetKey] = []
+    reads: list[addressing.Relation] = []
     issues: list[SpecIssue] = []
     declared_inputs = {i.product: i for i in spec.product_inputs}
     declared_sources = {s.source for s in spec.source_inputs}
@@ -59,6 +65,7 @@ def render(product: Product, registry: Registry, model: str) -> RenderedSql:
             return "__undeclared__"
         producer = resolved.producer.spec
         deps.append(addressing.port_key(producer.domain, producer.name, resolved.port.major))
+        reads.append(addressing.port_relation(producer.domain, producer.name, resolved.port.major))
         # The port itself, or (PII port, consumer without the PII privilege) a subquery that masks,
         # hashes or removes its PII columns per the producer's policy: see `access.read_sql`.
         return access.read_sql(spec, producer, resolved.port)
@@ -75,7 +82,8 @@ def render(product: Product, registry: Registry, model: str) -> RenderedSql:
             )
             return "__undeclared__"
         deps.append(addressing.source_key(spec.domain, spec.name, reference))
-        return addressing.source_relation(spec.domain, reference).sql
+        reads.append(addressing.source_relation(spec.domain, reference))
+        return reads[-1].sql
 
     def _ref(name: str) -> str:
         if name not in transformation.internals:
@@ -89,7 +97,8 @@ def render(product: Product, registry: Registry, model: str) -> RenderedSql:
             )
             return "__undeclared__"
         deps.append(addressing.internal_key(spec.domain, spec.name, name))
-        return addressing.internal_relation(spec.domain, spec.name, name).sql
+        reads.append(addressing.internal_relation(spec.domain, spec.name, name))
+        return reads[-1].sql
 
     try:
         sql = render_template(path.read_text(), input=_input, source=_source, ref=_ref)
@@ -108,7 +117,14 @@ def render(product: Product, registry: Registry, model: str) -> RenderedSql:
         ) from exc
     if issues:
         raise MeshSpecError(issues, registry.root)
-    return RenderedSql(sql=sql.strip().rstrip(";"), deps=list(dict.fromkeys(deps)))
+    # A product may also read its own published ports (an incremental model reading its last publish).
+    reads += [addressing.port_relation(spec.domain, spec.name, p.major) for p in spec.output_ports]
+    return RenderedSql(
+        sql=sql.strip().rstrip(";"),
+        deps=list(dict.fromkeys(deps)),
+        reads=list(dict.fromkeys(reads)),
+        file=path,
+    )
 
 
 _CALL = re.compile(r"""\{\{\s*(input|source|ref)\(\s*(?:'([^'\\\r\n]*)'|"([^"\\\r\n]*)")\s*\)\s*\}\}""")
@@ -185,7 +201,9 @@ def _internal_asset(
     def _build(
         context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[Warehouse]
     ) -> dg.MaterializeResult:
-        with warehouse.session() as session:
+        # Product code runs where it can reach no file, URL or other database, and only what it declared.
+        with warehouse.isolated_session() as session:
+            refuse_undeclared_reads(session, rendered.sql, rendered.reads, spec.key, rendered.file)
             session.create_table_as(relation, for_dialect(rendered.sql, session))
             rows = session.row_count(relation)
         return dg.MaterializeResult(metadata={"dagster/row_count": rows})
@@ -202,6 +220,7 @@ def port_builder(
     def build(
         context: dg.AssetExecutionContext, session: WarehouseSession, candidate: addressing.Relation
     ) -> None:
+        refuse_undeclared_reads(session, rendered.sql, rendered.reads, product.key, rendered.file)
         session.create_table_as(candidate, for_dialect(rendered.sql, session))
 
     return build, rendered.deps

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from mesh_assets.product.spec import Column
 
 
+class NotAQueryError(ValueError):
+    """Product SQL that is not exactly one query (an `ATTACH`, a `COPY`, a second statement)."""
+
+
 class WarehouseSession(abc.ABC):
     """One connection to the warehouse, used for the length of a step."""
 
@@ -71,6 +75,11 @@ class WarehouseSession(abc.ABC):
         # Snowflake's REGEXP_LIKE matches the whole string; REGEXP_INSTR keeps search semantics, as DuckDB.
         quoted = regex.replace("'", "''")
         return f"REGEXP_INSTR(\"{column}\", '{quoted}') > 0"
+
+    def relations_read(self, sql: str) -> set[tuple[str, str]] | None:
+        """`(schema, table)` of every table a query would scan, as the engine binds it (views expanded);
+        None when the backend cannot tell, so the caller's own checks are all there is."""
+        return None
 
     def query_columns(self, sql: str) -> list[str]:
         """Column names a query returns (without fetching its rows)."""
@@ -126,6 +135,15 @@ class Warehouse(abc.ABC):
     @abc.abstractmethod
     def session(self) -> AbstractContextManager[WarehouseSession]:
         """Open a session for the length of a `with` block."""
+
+    def isolated_session(self) -> AbstractContextManager[WarehouseSession]:
+        """A session for product code: it cannot reach files, URLs or other databases.
+
+        Product transformations and the checks that scan their batches run in one; landing extracts and
+        the platform's own work use `session`. Backends that cannot isolate a session (Snowflake: its
+        role's grants are the boundary) return an ordinary one.
+        """
+        return self.session()
 
     def dbt_env(self) -> dict[str, str]:
         """Environment variables the dbt profile of this backend reads."""
