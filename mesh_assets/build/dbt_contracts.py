@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -21,6 +21,9 @@ from mesh_assets.product import addressing
 from mesh_assets.product.errors import MeshSpecError, SpecIssue
 from mesh_assets.product.registry import Product, Registry
 from mesh_assets.product.spec import DbtTransformation, portable_sql_type
+
+if TYPE_CHECKING:
+    from mesh_assets.infra.warehouse.base import Warehouse
 
 GENERATED_FILE = "models/_mesh_generated.yml"
 _HEADER = (
@@ -122,12 +125,13 @@ def prepare(
     project: str,
     target: str = "local",
     check: bool = False,
-    dbt_env: Mapping[str, str] | None = None,
+    warehouse: Warehouse | None = None,
 ) -> Path:
     """Write the generated properties file and parse the project into `target/manifest.json`.
 
-    With `check`, refuse (instead of rewrite) a generated file that drifted from the specs. `dbt_env`
-    is what the profile reads (`Warehouse.dbt_env()`); by default the current environment's warehouse.
+    With `check`, refuse (instead of rewrite) a generated file that drifted from the specs. The profile
+    is rendered with `warehouse`'s storage (by default the current environment's), exactly as the runs
+    render it: dbt hashes the rendered connection and throws its partial-parse state away when it differs.
     """
     project_dir = registry.root / "dbt_projects" / project
     generated = project_dir / GENERATED_FILE
@@ -146,38 +150,36 @@ def prepare(
                 registry.root,
             )
         generated.write_text(wanted)
-    result = subprocess.run(
-        [
-            dbt_executable(),
-            "parse",
-            "--quiet",
-            "--target",
-            target,
-            "--project-dir",
-            str(project_dir),
-            "--profiles-dir",
-            str(project_dir),
-        ],
-        capture_output=True,
-        text=True,
-        # Render the profile exactly as the runs will: dbt hashes the rendered connection (the DuckDB
-        # path included) and throws its partial-parse state away when it differs.
-        env={
-            **os.environ,
-            **(_warehouse_dbt_env(registry.root) if dbt_env is None else dbt_env),
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        },
-    )
+    with tempfile.TemporaryDirectory(prefix="mesh-dbt-profile-") as scratch:
+        profiles_dir = _profiles_dir(registry.root, project_dir, Path(scratch), warehouse)
+        result = subprocess.run(
+            [
+                dbt_executable(),
+                "parse",
+                "--quiet",
+                "--target",
+                target,
+                "--project-dir",
+                str(project_dir),
+                "--profiles-dir",
+                str(profiles_dir),
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
+        )
     if result.returncode != 0:
         raise RuntimeError(f"dbt parse failed for {project_dir}:\n{result.stdout}\n{result.stderr}")
     return project_dir / "target" / "manifest.json"
 
 
-def _warehouse_dbt_env(root: Path) -> Mapping[str, str]:
-    """What the current environment's warehouse passes to dbt; nothing when it cannot be resolved."""
-    from mesh_assets.infra import environment
+def _profiles_dir(root: Path, project_dir: Path, scratch: Path, warehouse: Warehouse | None) -> Path:
+    """The profile a parse renders: `warehouse`'s (default: the current environment's), else the project's."""
+    if warehouse is None:
+        from mesh_assets.infra import environment
 
-    try:
-        return environment.resolve(root).warehouse().dbt_env()
-    except environment.MeshEnvironmentError:
-        return {}
+        try:
+            warehouse = environment.resolve(root).warehouse()
+        except environment.MeshEnvironmentError:
+            return project_dir
+    return warehouse.dbt_profiles_dir(project_dir, scratch)

@@ -13,7 +13,6 @@ that declares expectations is audited: code-location load never pays for it.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from mesh_assets.infra.warehouse.base import WarehouseSession
@@ -48,15 +47,21 @@ def run_expectations(
     session: WarehouseSession, batch: Relation, rules: list[tuple[str, ExpectationRule]]
 ) -> dict[str, dict[str, Any]]:
     """Validate all `(check name, rule)` pairs in one GX suite; results keyed by check name."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
 
     columns = sorted({c for _, rule in rules for c in columns_named(rule.kwargs)})
     select = ", ".join(f'"{c}"' for c in columns) or "*"
     frame = session.query_df(f"SELECT {select} FROM {batch.sql}")
 
-    context = gx.get_context(mode="ephemeral")
+    # Analytics off in the context's own config: the platform never writes GX_ANALYTICS_ENABLED into
+    # the process environment.
+    config = DataContextConfig(analytics_enabled=False, store_backend_defaults=InMemoryStoreBackendDefaults())
+    context = gx.get_context(mode="ephemeral", project_config=config)
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = context.data_sources.add_pandas("mesh")
     batch_of_frame = (

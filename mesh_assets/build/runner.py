@@ -10,7 +10,6 @@ upstream failed is skipped, not run on stale data.
 from __future__ import annotations
 
 import importlib
-import os
 import shutil
 import signal
 import threading
@@ -68,8 +67,8 @@ def load_location(domain: str) -> dg.Definitions:
     return defs.load_fn()  # `@dg.definitions`-decorated: Dagster's lazy loader
 
 
-def ensure_instance(root: Path) -> dg.DagsterInstance:
-    """The Dagster instance at `DAGSTER_HOME` (default `<repo>/.dagster_home/<env>`, from `dagster.yaml`).
+def ensure_instance(env: environment.Environment) -> dg.DagsterInstance:
+    """The environment's Dagster instance (`DAGSTER_HOME`, default `<repo>/.dagster_home/<env>`).
 
     Creating a fresh instance's SQLite storage is not safe from two processes at once (both try to
     create the tables), so the first touch of the storage happens under a cross-process lock.
@@ -77,13 +76,14 @@ def ensure_instance(root: Path) -> dg.DagsterInstance:
     from mesh_assets.infra.warehouse.duckdb import FileLock
 
     # Per environment, as the Makefile's: runs, check history and SLO state never mix across environments.
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(root / ".dagster_home" / environment.env_name())))
+    # Opened from its folder, not through DAGSTER_HOME: the process environment is never written.
+    home, root = env.dagster_home, env.root
     home.mkdir(parents=True, exist_ok=True)
     with FileLock(home / "instance", timeout_s=120).hold():
         config = home / "dagster.yaml"
         if not config.exists() and (root / "dagster.yaml").exists():
             shutil.copy(root / "dagster.yaml", config)
-        instance = dg.DagsterInstance.get()
+        instance = dg.DagsterInstance.from_config(str(home))
         instance.get_runs(limit=1)  # creates the storage's tables on first use
     return instance
 
@@ -110,7 +110,7 @@ def run_mesh(
     env = environment.resolve()
     registry = load_registry(env.root)
     registry.raise_for_errors()
-    instance = ensure_instance(env.root)
+    instance = ensure_instance(env)
     notify = on_event or (lambda *_: None)
     for reclaimed in reclaim.reclaim_dead_runs(instance, reclaimer="mesh run"):
         notify("reclaimed", reclaimed.run_id, reclaimed.reason)
@@ -373,7 +373,7 @@ def _child_main(request_json: str, out: str) -> None:
     registry = load_registry(env.root)
     runnable = [registry.products[key] for key in request["products"]]
     results = {p.key: ProductResult(p) for p in runnable}
-    instance = ensure_instance(env.root)
+    instance = ensure_instance(env)
     with _interrupts_raise():
         try:
             # The run is this process's: a kill of it (not of the parent) must be reclaimable.

@@ -9,7 +9,6 @@ limit on concurrent warehouse work.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections.abc import Callable
@@ -60,7 +59,7 @@ def parallel_limit(env: Environment, instance: dg.DagsterInstance) -> int:
         return 1
     from mesh_assets.build.publish import WAREHOUSE_POOL
 
-    wanted = max(1, int(os.environ.get("MESH_PARALLEL_STAGES", DEFAULT_PARALLEL)))
+    wanted = max(1, env.parallel_stages or DEFAULT_PARALLEL)
     try:
         slots = instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).slot_count
     except Exception:  # a storage without pool support: its default limit applies, which is 1

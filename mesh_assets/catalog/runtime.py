@@ -340,18 +340,14 @@ def read_runtime(
 
 @contextlib.contextmanager
 def open_instance(root: Path) -> Iterator[dg.DagsterInstance | None]:
-    """The mesh's Dagster instance: `DagsterInstance.get()` (DAGSTER_HOME), else `<root>/.dagster_home`
-    if `mesh run` created one there, else None. Never creates an instance."""
-    from dagster._core.errors import DagsterHomeNotSetError
+    """The environment's Dagster instance: `DAGSTER_HOME`, else `<root>/.dagster_home/<env>` if one was
+    set up there (`make`, `mesh run`); else None."""
+    from mesh_assets.infra import environment
 
-    instance: dg.DagsterInstance | None = None
-    try:
-        instance = dg.DagsterInstance.get()
-    except DagsterHomeNotSetError:
-        # `mesh run` defaults DAGSTER_HOME to <root>/.dagster_home; read the same instance it wrote.
-        home = root / ".dagster_home"
-        if (home / "dagster.yaml").exists():
-            instance = dg.DagsterInstance.from_config(str(home))
+    env = environment.resolve(root)
+    home = env.dagster_home
+    chosen = env.dagster_home_override is not None or (home / "dagster.yaml").exists()
+    instance = dg.DagsterInstance.from_config(str(home)) if chosen else None
     try:
         yield instance
     finally:

@@ -39,7 +39,7 @@ def monitor(
     from mesh_assets.product.registry import load_registry
 
     env = environment.resolve()
-    instance = ensure_instance(env.root)
+    instance = ensure_instance(env)
     states = latest_monitors(instance, load_registry(env.root), domain)
     anomalous = [s for s in states if s.status == "anomaly"]
     shown = anomalous if anomalies_only else states

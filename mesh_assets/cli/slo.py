@@ -39,7 +39,7 @@ def slo(
     if domain:
         ports = {name: p for name, p in ports.items() if p.product.split(".")[0] in domain}
     now = time.time()
-    instance = ensure_instance(env.root)
+    instance = ensure_instance(env)
     reports = report(instance, ports, now)
     failing = [
         (r.slo.name, name)

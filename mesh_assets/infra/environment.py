@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import dagster as dg
 
 from mesh_assets.infra.warehouse.base import Warehouse
 
@@ -85,7 +84,11 @@ def snowflake_database_of(base: str, name: str) -> str:
 
 @dataclass(frozen=True)
 class Environment:
-    """The resolved environment of this process."""
+    """The resolved environment of this process: every setting read once, by `resolve`, never again.
+
+    Nothing here reads `os.environ`: a value that changed the process environment after resolution (a
+    library, a test, a dbt step) cannot change which database or file this environment means.
+    """
 
     target: str
     """`duckdb` (default, embedded) or `snowflake` (production)."""
@@ -95,6 +98,24 @@ class Environment:
     """The local DuckDB file (used when target is duckdb)."""
     name: str = DEFAULT_ENV
     """The environment's name (`MESH_ENV`, default `dev`); only `prod` publishes where consumers read."""
+    data_root_dir: Path | None = None
+    """`MESH_DATA_DIR` as resolved; None means `<root>/data`."""
+    snowflake_base: str = "MESH"
+    """`SNOWFLAKE_DATABASE`: prod's database, and the stem of every other environment's."""
+    defer: str = ""
+    """`MESH_DEFER` as given (`prod`, `none` or empty: from the environment's base)."""
+    catalog_override: Path | None = None
+    """`MESH_CATALOG_DIR`, if set."""
+    sources_override: Path | None = None
+    """`MESH_SOURCES_DIR`, if set."""
+    dagster_home_override: Path | None = None
+    """`DAGSTER_HOME`, if set (the Makefile exports the environment's own)."""
+    duckdb_lock_timeout_s: float = 900.0
+    """`MESH_DUCKDB_LOCK_TIMEOUT`: how long a writer waits for the DuckDB file before saying who holds it."""
+    parallel_stages: int | None = None
+    """`MESH_PARALLEL_STAGES`, if set: most stages built at once on Snowflake."""
+    snowflake_sign_in: frozenset[str] = frozenset()
+    """Which Snowflake sign-in fields have their variable set (values reach resources as `dg.EnvVar`)."""
 
     @property
     def dbt_target(self) -> str:
@@ -105,7 +126,7 @@ class Environment:
     def database(self) -> str:
         """The database name in fully qualified table names."""
         if self.target == "snowflake":
-            return snowflake_database_of(os.environ.get("SNOWFLAKE_DATABASE", "MESH"), self.name)
+            return snowflake_database_of(self.snowflake_base, self.name)
         return self.duckdb_path.stem
 
     @property
@@ -114,9 +135,15 @@ class Environment:
         return self.name == PROD
 
     def sibling(self, name: str) -> Environment:
-        """Environment `name` of the same repository, data root and target as this one."""
+        """Environment `name` of the same repository, data root, target and settings as this one."""
         folder = env_dir_of(self.data_root, name)
-        return Environment(target=self.target, root=self.root, duckdb_path=folder / "mesh.duckdb", name=name)
+        return replace(
+            self,
+            name=name,
+            duckdb_path=folder / "mesh.duckdb",
+            # Another environment's instance is its own folder, whatever this process's DAGSTER_HOME is.
+            dagster_home_override=None,
+        )
 
     @property
     def defers_to_prod(self) -> bool:
@@ -127,7 +154,7 @@ class Environment:
         """
         if self.is_prod:
             return False
-        chosen = os.environ.get("MESH_DEFER", "").strip().lower()
+        chosen = self.defer.strip().lower()
         if chosen in {"prod", "none"}:
             return chosen == "prod"
         if chosen:
@@ -157,12 +184,12 @@ class Environment:
     @property
     def prod_database(self) -> str:
         """Prod's Snowflake database (`SNOWFLAKE_DATABASE`), read by fully qualified names when deferring."""
-        return os.environ.get("SNOWFLAKE_DATABASE", "MESH")
+        return self.snowflake_base
 
     @property
     def data_root(self) -> Path:
         """The folder of every environment's outputs (`MESH_DATA_DIR`, default `<root>/data`)."""
-        return data_dir_of(self.root)
+        return self.data_root_dir or (self.root / "data").resolve()
 
     @property
     def data_dir(self) -> Path:
@@ -174,13 +201,14 @@ class Environment:
 
     @property
     def dagster_home(self) -> Path:
-        """This environment's Dagster instance folder: `<root>/.dagster_home/<name>` (as the Makefile)."""
-        return self.root / ".dagster_home" / self.name
+        """This environment's Dagster instance folder: `DAGSTER_HOME` if set (the Makefile sets it), else
+        `<root>/.dagster_home/<name>`."""
+        return self.dagster_home_override or self.root / ".dagster_home" / self.name
 
     @property
     def catalog_dir(self) -> Path:
         """Where the static catalog is written (`MESH_CATALOG_DIR`, default `<data_dir>/catalog`)."""
-        return Path(os.environ.get("MESH_CATALOG_DIR", self.data_dir / "catalog")).resolve()
+        return (self.catalog_override or self.data_dir / "catalog").resolve()
 
     @property
     def sources_dir(self) -> Path:
@@ -188,7 +216,7 @@ class Environment:
 
         Input, not output: every environment reads the same extracts.
         """
-        return Path(os.environ.get("MESH_SOURCES_DIR", self.data_root / "sources"))
+        return self.sources_override or self.data_root / "sources"
 
     @property
     def contracts_dir(self) -> Path:
@@ -207,13 +235,12 @@ class Environment:
         """The `warehouse` resource for this environment."""
         if self.target == "snowflake":
             from mesh_assets.infra.warehouse.snowflake import SnowflakeWarehouse
+            from mesh_assets.infra.warehouse.snowflake_sign_in import env_vars
 
+            # Only the variables that were set become `dg.EnvVar`s: an unset one would fail the run's
+            # resource set-up even where it is optional (a password when signing in by key pair).
             return SnowflakeWarehouse(
-                account=dg.EnvVar("SNOWFLAKE_ACCOUNT"),
-                user=dg.EnvVar("SNOWFLAKE_USER"),
-                password=dg.EnvVar("SNOWFLAKE_PASSWORD"),
-                role=dg.EnvVar("SNOWFLAKE_ROLE"),
-                warehouse=dg.EnvVar("SNOWFLAKE_WAREHOUSE"),
+                **env_vars(self.snowflake_sign_in | {"account", "user"}),
                 database=self.database,
                 prod_database=self.prod_database if self.defers_to_prod else None,
             )
@@ -222,23 +249,25 @@ class Environment:
         return DuckDBWarehouse(
             path=str(self.duckdb_path),
             prod_path=str(self.prod_duckdb_path) if self.defers_to_prod else None,
-            lock_timeout_s=float(os.environ.get("MESH_DUCKDB_LOCK_TIMEOUT", "900")),
+            lock_timeout_s=self.duckdb_lock_timeout_s,
         )
 
 
-def data_dir_of(root: Path) -> Path:
+def data_dir_of(root: Path, environ: Mapping[str, str] | None = None) -> Path:
     """The folder for everything the platform builds (`MESH_DATA_DIR`, default `<root>/data`).
 
     Warehouse file, catalog, contracts and dbt run artifacts default to places under it, so pointing
     this one variable elsewhere (as the tests do) keeps every build output out of the repository.
     """
-    return Path(os.environ.get("MESH_DATA_DIR", root / "data")).resolve()
+    environ = os.environ if environ is None else environ
+    return Path(environ.get("MESH_DATA_DIR", root / "data")).resolve()
 
 
-def find_root(start: Path | None = None) -> Path:
+def find_root(start: Path | None = None, environ: Mapping[str, str] | None = None) -> Path:
     """The repository root: `MESH_ROOT`, else the nearest folder above `start` holding `domains/`."""
-    if "MESH_ROOT" in os.environ:
-        return Path(os.environ["MESH_ROOT"]).resolve()
+    environ = os.environ if environ is None else environ
+    if "MESH_ROOT" in environ:
+        return Path(environ["MESH_ROOT"]).resolve()
     here = (start or Path.cwd()).resolve()
     for folder in [here, *here.parents]:
         if (folder / "domains").is_dir():
@@ -253,24 +282,60 @@ def find_root(start: Path | None = None) -> Path:
     )
 
 
-def resolve(start: Path | None = None) -> Environment:
-    """The environment from `MESH_ENV`, `MESH_TARGET`, `MESH_ROOT`, `MESH_DATA_DIR`, `MESH_DUCKDB_PATH`.
+def resolve(start: Path | None = None, environ: Mapping[str, str] | None = None) -> Environment:
+    """The environment, every setting read from `environ` (default: this process's) now and only now.
 
-    Refuses (`MeshEnvironmentError`) a process that is not `prod` but would write to prod's storage.
+    Reads `MESH_ENV`, `MESH_TARGET`, `MESH_ROOT`, `MESH_DATA_DIR`, `MESH_DUCKDB_PATH`, `MESH_DEFER`,
+    `MESH_CATALOG_DIR`, `MESH_SOURCES_DIR`, `MESH_DUCKDB_LOCK_TIMEOUT`, `MESH_PARALLEL_STAGES`,
+    `DAGSTER_HOME`, `SNOWFLAKE_DATABASE` and which Snowflake sign-in variables are set. Refuses
+    (`MeshEnvironmentError`) a process that is not `prod` but would write to prod's storage.
     """
-    name = env_name()
-    target = os.environ.get("MESH_TARGET", "duckdb").strip().lower()
+    from mesh_assets.infra.warehouse.snowflake_sign_in import sign_in_variables
+
+    environ = dict(os.environ if environ is None else environ)
+    name = check_env_name(environ.get("MESH_ENV", "").strip() or DEFAULT_ENV)
+    target = environ.get("MESH_TARGET", "duckdb").strip().lower()
     if target not in TARGETS:
         raise MeshEnvironmentError(
             f"MESH_TARGET={target!r} is not a target; use one of {sorted(TARGETS)} (default: duckdb)"
         )
-    root = find_root(start)
-    own_file = env_dir_of(data_dir_of(root), name) / "mesh.duckdb"
-    duckdb_path = Path(os.environ.get("MESH_DUCKDB_PATH", own_file)).resolve()
-    env = Environment(target=target, name=name, root=root, duckdb_path=duckdb_path)
+    root = find_root(start, environ)
+    data_root = data_dir_of(root, environ)
+    own_file = env_dir_of(data_root, name) / "mesh.duckdb"
+    duckdb_path = Path(environ.get("MESH_DUCKDB_PATH", own_file)).resolve()
+    env = Environment(
+        target=target,
+        name=name,
+        root=root,
+        duckdb_path=duckdb_path,
+        data_root_dir=data_root,
+        snowflake_base=environ.get("SNOWFLAKE_DATABASE") or "MESH",
+        defer=environ.get("MESH_DEFER", ""),
+        catalog_override=_path(environ, "MESH_CATALOG_DIR"),
+        sources_override=_path(environ, "MESH_SOURCES_DIR"),
+        dagster_home_override=_path(environ, "DAGSTER_HOME"),
+        duckdb_lock_timeout_s=_number(environ, "MESH_DUCKDB_LOCK_TIMEOUT", 900.0),
+        parallel_stages=int(_number(environ, "MESH_PARALLEL_STAGES", 0)) or None,
+        snowflake_sign_in=sign_in_variables(environ),
+    )
     if not env.is_prod and target == "duckdb":
         _refuse_prod_file(env)
     return env
+
+
+def _path(environ: Mapping[str, str], name: str) -> Path | None:
+    value = environ.get(name, "").strip()
+    return Path(value) if value else None
+
+
+def _number(environ: Mapping[str, str], name: str, default: float) -> float:
+    value = environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise MeshEnvironmentError(f"{name}={value!r} is not a number: set a number or unset it") from None
 
 
 def _refuse_prod_file(env: Environment) -> None:

@@ -161,28 +161,22 @@ def snowflake_statements(action: str, name: str, base_database: str) -> list[str
 
 
 def run_sql(statements: Sequence[str]) -> list[list[tuple[Any, ...]]]:
-    """Run `statements` on Snowflake with the `SNOWFLAKE_*` credentials; the rows of each."""
-    import snowflake.connector
+    """Run `statements` on Snowflake, signed in by the `SNOWFLAKE_*` variables; the rows of each."""
+    from mesh_assets.infra.warehouse.snowflake_sign_in import SnowflakeSignIn, snowflake_connection
 
-    args = {
-        key: os.environ[f"SNOWFLAKE_{key.upper()}"]
-        for key in ("account", "user", "password", "role", "warehouse")
-        if os.environ.get(f"SNOWFLAKE_{key.upper()}")
-    }
-    connection = snowflake.connector.connect(**args)
-    try:
-        results = []
-        with connection.cursor() as cursor:
-            for statement in statements:
-                cursor.execute(statement)
-                results.append(list(cursor.fetchall()) if cursor.description else [])
-        return results
-    finally:
-        connection.close()
+    results = []
+    with (
+        snowflake_connection(SnowflakeSignIn.from_environ(os.environ)) as connection,
+        connection.cursor() as cursor,
+    ):
+        for statement in statements:
+            cursor.execute(statement)
+            results.append(list(cursor.fetchall()) if cursor.description else [])
+    return results
 
 
 def _base_database() -> str:
-    return os.environ.get("SNOWFLAKE_DATABASE", "MESH")
+    return resolve().snowflake_base
 
 
 def _snowflake_list(run: SqlRunner) -> list[EnvironmentInfo]:

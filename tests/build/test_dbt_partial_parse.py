@@ -47,7 +47,7 @@ def test_every_dbt_invocation_reuses_the_prepared_parse(mesh_copy: Path, isolate
     }
 
     env = environment.resolve()
-    state = partial_parse_state(env, "sales", env.warehouse().dbt_env())
+    state = partial_parse_state(env, "sales", env.warehouse().dbt_output_overrides())
     assert state.exists()
 
     second = run_mesh(["sales"])

@@ -133,8 +133,8 @@ def test_two_domains_run_at_once_on_one_duckdb_file_without_lock_errors(
 def test_several_processes_can_open_a_fresh_dagster_instance_at_once(tmp_path: Path, repo_root: Path) -> None:
     home = tmp_path / "fresh_home"
     probe = (
-        "from pathlib import Path; from mesh_assets.build.runner import ensure_instance; "
-        "ensure_instance(Path('.'))"
+        "from mesh_assets.build.runner import ensure_instance; from mesh_assets.infra import environment; "
+        "ensure_instance(environment.resolve())"
     )
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     procs = [

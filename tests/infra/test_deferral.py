@@ -117,11 +117,13 @@ def test_a_deferring_dbt_profile_attaches_prod_read_only_and_the_project_profile
 
     local = yaml.safe_load((folder / "profiles.yml").read_text())["sales"]["outputs"]["local"]
     assert local["attach"] == [{"path": str(prod.resolve()), "alias": "mesh_prod", "read_only": True}]
-    assert local["path"] == "{{ env_var('MESH_DUCKDB_PATH', '../../data/mesh.duckdb') }}"
+    # The environment's own file is in the profile itself: nothing reaches dbt through os.environ.
+    assert local["path"] == str((tmp_path / "branch.duckdb").resolve())
     assert (project / "profiles.yml").read_text() == original
     plain = DuckDBWarehouse(path=str(tmp_path / "dev.duckdb"))
-    assert plain.dbt_profiles_dir(project, tmp_path / "other") == project
-    assert "MESH_PROD_DUCKDB_PATH" in deferring.dbt_env() and "MESH_PROD_DUCKDB_PATH" not in plain.dbt_env()
+    plain_local = yaml.safe_load((plain.dbt_profiles_dir(project, tmp_path / "other") / "profiles.yml").read_text())
+    assert "attach" not in plain_local["sales"]["outputs"]["local"]
+    assert plain_local["sales"]["outputs"]["local"]["path"] == str((tmp_path / "dev.duckdb").resolve())
 
 
 def test_on_snowflake_a_deferred_port_is_a_view_over_prods_fully_qualified_table(registry) -> None:

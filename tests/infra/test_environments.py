@@ -129,8 +129,8 @@ def test_on_snowflake_each_environment_is_its_own_database_and_only_prod_is_snow
     env = environment.resolve()
 
     assert env.database == database
-    # dbt's profile reads SNOWFLAKE_DATABASE: the warehouse overrides it with the environment's database.
-    assert env.warehouse().dbt_env() == {"SNOWFLAKE_DATABASE": database}
+    # dbt's profile reads SNOWFLAKE_DATABASE: each invocation's profile names the environment's database.
+    assert env.warehouse().dbt_output_overrides() == {"database": database}
 
 
 def test_nothing_but_mesh_env_selects_the_environment(data: Path) -> None:
@@ -297,6 +297,8 @@ def test_create_and_list_run_on_fakesnow_and_drop_issues_the_exact_statement(
 
     monkeypatch.setenv("MESH_TARGET", "snowflake")
     monkeypatch.setenv("SNOWFLAKE_DATABASE", "MESH")
+    for name, value in {"ACCOUNT": "acct", "USER": "mesh_svc", "PASSWORD": "p"}.items():
+        monkeypatch.setenv(f"SNOWFLAKE_{name}", value)
     with fakesnow.patch():
         setup = snowflake.connector.connect()
         setup.cursor().execute("CREATE DATABASE IF NOT EXISTS MESH")

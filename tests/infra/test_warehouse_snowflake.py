@@ -35,6 +35,7 @@ What fakesnow cannot check:
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -50,6 +51,7 @@ import pyarrow.parquet as pq
 import pytest
 import snowflake.connector
 import sqlglot
+import yaml
 from snowflake.connector.errors import ProgrammingError
 from sqlglot import exp
 
@@ -202,11 +204,23 @@ def test_the_resource_implements_the_whole_interface(warehouse: SnowflakeWarehou
     assert SnowflakeSession.dialect == "snowflake"
 
 
-def test_dbt_env_names_only_the_environments_database_the_profile_reads_the_rest_itself(
-    warehouse: SnowflakeWarehouse,
+def test_each_dbt_invocation_profile_names_the_environments_database_and_no_secret(
+    tmp_path: Path, repo_root: Path
 ) -> None:
-    # The profile reads SNOWFLAKE_DATABASE, which names prod's: a non-prod dbt run must get its own.
-    assert warehouse.dbt_env() == {"SNOWFLAKE_DATABASE": warehouse.database}
+    # The project's profile reads SNOWFLAKE_DATABASE, which names prod's: a non-prod dbt run gets its own
+    # database from its invocation's profile, never by changing the process environment.
+    warehouse = _warehouse(database="MESH_DEV", password="s3cret-value")
+    before = dict(os.environ)
+
+    folder = warehouse.dbt_profiles_dir(repo_root / "dbt_projects" / "sales", tmp_path / "profile")
+
+    text = (folder / "profiles.yml").read_text()
+    prod = yaml.safe_load(text)["sales"]["outputs"]["prod"]
+    assert prod["database"] == "MESH_DEV"
+    assert prod["password"] == "{{ env_var('SNOWFLAKE_PASSWORD', '') }}"
+    assert prod["private_key_path"] == "{{ env_var('SNOWFLAKE_PRIVATE_KEY_PATH', '') }}"
+    assert "s3cret-value" not in text
+    assert dict(os.environ) == before
 
 
 def test_secrets_can_be_passed_as_env_vars(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -221,7 +235,7 @@ def test_secrets_can_be_passed_as_env_vars(monkeypatch: pytest.MonkeyPatch) -> N
     assert (resolved.password, resolved.private_key_path) == ("from-env", "/keys/env.p8")
 
 
-def test_session_connects_with_password_role_warehouse_and_query_tag() -> None:
+def test_session_connects_through_dagster_snowflake_with_password_role_warehouse_and_query_tag() -> None:
     with fakesnow.patch(), _warehouse(role="transformer", query_tag="mesh-prod").session():
         kwargs = snowflake.connector.connect.call_args.kwargs  # type: ignore[attr-defined]
     assert kwargs == {
@@ -231,16 +245,49 @@ def test_session_connects_with_password_role_warehouse_and_query_tag() -> None:
         "role": "transformer",
         "warehouse": "wh",
         "session_parameters": {"QUERY_TAG": "mesh-prod"},
+        # dagster-snowflake's `SnowflakeResource` opened it: the one connection factory of the platform.
+        "application": "DagsterLabs_Dagster",
     }
 
 
-def test_session_connects_with_a_private_key_when_no_password_is_set() -> None:
-    warehouse = _warehouse(password=None, private_key_path="/keys/mesh.p8", private_key_passphrase="s3cret")
+def _private_key(passphrase: bytes | None) -> tuple[str, bytes]:
+    """A fresh RSA key as PEM text (encrypted with `passphrase`) and as the DER bytes the connector takes."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    encryption = (
+        serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
+    )
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    der = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return pem.decode(), der
+
+
+def test_session_signs_in_with_an_encrypted_key_file_and_its_passphrase(tmp_path: Path) -> None:
+    pem, der = _private_key(b"s3cret")
+    key_file = tmp_path / "mesh.p8"
+    key_file.write_text(pem)
+    warehouse = _warehouse(password=None, private_key_path=str(key_file), private_key_passphrase="s3cret")
     with fakesnow.patch(), warehouse.session():
         kwargs = snowflake.connector.connect.call_args.kwargs  # type: ignore[attr-defined]
     assert "password" not in kwargs
-    assert kwargs["private_key_file"] == "/keys/mesh.p8"
-    assert kwargs["private_key_file_pwd"] == "s3cret"
+    assert kwargs["private_key"] == der
+
+
+def test_session_signs_in_with_a_private_key_given_as_text() -> None:
+    pem, der = _private_key(None)
+    with fakesnow.patch(), _warehouse(password=None, private_key=pem).session():
+        kwargs = snowflake.connector.connect.call_args.kwargs  # type: ignore[attr-defined]
+    assert kwargs["private_key"] == der and "password" not in kwargs
+
+
+def test_session_signs_in_with_an_authenticator_instead_of_a_secret() -> None:
+    with fakesnow.patch(), _warehouse(password=None, authenticator="externalbrowser").session():
+        kwargs = snowflake.connector.connect.call_args.kwargs  # type: ignore[attr-defined]
+    assert kwargs["authenticator"] == "externalbrowser" and "password" not in kwargs
 
 
 def test_session_creates_and_uses_the_mesh_database(session: SnowflakeSession) -> None:

@@ -47,7 +47,7 @@ def _manifest(registry: Registry, project: str, env: Environment) -> Path:
         # A fresh clone or an edited model: parse once here so `make dev` always shows the current
         # project (about 5 s); `mesh prepare` does the same ahead of time.
         dg.get_dagster_logger().info(f"dbt manifest of {project} is missing or stale; running dbt parse")
-        prepare(registry, project, env.dbt_target, dbt_env=env.warehouse().dbt_env())
+        prepare(registry, project, env.dbt_target, warehouse=env.warehouse())
     return manifest
 
 
@@ -72,14 +72,14 @@ class MeshDbtCli(DbtCliResource):
 PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 
 
-def partial_parse_state(env: Environment, project: str, dbt_env: Mapping[str, str]) -> Path:
-    """The shared partial-parse state of `project` for one rendered profile (target + warehouse file).
+def partial_parse_state(env: Environment, project: str, overrides: Mapping[str, Any]) -> Path:
+    """The shared partial-parse state of `project` for one rendered profile (target + warehouse storage).
 
     dbt keeps `partial_parse.msgpack` in its target path, but each invocation gets its own target path
     (`<run>-<op>`), so the state is kept beside them, one per profile rendering: dbt discards it when the
     rendered connection differs, so runs on another warehouse file must not overwrite this one's.
     """
-    rendering = json.dumps([env.dbt_target, sorted(dbt_env.items())])
+    rendering = json.dumps([env.dbt_target, sorted(overrides.items())], default=str)
     key = hashlib.sha256(rendering.encode()).hexdigest()[:16]
     return env.dbt_artifacts_dir(project) / "partial_parse" / f"{env.dbt_target}-{key}.msgpack"
 
@@ -193,18 +193,18 @@ def dbt_project_assets(
         artifacts = env.dbt_artifacts_dir(project) / invocation
         dbt = MeshDbtCli(
             project_dir=dbt_project,
-            # A deferring environment's profile also attaches prod (read by the views of deferred ports).
+            # The environment's storage is in the invocation's own profile (a deferring one also attaches
+            # prod): nothing reaches dbt through this process's environment.
             profiles_dir=str(warehouse.dbt_profiles_dir(project_dir, artifacts / "profile")),
             target=env.dbt_target,
             dbt_executable=dbt_executable(),
         )
-        dbt_env = warehouse.dbt_env()
+        overrides = warehouse.dbt_output_overrides()
         # dbt opens the DuckDB file itself: hold the warehouse's writer lock for the whole command.
         with (
             warehouse.exclusive(),
-            reused_partial_parse(partial_parse_state(env, project, dbt_env), artifacts),
+            reused_partial_parse(partial_parse_state(env, project, overrides), artifacts),
         ):
-            os.environ.update(dbt_env)
             yield from dbt.cli(["build"], context=context, target_path=artifacts).stream()
 
     return _dbt

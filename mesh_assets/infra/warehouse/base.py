@@ -145,8 +145,13 @@ class Warehouse(abc.ABC):
         """
         return self.session()
 
-    def dbt_env(self) -> dict[str, str]:
-        """Environment variables the dbt profile of this backend reads."""
+    def dbt_output_overrides(self) -> dict[str, Any]:
+        """What this environment decides in the dbt profile's output for this backend: where it writes.
+
+        The project's `profiles.yml` keeps defaults for people running dbt by hand; the platform runs dbt
+        on a copy with these keys set (`dbt_profiles_dir`), so it never passes settings through the
+        process environment.
+        """
         return {}
 
     def prod_sql(self, relation: Relation) -> str | None:
@@ -157,11 +162,27 @@ class Warehouse(abc.ABC):
         return None
 
     def dbt_profiles_dir(self, project_dir: Path, scratch: Path) -> Path:
-        """The `--profiles-dir` for a dbt invocation: the project's own, unless the backend must add to it.
+        """The `--profiles-dir` for a dbt invocation: the project's profile with this environment's storage.
 
-        `scratch` is the invocation's own folder, where a derived `profiles.yml` may be written.
+        Every output of this backend's type gets `dbt_output_overrides()`; the copy is written to `scratch`
+        (the invocation's own folder). Secrets stay `env_var(...)` references: only the environment's own
+        storage is written literally, so the copy holds nothing that is not already in the repository.
         """
-        return project_dir
+        import yaml
+
+        overrides = self.dbt_output_overrides()
+        if not overrides:
+            return project_dir
+        profiles = yaml.safe_load((project_dir / "profiles.yml").read_text()) or {}
+        for profile in profiles.values():
+            if not isinstance(profile, dict):
+                continue  # `config:` and other top-level keys
+            for output in (profile.get("outputs") or {}).values():
+                if output.get("type") == self.target:
+                    output.update(overrides)
+        scratch.mkdir(parents=True, exist_ok=True)
+        (scratch / "profiles.yml").write_text(yaml.safe_dump(profiles, sort_keys=False))
+        return scratch
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:

@@ -373,29 +373,14 @@ class DuckDBWarehouse(dg.ConfigurableResource, Warehouse):
         """`"mesh_prod"."schema"."name"` when deferring: prod's file, attached read-only."""
         return f'"{PROD_ALIAS}".{relation.sql}' if self.prod_path else None
 
-    def dbt_env(self) -> dict[str, str]:
-        env = {"MESH_DUCKDB_PATH": str(Path(self.path).resolve())}
-        if self.prod_path:
-            # Part of the rendering, so dbt's partial-parse state is kept apart from a non-deferring one.
-            env["MESH_PROD_DUCKDB_PATH"] = str(Path(self.prod_path).resolve())
-        return env
-
-    def dbt_profiles_dir(self, project_dir: Path, scratch: Path) -> Path:
-        """When deferring, the project's profile with prod attached read-only (views of deferred ports
-        name `mesh_prod`, so dbt's connection must have it); the project's own folder otherwise."""
-        if not self.prod_path or not Path(self.prod_path).exists():
-            return project_dir
-        import yaml
-
-        profiles = yaml.safe_load((project_dir / "profiles.yml").read_text()) or {}
-        attach = {"path": str(Path(self.prod_path).resolve()), "alias": PROD_ALIAS, "read_only": True}
-        for profile in profiles.values():
-            for output in (profile or {}).get("outputs", {}).values():
-                if output.get("type") == "duckdb":
-                    output["attach"] = [*output.get("attach", []), attach]
-        scratch.mkdir(parents=True, exist_ok=True)
-        (scratch / "profiles.yml").write_text(yaml.safe_dump(profiles, sort_keys=False))
-        return scratch
+    def dbt_output_overrides(self) -> dict[str, Any]:
+        """The warehouse file; when deferring, prod attached read-only (views of deferred ports name
+        `mesh_prod`, so dbt's connection must have it)."""
+        overrides: dict[str, Any] = {"path": str(Path(self.path).resolve())}
+        if self.prod_path and Path(self.prod_path).exists():
+            attach = {"path": str(Path(self.prod_path).resolve()), "alias": PROD_ALIAS, "read_only": True}
+            overrides["attach"] = [attach]
+        return overrides
 
 
 def duckdb_connect(path: str) -> duckdb.DuckDBPyConnection:

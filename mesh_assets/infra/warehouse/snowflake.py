@@ -359,17 +359,24 @@ class SnowflakeWarehouse(dg.ConfigurableResource, Warehouse):
 
     account: str = Field(description="Snowflake account identifier, e.g. `myorg-myaccount`.")
     user: str = Field(description="User the platform connects as.")
-    password: str | None = Field(
-        default=None, description="Password of `user`; leave unset to authenticate with a private key."
+    password: str | None = Field(default=None, description="Password of `user` (`SNOWFLAKE_PASSWORD`).")
+    private_key: str | None = Field(
+        default=None, description="PEM private key for key-pair sign-in (`SNOWFLAKE_PRIVATE_KEY`)."
     )
     private_key_path: str | None = Field(
-        default=None, description="Path of a PEM private key for key-pair authentication."
+        default=None,
+        description="Path of a PEM private key for key-pair sign-in (`SNOWFLAKE_PRIVATE_KEY_PATH`).",
     )
     private_key_passphrase: str | None = Field(
         default=None, description="Passphrase of the private key, if it is encrypted."
     )
+    authenticator: str | None = Field(
+        default=None, description="Connector authenticator instead of a secret (`SNOWFLAKE_AUTHENTICATOR`)."
+    )
     role: str | None = Field(default=None, description="Role to use; the user's default role if unset.")
-    warehouse: str = Field(description="Virtual warehouse that runs the queries.")
+    warehouse: str | None = Field(
+        default=None, description="Virtual warehouse that runs the queries; the user's default if unset."
+    )
     database: str = Field(
         default="MESH", description="Database holding every domain's schemas; created if it does not exist."
     )
@@ -392,13 +399,13 @@ class SnowflakeWarehouse(dg.ConfigurableResource, Warehouse):
     @contextmanager
     def session(self) -> Iterator[SnowflakeSession]:
         """Connect, use (creating if needed) the mesh database, and close the connection afterwards."""
-        import snowflake.connector
         from snowflake.connector.errors import ProgrammingError
+
+        from mesh_assets.infra.warehouse.snowflake_sign_in import snowflake_connection
 
         if not _UNQUOTED_IDENTIFIER.match(self.database):
             raise ValueError(f"database {self.database!r} must be a plain identifier (letters, digits, _, $)")
-        connection = snowflake.connector.connect(**self._connect_args())
-        try:
+        with snowflake_connection(self.sign_in_fields(), query_tag=self.query_tag) as connection:
             with connection.cursor() as cursor:
                 # Try USE first: creating needs an account-level privilege that production roles often lack,
                 # and Snowflake checks it even when the database already exists.
@@ -408,25 +415,12 @@ class SnowflakeWarehouse(dg.ConfigurableResource, Warehouse):
                     cursor.execute(f"CREATE DATABASE IF NOT EXISTS {self.database}")
                     cursor.execute(f"USE DATABASE {self.database}")
             yield SnowflakeSession(connection)
-        finally:
-            connection.close()
 
-    def _connect_args(self) -> dict[str, Any]:
-        args: dict[str, Any] = {
-            "account": self.account,
-            "user": self.user,
-            "warehouse": self.warehouse,
-            "session_parameters": {"QUERY_TAG": self.query_tag},
-        }
-        optional = {
-            "password": self.password,
-            # The connector switches to key-pair authentication when it is given a key file.
-            "private_key_file": self.private_key_path,
-            "private_key_file_pwd": self.private_key_passphrase,
-            "role": self.role,
-        }
-        args.update({key: value for key, value in optional.items() if value})
-        return args
+    def sign_in_fields(self) -> dict[str, Any]:
+        """The sign-in part of this resource's config (values as Dagster resolved them)."""
+        from mesh_assets.infra.warehouse.snowflake_sign_in import VARIABLES
+
+        return {name: getattr(self, name) for name in VARIABLES if getattr(self, name)}
 
     def prod_sql(self, relation: Relation) -> str | None:
         """`<PROD_DB>."schema"."name"` when deferring: the same account reads prod by its full name."""
@@ -434,10 +428,8 @@ class SnowflakeWarehouse(dg.ConfigurableResource, Warehouse):
             return None
         return f"{self.prod_database}.{quote(relation.schema)}.{quote(relation.name)}"
 
-    def dbt_env(self) -> dict[str, str]:
-        """The environment's database: dbt's profile reads `SNOWFLAKE_DATABASE`, which names prod's.
-
-        Every other `SNOWFLAKE_*` variable the profile reads from the process as it is; this one is
-        overridden so a dbt product of a non-prod environment builds into `<DB>_<ENV>`, never into prod.
-        """
-        return {"SNOWFLAKE_DATABASE": self.database}
+    def dbt_output_overrides(self) -> dict[str, Any]:
+        """The environment's database: a dbt product of a non-prod environment builds into `<DB>_<ENV>`,
+        never into prod. Sign-in stays the profile's `env_var(...)` references (the `SNOWFLAKE_*` variables
+        `snowflake_sign_in` reads), so no secret is written to the invocation's profile."""
+        return {"database": self.database}
