@@ -39,9 +39,13 @@ def check_folder(path: Path) -> CheckResult:
     mounts and full disks make lie.
     """
     folder = path.parent
-    existing = next((f for f in [folder, *folder.parents] if f.is_dir()), None)
-    if existing is None:
-        return failed(FOLDER, f"no folder above {path} exists", "set MESH_DATA_DIR or MESH_DUCKDB_PATH")
+    existing = next((f for f in [folder, *folder.parents] if f.exists()), None)
+    if existing is None or not existing.is_dir():
+        return failed(
+            FOLDER,
+            f"{existing or folder} is not a folder, so {folder} cannot be created",
+            "point MESH_DATA_DIR or MESH_DUCKDB_PATH at a folder (or move that file away)",
+        )
     try:
         with tempfile.NamedTemporaryFile(dir=existing, prefix=".mesh-doctor-"):
             pass
