@@ -46,7 +46,8 @@ def _environ_writes(path: Path, root: Path = REPO) -> list[str]:
 
 
 def test_no_runtime_code_writes_the_process_environment() -> None:
-    writes = [hit for folder in RUNTIME_CODE for path in folder.rglob("*.py") for hit in _environ_writes(path)]
+    files = [path for folder in RUNTIME_CODE for path in folder.rglob("*.py")]
+    writes = [hit for path in files for hit in _environ_writes(path)]
     assert writes == [], "settings are read once; pass values, or a subprocess its own env=:\n" + "\n".join(
         writes
     )
@@ -98,7 +99,8 @@ def test_a_dbt_step_run_in_process_leaves_the_process_environment_as_it_found_it
 
     results = run_mesh(products=["sales.orders"])
 
-    assert [(r.product.key, r.status) for r in results] == [("sales.orders", "ok")], [r.error for r in results]
+    outcome = [(r.product.key, r.status) for r in results]
+    assert outcome == [("sales.orders", "ok")], [r.error for r in results]
     changed = {k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k)}
     assert changed == set(), f"the build wrote the process environment: {sorted(changed)}"
     assert environment.resolve() == resolved
