@@ -121,7 +121,8 @@ def test_a_deferring_dbt_profile_attaches_prod_read_only_and_the_project_profile
     assert local["path"] == str((tmp_path / "branch.duckdb").resolve())
     assert (project / "profiles.yml").read_text() == original
     plain = DuckDBWarehouse(path=str(tmp_path / "dev.duckdb"))
-    plain_local = yaml.safe_load((plain.dbt_profiles_dir(project, tmp_path / "other") / "profiles.yml").read_text())
+    plain_folder = plain.dbt_profiles_dir(project, tmp_path / "other")
+    plain_local = yaml.safe_load((plain_folder / "profiles.yml").read_text())
     assert "attach" not in plain_local["sales"]["outputs"]["local"]
     assert plain_local["sales"]["outputs"]["local"]["path"] == str((tmp_path / "dev.duckdb").resolve())
 
