@@ -105,7 +105,7 @@ def _spec(rng: random.Random, domain: str, name: str, inputs: list[tuple[str, in
         "status": "active",
         "business_capability": "Benchmarking",
         "classification": "confidential" if has_pii else rng.choice(["internal", "confidential"]),
-        "access": {"mode": rng.choice(["open", "open", "approval_required"]), "approved_consumers": []},
+        "access": {"mode": rng.choice(["open", "open", "approval_required"])},
         "access_policy": {
             "allowed_roles": roles,
             "denied_roles": ["external_partner"] if rng.random() < 0.3 else [],
@@ -123,11 +123,28 @@ def _spec(rng: random.Random, domain: str, name: str, inputs: list[tuple[str, in
     return spec
 
 
+def _agreement(consumer: str, major: int) -> dict[str, Any]:
+    """An approved product-to-product agreement (approvals are agreement files, not spec fields)."""
+    when = "2026-11-01T00:00:00Z"
+    decision = {"action": "approve", "by": "steward@example.com", "at": when, "reason": "Ok."}
+    return {
+        "consumer": {"kind": "product", "id": consumer},
+        "major": major,
+        "purpose": "Benchmark consumer reading its input.",
+        "purpose_category": "data_product",
+        "requested_by": "owner@example.com",
+        "requested_at": "2026-11-01T00:00:00Z",
+        "approval": "approved",
+        "decisions": [decision],
+    }
+
+
 def generate(root: Path, products: int, seed: int = 7) -> Path:
     """Write a mesh of `products` generated specs (and their SQL files) under `root`."""
     rng = random.Random(seed)
     specs: dict[str, dict[str, Any]] = {}
     majors: dict[str, int] = {}
+    approvals: dict[str, list[tuple[str, int]]] = {}
     for index in range(products):
         domain = f"domain_{index % DOMAINS:02d}"
         name = f"product_{index:04d}"
@@ -137,9 +154,7 @@ def generate(root: Path, products: int, seed: int = 7) -> Path:
         key = f"{domain}.{name}"
         for producer in inputs:
             if specs[producer]["access"]["mode"] == "approval_required":
-                specs[producer]["access"]["approved_consumers"].append(
-                    {"product": key, "purpose": "Benchmark consumer."}
-                )
+                approvals.setdefault(producer, []).append((key, majors[producer]))
         specs[key] = spec
         majors[key] = max(int(p["version"].split(".")[0]) for p in spec["output_ports"])
     for key, spec in specs.items():
@@ -149,6 +164,9 @@ def generate(root: Path, products: int, seed: int = 7) -> Path:
         (folder / "dataproduct.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
         for port in spec["output_ports"]:
             (folder / f"{name}_v{port['version'].split('.')[0]}.sql").write_text("select 1 as x\n")
+        for consumer, major in approvals.get(key, []):
+            (folder / "access").mkdir(exist_ok=True)
+            (folder / "access" / f"{consumer}.yaml").write_text(yaml.safe_dump(_agreement(consumer, major)))
     for index in range(DOMAINS):
         (root / "domains" / f"domain_{index:02d}" / "definitions.py").write_text("")
     return root

@@ -169,11 +169,12 @@ def _request_access(product: Product) -> list[str]:
     steward, team = spec.owner.steward, spec.owner.team
     if spec.access.mode == "approval_required":
         steps = [
-            f"Access needs approval: only consumer products listed under access.approved_consumers of "
-            f"{spec.key} may read it.",
-            f"Ask the steward ({steward}) in {spec.support.channel}, saying which product needs it and why.",
-            "Once approved, the owner team adds your product and its purpose to access.approved_consumers "
-            "(a change to the spec, reviewed like code); then declare the input port in your product.",
+            f"Access needs approval: only consumers holding an access agreement on {spec.key} may read it.",
+            f"Ask with `mesh access request {spec.key}@v<major> --for <your product, team or email> "
+            '--purpose "<why>"`: it writes the agreement file and names who decides (the steward, '
+            f"{steward}, or the owner team {team}).",
+            "Open a pull request with the file; once approved (`mesh access approve`), declare the input "
+            "port in your product.",
         ]
     else:
         steps = [

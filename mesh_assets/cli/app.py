@@ -104,20 +104,21 @@ def prepare(
 ) -> None:
     """Generate what derives from the specs (JSON Schema, dbt contracts) and parse the dbt projects."""
     from mesh_assets.build.dbt_contracts import prepare as prepare_dbt
-    from mesh_assets.govern.validate import SCHEMA_PATH, schema_text
+    from mesh_assets.govern.validate import schema_texts
     from mesh_assets.infra import environment
     from mesh_assets.product.errors import MeshSpecError
     from mesh_assets.product.registry import load_registry
     from mesh_assets.product.spec import DbtTransformation
 
     env = environment.resolve()
-    if not SCHEMA_PATH.exists() or SCHEMA_PATH.read_text() != schema_text():
-        if check:
-            console.print(f"[red]{SCHEMA_PATH} is out of date[/red]: run `mesh prepare`")
-            raise typer.Exit(1)
-        SCHEMA_PATH.parent.mkdir(parents=True, exist_ok=True)
-        SCHEMA_PATH.write_text(schema_text())
-        console.print(f"  wrote {SCHEMA_PATH.relative_to(env.root)}")
+    for schema_path, text in schema_texts().items():
+        if not schema_path.exists() or schema_path.read_text() != text:
+            if check:
+                console.print(f"[red]{schema_path} is out of date[/red]: run `mesh prepare`")
+                raise typer.Exit(1)
+            schema_path.parent.mkdir(parents=True, exist_ok=True)
+            schema_path.write_text(text)
+            console.print(f"  wrote {schema_path.relative_to(env.root)}")
     registry = load_registry(env.root)
     projects = sorted(
         {

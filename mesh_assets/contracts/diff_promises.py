@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from mesh_assets.contracts.diff_freshness import compare_freshness, describe_freshness, hours
 from mesh_assets.contracts.diff_rules import PRODUCT_FIELDS, PRODUCT_FIXES, Change, Consumer, Rule
+from mesh_assets.product import access
 from mesh_assets.product.spec import Classification, DataProductSpec
 
 _CLASSIFICATION_ORDER = list(Classification)  # declared from least to most sensitive
@@ -143,38 +144,23 @@ def _classification(
 
 
 def _access(base: DataProductSpec, head: DataProductSpec, consumers: list[Consumer], found: _Found) -> None:
-    """Open or approval required, and who is approved."""
-    approved_before = {a.product for a in base.access.approved_consumers}
-    approved_after = {a.product for a in head.access.approved_consumers}
+    """Open or approval required. Who is approved is no longer in the spec but in agreement files: a
+    withdrawn agreement is `mesh access revoke` (audited), and a consumer still reading the product is
+    then refused by `mesh validate`, so the contract diff judges only the mode here."""
     if head.access.mode == "approval_required":
         if base.access.mode == "open":
-            dropped = [c for c in consumers if c.product not in approved_after]
+            approved = access.approved_products(head)
+            dropped = [c for c in consumers if c.product not in approved]
             found.add(
                 Rule.ACCESS_RESTRICTED,
                 bool(dropped),
                 "access open -> approval_required: "
                 + (
-                    f"{len(dropped)} current consumer(s) are not approved"
+                    f"{len(dropped)} current consumer(s) hold no access agreement"
                     if dropped
-                    else "every current consumer is approved"
+                    else "every current consumer holds an access agreement"
                 ),
                 affected=dropped,
-            )
-        revoked = approved_before - approved_after
-        if revoked and base.access.mode == "approval_required":
-            dropped = [c for c in consumers if c.product in revoked]
-            found.add(
-                Rule.APPROVAL_REVOKED,
-                bool(dropped),
-                f"approval withdrawn from {', '.join(sorted(revoked))}"
-                + ("" if dropped else "; none of them reads the product"),
-                affected=dropped,
-            )
-        if approved_after - approved_before and base.access.mode == "approval_required":
-            found.add(
-                Rule.ACCESS_RELAXED,
-                False,
-                f"newly approved: {', '.join(sorted(approved_after - approved_before))}",
             )
     elif base.access.mode == "approval_required":
         found.add(Rule.ACCESS_RELAXED, False, "access approval_required -> open")

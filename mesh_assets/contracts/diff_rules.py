@@ -113,8 +113,9 @@ NO_BUMP_RULES = {
 PRODUCT_FIXES = {
     Rule.SLO_WEAKER: "keep the previous target: SLOs bind every port, old majors included",
     Rule.CLASSIFICATION_STRICTER: "agree the new class with the consumers named (they need clearance) first",
-    Rule.ACCESS_RESTRICTED: "approve the consumers named in access.approved_consumers, or keep access open",
-    Rule.APPROVAL_REVOKED: "move the consumers named off the product before withdrawing their approval",
+    Rule.ACCESS_RESTRICTED: "have the consumers named request access (`mesh access request`) and approve it "
+    "first, or keep access open",
+    Rule.APPROVAL_REVOKED: "move the consumers named off the product before revoking their agreement",
     Rule.ROLE_REMOVED: "keep the role until its readers have moved: roles bind every port",
     Rule.ROLE_DENIED: "refuse the role only once its readers have moved: roles bind every port",
     Rule.PII_HANDLING_CHANGED: "keep the PII handling, or agree the change with the consumers named",
@@ -126,7 +127,7 @@ PRODUCT_FIELDS = {
     Rule.CLASSIFICATION_RELAXED: "classification",
     Rule.ACCESS_RESTRICTED: "access.mode",
     Rule.ACCESS_RELAXED: "access",
-    Rule.APPROVAL_REVOKED: "access.approved_consumers",
+    Rule.APPROVAL_REVOKED: "access agreements",
     Rule.PII_HANDLING_CHANGED: "access_policy.pii_handling",
     Rule.AGREEMENT_CHANGED: "data_sharing_agreement",
     Rule.PRODUCT_DESCRIPTION: "description",

@@ -3,8 +3,10 @@
 On top of the registry's spec validation (fields, names, input ports, versions, back doors, cycles,
 retired ports), it renders every SQL model (a reference to an undeclared port or another product's
 internal is a back door), parses the SQL of every product (dbt's compiled code included) for back doors
-(`backdoors`), checks access policies (`access.policy_issues`), and checks that generated artifacts (the
-dbt contracts, the JSON Schema) have not drifted from the specs.
+(`backdoors`), refuses what product code reads outside its declared relations (`code_access`: table
+functions, statements, undeclared names; `python_access`: files and connections), checks access policies
+(`access.policy_issues`), and checks that generated artifacts (the dbt contracts, the JSON Schema) have not
+drifted from the specs.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from mesh_assets.build.builders import sql as sql_builder
 from mesh_assets.build.dbt_contracts import GENERATED_FILE, generated_yaml
-from mesh_assets.govern import backdoors
+from mesh_assets.govern import backdoors, code_access, python_access
 from mesh_assets.product import access
 from mesh_assets.product import spec as spec_module
 from mesh_assets.product.errors import MeshSpecError, SpecIssue
@@ -26,6 +28,7 @@ from mesh_assets.product.registry import HasIssues, Registry, load_registry
 from mesh_assets.product.spec import DbtTransformation, ExpectationRule, SqlRule, SqlTransformation
 
 SCHEMA_PATH = Path(__file__).parent.parent / "schemas" / "dataproduct.schema.json"
+AGREEMENT_SCHEMA_PATH = SCHEMA_PATH.with_name("agreement.schema.json")
 
 
 @dataclass
@@ -69,6 +72,16 @@ class Report(HasIssues):
 def schema_text() -> str:
     """The JSON Schema file's content, as generated from the spec models."""
     return json.dumps(spec_module.json_schema(), indent=2) + "\n"
+
+
+def schema_texts() -> dict[Path, str]:
+    """Every shipped JSON Schema (the spec's, the agreement file's) and its content as generated."""
+    from mesh_assets.product import agreement
+
+    return {
+        SCHEMA_PATH: schema_text(),
+        AGREEMENT_SCHEMA_PATH: json.dumps(agreement.json_schema(), indent=2) + "\n",
+    }
 
 
 def sql_rule_problem(query: str, columns: set[str]) -> str | None:
@@ -243,15 +256,18 @@ def validate(root: Path) -> Report:
             )
     issues += _sql_rule_issues(registry)
     issues += _expectation_issues(registry)
+    # What product code may read: SQL and dbt only declared relations, Python only its input frames.
+    issues += code_access.lint(registry) + python_access.lint(registry)
     issues += access.policy_issues(registry)
     issues += backdoors.lint(registry)
-    if not SCHEMA_PATH.exists() or SCHEMA_PATH.read_text() != schema_text():
-        issues.append(
-            SpecIssue(
-                SCHEMA_PATH,
-                "",
-                "the JSON Schema is out of date with the spec models",
-                "run `mesh prepare` and commit the result",
+    for path, text in schema_texts().items():
+        if not path.exists() or path.read_text() != text:
+            issues.append(
+                SpecIssue(
+                    path,
+                    "",
+                    "the JSON Schema is out of date with the spec models",
+                    "run `mesh prepare` and commit the result",
+                )
             )
-        )
     return Report(registry, issues)

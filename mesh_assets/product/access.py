@@ -9,12 +9,12 @@ functions (`fitness`). Nothing is granted unless the spec says so:
   `access_policy.allowed_roles` and does not list it in `denied_roles` (deny wins). No roles listed: no
   role may read (secure by default).
 - **Consumer products** read through their input ports. `access.mode: open` lets any product declare the
-  port; `approval_required` only the products listed in `access.approved_consumers` (with a purpose).
-  An empty list approves no one.
+  port; `approval_required` only the products holding an access agreement in force on the port version
+  (`access/<consumer>.yaml` in the producer's folder, see `agreement`). No agreement, no reader.
 - **PII.** Columns marked `pii: true` reach a reader without the PII privilege masked (`***`; NULL for
   non-text columns), hashed (SHA-256 of the text form) or removed, per `access_policy.pii_handling`.
   People hold the privilege through the platform role `PII_ROLE` (Snowflake). A consumer product holds it
-  on a producer only when the producer's owner approved it by name in `access.approved_consumers` *and*
+  on a producer only with an agreement in force that grants PII in clear (decided by a person) *and*
   the consumer is classified at least as sensitively as the producer (it promises to protect what it
   receives). Every other consumer gets the protected columns.
 
@@ -26,10 +26,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING
 
+from mesh_assets.product.agreement import ConsumerKind, State
 from mesh_assets.product.spec import (
-    ApprovedConsumer,
     Classification,
     Column,
     DataProductSpec,
@@ -40,6 +41,7 @@ from mesh_assets.product.spec import (
 )
 
 if TYPE_CHECKING:
+    from mesh_assets.product.agreement_files import LoadedAgreement
     from mesh_assets.product.errors import SpecIssue
     from mesh_assets.product.registry import Product, Registry
 
@@ -112,31 +114,86 @@ def ask_owner(spec: DataProductSpec) -> str:
     return f"the owner team {spec.owner.team} (steward {spec.owner.steward}, {spec.support.channel})"
 
 
-def approval_of(producer: DataProductSpec, consumer_key: str) -> ApprovedConsumer | None:
-    """The producer's approval of a consumer product, if it lists it."""
-    for approved in producer.access.approved_consumers:
-        if approved.product.strip().replace("/", ".") == consumer_key:
-            return approved
+def agreements_of(spec: DataProductSpec) -> tuple[LoadedAgreement, ...]:
+    """The agreement files the registry read for a product (none for a spec read on its own)."""
+    return spec._agreements
+
+
+def product_agreement(
+    producer: DataProductSpec, consumer_key: str, major: int | None = None, today: date | None = None
+) -> LoadedAgreement | None:
+    """The consumer product's agreement on the producer (on `major`, if given) in force on `today`.
+
+    Time alone never ends a product's agreement (see `agreement`): only a start date still to come, a
+    rejection or a revocation keeps it out of force.
+    """
+    today = today or date.today()
+    for loaded in agreements_of(producer):
+        consumer = loaded.agreement.consumer
+        if consumer.kind != ConsumerKind.PRODUCT or consumer.id != consumer_key:
+            continue
+        if major is not None and loaded.agreement.major != major:
+            continue
+        if loaded.state(today) == State.ACTIVE:
+            return loaded
     return None
 
 
-def consumer_may_read(producer: DataProductSpec, consumer_key: str) -> Decision:
-    """Whether a consumer product may declare the producer's ports as inputs."""
+def approved_products(producer: DataProductSpec, today: date | None = None) -> set[str]:
+    """The consumer products holding an agreement in force on any of the producer's ports."""
+    today = today or date.today()
+    return {
+        loaded.agreement.consumer.id
+        for loaded in agreements_of(producer)
+        if loaded.agreement.consumer.kind == ConsumerKind.PRODUCT and loaded.state(today) == State.ACTIVE
+    }
+
+
+def _pending(producer: DataProductSpec, consumer_key: str) -> LoadedAgreement | None:
+    for loaded in agreements_of(producer):
+        consumer = loaded.agreement.consumer
+        if consumer.kind == ConsumerKind.PRODUCT and consumer.id == consumer_key:
+            return loaded
+    return None
+
+
+def consumer_may_read(
+    producer: DataProductSpec, consumer_key: str, major: int | None = None, today: date | None = None
+) -> Decision:
+    """Whether a consumer product may declare the producer's port (version `major`) as an input."""
     if producer.access.mode == "open":
         return Decision(True, f"{producer.key} is open to every product of the mesh")
-    approved = approval_of(producer, consumer_key)
-    if approved is not None:
-        return Decision(True, f"{consumer_key} is approved to read {producer.key} for: {approved.purpose}")
-    listed = ", ".join(a.product for a in producer.access.approved_consumers) or "none yet"
+    found = product_agreement(producer, consumer_key, major, today)
+    if found is not None:
+        return Decision(
+            True,
+            f"{consumer_key} holds agreement {found.id} to read {producer.key}: {found.agreement.purpose}",
+        )
+    version = f" v{major}" if major is not None else ""
+    other = _pending(producer, consumer_key)
+    if other is not None:
+        state = other.state(today or date.today())
+        return Decision(
+            False,
+            f"{producer.key}{version} requires approval and {consumer_key}'s agreement {other.id} is "
+            f"{state.value}" + (f" (for v{other.agreement.major})" if other.agreement.major != major else ""),
+        )
     return Decision(
-        False,
-        f"{producer.key} requires approval and {consumer_key} is not among its approved consumers ({listed})",
+        False, f"{producer.key}{version} requires approval and {consumer_key} holds no access agreement on it"
     )
 
 
-def approval_refusal(consumer: Product, producer: Product, where: str) -> SpecIssue | None:
-    """The validation error for a consumer reading an approval-required product it is not approved for."""
-    decision = consumer_may_read(producer.spec, consumer.key)
+def request_command(producer_key: str, major: int | None, consumer: str) -> str:
+    """The command a consumer runs to ask for access."""
+    version = f"@v{major}" if major is not None else ""
+    return f'mesh access request {producer_key}{version} --for {consumer} --purpose "<why, in a sentence>"'
+
+
+def approval_refusal(
+    consumer: Product, producer: Product, where: str, major: int | None = None, today: date | None = None
+) -> SpecIssue | None:
+    """The validation error for a consumer reading an approval-required port without an agreement in force."""
+    decision = consumer_may_read(producer.spec, consumer.key, major, today)
     if decision.allowed:
         return None
     from mesh_assets.product.errors import SpecIssue
@@ -145,8 +202,8 @@ def approval_refusal(consumer: Product, producer: Product, where: str) -> SpecIs
         consumer.path,
         where,
         decision.reason,
-        f"ask {ask_owner(producer.spec)} to add '- product: {consumer.key}' with its purpose to "
-        f"access.approved_consumers of {producer.key}; until then remove this input",
+        f"run `{request_command(producer.key, major, consumer.key)}`, then have {ask_owner(producer.spec)} "
+        "approve it; until then remove this input",
     )
 
 
@@ -163,12 +220,16 @@ def at_least_as_sensitive(consumer: DataProductSpec, producer: DataProductSpec) 
     return _SENSITIVITY[consumer.classification] >= _SENSITIVITY[producer.classification]
 
 
-def pii_privilege(producer: DataProductSpec, consumer: DataProductSpec) -> Decision:
-    """Whether a consumer product reads the producer's PII columns in clear text."""
-    if approval_of(producer, consumer.key) is None:
+def pii_privilege(
+    producer: DataProductSpec, consumer: DataProductSpec, today: date | None = None
+) -> Decision:
+    """Whether a consumer product reads the producer's PII columns in clear text: only with an agreement in
+    force that grants PII in clear (approved by a person: the policy never does it automatically)."""
+    found = product_agreement(producer, consumer.key, today=today)
+    if found is None or not found.agreement.pii_in_clear:
         return Decision(
             False,
-            f"{consumer.key} is not approved by name in {producer.key}'s access.approved_consumers",
+            f"{consumer.key} holds no agreement on {producer.key} granting PII in clear",
         )
     if not at_least_as_sensitive(consumer, producer):
         return Decision(
@@ -311,31 +372,6 @@ def policy_issues(registry: Registry) -> list[SpecIssue]:
                     "remove them from allowed_roles or from denied_roles",
                 )
             )
-        seen: set[str] = set()
-        for index, approved in enumerate(spec.access.approved_consumers):
-            key = approved.product.strip().replace("/", ".")
-            where = f"access.approved_consumers[{index}].product"
-            if key in seen:
-                issues.append(
-                    SpecIssue(path, where, f"{key} is approved twice", "keep one entry", severity="warning")
-                )
-            seen.add(key)
-            if key == spec.key:
-                issues.append(
-                    SpecIssue(
-                        path, where, "a product cannot approve itself", "remove the entry", severity="warning"
-                    )
-                )
-            elif key not in registry.products and key not in registry.unreadable:
-                issues.append(
-                    SpecIssue(
-                        path,
-                        where,
-                        f"approves '{approved.product}', which is no product of the mesh",
-                        "name a consumer as <domain>.<product>, or remove the stale approval",
-                        severity="warning",
-                    )
-                )
     return issues
 
 

@@ -18,8 +18,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from mesh_assets.product import access, lifecycle, spec_cache
+from mesh_assets.product import access, agreement_files, lifecycle, spec_cache
 from mesh_assets.product import spec as spec_module
+from mesh_assets.product.agreement_files import LoadedAgreement
 from mesh_assets.product.errors import MeshSpecError, SpecIssue
 from mesh_assets.product.spec import DataProductSpec, OutputPort, ProductInput, Status
 from mesh_assets.product.spec_issues import issue_from_pydantic
@@ -84,6 +85,8 @@ class Registry(HasIssues):
     domains: list[str] = field(default_factory=list)
     unreadable: set[str] = field(default_factory=set)
     """`<domain>.<product>` of specs that failed to parse (their consumers cannot be checked)."""
+    agreements: list[LoadedAgreement] = field(default_factory=list)
+    """Every valid access agreement of the mesh (`<product>/access/*.yaml`)."""
     today: date = field(default_factory=date.today)
     """The day sunsets are judged on: it changes warnings (approaching, overdue), never errors."""
 
@@ -138,11 +141,19 @@ def load_registry(root: Path, today: date | None = None) -> Registry:
     root = root.resolve()
     files = sorted((root / "domains").glob(f"*/products/*/{SPEC_FILE}"))
     stamp = tuple((str(f), f.stat().st_mtime_ns) for f in files)
-    return _load(root, stamp, today or date.today())
+    # Agreement files decide who may read, so an edited agreement is a new mesh too (one glob per product
+    # folder with an `access/` folder; none costs a stat).
+    agreements = tuple(
+        (str(a), a.stat().st_mtime_ns) for f in files for a in agreement_files.agreement_files(f.parent)
+    )
+    return _load(root, stamp, today or date.today(), agreements)
 
 
 @cache
-def _load(root: Path, stamp: tuple[tuple[str, int], ...], today: date) -> Registry:
+def _load(
+    root: Path, stamp: tuple[tuple[str, int], ...], today: date, agreements: tuple[tuple[str, int], ...] = ()
+) -> Registry:
+    del agreements  # part of the cache key only: `_attach_agreements` reads the files
     registry = Registry(root=root, today=today)
     registry.domains = sorted(
         d.name for d in (root / "domains").iterdir() if d.is_dir() and (d / "definitions.py").exists()
@@ -156,9 +167,10 @@ def _load(root: Path, stamp: tuple[tuple[str, int], ...], today: date) -> Regist
             parsed.append(product)
         else:
             registry.unreadable.add(f"{Path(file_name).parents[2].name}.{Path(file_name).parent.name}")
+    _check_identity(parsed, registry)
+    _attach_agreements(registry, parse)
     if cache is not None:
         cache.save()
-    _check_identity(parsed, registry)
     for product in registry.products.values():
         _check_transformation(product, registry)
         _check_inputs(product, registry)
@@ -193,11 +205,44 @@ def _parse(path: Path, issues: list[SpecIssue], parse: Callable[[str], Any]) -> 
             )
         )
         return None
+    data = _without_legacy_approvals(path, data, issues)
     try:
         return Product(DataProductSpec.model_validate(data), path)
     except ValidationError as exc:
         issues.extend(issue_from_pydantic(path, error) for error in exc.errors())
         return None
+
+
+def _without_legacy_approvals(path: Path, data: dict, issues: list[SpecIssue]) -> dict:
+    """Refuse `access.approved_consumers` (approvals are agreement files now), naming the migration.
+
+    Refused rather than read with a warning: an approval in the spec has no purpose category, requester,
+    decision or dates, so reading it would grant access nobody can audit. The rest of the spec is still
+    validated (a copy: the parsed data may be shared through the spec cache).
+    """
+    access_section = data.get("access")
+    if not isinstance(access_section, dict) or "approved_consumers" not in access_section:
+        return data
+    listed = access_section.get("approved_consumers") or []
+    issues.append(
+        SpecIssue(
+            path,
+            "access.approved_consumers",
+            "approvals moved out of the spec into access agreement files (access/<consumer>.yaml beside it)"
+            + (f"; {len(listed)} approval(s) listed here are not read" if listed else ""),
+            "run `mesh access migrate`, which writes one agreement per approval and removes the field",
+        )
+    )
+    return {**data, "access": {k: v for k, v in access_section.items() if k != "approved_consumers"}}
+
+
+def _attach_agreements(registry: Registry, parse: Callable[[str], Any]) -> None:
+    """Read each product's agreement files and attach them to its spec (see `access.agreements_of`)."""
+    for product in registry.products.values():
+        loaded = agreement_files.read_product_agreements(product.folder, product.key, parse, registry.issues)
+        if loaded:
+            product.spec._agreements = tuple(loaded)
+            registry.agreements.extend(loaded)
 
 
 def _check_identity(parsed: list[Product], registry: Registry) -> None:
@@ -394,7 +439,9 @@ def _check_inputs(product: Product, registry: Registry) -> None:
             continue
         _check_port_status(product, declared, producer, resolved.port, where, registry)
         # Approval is the producer owner's decision, made in its spec; no consumer can grant itself.
-        refusal = access.approval_refusal(product, producer, f"{where}.product")
+        refusal = access.approval_refusal(
+            product, producer, f"{where}.product", resolved.port.major, registry.today
+        )
         if refusal is not None:
             registry.issues.append(refusal)
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import Discriminator, Field, PrivateAttr, Tag, field_validator, model_validator
 
 # The quality section and the shared base types live in their own modules; the spec re-exports them, so
 # `spec` stays the one place to import any spec model from (and `spec_issues` finds every field here).
+from mesh_assets.product.access_rules import ProductAccessRules
 from mesh_assets.product.monitors import Direction as Direction
 from mesh_assets.product.monitors import Monitors
 from mesh_assets.product.monitors import Seasonality as Seasonality
@@ -117,22 +118,12 @@ class Support(SpecModel):
     )
 
 
-class ApprovedConsumer(SpecModel):
-    """A consumer product approved to read an approval-required port, and why."""
-
-    product: str = Field(description="`<domain>.<product>` of the consumer.", examples=["sales.sales"])
-    purpose: str = Field(min_length=3, description="What the consumer uses the data for.")
-
-
 class Access(SpecModel):
     """Who may consume the product's ports."""
 
     mode: Literal["open", "approval_required"] = Field(
         description="`open`: any product allowed by the access policy may read; `approval_required`: only "
-        "the approved consumers."
-    )
-    approved_consumers: list[ApprovedConsumer] = Field(
-        default_factory=list, description="Consumers approved to read, with their purpose."
+        "consumers holding an access agreement (files under the product's `access/` folder)."
     )
 
 
@@ -151,6 +142,10 @@ class AccessPolicy(SpecModel):
     denied_roles: list[str] = Field(default_factory=list, description="Roles explicitly refused.")
     pii_handling: PiiHandling = Field(
         default=PiiHandling.MASK, description="How PII columns are protected for readers without PII access."
+    )
+    agreements: ProductAccessRules = Field(
+        default_factory=ProductAccessRules,
+        description="The product's own rules for access agreements; they only narrow the mesh policy.",
     )
 
 
@@ -383,11 +378,27 @@ class SqlTransformation(SpecModel):
     )
 
 
+class ExternalAccess(SpecModel):
+    """Why a Python product's code reaches files, connections or processes outside its declared inputs."""
+
+    reason: str = Field(
+        min_length=20,
+        description="What the code reaches and why a declared input port or source cannot serve it; "
+        "reviewed as code, and named by the `secure` fitness function.",
+        examples=["loads the trained forecast model shipped beside transform.py (model.pkl)"],
+    )
+
+
 class PythonTransformation(SpecModel):
     """A Python module in the product folder whose functions build the port from its inputs."""
 
     kind: Literal["python"] = Field(description="pandas functions run by the platform.")
     module: str = Field(default="transform.py", description="Module file in the product folder.")
+    external_access: ExternalAccess | None = Field(
+        default=None,
+        description="Set only when the code must open files or connections itself (the lint refuses them "
+        "otherwise); the platform cannot see what Python code reaches at run time.",
+    )
 
 
 class DbtTransformation(SpecModel):
@@ -435,6 +446,9 @@ class DataProductSpec(SpecModel):
     output_ports: list[OutputPort] = Field(
         min_length=1, description="Published ports, one per major version."
     )
+    # The product's agreement files (`access/*.yaml`), attached by the registry when it reads them: not a
+    # spec field (never in the schema or a dump), but read wherever the spec decides who may read.
+    _agreements: tuple[Any, ...] = PrivateAttr(default=())
 
     @field_validator("tags")
     @classmethod

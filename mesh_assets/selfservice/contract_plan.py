@@ -104,11 +104,12 @@ def resolve_input(registry: Registry, reference: str, consumer: str) -> InputCho
         )
     if status == Status.BETA and not same_domain:
         entry["preview"] = True  # reading a beta port is an explicit opt-in; the flag says so
-    decision = access.consumer_may_read(spec, consumer)
+    decision = access.consumer_may_read(spec, consumer, port.major)
     if not decision.allowed:
         raise ScaffoldError(
-            f"--input {reference}: {decision.reason}; ask {access.ask_owner(spec)} to add "
-            f"'- product: {consumer}' with its purpose to access.approved_consumers of {spec.key}"
+            f"--input {reference}: {decision.reason}; run "
+            f"`{access.request_command(spec.key, port.major, consumer)}` and have {access.ask_owner(spec)} "
+            "approve it"
         )
     return InputChoice(reference=spec.key, producer=producer, port=port, entry=entry)
 

@@ -335,7 +335,7 @@ def new_product(root: Path, request: ProductRequest, asker: Asker | None = None)
     if contract.dropped_pii:
         notes.append(
             f"left out PII column(s) {', '.join(contract.dropped_pii)}: this product would read them masked "
-            "unless their owner approves it by name (access.approved_consumers)"
+            "unless their owner approves an agreement granting PII in clear (`mesh access request --pii`)"
         )
     where = f"domains/{domain}/tests/test_{name}.py"
     steps = ["mesh validate", f"mesh run --domain {domain}", f"pytest {where}"]

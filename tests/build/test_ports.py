@@ -163,8 +163,14 @@ def test_slos_access_policy_and_version_are_published_as_metadata(port: dg.Asset
         "allowed_roles": ["analyst", "data_scientist", "sales_ops"],
         "denied_roles": ["external_partner"],
         "pii_handling": "mask",
+        "agreements": {
+            "approvers": [],
+            "auto_approve_purposes": None,
+            "pii_in_clear_purposes": None,
+            "max_days": {},
+        },
     }
-    assert metadata["mesh/access"].data == {"mode": "open", "approved_consumers": []}
+    assert metadata["mesh/access"].data == {"mode": "open"}
     assert metadata["mesh/data_sharing_agreement"].data["reference"] == "DSA-CUST-001"
     assert "mesh/deprecation" not in metadata
 

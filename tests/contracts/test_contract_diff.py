@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import typer
 import yaml
+from agreement_edits import with_agreements
 from conftest import REPO, copy_mesh
 from spec_edits import spec_path
 from typer.testing import CliRunner
@@ -411,23 +412,24 @@ def test_a_less_sensitive_classification_is_not_breaking() -> None:
     assert not only(changes, Rule.CLASSIFICATION_RELAXED).breaking
 
 
-def test_requiring_approval_is_breaking_naming_the_consumers_that_are_not_approved() -> None:
-    approved = [{"product": CUSTOMER_360, "purpose": "Lifetime revenue."}]
-    changes = diff(
-        SALES, lambda d: d.update(access={"mode": "approval_required", "approved_consumers": approved})
-    )
+def requiring_approval(*holders: str) -> list[Change]:
+    """Diff sales.sales made approval-required, with agreements in force for `holders`."""
+    after = copy.deepcopy(shipped(SALES))
+    after["access"] = {"mode": "approval_required"}
+    head = with_agreements(model(after), *holders)
+    consumers = mesh(**{SALES: after}).values()
+    return diff_specs(model(shipped(SALES)), head, consumers=consumers, today=TODAY)
 
-    change = only(changes, Rule.ACCESS_RESTRICTED)
+
+def test_requiring_approval_is_breaking_naming_the_consumers_that_hold_no_agreement() -> None:
+    change = only(requiring_approval(CUSTOMER_360), Rule.ACCESS_RESTRICTED)
+
     assert change.blocking and consumer_names(change) == {FORECAST_OWNER}
+    assert "1 current consumer(s) hold no access agreement" in change.reason
 
 
-def test_requiring_approval_is_not_breaking_when_every_consumer_is_approved() -> None:
-    approved = [{"product": k, "purpose": "Revenue."} for k in (CUSTOMER_360, SALES_FORECAST)]
-    changes = diff(
-        SALES, lambda d: d.update(access={"mode": "approval_required", "approved_consumers": approved})
-    )
-
-    assert not only(changes, Rule.ACCESS_RESTRICTED).breaking
+def test_requiring_approval_is_not_breaking_when_every_consumer_holds_an_agreement() -> None:
+    assert not only(requiring_approval(CUSTOMER_360, SALES_FORECAST), Rule.ACCESS_RESTRICTED).breaking
 
 
 def test_removing_an_allowed_role_is_breaking_and_adding_one_is_not() -> None:

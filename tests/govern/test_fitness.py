@@ -17,6 +17,7 @@ from typing import Any
 import dagster as dg
 import pytest
 import typer
+from agreement_edits import agreement, write_agreement
 from spec_edits import edit_spec, spec_path
 from typer.testing import CliRunner
 
@@ -245,8 +246,7 @@ def test_secure_fails_a_column_that_looks_personal_but_is_not_marked_pii(mesh_co
 
 
 def test_secure_fails_pii_read_in_clear_text_and_republished_unmarked(mesh_copy: Path) -> None:
-    approval = [{"product": INSTRUMENT_RUNS, "purpose": "Contact the site about failed runs."}]
-    edit_spec(mesh_copy, CUSTOMER_MASTER, lambda d: d["access"].update(approved_consumers=approval))
+    write_agreement(mesh_copy, CUSTOMER_MASTER, agreement(INSTRUMENT_RUNS, pii_in_clear=True))
     column = {"name": "site_contact", "type": "string", "description": "Who to call at the site."}
 
     def republish(data: dict[str, Any]) -> None:

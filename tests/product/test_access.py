@@ -14,6 +14,7 @@ import dagster as dg
 import duckdb
 import pytest
 import yaml
+from agreement_edits import agreement, with_agreements, write_agreement
 from spec_edits import edit_spec, spec_path
 
 from mesh_assets.build.builders import python as python_builder
@@ -131,50 +132,52 @@ def test_a_catch_all_role_never_reads(shipped: Registry) -> None:
 # --- consumer products: approval ----------------------------------------------------------------------
 
 
-def test_a_consumer_reading_an_approval_required_port_it_is_not_approved_for_is_refused_naming_the_owner(
+def test_a_consumer_reading_an_approval_required_port_without_an_agreement_is_refused_naming_the_request(
     mesh_copy: Path,
 ) -> None:
-    edit_spec(mesh_copy, SALES, lambda d: d["access"].update(mode="approval_required", approved_consumers=[]))
+    edit_spec(mesh_copy, SALES, lambda d: d["access"].update(mode="approval_required"))
 
     issues = load_registry(mesh_copy).errors
 
     [refusal] = issues_at(issues, spec_path(mesh_copy, CUSTOMER_360), "input_ports[1].product")
-    assert "sales.sales requires approval" in refusal.message
-    assert (
-        "commercial_analytics.customer_360 is not among its approved consumers (none yet)" in refusal.message
-    )
+    assert "sales.sales v1 requires approval" in refusal.message
+    assert "commercial_analytics.customer_360 holds no access agreement on it" in refusal.message
     assert "ana.lopez@example.com" in refusal.fix and "sales_data" in refusal.fix
     assert "#sales-data" in refusal.fix
-    assert "access.approved_consumers of sales.sales" in refusal.fix
-    # Every unapproved consumer is refused, not only the first one found.
+    assert (
+        "mesh access request sales.sales@v1 --for commercial_analytics.customer_360 --purpose" in refusal.fix
+    )
+    # Every consumer without an agreement is refused, not only the first one found.
     assert issues_at(issues, spec_path(mesh_copy, SALES_FORECAST), "input_ports[0].product")
 
 
-def test_an_approved_consumer_may_read_an_approval_required_port(mesh_copy: Path) -> None:
-    approved = [
-        {"product": CUSTOMER_360, "purpose": "Lifetime revenue per customer."},
-        {"product": SALES_FORECAST, "purpose": "Revenue history to forecast from."},
-    ]
-    edit_spec(
-        mesh_copy, SALES, lambda d: d["access"].update(mode="approval_required", approved_consumers=approved)
-    )
+def test_a_consumer_with_an_agreement_in_force_may_read_an_approval_required_port(mesh_copy: Path) -> None:
+    edit_spec(mesh_copy, SALES, lambda d: d["access"].update(mode="approval_required"))
+    write_agreement(mesh_copy, SALES, agreement(CUSTOMER_360, major=1))
+    write_agreement(mesh_copy, SALES, agreement(SALES_FORECAST, major=2))
 
     assert load_registry(mesh_copy).errors == []
 
 
-def test_only_the_listed_consumers_are_approved(shipped: Registry) -> None:
-    spec = with_access(
-        spec_of(shipped, SALES),
-        access={
-            "mode": "approval_required",
-            "approved_consumers": [{"product": CUSTOMER_360, "purpose": "x" * 5}],
-        },
+def test_an_agreement_still_awaiting_its_decision_lets_nobody_read_and_says_so(mesh_copy: Path) -> None:
+    edit_spec(mesh_copy, SALES, lambda d: d["access"].update(mode="approval_required"))
+    write_agreement(mesh_copy, SALES, agreement(CUSTOMER_360, major=1, approval="requested"))
+
+    issues = load_registry(mesh_copy).errors
+
+    [refusal] = issues_at(issues, spec_path(mesh_copy, CUSTOMER_360), "input_ports[1].product")
+    assert f"agreement sales.sales/{CUSTOMER_360} is requested" in refusal.message
+
+
+def test_an_agreement_on_another_major_version_does_not_open_this_one(shipped: Registry) -> None:
+    spec = with_agreements(
+        with_access(spec_of(shipped, SALES), access={"mode": "approval_required"}), CUSTOMER_360
     )
 
-    assert access.consumer_may_read(spec, CUSTOMER_360).allowed
-    refused = access.consumer_may_read(spec, SALES_FORECAST)
-    assert not refused.allowed
-    assert CUSTOMER_360 in refused.reason  # says who is approved
+    assert access.consumer_may_read(spec, CUSTOMER_360, major=1).allowed
+    refused = access.consumer_may_read(spec, CUSTOMER_360, major=2)
+    assert not refused.allowed and "(for v1)" in refused.reason
+    assert not access.consumer_may_read(spec, SALES_FORECAST).allowed
 
 
 def test_an_open_product_may_be_read_by_any_product(shipped: Registry) -> None:
@@ -206,21 +209,6 @@ def test_a_role_name_that_cannot_be_a_warehouse_role_is_a_validation_error(mesh_
 
     [issue] = issues_at(validate(mesh_copy).errors, path, "access_policy.allowed_roles[4]")
     assert "'sales ops' is not a role name" in issue.message
-
-
-def test_an_approval_of_a_product_that_does_not_exist_is_a_warning(mesh_copy: Path) -> None:
-    path = edit_spec(
-        mesh_copy,
-        SALES_FORECAST,
-        lambda d: d["access"].update(
-            approved_consumers=[{"product": "finance.budget", "purpose": "Budgets."}]
-        ),
-    )
-
-    report = validate(mesh_copy)
-    [warning] = issues_at(report.warnings, path, "access.approved_consumers[0].product")
-    assert "no product of the mesh" in warning.message
-    assert report.errors == []
 
 
 # --- PII: what a reader without the privilege sees ----------------------------------------------------
@@ -263,28 +251,20 @@ def test_removed_pii_columns_are_not_there_for_the_consumer(
     assert columns[:3] == ["customer_id", "customer_name", "customer_type"]
 
 
-def test_an_approved_consumer_classified_at_least_as_sensitively_reads_pii_in_clear_text(
+def test_a_consumer_granted_pii_in_clear_and_classified_at_least_as_sensitively_reads_it_in_clear(
     shipped: Registry,
 ) -> None:
-    approved = {
-        "mode": "open",
-        "approved_consumers": [{"product": CUSTOMER_360, "purpose": "Account contacts."}],
-    }
-    producer = with_access(spec_of(shipped, CUSTOMER_MASTER), access=approved)
+    producer = with_agreements(spec_of(shipped, CUSTOMER_MASTER), CUSTOMER_360, pii_in_clear=True)
     consumer = with_access(spec_of(shipped, CUSTOMER_360), classification="confidential")
 
     assert access.pii_privilege(producer, consumer).allowed
     assert access.read_sql(consumer, producer, producer.output_ports[0]) == '"customers"."customer_master_v1"'
 
 
-def test_an_approved_consumer_classified_below_the_producer_still_reads_pii_protected(
+def test_a_consumer_granted_pii_in_clear_but_classified_below_the_producer_still_reads_it_protected(
     shipped: Registry,
 ) -> None:
-    approved = {
-        "mode": "open",
-        "approved_consumers": [{"product": CUSTOMER_360, "purpose": "Account contacts."}],
-    }
-    producer = with_access(spec_of(shipped, CUSTOMER_MASTER), access=approved)
+    producer = with_agreements(spec_of(shipped, CUSTOMER_MASTER), CUSTOMER_360, pii_in_clear=True)
     consumer = spec_of(shipped, CUSTOMER_360)  # internal < confidential
 
     decision = access.pii_privilege(producer, consumer)

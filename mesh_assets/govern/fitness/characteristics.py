@@ -211,7 +211,7 @@ def secure(
     # PII read in clear text from an input must stay marked: the consumer republishes personal data.
     for declared in spec.product_inputs:
         resolved = registry.resolve(product, declared)
-        if resolved is None or not access.pii_privilege(resolved.producer.spec, spec):
+        if resolved is None or not access.pii_privilege(resolved.producer.spec, spec, registry.today):
             continue
         upstream = {c.name for c in access.pii_columns(resolved.port)}
         lost = sorted(
@@ -221,14 +221,22 @@ def secure(
             problems.append(
                 f"{_list(lost)} come(s) in clear text from PII of {resolved.producer.key} but not marked pii"
             )
+    # An agreement past its reassessment date is not ended by time (its consumer keeps reading), but its
+    # owner has stopped confirming it: red until reassessed, like a port past its sunset.
+    overdue = sorted(a.id for a in access.agreements_of(spec) if a.agreement.overdue(registry.today))
+    if overdue:
+        problems.append(
+            f"access agreement(s) {', '.join(overdue)} past their reassess-by date; confirm each with "
+            "`mesh access approve <id> --by <owner> --reason ...` or revoke it"
+        )
     if problems:
         return Verdict(False, "; ".join(problems))
     parts = [f"readers {', '.join(readers)}"]
     if policy.denied_roles:
         parts.append(f"denied {', '.join(policy.denied_roles)}")
+    approved = access.approved_products(spec, registry.today)
     parts.append(
-        "approval required"
-        + (f" ({len(spec.access.approved_consumers)} approved)" if spec.access.approved_consumers else "")
+        "approval required" + (f" ({len(approved)} agreement(s) in force)" if approved else "")
         if spec.access.mode == "approval_required"
         else "open to products of the mesh"
     )
@@ -238,6 +246,13 @@ def secure(
         )
     else:
         parts.append("no PII")
+    exception = getattr(spec.transformation, "external_access", None)
+    if exception is not None:
+        # Allowed, so not gating; red so the exception is seen wherever fitness is, not only in review.
+        reason = f"its code reaches outside its inputs by exception ({exception.reason.rstrip('.')}), " + (
+            "which the platform cannot see at run time (red, not gating: reviewed as code)"
+        )
+        return Verdict(False, "; ".join([*parts, reason]), False)
     return Verdict(True, "; ".join(parts))
 
 

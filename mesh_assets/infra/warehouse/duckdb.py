@@ -383,7 +383,7 @@ class DuckDBWarehouse(dg.ConfigurableResource, Warehouse):
         return overrides
 
 
-def duckdb_connect(path: str) -> duckdb.DuckDBPyConnection:
+def duckdb_connect(path: str, config: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
     """Open the DuckDB file (duckdb imported here, never at module import)."""
     import duckdb
 
