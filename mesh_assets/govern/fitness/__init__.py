@@ -13,7 +13,8 @@ observed (`Facts`: the built catalog, and what the Dagster instance recorded for
   each key word finds it there.
 - **secure**: an access policy (at least one reader role); deny by default (no catch-all role, nothing
   both allowed and denied); PII protected (classified confidential or above, every column that looks
-  personal marked `pii`, PII read in clear text from an input still marked).
+  personal marked `pii`, PII read in clear text from an input still marked); a Python product whose code
+  may reach files or connections (`transformation.external_access`) is red, not gating, naming why.
 - **trustworthy**: SLOs declared; blocking contract checks (schema, key, row count) on every served port;
   with instance facts, no SLO breached now; no input port overdue for retirement (past its sunset: red,
   but not gating, since time alone never fails the mesh: moving to the replacement is the consumer's
