@@ -226,7 +226,10 @@ def check_warehouse(connection: Any) -> CheckResult:
 
 def check_branch_clone(connection: Any, prod_database: str, scratch: Scratch) -> CheckResult:
     """`mesh env create`'s zero-copy clone of prod and `mesh env drop`'s drop, on a scratch database."""
-    fix = f"GRANT CREATE DATABASE ON ACCOUNT TO ROLE <role>, and USAGE on {prod_database} and its schemas"
+    fix = (
+        f"GRANT CREATE DATABASE ON ACCOUNT TO ROLE <role>, and USAGE on {prod_database} and its schemas "
+        f"({prod_database} must exist: the first `MESH_ENV=prod mesh run` creates it)"
+    )
     try:
         run(connection, f"CREATE DATABASE {scratch.name} CLONE {prod_database}")
     except Exception as exc:
