@@ -23,12 +23,12 @@ def _deadlines(cron: str, timezone: str) -> tuple[datetime, ...]:
     """The cron's ticks over the sample window, starting with the last tick before it."""
     # dagster's iterator understands the same cron dialect as the FreshnessPolicy the SLO becomes; it
     # is heavy to import, so only SLOs with a cron pay for it.
-    from dagster._utils.schedules import cron_string_iterator
+    from mesh_assets.product.dagster_private import cron_ticks
 
     start = _SAMPLE_START.timestamp()
-    before = next(cron_string_iterator(start, cron, timezone, ascending=False))
+    before = next(cron_ticks(start, cron, timezone, ascending=False))
     ticks = [before]
-    for tick in cron_string_iterator(start, cron, timezone):
+    for tick in cron_ticks(start, cron, timezone):
         if tick - _SAMPLE_START > _SAMPLE_SPAN or len(ticks) >= _SAMPLE_MAX_TICKS:
             break
         if tick > ticks[-1]:

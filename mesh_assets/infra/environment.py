@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mesh_assets.infra.errors import MeshEnvironmentError
 from mesh_assets.infra.warehouse.base import Warehouse
 
 if TYPE_CHECKING:
@@ -47,10 +48,6 @@ MARKER = "environment.json"
 # Lowercase identifier: it becomes a folder name and, uppercased, a Snowflake database-name suffix.
 ENV_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 """What an environment name looks like."""
-
-
-class MeshEnvironmentError(ValueError):
-    """The environment asks for something the platform cannot do."""
 
 
 class EnvironmentRefused(MeshEnvironmentError):

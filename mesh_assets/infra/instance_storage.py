@@ -59,15 +59,15 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as db
 from dagster import Field, StringSource
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
-from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
-from dagster._serdes import ConfigurableClassData
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
+from mesh_assets.product import dagster_private
+
 if TYPE_CHECKING:
+    from dagster import DagsterInstance
     from dagster._config.config_schema import UserConfigSchema
-    from dagster._core.instance import DagsterInstance
+    from dagster._serdes import ConfigurableClassData
 
 JOURNAL_MODE = "TRUNCATE"
 MAX_CACHED_ENGINES = 64
@@ -84,6 +84,11 @@ def _set_journal_mode(dbapi_connection: sqlite3.Connection, _record: object) -> 
         pass
     finally:
         cursor.close()
+
+
+# Private names, through the one module that lists them (and whose test fails if Dagster changes them).
+SqliteEventLogStorage = dagster_private.sqlite_event_log_storage()
+SQLITE_BUSY_TIMEOUT_SECONDS = dagster_private.sqlite_busy_timeout_seconds()
 
 
 class MeshSqliteEventLogStorage(SqliteEventLogStorage):

@@ -169,14 +169,14 @@ def fetch(
         if finished:
             batch.hwm[stream] = finished[-1].storage_id
 
-    # The one private import: the cursor format `get_records_for_run` takes for "after this storage id".
-    # Imported here because it loads the event-log storage stack (~0.4 s) that code-location load skips.
-    from dagster._core.storage.event_log.base import EventLogCursor
+    # A private name (the cursor format `get_records_for_run` takes for "after this storage id"): through
+    # the one module that holds them, imported here because it loads the event-log storage stack.
+    from mesh_assets.product.dagster_private import event_log_cursor_after
 
     after = hwm.get("rl")
     connection = instance.get_records_for_run(
         RUNLESS_RUN_ID,
-        cursor=EventLogCursor.from_storage_id(after).to_string() if after is not None else None,
+        cursor=event_log_cursor_after(after) if after is not None else None,
         of_type=DagsterEventType.ASSET_CHECK_EVALUATION,
         limit=limit,
     )

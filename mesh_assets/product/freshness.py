@@ -26,11 +26,10 @@ FreshnessState = Literal["UNKNOWN", "PASS", "WARN", "FAIL"]
 def latest_deadline(cron: str, timezone: str, at: float) -> float:
     """The latest tick of a deadline cron at or before `at` (epoch seconds), in the cron's timezone."""
     # Dagster has no public cron API; its evaluator uses this helper, and only the same arithmetic
-    # (DST folds, its cron dialect) keeps the derived state equal to the daemon's. Imported here, not
-    # at module import, because code locations load this wing and only cron SLOs need it.
-    from dagster._utils.schedules import get_latest_completed_cron_tick
+    # (DST folds, its cron dialect) keeps the derived state equal to the daemon's.
+    from mesh_assets.product.dagster_private import latest_completed_cron_tick
 
-    return get_latest_completed_cron_tick(cron, datetime.fromtimestamp(at, UTC), timezone).timestamp()
+    return latest_completed_cron_tick(cron, datetime.fromtimestamp(at, UTC), timezone).timestamp()
 
 
 def freshness_state(slo: FreshnessSlo, last_publish: float | None, at: float) -> FreshnessState:

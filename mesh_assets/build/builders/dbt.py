@@ -58,6 +58,8 @@ class MeshDbtCli(DbtCliResource):
     a `dbt --version` subprocess (to learn the version of the executable) and an in-process dbt adapter
     with the project's macros loaded (used only to fetch row counts and column metadata, which the mesh
     does not ask for: its audit step counts rows) take most. dbt itself runs exactly as before.
+    Both members are private: they are listed in `mesh_assets.product.dagster_private.PRIVATE_NAMES`,
+    whose test fails if dagster-dbt renames or changes them.
     """
 
     @property

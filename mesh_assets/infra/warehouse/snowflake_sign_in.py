@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from pydantic import BaseModel, ConfigDict, Field
 
-from mesh_assets.infra.environment import MeshEnvironmentError
+from mesh_assets.infra.errors import MeshEnvironmentError
 
 if TYPE_CHECKING:
     from dagster_snowflake import SnowflakeResource

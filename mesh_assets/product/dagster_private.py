@@ -1,0 +1,156 @@
+"""Every private Dagster and dagster-dbt name the platform relies on, in one place, each with why.
+
+Private names (`dagster._…`, members starting with `_`) change without notice between releases. The
+platform uses one only where Dagster has no public API for it; each such use goes through this module,
+and `PRIVATE_NAMES` lists every one with the signature it was written against, so an upgrade that
+removes or changes one fails `tests/product/test_dagster_private.py` loudly, naming it, instead of
+breaking a run, a sensor or the UI at run time. Nothing is imported until a function is called (the
+event-log stack alone costs ~0.4 s of code-location load).
+
+This module sits in the lowest wing so that every wing can use it (freshness needs Dagster's cron
+arithmetic, the instance's storage subclasses Dagster's SQLite event log, the dbt builder trims
+dagster-dbt's per-invocation start-up).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PrivateName:
+    """One private name the platform relies on."""
+
+    module: str
+    """Where it lives, e.g. `dagster._utils.schedules`."""
+    name: str
+    """The name in that module; `Class.member` for a member of a public or private class."""
+    signature: str | None
+    """`str(inspect.signature(...))` it was written against; None for a constant or a class."""
+    why: str
+    """Why no public API does, and who uses it."""
+
+
+PRIVATE_NAMES: tuple[PrivateName, ...] = (
+    PrivateName(
+        "dagster._utils.schedules",
+        "get_latest_completed_cron_tick",
+        "(cron_string: str, current_time: datetime.datetime, timezone: str | None) -> datetime.datetime",
+        "Dagster has no public cron API; only its own arithmetic (DST folds, its cron dialect) keeps the "
+        "freshness state the catalog derives equal to the daemon's (product/freshness.py).",
+    ),
+    PrivateName(
+        "dagster._utils.schedules",
+        "cron_string_iterator",
+        "(start_timestamp: float, cron_string: str, execution_timezone: str | None, ascending: bool = True, "
+        "start_offset: int = 0) -> collections.abc.Iterator[datetime.datetime]",
+        "Ticks of a cron SLO in the dialect its FreshnessPolicy uses (contracts/diff_freshness.py).",
+    ),
+    PrivateName(
+        "dagster._core.storage.event_log.base",
+        "EventLogCursor.from_storage_id",
+        "(storage_id: int) -> 'EventLogCursor'",
+        "The cursor `get_records_for_run` takes for 'after this storage id' (observe/feed.py).",
+    ),
+    PrivateName(
+        "dagster._core.storage.event_log.base",
+        "EventLogCursor.to_string",
+        "(self) -> str",
+        "As above.",
+    ),
+    PrivateName(
+        "dagster._core.storage.event_log.sqlite.sqlite_event_log",
+        "SqliteEventLogStorage",
+        None,
+        "The local instance's event log (infra/instance_storage.py) is the stock one with cached engines; "
+        "Dagster exports no base class for a custom SQLite event log.",
+    ),
+    PrivateName(
+        "dagster._core.storage.event_log.sqlite.sqlite_event_log",
+        "SqliteEventLogStorage.__init__",
+        "(self, base_dir: str, inst_data: dagster._serdes.config_class.ConfigurableClassData | None = None)",
+        "Called once the instance's root is known (infra/instance_storage.py).",
+    ),
+    PrivateName(
+        "dagster._core.storage.event_log.sqlite.sqlite_event_log",
+        "SqliteEventLogStorage._connect",
+        "(self, shard: str) -> collections.abc.Iterator[sqlalchemy.engine.base.Connection]",
+        "Overridden to reuse one engine per shard (infra/instance_storage.py).",
+    ),
+    PrivateName(
+        "dagster._core.storage.event_log.sqlite.sqlite_event_log",
+        "SqliteEventLogStorage._initdb",
+        "(self, engine: sqlalchemy.engine.base.Engine, for_index_shard=False) -> None",
+        "Creates a shard's tables on first use, as the stock `_connect` does (infra/instance_storage.py).",
+    ),
+    PrivateName(
+        "dagster._core.storage.sqlite",
+        "SQLITE_BUSY_TIMEOUT_SECONDS",
+        None,
+        "The stock engines' busy timeout, kept for the cached ones (infra/instance_storage.py).",
+    ),
+    PrivateName(
+        "dagster._serdes",
+        "ConfigurableClassData",
+        None,
+        "What an instance passes a configurable storage class (infra/instance_storage.py).",
+    ),
+    PrivateName(
+        "dagster._config.config_schema",
+        "UserConfigSchema",
+        None,
+        "The return type of a configurable class's `config_type` (infra/instance_storage.py).",
+    ),
+    PrivateName(
+        "dagster_dbt",
+        "DbtCliResource._cli_version",
+        None,
+        "Overridden: the stock property runs `dbt --version` in a subprocess on every invocation "
+        "(build/builders/dbt.py, MeshDbtCli).",
+    ),
+    PrivateName(
+        "dagster_dbt",
+        "DbtCliResource._initialize_dbt_core_adapter",
+        "(self, args: collections.abc.Sequence[str]) -> dbt.adapters.base.impl.BaseAdapter",
+        "Overridden to skip an in-process adapter the mesh never asks for (build/builders/dbt.py).",
+    ),
+)
+"""Every private name in use; the test checks each exists with this signature."""
+
+
+def latest_completed_cron_tick(cron: str, at: datetime, timezone: str) -> datetime:
+    """The latest tick of `cron` at or before `at`, in `timezone`, as Dagster's freshness evaluator has it."""
+    from dagster._utils.schedules import get_latest_completed_cron_tick
+
+    return get_latest_completed_cron_tick(cron, at, timezone)
+
+
+def cron_ticks(start: float, cron: str, timezone: str, ascending: bool = True) -> Iterator[datetime]:
+    """The ticks of `cron` from `start` (epoch seconds), forwards or backwards, in Dagster's cron dialect."""
+    from dagster._utils.schedules import cron_string_iterator
+
+    return cron_string_iterator(start, cron, timezone, ascending=ascending)
+
+
+def event_log_cursor_after(storage_id: int) -> str:
+    """The cursor string `get_records_for_run` takes for the events after `storage_id`."""
+    from dagster._core.storage.event_log.base import EventLogCursor
+
+    return EventLogCursor.from_storage_id(storage_id).to_string()
+
+
+def sqlite_event_log_storage() -> Any:
+    """Dagster's SQLite event log storage class (to subclass)."""
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+    return SqliteEventLogStorage
+
+
+def sqlite_busy_timeout_seconds() -> int:
+    """The busy timeout Dagster's SQLite engines use."""
+    from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+
+    return SQLITE_BUSY_TIMEOUT_SECONDS
