@@ -99,7 +99,7 @@ def _findings(sql: str, dialect: str, mesh_schemas: set[str], dbt: bool) -> Iter
             yield Finding(
                 keyword,
                 rf"(?im)^\s*{re.escape(keyword)}\b|\b{re.escape(keyword)}\b",
-                f"runs a {keyword} statement: a model is one query, and the platform writes its result",
+                f"runs {keyword}, not a query: a model is one query, and the platform writes its result",
             )
             continue
         if index:
@@ -119,7 +119,10 @@ def _findings(sql: str, dialect: str, mesh_schemas: set[str], dbt: bool) -> Iter
                 continue
             name, schema, catalog = table.name, table.db.lower(), table.catalog.lower()
             written = ".".join(p for p in (catalog, schema, name) if p)
-            needle = re.escape(name)
+            # As written in a FROM or JOIN (quoted or not), so a name also found elsewhere is not matched.
+            needle = r"\b(?:from|join)\s+[\"']?" + re.escape(name) + r"[\"']?(?![\w.])"
+            if schema:
+                needle = re.escape(schema) + r'"?\s*\.\s*"?' + re.escape(name) + r'\b'
             if not schema:
                 if name.lower() in ctes:
                     continue
@@ -128,7 +131,7 @@ def _findings(sql: str, dialect: str, mesh_schemas: set[str], dbt: bool) -> Iter
                 else:
                     yield Finding(
                         name,
-                        rf"\b{needle}\b",
+                        needle,
                         f"reads {name}, which is neither a CTE nor a relation input(), source() or ref() "
                         "resolved",
                     )
@@ -155,7 +158,7 @@ def _findings(sql: str, dialect: str, mesh_schemas: set[str], dbt: bool) -> Iter
 def _fallback(sql: str) -> Iterator[Finding]:
     for match in STATEMENT.finditer(sql):
         keyword = match[1].upper()
-        yield Finding(keyword, rf"(?im)^\s*{keyword}\b", f"runs a {keyword} statement: a model is one query")
+        yield Finding(keyword, rf"(?im)^\s*{keyword}\b", f"runs {keyword}, not a query: a model is one query")
     for match in TABLE_FUNCTION.finditer(sql):
         finding = _function_finding(match[1], match[0].rstrip("(").strip() + "(…)")
         if finding is not None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mesh_assets.govern import backdoors
+from mesh_assets.govern import backdoors, code_access, python_access
 from mesh_assets.govern.validate import validate
 from mesh_assets.product.errors import SpecIssue
 from mesh_assets.product.registry import load_registry
@@ -43,6 +43,8 @@ def test_the_shipped_mesh_has_no_back_doors(repo_root: Path) -> None:
     registry = load_registry(repo_root)
 
     assert backdoors.lint(registry) == []
+    assert code_access.lint(registry) == []
+    assert python_access.lint(registry) == []
     # Every SQL and dbt model of the mesh was read: 3 SQL files, 5 dbt models.
     sources = backdoors.sql_sources(registry)
     assert len(sources) == 8
@@ -215,3 +217,151 @@ def test_dbt_models_reading_their_own_internals_and_declared_ports_pass(mesh_cop
     [source] = sources
     assert source.origin == "raw"
     assert backdoors.lint(load_registry(mesh_copy)) == []
+
+
+# --- the allowlist: only relations input(), source() and ref() resolved ----------------------------------
+
+CRM_EXTRACT = "data/sources/crm/customers.csv"
+# What a SQL product may not read or do, each appended to instrument_runs v1 on a line of its own, and
+# what the finding must say. DuckDB reads files, URLs and databases through many more; the engine's
+# isolated session refuses those at run time (tests/infra/test_warehouse_duckdb_isolation.py).
+REFUSED_SQL = {
+    "read_csv_auto": (f"left join read_csv_auto('{CRM_EXTRACT}') as x on true", "reads files or URLs"),
+    "read_csv": (f"left join read_csv('{CRM_EXTRACT}') as x on true", "reads files or URLs"),
+    "read_parquet": ("left join read_parquet('data/x.parquet') as x on true", "reads files or URLs"),
+    "read_json": ("left join read_json('data/x.json') as x on true", "reads files or URLs"),
+    "read_json_auto": ("left join read_json_auto('data/x.json') as x on true", "reads files or URLs"),
+    "read_text": ("left join read_text('/etc/passwd') as x on true", "reads files or URLs"),
+    "read_blob": ("left join read_blob('/etc/passwd') as x on true", "reads files or URLs"),
+    "glob": ("left join glob('data/**') as x on true", "reads files or URLs"),
+    "parquet_scan": ("left join parquet_scan('data/x.parquet') as x on true", "reads files or URLs"),
+    "iceberg_scan": ("left join iceberg_scan('s3://lake/t') as x on true", "reads files or URLs"),
+    "delta_scan": ("left join delta_scan('s3://lake/t') as x on true", "reads files or URLs"),
+    "sqlite_scan": ("left join sqlite_scan('crm.db', 'customers') as x on true", "another database"),
+    "postgres_scan": ("left join postgres_scan('host=crm', 'public', 'c') as x on true", "another database"),
+    "a path as a table": (f"left join '{CRM_EXTRACT}' as x on true", "reads the file"),
+    "query_table": ("left join query_table('sales_internal.stg_orders') as x on true", "dynamic-table"),
+    "query": ("left join query('select * from sales_internal.stg_orders') as x on true", "dynamic-table"),
+    "an undeclared name": ("left join customers as x on true", "neither a CTE nor a relation"),
+    "another catalog": ("left join mesh_prod.customers.customer_master_v1 as x on true", "from the catalog"),
+    "a schema of no domain": ("left join information_schema.tables as x on true", "no domain's"),
+    "ATTACH": (";\nATTACH 'other.duckdb' AS other", "runs ATTACH, not a query"),
+    "COPY TO": (";\nCOPY (SELECT 1) TO 'leak.csv'", "runs COPY, not a query"),
+    "INSTALL": (";\nINSTALL httpfs", "runs INSTALL, not a query"),
+    "SET": (";\nSET enable_external_access = true", "runs SET, not a query"),
+    "EXPORT DATABASE (sqlglot cannot parse it)": (";\nEXPORT DATABASE 'dump'", "runs EXPORT, not a query"),
+}
+
+
+@pytest.mark.parametrize("what", REFUSED_SQL)
+def test_sql_reading_outside_its_declared_relations_is_refused_by_validate_naming_line_and_fix(
+    mesh_copy: Path, what: str
+) -> None:
+    added, message = REFUSED_SQL[what]
+    path = add_join(mesh_copy, added)
+    line = len(path.read_text().splitlines())
+
+    report = validate(mesh_copy)
+
+    [finding] = [i for i in report.errors if i.file.resolve() == path.resolve() and message in i.message]
+    assert finding.field.startswith(f"line {line}: ")
+    assert added.splitlines()[-1].strip() in finding.field
+    assert "declare" in finding.fix and "input_ports" in finding.fix
+
+
+def test_read_csv_of_another_domains_extract_is_refused_naming_line_and_the_port_behind_it(
+    mesh_copy: Path,
+) -> None:
+    path = add_join(
+        mesh_copy, f"left join read_csv_auto('{CRM_EXTRACT}') as crm on crm.customer_id = r.customer_id"
+    )
+
+    [finding] = [i for i in code_access.lint(load_registry(mesh_copy)) if i.file.resolve() == path.resolve()]
+
+    assert finding.field.startswith("line 16: left join read_csv_auto(")
+    assert "around every port, its contract and its access policy (PII masking)" in finding.message
+    assert "the raw extract behind customers.customer_master's port" in finding.fix
+    assert "{{ input('customers.customer_master') }}" in finding.fix
+
+
+def test_generators_and_ctes_are_not_refused(mesh_copy: Path) -> None:
+    path = mesh_copy / RUNS_SQL
+    path.write_text(
+        "with days as (select * from range(3) t(d))\n"
+        + path.read_text().replace("from {{ ref('stg_runs') }} as r", "from {{ ref('stg_runs') }} as r, days")
+    )
+
+    assert [i for i in code_access.lint(load_registry(mesh_copy)) if i.file.resolve() == path.resolve()] == []
+
+
+def test_a_dbt_model_reading_a_file_is_refused_naming_the_model_and_line(mesh_copy: Path) -> None:
+    model = mesh_copy / SALES_V2
+    model.write_text(
+        model.read_text().rstrip() + "\nunion all select * from read_parquet('fx/rates.parquet')\n"
+    )
+    line = len(model.read_text().splitlines())
+
+    [finding] = [i for i in code_access.lint(load_registry(mesh_copy)) if i.file.resolve() == model.resolve()]
+
+    assert finding.field.startswith(f"line {line}: union all select * from read_parquet(")
+    assert "reads files or URLs through read_parquet()" in finding.message
+    assert "{{ source('port_<domain>', '<product>_v<major>') }}" in finding.fix
+
+
+# --- Python products -------------------------------------------------------------------------------------
+
+CUSTOMER_MASTER = Path("domains/customers/products/customer_master")
+REFUSED_PYTHON = {
+    "opening the warehouse file": (
+        "import duckdb",
+        "duckdb.connect('data/mesh.duckdb').sql('select * from sales_internal.stg_orders')",
+    ),
+    "pd.read_csv of a raw extract": ("import pandas as pd", f"pd.read_csv('{CRM_EXTRACT}')"),
+    "pandas.read_parquet": ("import pandas", "pandas.read_parquet('data/x.parquet')"),
+    "open()": ("import json", "json.load(open('secrets.json'))"),
+    "Path.read_text": ("from pathlib import Path", "Path('data/sources/crm/customers.csv').read_text()"),
+    "sqlite3.connect": ("import sqlite3", "sqlite3.connect('crm.db')"),
+    "snowflake.connector": ("import snowflake.connector", "snowflake.connector.connect(user='x')"),
+    "a from-import of read_csv": ("from pandas import read_csv", f"read_csv('{CRM_EXTRACT}')"),
+}
+
+
+def add_to_transform(root: Path, import_line: str, call: str) -> tuple[Path, int]:
+    """`import_line` atop customer_master's transform, `call` in a function; the call's line."""
+    path = root / CUSTOMER_MASTER / "transform.py"
+    path.write_text(f"{import_line}\n{path.read_text()}\n\ndef _peek():\n    return {call}\n")
+    return path, len(path.read_text().splitlines())
+
+
+@pytest.mark.parametrize("what", REFUSED_PYTHON)
+def test_a_python_transform_reaching_files_or_connections_is_refused_naming_line_and_fix(
+    mesh_copy: Path, what: str
+) -> None:
+    path, line = add_to_transform(mesh_copy, *REFUSED_PYTHON[what])
+
+    report = validate(mesh_copy)
+
+    found = [i for i in report.errors if i.file.resolve() == path.resolve()]
+    assert any(i.field.startswith(f"line {line}: return ") for i in found), found
+    assert all("external_access.reason" in i.fix and "inputs['<domain>.<product>']" in i.fix for i in found)
+
+
+def test_a_python_transform_stating_why_it_reaches_outside_passes_validate_and_is_red_in_secure(
+    mesh_copy: Path,
+) -> None:
+    from mesh_assets.govern.fitness import secure
+
+    add_to_transform(mesh_copy, "import pickle", "pickle.load(open('model.pkl', 'rb'))")
+    spec = mesh_copy / CUSTOMER_MASTER / "dataproduct.yaml"
+    reason = "loads the address-normalisation model shipped beside transform.py"
+    text = spec.read_text()
+    assert "kind: python\n" in text
+    spec.write_text(
+        text.replace("kind: python\n", f"kind: python\n  external_access:\n    reason: {reason}\n", 1)
+    )
+    registry = load_registry(mesh_copy)
+
+    assert python_access.lint(registry) == []
+    verdict = secure(registry.products["customers.customer_master"], registry)
+    assert not verdict.passed and not verdict.gating
+    assert reason in verdict.reason
