@@ -12,7 +12,7 @@ import csv
 from pathlib import Path
 
 import yaml
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from mesh_assets.product.access_rules import ClassificationName, load_model
 from mesh_assets.product.agreement import EMAIL, ConsumerKind
@@ -110,8 +110,11 @@ def import_csv(csv_path: Path) -> tuple[Directory, list[SpecIssue]]:
                     domain=values.get("domain") or None,
                     clearance=values.get("clearance") or "internal",
                 )
-            except ValueError as exc:
-                issues.append(SpecIssue(csv_path, f"line {line}", str(exc).splitlines()[-1], "fix the row"))
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                column = ".".join(str(p) for p in error["loc"])
+                message = f"{column}: {error['msg']} (got {error.get('input')!r})"
+                issues.append(SpecIssue(csv_path, f"line {line}", message, f"fix the row's {column}"))
                 continue
             (people if kind == "person" else principals).append(member)
     return Directory(people=people, service_principals=principals, teams=teams), issues
