@@ -1,7 +1,13 @@
 # mesh: `make run` builds the example mesh on DuckDB; `make test` runs the tests; `make dev` opens the UI.
 VENV := .venv
 BIN := $(VENV)/bin
-PYTHON ?= python3
+# The interpreter the venv is made from: PYTHON if given, else the first of these within requires-python
+# (3.11 to 3.13): python3 first, so a machine's default Python is used when it fits.
+PYTHON_CANDIDATES := python3 python3.13 python3.12 python3.11
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(firstword $(foreach p,$(PYTHON_CANDIDATES),$(shell command -v $(p) >/dev/null 2>&1 && \
+	$(p) -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] < (3, 14))' 2>/dev/null && echo $(p))))
+endif
 SCALE ?= 10000
 # The environment (docs/environments.md): default `dev`; `MESH_ENV=prod make run` publishes to prod.
 # Each has its own warehouse storage, data folder and Dagster instance (runs and alerts never mix).
@@ -9,9 +15,11 @@ MESH_ENV ?= dev
 export MESH_ENV
 export DAGSTER_HOME := $(CURDIR)/.dagster_home/$(MESH_ENV)
 
-.PHONY: setup run test dev bench validate lint clean
+.PHONY: setup run test check dev bench validate lint clean
 
 $(BIN)/.installed: pyproject.toml requirements.lock
+	@test -n "$(PYTHON)" || { echo "make: no Python 3.11, 3.12 or 3.13 found (tried $(PYTHON_CANDIDATES)): \
+	install one (e.g. apt-get install python3) or name it: make PYTHON=/path/to/python3.12 ..." >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# requirements.lock pins every transitive version CI and laptops install.
@@ -42,6 +50,10 @@ lint: $(BIN)/.installed
 # so a third worker fills that time (measured: 10m59s vs 12m48s for -n 2).
 test: setup lint validate
 	$(BIN)/pytest -n 3 --dist loadfile
+
+# The edit loop: lint and the tests not marked slow (the end-to-end builds run in `make test`).
+check: setup lint
+	$(BIN)/pytest -n 3 --dist loadfile -q -m "not slow"
 
 dev: setup
 	$(BIN)/dagster dev -w workspace.yaml
