@@ -242,13 +242,22 @@ def test_recent_daemon_heartbeats_pass(home: Path) -> None:
     assert result.status is Status.PASS and "oldest heartbeat 20s ago" in result.detail
 
 
-def test_a_stale_daemon_heartbeat_fails_even_outside_prod(home: Path) -> None:
+def test_a_stale_daemon_heartbeat_fails_in_prod(home: Path) -> None:
+    now = _beat(home, age_s=3 * 3600)
+
+    result = inst.instance_checks(home, is_prod=True, now=now)[3]
+
+    assert result.status is Status.FAIL and "3 h ago" in result.detail
+    assert "dagster-daemon run" in result.fix
+
+
+def test_a_stopped_make_dev_is_said_but_not_a_failure_outside_prod(home: Path) -> None:
     now = _beat(home, age_s=3 * 3600)
 
     result = inst.instance_checks(home, now=now)[3]
 
-    assert result.status is Status.FAIL and "3 h ago" in result.detail
-    assert "dagster-daemon run" in result.fix
+    assert result.status is Status.CANNOT_TELL
+    assert "last heartbeat" in result.detail and "3 h ago" in result.detail
 
 
 def test_no_daemon_heartbeat_in_prod_fails(home: Path) -> None:
