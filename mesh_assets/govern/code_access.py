@@ -122,7 +122,7 @@ def _findings(sql: str, dialect: str, mesh_schemas: set[str], dbt: bool) -> Iter
             # As written in a FROM or JOIN (quoted or not), so a name also found elsewhere is not matched.
             needle = r"\b(?:from|join)\s+[\"']?" + re.escape(name) + r"[\"']?(?![\w.])"
             if schema:
-                needle = re.escape(schema) + r'"?\s*\.\s*"?' + re.escape(name) + r'\b'
+                needle = re.escape(schema) + r'"?\s*\.\s*"?' + re.escape(name) + r"\b"
             if not schema:
                 if name.lower() in ctes:
                     continue
