@@ -273,6 +273,7 @@ COMMAND_MODULES: list[str] = [
     "mesh_assets.cli.monitor",
     "mesh_assets.cli.new",
     "mesh_assets.cli.grants",
+    "mesh_assets.cli.access",
     "mesh_assets.cli.fitness",
     "mesh_assets.cli.env",
     "mesh_assets.cli.ci",

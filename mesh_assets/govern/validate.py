@@ -20,7 +20,7 @@ from typing import Any
 
 from mesh_assets.build.builders import sql as sql_builder
 from mesh_assets.build.dbt_contracts import GENERATED_FILE, generated_yaml
-from mesh_assets.govern import backdoors, code_access, python_access
+from mesh_assets.govern import access_lint, backdoors, code_access, python_access
 from mesh_assets.product import access
 from mesh_assets.product import spec as spec_module
 from mesh_assets.product.errors import MeshSpecError, SpecIssue
@@ -259,6 +259,7 @@ def validate(root: Path) -> Report:
     # What product code may read: SQL and dbt only declared relations, Python only its input frames.
     issues += code_access.lint(registry) + python_access.lint(registry)
     issues += access.policy_issues(registry)
+    issues += access_lint.agreement_issues(root, registry)
     issues += backdoors.lint(registry)
     for path, text in schema_texts().items():
         if not path.exists() or path.read_text() != text:

@@ -222,15 +222,20 @@ def secure(
                 f"{_list(lost)} come(s) in clear text from PII of {resolved.producer.key} but not marked pii"
             )
     # An agreement past its reassessment date is not ended by time (its consumer keeps reading), but its
-    # owner has stopped confirming it: red until reassessed, like a port past its sunset.
+    # owner has stopped confirming it: red until reassessed, and not gating, like a port past its sunset.
     overdue = sorted(a.id for a in access.agreements_of(spec) if a.agreement.overdue(registry.today))
-    if overdue:
-        problems.append(
+    unconfirmed = (
+        [
             f"access agreement(s) {', '.join(overdue)} past their reassess-by date; confirm each with "
             "`mesh access approve <id> --by <owner> --reason ...` or revoke it"
-        )
+        ]
+        if overdue
+        else []
+    )
     if problems:
-        return Verdict(False, "; ".join(problems))
+        return Verdict(False, "; ".join(problems + unconfirmed))
+    if unconfirmed:
+        return Verdict(False, unconfirmed[0] + " (red, not gating: time alone never fails the mesh)", False)
     parts = [f"readers {', '.join(readers)}"]
     if policy.denied_roles:
         parts.append(f"denied {', '.join(policy.denied_roles)}")
