@@ -49,7 +49,7 @@ def build_domain(domain: str) -> dg.Definitions:
             dbt_projects[transformation.project] = None
         for port in spec.output_ports:
             if transformation.kind == "sql":
-                build, deps = sql_builder.port_builder(product, registry, spec.port_model(port))
+                build, deps = sql_builder.port_builder(product, registry, spec.port_model(port), env.target)
             elif transformation.kind == "python":
                 build, deps = python_builder.port_builder(product, registry, port)
             else:
@@ -69,7 +69,7 @@ def build_domain(domain: str) -> dg.Definitions:
     return dg.Definitions(
         assets=assets,
         sensors=[automation_sensor(domain)],
-        resources={"warehouse": env.warehouse()},
+        resources={"warehouse": env.warehouse(domain)},
     )
 
 

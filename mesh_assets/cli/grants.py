@@ -27,8 +27,17 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="Database of the ports (default: SNOWFLAKE_DATABASE on Snowflake, else MESH)."),
         ] = None,
         role_prefix: Annotated[
-            str, typer.Option(help="Prefix of every role the mesh creates (roles are account-wide).")
-        ] = "MESH_",
+            str | None,
+            typer.Option(help="Prefix of every role the mesh creates (roles are account-wide; default "
+            "MESH_ROLE_PREFIX, else MESH_)."),
+        ] = None,
+        platform_role: Annotated[
+            str, typer.Option(help="Role the domain roles are granted to (the platform's service user's).")
+        ] = "SYSADMIN",
+        warehouse: Annotated[
+            str | None,
+            typer.Option(help="Virtual warehouse the domain roles compute on (default SNOWFLAKE_WAREHOUSE)."),
+        ] = None,
     ) -> None:
         """Render roles, grants on port schemas and tables, masking policies and secure views (idempotent).
 
@@ -63,7 +72,14 @@ def register(app: typer.Typer) -> None:
             )
             raise typer.Exit(1)
         name = database or (env.database if env.target == "snowflake" else "MESH")
-        sql = grants_module.render(registry, database=name, prefix=role_prefix)
+        prefix = role_prefix or env.role_prefix
+        sql = grants_module.render(
+            registry,
+            database=name,
+            prefix=prefix,
+            platform_role=platform_role,
+            warehouse=warehouse or env.snowflake_warehouse,
+        )
         if out is None:
             typer.echo(sql, nl=False)
             return

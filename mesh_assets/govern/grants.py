@@ -25,10 +25,12 @@ What it creates, and why:
    - `USAGE` on the database and on the port's schema `<domain>`; **nothing on `<domain>_internal`**.
 4. **Denials**: `REVOKE` on the port (and its view) from each denied role, and of each reader role from
    each denied role (deny must win over a role inherited through the hierarchy).
+5. **Domain roles** (`domain_roles`): the role each domain's transformations run as, owning its schemas
+   and granted SELECT on exactly the ports its products declare as inputs.
 
 Retired ports get nothing. Run it after the ports exist (after `mesh run`): a view or grant on a table
-that was never published fails. Consumer *products* are not represented by roles: the platform builds
-them (one platform role), and their access is enforced by validation and by the platform's own reads.
+that was never published fails. Consumer *products* read through their domain's role, which holds SELECT
+on the ports they declare (PII ports too: the platform's read masks them, as on DuckDB).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from mesh_assets.govern import domain_roles
 from mesh_assets.product import access
 from mesh_assets.product.registry import Registry, effective_status
 from mesh_assets.product.spec import Column, LogicalType, OutputPort, PiiHandling, Status
@@ -45,7 +48,7 @@ ROLE_PREFIX = "MESH_"
 """Prefix of every role the mesh creates (roles live at account level, shared with other systems)."""
 GOVERNANCE_SCHEMA = "governance"
 """Schema holding the masking policies (also the governance location's tables)."""
-PROTECTED_SUFFIX = "__protected"
+PROTECTED_SUFFIX = access.PROTECTED_SUFFIX
 """Suffix of the secure view through which readers read a port with PII columns."""
 
 _FAMILY = {
@@ -68,7 +71,7 @@ class Statement:
 
     kind: str
     """`role`, `schema`, `masking_policy`, `masking_body`, `secure_view`, `set_masking_policy`,
-    `grant_usage`, `grant_select`, `revoke_select`, `revoke_role`."""
+    `grant_usage`, `grant_select`, `revoke_select`, `revoke_role`, `grant_role`, `grant_ownership`."""
     sql: str
     section: str = ""
     """What the statement belongs to, shown as a comment above its group in the script."""
@@ -132,7 +135,12 @@ def _served_ports(registry: Registry, today: date) -> list[tuple[str, str, Outpu
 
 
 def statements(
-    registry: Registry, database: str = "MESH", prefix: str = ROLE_PREFIX, today: date | None = None
+    registry: Registry,
+    database: str = "MESH",
+    prefix: str = ROLE_PREFIX,
+    today: date | None = None,
+    platform_role: str = domain_roles.PLATFORM_ROLE,
+    warehouse: str | None = None,
 ) -> list[Statement]:
     """Every statement of the script, in the order it must run."""
     today = today or registry.today
@@ -264,6 +272,13 @@ def statements(
     )
     for reader, denied in pairs:
         add("revoke_role", f"REVOKE ROLE {role_name(reader, prefix)} FROM ROLE {role_name(denied, prefix)}")
+
+    # 6. The domains' own roles: what each domain's transformations run as (never the platform's role).
+    section = (
+        f"Domain roles: each domain's steps run as its own role, owning its schemas and reading only the "
+        f"ports it declares (granted to {platform_role})"
+    )
+    domain_roles.statements(registry, add, db, prefix, platform_role, today, warehouse)
     return out
 
 
@@ -278,10 +293,15 @@ def unreadable_ports(registry: Registry, today: date | None = None) -> list[str]
 
 
 def render(
-    registry: Registry, database: str = "MESH", prefix: str = ROLE_PREFIX, today: date | None = None
+    registry: Registry,
+    database: str = "MESH",
+    prefix: str = ROLE_PREFIX,
+    today: date | None = None,
+    platform_role: str = domain_roles.PLATFORM_ROLE,
+    warehouse: str | None = None,
 ) -> str:
     """The whole script: a header, then each group of statements under a comment, each ending with `;`."""
-    listed = statements(registry, database, prefix, today)
+    listed = statements(registry, database, prefix, today, platform_role, warehouse)
     ports = sum(len(p.spec.output_ports) for p in registry.products.values())
     domains = len({p.spec.domain for p in registry.products.values()})
     lines = [
@@ -292,6 +312,11 @@ def render(
         "-- Run it after the ports are published, as a role that may create roles and owns the port",
         "-- schemas. Nothing is granted on <domain>_internal: readers see output ports only.",
     ]
+    if not warehouse:
+        lines.append(
+            "-- No warehouse named (SNOWFLAKE_WAREHOUSE or --warehouse): grant USAGE on the domains' "
+            "warehouse to each MESH_DOMAIN_* role yourself."
+        )
     nobody = unreadable_ports(registry, today)
     if nobody:
         lines.append(f"-- Readable by no role (no allowed_roles yet): {', '.join(nobody)}.")

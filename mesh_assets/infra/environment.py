@@ -113,6 +113,12 @@ class Environment:
     """`MESH_PARALLEL_STAGES`, if set: most stages built at once on Snowflake."""
     snowflake_sign_in: frozenset[str] = frozenset()
     """Which Snowflake sign-in fields have their variable set (values reach resources as `dg.EnvVar`)."""
+    domain_roles: bool = True
+    """`MESH_SNOWFLAKE_DOMAIN_ROLES` (default on): each domain's steps run as its own Snowflake role."""
+    snowflake_warehouse: str | None = None
+    """`SNOWFLAKE_WAREHOUSE`, if set: the virtual warehouse (not a secret; `mesh grants` names it)."""
+    role_prefix: str = "MESH_"
+    """`MESH_ROLE_PREFIX`: prefix of every Snowflake role the mesh creates (`mesh grants`) and uses."""
 
     @property
     def dbt_target(self) -> str:
@@ -228,10 +234,11 @@ class Environment:
         """
         return self.data_dir / "dbt" / project
 
-    def warehouse(self) -> Warehouse:
-        """The `warehouse` resource for this environment."""
+    def warehouse(self, domain: str | None = None) -> Warehouse:
+        """The `warehouse` resource for this environment; for `domain`'s code location on Snowflake, one
+        whose sessions run as the domain's own role (never the platform's) unless domain roles are off."""
         if self.target == "snowflake":
-            from mesh_assets.infra.warehouse.snowflake import SnowflakeWarehouse
+            from mesh_assets.infra.warehouse.snowflake import SnowflakeWarehouse, domain_role
             from mesh_assets.infra.warehouse.snowflake_sign_in import env_vars
 
             # Only the variables that were set become `dg.EnvVar`s: an unset one would fail the run's
@@ -240,6 +247,7 @@ class Environment:
                 **env_vars(self.snowflake_sign_in | {"account", "user"}),
                 database=self.database,
                 prod_database=self.prod_database if self.defers_to_prod else None,
+                session_role=domain_role(domain, self.role_prefix) if domain and self.domain_roles else None,
             )
         from mesh_assets.infra.warehouse.duckdb import DuckDBWarehouse
 
@@ -284,7 +292,8 @@ def resolve(start: Path | None = None, environ: Mapping[str, str] | None = None)
 
     Reads `MESH_ENV`, `MESH_TARGET`, `MESH_ROOT`, `MESH_DATA_DIR`, `MESH_DUCKDB_PATH`, `MESH_DEFER`,
     `MESH_CATALOG_DIR`, `MESH_SOURCES_DIR`, `MESH_DUCKDB_LOCK_TIMEOUT`, `MESH_PARALLEL_STAGES`,
-    `DAGSTER_HOME`, `SNOWFLAKE_DATABASE` and which Snowflake sign-in variables are set. Refuses
+    `MESH_SNOWFLAKE_DOMAIN_ROLES`, `MESH_ROLE_PREFIX`, `DAGSTER_HOME`, `SNOWFLAKE_DATABASE` and which
+    Snowflake sign-in variables are set. Refuses
     (`MeshEnvironmentError`) a process that is not `prod` but would write to prod's storage.
     """
     from mesh_assets.infra.warehouse.snowflake_sign_in import sign_in_variables
@@ -314,6 +323,9 @@ def resolve(start: Path | None = None, environ: Mapping[str, str] | None = None)
         duckdb_lock_timeout_s=_number(environ, "MESH_DUCKDB_LOCK_TIMEOUT", 900.0),
         parallel_stages=int(_number(environ, "MESH_PARALLEL_STAGES", 0)) or None,
         snowflake_sign_in=sign_in_variables(environ),
+        domain_roles=_switch(environ, "MESH_SNOWFLAKE_DOMAIN_ROLES", default=True),
+        role_prefix=environ.get("MESH_ROLE_PREFIX", "").strip() or "MESH_",
+        snowflake_warehouse=environ.get("SNOWFLAKE_WAREHOUSE", "").strip() or None,
     )
     if not env.is_prod and target == "duckdb":
         _refuse_prod_file(env)
@@ -323,6 +335,17 @@ def resolve(start: Path | None = None, environ: Mapping[str, str] | None = None)
 def _path(environ: Mapping[str, str], name: str) -> Path | None:
     value = environ.get(name, "").strip()
     return Path(value) if value else None
+
+
+def _switch(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    value = environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in {"on", "true", "1", "yes"}:
+        return True
+    if value in {"off", "false", "0", "no"}:
+        return False
+    raise MeshEnvironmentError(f"{name}={value!r}: use on or off (default: {'on' if default else 'off'})")
 
 
 def _number(environ: Mapping[str, str], name: str, default: float) -> float:

@@ -240,6 +240,11 @@ def pii_privilege(
     return Decision(True, f"{consumer.key} is approved by {producer.key} and classified to protect PII")
 
 
+PROTECTED_SUFFIX = "__protected"
+"""Suffix of a PII port's masked secure view on Snowflake (made by `mesh grants`), which readers and
+consumer domains without the PII privilege read instead of the table."""
+
+
 def protection(
     producer: DataProductSpec, port: OutputPort, consumer: DataProductSpec | None
 ) -> dict[str, PiiHandling]:
@@ -290,28 +295,41 @@ def protected_projection(
 def protected_select(
     producer: DataProductSpec, port: OutputPort, consumer: DataProductSpec | None, dialect: str = "duckdb"
 ) -> str | None:
-    """`SELECT … FROM <port>` with PII protected for `consumer`; None when it may read the port as is."""
+    """`SELECT … FROM <port>` with PII protected for `consumer`; None when it may read the port as is.
+
+    On DuckDB the platform protects the columns itself. On Snowflake the consumer's domain role may not
+    read the table at all (`govern/domain_roles.py`): it reads the port's masked secure view, whose
+    masking policies protect the same columns (`mesh grants`), and a removed column is left out here.
+    """
     from mesh_assets.product import addressing
 
     handling = protection(producer, port, consumer)
     if not handling:
         return None
     relation = addressing.port_relation(producer.domain, producer.name, port.major)
+    if dialect == "snowflake":
+        kept = [_quote(c.name) for c in port.columns if handling.get(c.name) != PiiHandling.REMOVE]
+        view = addressing.Relation(relation.schema, relation.name + PROTECTED_SUFFIX)
+        nothing = 'NULL AS "_no_columns"'
+        return f"SELECT {', '.join(kept or [nothing])} FROM {view.sql}"
     projection = protected_projection(port, handling, dialect)
     if not projection:  # every column is PII and removed: nothing left, but the reader still gets rows
         projection = ['NULL AS "_no_columns"']
     return f"SELECT {', '.join(projection)} FROM {relation.sql}"
 
 
-def read_sql(consumer: DataProductSpec, producer: DataProductSpec, port: OutputPort) -> str:
+def read_sql(
+    consumer: DataProductSpec, producer: DataProductSpec, port: OutputPort, target: str = "duckdb"
+) -> str:
     """What `{{ input() }}` renders to in a consumer's SQL: the port, or a protected subquery of it.
 
     A subquery (not a view) so the protection needs no object in the producer's schema and is rendered
-    with the consumer's SQL, in DuckDB's dialect like every model (transpiled for Snowflake).
+    with the consumer's SQL, in DuckDB's dialect like every model (transpiled for Snowflake); on
+    Snowflake the subquery reads the port's masked secure view (see `protected_select`).
     """
     from mesh_assets.product import addressing
 
-    protected = protected_select(producer, port, consumer, "duckdb")
+    protected = protected_select(producer, port, consumer, target)
     if protected is None:
         return addressing.port_relation(producer.domain, producer.name, port.major).sql
     return f"({protected})"

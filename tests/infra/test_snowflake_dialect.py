@@ -90,3 +90,51 @@ def test_a_custom_rule_written_for_duckdb_reaches_snowflake_in_snowflakes_dialec
         'SELECT COUNT(*) FROM (SELECT * FROM "crm"."contacts" '
         "WHERE TO_TIMESTAMP(\"id\", 3) < '2020-01-01') AS bad"
     ]
+
+
+# --- PII ports read by another domain: the masked secure view on Snowflake (issue 27) -------------------
+
+
+def test_on_snowflake_a_consumer_reads_a_pii_port_through_its_masked_secure_view(repo_root) -> None:
+    from mesh_assets.build.builders.sql import render
+    from mesh_assets.product.registry import load_registry
+
+    registry = load_registry(repo_root)
+    consumer = registry.products["diagnostics.instrument_runs"]
+    model = consumer.spec.port_model(consumer.spec.output_ports[0])
+
+    on_snowflake = render(consumer, registry, model, "snowflake").sql
+    on_duckdb = render(consumer, registry, model, "duckdb").sql
+
+    # Its domain's role holds SELECT on the view only (govern/domain_roles.py), whose masking policies
+    # protect contact_email and contact_phone; on DuckDB the platform masks in the query itself.
+    assert '"customers"."customer_master_v1__protected"' in on_snowflake
+    assert '"customers"."customer_master_v1")' not in on_snowflake
+    assert "'***'" not in on_snowflake
+    assert "'***'" in on_duckdb and '"customers"."customer_master_v1"' in on_duckdb
+    assert "__protected" not in on_duckdb
+
+
+@pytest.mark.parametrize(
+    ("handling", "kept"),
+    [
+        (PiiHandling.MASK, ["contact_email", "contact_phone"]),
+        (PiiHandling.HASH, ["contact_email", "contact_phone"]),
+        (PiiHandling.REMOVE, []),
+    ],
+)
+def test_on_snowflake_the_protected_read_leaves_masking_to_the_view_and_drops_removed_columns(
+    repo_root, handling: PiiHandling, kept: list[str]
+) -> None:
+    from mesh_assets.product.access import protected_select
+    from mesh_assets.product.registry import load_registry
+
+    spec = load_registry(repo_root).products["customers.customer_master"].spec
+    policy = spec.access_policy.model_copy(update={"pii_handling": handling})
+    producer = spec.model_copy(update={"access_policy": policy})
+    port = producer.output_ports[0]
+
+    sql = protected_select(producer, port, None, "snowflake")
+
+    expected = ", ".join('"' + c.name + '"' for c in port.columns if not c.pii or c.name in kept)
+    assert sql == f'SELECT {expected} FROM "customers"."customer_master_v1__protected"'

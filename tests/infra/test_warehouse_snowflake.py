@@ -693,3 +693,120 @@ def test_put_sql_parses_as_snowflake_sql_and_quotes_the_path(tmp_path: Path) -> 
 
     assert isinstance(put, exp.Put)
     assert put.this.name == f"file://{extract.as_posix()}"
+
+
+# --- each domain runs as its own role (issue 27) -----------------------------------------------------------
+
+
+class _Recorder:
+    """A connection that records each statement; `refuse` maps a statement prefix to the error it raises."""
+
+    def __init__(self, refuse: dict[str, Exception] | None = None) -> None:
+        self.sent: list[str] = []
+        self.refuse = refuse or {}
+
+    def cursor(self) -> _Recorder:
+        return self
+
+    def __enter__(self) -> _Recorder:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+    def execute(self, sql: str, params: Any = None) -> None:
+        self.sent.append(sql)
+        for prefix, error in self.refuse.items():
+            if sql.startswith(prefix):
+                raise error
+
+    def close(self) -> None:
+        return None
+
+
+def _recording(monkeypatch: pytest.MonkeyPatch, recorder: _Recorder) -> None:
+    from contextlib import contextmanager
+
+    from mesh_assets.infra.warehouse import snowflake_sign_in
+
+    @contextmanager
+    def connection(*_: Any, **__: Any) -> Iterator[_Recorder]:
+        yield recorder
+
+    monkeypatch.setattr(snowflake_sign_in, "snowflake_connection", connection)
+
+
+def test_a_domains_session_switches_to_its_own_role_with_secondary_roles_off_before_anything_else(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # fakesnow cannot parse USE SECONDARY ROLES: the exact statements are asserted instead.
+    recorder = _Recorder()
+    _recording(monkeypatch, recorder)
+
+    with _warehouse(session_role="MESH_DOMAIN_SALES").session() as session:
+        session.execute('SELECT 1 FROM "sales"."orders_v1"')
+
+    assert recorder.sent == [
+        "USE ROLE MESH_DOMAIN_SALES",
+        "USE SECONDARY ROLES NONE",
+        "USE DATABASE MESH",
+        'SELECT 1 FROM "sales"."orders_v1"',
+    ]
+
+
+def test_the_platforms_own_session_keeps_the_sign_in_role(monkeypatch: pytest.MonkeyPatch) -> None:
+    recorder = _Recorder()
+    _recording(monkeypatch, recorder)
+
+    with _warehouse().session():
+        pass
+
+    assert recorder.sent == ["USE DATABASE MESH"]
+
+
+def test_a_domain_role_that_does_not_exist_yet_says_to_run_mesh_grants(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    refused = ProgrammingError(msg="Role 'MESH_DOMAIN_SALES' specified in the connect string does not exist")
+    _recording(monkeypatch, _Recorder({"USE ROLE": refused}))
+
+    with (
+        pytest.raises(RuntimeError, match=r"MESH_DOMAIN_SALES.*mesh grants --target snowflake"),
+        _warehouse(session_role="MESH_DOMAIN_SALES").session(),
+    ):
+        pass
+
+
+def test_each_domains_location_runs_as_its_role_and_dbt_too_unless_domain_roles_are_off(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from mesh_assets.infra import environment
+
+    monkeypatch.setenv("MESH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MESH_TARGET", "snowflake")
+    monkeypatch.delenv("MESH_SNOWFLAKE_DOMAIN_ROLES", raising=False)
+    env = environment.resolve()
+
+    sales = env.warehouse("sales")
+    assert sales.session_role == "MESH_DOMAIN_SALES"  # type: ignore[attr-defined]
+    assert sales.dbt_output_overrides()["role"] == "MESH_DOMAIN_SALES"
+    assert env.warehouse().session_role is None  # type: ignore[attr-defined]  (governance, deferral)
+
+    monkeypatch.setenv("MESH_SNOWFLAKE_DOMAIN_ROLES", "off")
+    assert environment.resolve().warehouse("sales").session_role is None  # type: ignore[attr-defined]
+    monkeypatch.setenv("MESH_ROLE_PREFIX", "DP_")
+    monkeypatch.setenv("MESH_SNOWFLAKE_DOMAIN_ROLES", "on")
+    assert environment.resolve().warehouse("sales").session_role == "DP_DOMAIN_SALES"  # type: ignore[attr-defined]
+
+
+def test_a_domains_code_location_gets_the_domains_warehouse(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from mesh_assets.build.location import build_domain
+
+    monkeypatch.setenv("MESH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MESH_TARGET", "snowflake")
+
+    defs = build_domain("customers")
+
+    assert defs.resources["warehouse"].session_role == "MESH_DOMAIN_CUSTOMERS"

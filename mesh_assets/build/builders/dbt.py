@@ -37,7 +37,7 @@ from mesh_assets.product.registry import Product, Registry
 from mesh_assets.product.spec import DbtTransformation
 
 
-def _manifest(registry: Registry, project: str, env: Environment) -> Path:
+def _manifest(registry: Registry, project: str, env: Environment, domain: str) -> Path:
     project_dir = registry.root / "dbt_projects" / project
     manifest = project_dir / "target" / "manifest.json"
     inputs = [project_dir / "dbt_project.yml", *project_dir.glob("models/**/*")]
@@ -47,7 +47,8 @@ def _manifest(registry: Registry, project: str, env: Environment) -> Path:
         # A fresh clone or an edited model: parse once here so `make dev` always shows the current
         # project (about 5 s); `mesh prepare` does the same ahead of time.
         dg.get_dagster_logger().info(f"dbt manifest of {project} is missing or stale; running dbt parse")
-        prepare(registry, project, env.dbt_target, warehouse=env.warehouse())
+        # The domain's warehouse: the profile is rendered as its runs render it (its role included).
+        prepare(registry, project, env.dbt_target, warehouse=env.warehouse(domain))
     return manifest
 
 
@@ -176,7 +177,7 @@ def dbt_project_assets(
 ) -> dg.AssetsDefinition:
     """The dbt models of the project's products in `domain`, as one dagster-dbt multi-asset."""
     project_dir = registry.root / "dbt_projects" / project
-    manifest_path = _manifest(registry, project, env)
+    manifest_path = _manifest(registry, project, env, domain)
     translator = MeshDbtTranslator(registry, project, env, automation)
     dbt_project = DbtProject(project_dir=project_dir, profiles_dir=project_dir, target=env.dbt_target)
     manifest = json.loads(manifest_path.read_text())

@@ -39,8 +39,11 @@ class RenderedSql:
     file: Path | None = None
 
 
-def render(product: Product, registry: Registry, model: str) -> RenderedSql:
-    """Render `<model>.sql` of a product; raise `MeshSpecError` naming file and fix on a bad reference."""
+def render(product: Product, registry: Registry, model: str, target: str = "duckdb") -> RenderedSql:
+    """Render `<model>.sql` of a product; raise `MeshSpecError` naming file and fix on a bad reference.
+
+    `target` decides how a PII port the product may not read in clear is read: protected by the platform
+    on DuckDB, through the port's masked secure view on Snowflake (`access.read_sql`)."""
     spec = product.spec
     path = product.folder / f"{model}.sql"
     transformation = spec.transformation
@@ -65,10 +68,11 @@ def render(product: Product, registry: Registry, model: str) -> RenderedSql:
             return "__undeclared__"
         producer = resolved.producer.spec
         deps.append(addressing.port_key(producer.domain, producer.name, resolved.port.major))
-        reads.append(addressing.port_relation(producer.domain, producer.name, resolved.port.major))
+        port = addressing.port_relation(producer.domain, producer.name, resolved.port.major)
+        reads.extend([port, addressing.Relation(port.schema, port.name + access.PROTECTED_SUFFIX)])
         # The port itself, or (PII port, consumer without the PII privilege) a subquery that masks,
         # hashes or removes its PII columns per the producer's policy: see `access.read_sql`.
-        return access.read_sql(spec, producer, resolved.port)
+        return access.read_sql(spec, producer, resolved.port, target)
 
     def _source(reference: str) -> str:
         if reference not in declared_sources:
@@ -167,7 +171,7 @@ def internal_assets(
     assert isinstance(transformation, SqlTransformation)
     assets = []
     for name in transformation.internals:
-        rendered = render(product, registry, name)
+        rendered = render(product, registry, name, env.target)
         relation = addressing.internal_relation(spec.domain, spec.name, name)
         assets.append(_internal_asset(product, name, rendered, relation, env, automation))
     return assets
@@ -212,10 +216,10 @@ def _internal_asset(
 
 
 def port_builder(
-    product: Product, registry: Registry, model: str
+    product: Product, registry: Registry, model: str, target: str = "duckdb"
 ) -> tuple[BuildCandidate, list[dg.AssetKey]]:
     """The candidate builder of a SQL port, and the assets it reads."""
-    rendered = render(product, registry, model)
+    rendered = render(product, registry, model, target)
 
     def build(
         context: dg.AssetExecutionContext, session: WarehouseSession, candidate: addressing.Relation

@@ -72,6 +72,11 @@ _TIMESTAMP_SYNONYMS = {"TIMESTAMP", "DATETIME"}
 _UNQUOTED_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 
 
+def domain_role(domain: str, prefix: str = "MESH_") -> str:
+    """The role a domain's transformations run as on Snowflake, e.g. `MESH_DOMAIN_SALES` (`mesh grants`)."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", f"{prefix}DOMAIN_{domain}").upper()
+
+
 def quote(identifier: str) -> str:
     """`identifier` as a Snowflake quoted identifier (case kept, embedded quotes doubled)."""
     return '"' + identifier.replace('"', '""') + '"'
@@ -388,6 +393,11 @@ class SnowflakeWarehouse(dg.ConfigurableResource, Warehouse):
         description="Prod's database, read by fully qualified names for the ports this environment does "
         "not build (deferral); unset in prod and in environments that build everything.",
     )
+    session_role: str | None = Field(
+        default=None,
+        description="The role every session switches to, with secondary roles off: a domain's own role "
+        "(`MESH_DOMAIN_<DOMAIN>`) in its code location; unset for the platform's own work.",
+    )
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # Runs launched by the daemon or the UI record their owner here, so a killed one is reclaimed.
@@ -406,6 +416,8 @@ class SnowflakeWarehouse(dg.ConfigurableResource, Warehouse):
         if not _UNQUOTED_IDENTIFIER.match(self.database):
             raise ValueError(f"database {self.database!r} must be a plain identifier (letters, digits, _, $)")
         with snowflake_connection(self.sign_in_fields(), query_tag=self.query_tag) as connection:
+            if self.session_role:
+                _use_role(connection, self.session_role)
             with connection.cursor() as cursor:
                 # Try USE first: creating needs an account-level privilege that production roles often lack,
                 # and Snowflake checks it even when the database already exists.
@@ -430,6 +442,30 @@ class SnowflakeWarehouse(dg.ConfigurableResource, Warehouse):
 
     def dbt_output_overrides(self) -> dict[str, Any]:
         """The environment's database: a dbt product of a non-prod environment builds into `<DB>_<ENV>`,
-        never into prod. Sign-in stays the profile's `env_var(...)` references (the `SNOWFLAKE_*` variables
-        `snowflake_sign_in` reads), so no secret is written to the invocation's profile."""
-        return {"database": self.database}
+        never into prod; and the domain's role, as every other step of the domain. Sign-in stays the
+        profile's `env_var(...)` references (the `SNOWFLAKE_*` variables `snowflake_sign_in` reads), so no
+        secret is written to the invocation's profile."""
+        overrides: dict[str, Any] = {"database": self.database}
+        if self.session_role:
+            overrides["role"] = self.session_role
+        return overrides
+
+
+def _use_role(connection: SnowflakeConnection, role: str) -> None:
+    """Switch the session to `role` alone (no secondary roles), or say what to run to make it possible."""
+    from snowflake.connector.errors import ProgrammingError
+
+    if not re.fullmatch(r"[A-Z_][A-Z0-9_$]*", role):
+        raise ValueError(f"role {role!r} must be a plain upper-case identifier")
+    with connection.cursor() as cursor:
+        try:
+            cursor.execute(f"USE ROLE {role}")
+            # Without this a user whose DEFAULT_SECONDARY_ROLES is ('ALL') would keep every other role's
+            # privileges, and the domain could read what it did not declare.
+            cursor.execute("USE SECONDARY ROLES NONE")
+        except ProgrammingError as exc:
+            raise RuntimeError(
+                f"cannot run as the domain's role {role}: {exc.msg if hasattr(exc, 'msg') else exc}. Create "
+                "and grant the domain roles with `mesh grants --target snowflake` (run its SQL as an admin), "
+                "or run every domain as the platform role with MESH_SNOWFLAKE_DOMAIN_ROLES=off"
+            ) from exc
