@@ -6,7 +6,7 @@
     mesh access audit [--json]
     mesh access migrate
     mesh access directory import people.csv
-    mesh access sync [--dry-run] [--prune]
+    mesh access sync [--dry-run] [--prune]     (Snowflake; on DuckDB it shows the plan)
 
 Every error names the file or the agreement, what is wrong and the fix. The clock is read here, once per
 command (`_now`), and passed down, so the modules below are tested on any day.
@@ -15,6 +15,7 @@ command (`_now`), and passed down, so the modules below are tested on any day.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -212,6 +213,65 @@ def register(app: typer.Typer) -> None:
         for path in written:
             typer.echo(f"wrote {path.relative_to(root)}")
         typer.echo(f"migrated {len(written)} approval(s); review them and commit")
+
+    @access.command()
+    def sync(
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Read and plan; change nothing.")] = False,
+        prune: Annotated[bool, typer.Option("--prune", help="Also revoke grants no agreement made.")] = False,
+        database: Annotated[
+            str | None, typer.Option(help="Database of the ports (default: the env's).")
+        ] = None,
+        role_prefix: Annotated[str, typer.Option(help="Prefix of the mesh's roles.")] = "MESH_",
+    ) -> None:
+        """Make the warehouse grant exactly what the agreements in force need (on DuckDB: the plan)."""
+        from mesh_assets.govern import access_audit, access_grants, access_sync
+        from mesh_assets.infra import environment
+
+        env = environment.resolve()
+        _, registry = _loaded()
+        now = _now()
+        name = database or (env.database if env.target == "snowflake" else "MESH")
+        wanted = access_grants.desired(registry, now.date(), name, role_prefix)
+        if env.target != "snowflake":
+            empty = access_grants.plan(wanted, access_grants.CurrentState())
+            typer.echo(
+                "DuckDB has no roles or grants: the platform's own reads enforce agreements (a consumer "
+                "product reads only with one in force, PII protected unless it grants PII in clear). On "
+                f"Snowflake the agreements in force need these {len(empty.statements())} statements:"
+            )
+            for statement in empty.statements():
+                typer.echo(f"  {statement};")
+            return
+        from mesh_assets.infra.warehouse.snowflake_sign_in import SnowflakeSignIn, snowflake_connection
+
+        with (
+            snowflake_connection(SnowflakeSignIn.from_environ(os.environ), database=name) as connection,
+            connection.cursor() as cursor,
+        ):
+            result = access_sync.sync(
+                access_sync.cursor_runner(cursor),
+                wanted,
+                dry_run=dry_run,
+                prune=prune,
+                log=env.data_dir / access_audit.GRANTS_LOG,
+                now=now,
+            )
+        found = result.plan
+        verb = "would run" if dry_run else "ran"
+        for statement in found.statements(prune):
+            typer.echo(f"  {statement};")
+        for grant in found.drift:
+            typer.secho(
+                f"drift: {grant.grant_sql()} (no agreement made it; "
+                + ("revoked" if prune and not dry_run else "left alone; --prune revokes it")
+                + ")",
+                fg="yellow",
+            )
+        typer.echo(
+            f"{verb} {len(found.statements(prune))} statement(s): {len(found.create)} role(s), "
+            f"{len(found.grant)} grant(s), {len(found.revoke)} revocation(s); {len(found.drift)} drift"
+            + ("" if found.statements(prune) else " — nothing to do")
+        )
 
     directory = typer.Typer(
         help="The directory of people, service principals and teams.", no_args_is_help=True
