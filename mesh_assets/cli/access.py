@@ -24,7 +24,7 @@ from typing import Annotated
 import typer
 
 from mesh_assets.cli.commands import group
-from mesh_assets.product.agreement import PurposeCategory
+from mesh_assets.product.purposes import PurposeCategory
 
 
 def _now() -> datetime:
@@ -108,10 +108,6 @@ def register(app: typer.Typer) -> None:
         typer.echo(outcome.message)
 
     def _decide(action_name: str):
-        from mesh_assets.product.agreement import Action
-
-        action = Action(action_name)
-
         def command(
             agreement_id: Annotated[str, typer.Argument(help="The agreement's id (`mesh access list`).")],
             by: Annotated[
@@ -120,7 +116,9 @@ def register(app: typer.Typer) -> None:
             reason: Annotated[str, typer.Option(help="Why, recorded with the decision.")] = "",
         ) -> None:
             from mesh_assets.govern import access_requests as requests
+            from mesh_assets.product.agreement import Action
 
+            action = Action(action_name)
             if len(reason.strip()) < 3 and action != Action.APPROVE:
                 raise _fail(f"say why with --reason: a {action.value} is recorded with its reason")
             root, registry = _loaded()

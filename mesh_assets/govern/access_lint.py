@@ -20,7 +20,9 @@ from mesh_assets.product.registry import Registry
 def agreement_issues(root: Path, registry: Registry) -> list[SpecIssue]:
     """Problems of the mesh policy, the directory and every agreement, each with file, field and fix."""
     context, issues = context_for(root, registry)
-    for loaded in registry.agreements:
+    agreements = registry.agreements  # reads the deferred files of people, teams and tools
+    issues += registry.agreement_issues
+    for loaded in agreements:
         producer = registry.products[loaded.producer]
         agreement, path = loaded.agreement, loaded.path
         majors = {p.major for p in producer.spec.output_ports}

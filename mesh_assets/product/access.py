@@ -115,7 +115,8 @@ def ask_owner(spec: DataProductSpec) -> str:
 
 
 def agreements_of(spec: DataProductSpec) -> tuple[LoadedAgreement, ...]:
-    """The agreement files the registry read for a product (none for a spec read on its own)."""
+    """The agreement files the registry attached to a product (none for a spec read on its own): those of
+    consumer products from load, the others once `Registry.agreements` was read."""
     return spec._agreements
 
 

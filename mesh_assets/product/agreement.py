@@ -25,6 +25,8 @@ from enum import StrEnum
 
 from pydantic import Field, field_validator, model_validator
 
+# Re-exported: the enum lives in a module without pydantic so the CLI can name it without importing it.
+from mesh_assets.product.purposes import PurposeCategory as PurposeCategory
 from mesh_assets.product.spec_base import IDENTIFIER, SpecModel
 
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -49,19 +51,6 @@ _CONSUMER_ID = {
     ConsumerKind.PERSON: (EMAIL, "an email, e.g. ana.lopez@example.com"),
     ConsumerKind.SERVICE_PRINCIPAL: (IDENTIFIER, "a service principal name, e.g. forecast_bot"),
 }
-
-
-class PurposeCategory(StrEnum):
-    """What kind of use the purpose is: policies allow, auto-approve or refuse by category."""
-
-    REPORTING = "reporting"
-    ANALYTICS = "analytics"
-    DATA_PRODUCT = "data_product"
-    OPERATIONS = "operations"
-    DATA_SCIENCE = "data_science"
-    MACHINE_LEARNING = "machine_learning"
-    COMPLIANCE = "compliance"
-    CUSTOMER_SUPPORT = "customer_support"
 
 
 class Approval(StrEnum):

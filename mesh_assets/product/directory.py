@@ -12,7 +12,7 @@ import csv
 from pathlib import Path
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, PrivateAttr, ValidationError
 
 from mesh_assets.product.access_rules import ClassificationName, load_model
 from mesh_assets.product.agreement import EMAIL, ConsumerKind
@@ -51,19 +51,33 @@ class Directory(SpecModel):
     service_principals: list[Member] = Field(default_factory=list, description="Tools' identities.")
     teams: list[Team] = Field(default_factory=list, description="Teams that may hold agreements.")
 
+    # Indexes built on first lookup: policy evaluation asks once per agreement, thousands of times on a
+    # large mesh, and a scan of the people per question made that quadratic (`benchmarks/access.py`).
+    _by_id: dict[tuple[ConsumerKind, str], Member | Team] | None = PrivateAttr(default=None)
+    _members: dict[str, list[str]] | None = PrivateAttr(default=None)
+
     def find(self, kind: ConsumerKind, id: str) -> Member | Team | None:
         """The entry of a consumer (None for a product, or an unknown id)."""
-        pool: list = {
-            ConsumerKind.PERSON: self.people,
-            ConsumerKind.SERVICE_PRINCIPAL: self.service_principals,
-            ConsumerKind.TEAM: self.teams,
-        }.get(kind, [])
-        wanted = id.lower()
-        return next((entry for entry in pool if entry.id.lower() == wanted), None)
+        if self._by_id is None:
+            index: dict[tuple[ConsumerKind, str], Member | Team] = {}
+            for pool_kind, pool in (
+                (ConsumerKind.PERSON, self.people),
+                (ConsumerKind.SERVICE_PRINCIPAL, self.service_principals),
+                (ConsumerKind.TEAM, self.teams),
+            ):
+                for entry in pool:
+                    index.setdefault((pool_kind, entry.id.lower()), entry)
+            self._by_id = index
+        return self._by_id.get((kind, id.lower()))
 
     def team_members(self, team: str) -> list[str]:
         """The emails of a team's people."""
-        return [p.id for p in self.people if p.team == team]
+        if self._members is None:
+            members: dict[str, list[str]] = {}
+            for person in self.people:
+                members.setdefault(person.team, []).append(person.id)
+            self._members = members
+        return list(self._members.get(team, []))
 
 
 def load_directory(root: Path) -> tuple[Directory, list[SpecIssue]]:

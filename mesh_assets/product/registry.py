@@ -85,10 +85,37 @@ class Registry(HasIssues):
     domains: list[str] = field(default_factory=list)
     unreadable: set[str] = field(default_factory=set)
     """`<domain>.<product>` of specs that failed to parse (their consumers cannot be checked)."""
-    agreements: list[LoadedAgreement] = field(default_factory=list)
-    """Every valid access agreement of the mesh (`<product>/access/*.yaml`)."""
+    loaded_agreements: list[LoadedAgreement] = field(default_factory=list)
+    """The valid agreements read so far (products' at load; see `agreements` for all of them)."""
+    deferred_agreements: list[tuple[Path, str]] = field(default_factory=list)
+    """Agreement files of people, teams and tools, with their provider: read on first use of `agreements`."""
+    agreement_issues: list[SpecIssue] = field(default_factory=list)
+    """Problems of the deferred agreement files (reported by `mesh validate`, never failing a load)."""
     today: date = field(default_factory=date.today)
     """The day sunsets are judged on: it changes warnings (approaching, overdue), never errors."""
+
+    @property
+    def agreements(self) -> list[LoadedAgreement]:
+        """Every valid access agreement of the mesh (`<product>/access/*.yaml`).
+
+        A code location needs only product-to-product agreements (who may declare an input, who reads PII
+        in clear), so loading reads those; the files of people, teams and service principals, most of
+        them on a large mesh, are read here on first use (commands, validation, grants).
+        """
+        if self.deferred_agreements:
+            deferred, self.deferred_agreements = self.deferred_agreements, []
+            for path, producer in deferred:
+                loaded = agreement_files.read_agreement(
+                    path, producer, spec_cache.parse_yaml, self.agreement_issues
+                )
+                if loaded is not None:
+                    self._attach(loaded)
+        return self.loaded_agreements
+
+    def _attach(self, loaded: LoadedAgreement) -> None:
+        spec = self.products[loaded.producer].spec
+        spec._agreements = (*spec._agreements, loaded)
+        self.loaded_agreements.append(loaded)
 
     def domain_products(self, domain: str) -> list[Product]:
         """The products of one domain, by name."""
@@ -141,11 +168,9 @@ def load_registry(root: Path, today: date | None = None) -> Registry:
     root = root.resolve()
     files = sorted((root / "domains").glob(f"*/products/*/{SPEC_FILE}"))
     stamp = tuple((str(f), f.stat().st_mtime_ns) for f in files)
-    # Agreement files decide who may read, so an edited agreement is a new mesh too (one glob per product
-    # folder with an `access/` folder; none costs a stat).
-    agreements = tuple(
-        (str(a), a.stat().st_mtime_ns) for f in files for a in agreement_files.agreement_files(f.parent)
-    )
+    # Agreement files decide who may read, so an edited agreement is a new mesh too (one directory scan
+    # per product folder with an `access/` folder; none costs a failed scan).
+    agreements = tuple(stamped for f in files for stamped in agreement_files.stamped_files(f.parent))
     return _load(root, stamp, today or date.today(), agreements)
 
 
@@ -153,7 +178,6 @@ def load_registry(root: Path, today: date | None = None) -> Registry:
 def _load(
     root: Path, stamp: tuple[tuple[str, int], ...], today: date, agreements: tuple[tuple[str, int], ...] = ()
 ) -> Registry:
-    del agreements  # part of the cache key only: `_attach_agreements` reads the files
     registry = Registry(root=root, today=today)
     registry.domains = sorted(
         d.name for d in (root / "domains").iterdir() if d.is_dir() and (d / "definitions.py").exists()
@@ -168,7 +192,7 @@ def _load(
         else:
             registry.unreadable.add(f"{Path(file_name).parents[2].name}.{Path(file_name).parent.name}")
     _check_identity(parsed, registry)
-    _attach_agreements(registry, parse)
+    _attach_agreements(registry, parse, [Path(name) for name, _ in agreements])
     if cache is not None:
         cache.save()
     for product in registry.products.values():
@@ -205,7 +229,7 @@ def _parse(path: Path, issues: list[SpecIssue], parse: Callable[[str], Any]) -> 
             )
         )
         return None
-    data = _without_legacy_approvals(path, data, issues)
+    data = agreement_files.without_legacy_approvals(path, data, issues)
     try:
         return Product(DataProductSpec.model_validate(data), path)
     except ValidationError as exc:
@@ -213,36 +237,25 @@ def _parse(path: Path, issues: list[SpecIssue], parse: Callable[[str], Any]) -> 
         return None
 
 
-def _without_legacy_approvals(path: Path, data: dict, issues: list[SpecIssue]) -> dict:
-    """Refuse `access.approved_consumers` (approvals are agreement files now), naming the migration.
+def _attach_agreements(registry: Registry, parse: Callable[[str], Any], files: list[Path]) -> None:
+    """Read the product-to-product agreements and attach them to their producers' specs (see
+    `access.agreements_of`); defer the others (see `Registry.agreements`).
 
-    Refused rather than read with a warning: an approval in the spec has no purpose category, requester,
-    decision or dates, so reading it would grant access nobody can audit. The rest of the spec is still
-    validated (a copy: the parsed data may be shared through the spec cache).
+    A product consumer's file is named after its key (`<domain>.<product>[@vN].yaml`, checked when read),
+    so the file name tells which to read now without parsing: parsing 5,000 people's agreements would
+    multiply a large mesh's load time (`benchmarks/access.py`).
     """
-    access_section = data.get("access")
-    if not isinstance(access_section, dict) or "approved_consumers" not in access_section:
-        return data
-    listed = access_section.get("approved_consumers") or []
-    issues.append(
-        SpecIssue(
-            path,
-            "access.approved_consumers",
-            "approvals moved out of the spec into access agreement files (access/<consumer>.yaml beside it)"
-            + (f"; {len(listed)} approval(s) listed here are not read" if listed else ""),
-            "run `mesh access migrate`, which writes one agreement per approval and removes the field",
-        )
-    )
-    return {**data, "access": {k: v for k, v in access_section.items() if k != "approved_consumers"}}
-
-
-def _attach_agreements(registry: Registry, parse: Callable[[str], Any]) -> None:
-    """Read each product's agreement files and attach them to its spec (see `access.agreements_of`)."""
-    for product in registry.products.values():
-        loaded = agreement_files.read_product_agreements(product.folder, product.key, parse, registry.issues)
-        if loaded:
-            product.spec._agreements = tuple(loaded)
-            registry.agreements.extend(loaded)
+    by_folder = {product.folder: product for product in registry.products.values()}
+    for path in files:
+        product = by_folder.get(path.parent.parent)
+        if product is None:
+            continue  # the folder of a spec that did not parse: its agreements wait for it
+        if path.stem.split("@v")[0] not in registry.products:
+            registry.deferred_agreements.append((path, product.key))
+            continue
+        loaded = agreement_files.read_agreement(path, product.key, parse, registry.issues)
+        if loaded is not None:
+            registry._attach(loaded)
 
 
 def _check_identity(parsed: list[Product], registry: Registry) -> None:

@@ -12,7 +12,7 @@ import yaml
 from agreement_edits import agreement, write_agreement
 from spec_edits import edit_spec, spec_path
 
-from mesh_assets.govern.validate import AGREEMENT_SCHEMA_PATH, schema_texts
+from mesh_assets.govern.validate import AGREEMENT_SCHEMA_PATH, schema_texts, validate
 from mesh_assets.product import access
 from mesh_assets.product.agreement import AccessAgreement, State
 from mesh_assets.product.registry import load_registry
@@ -35,7 +35,7 @@ def test_an_agreement_file_is_read_with_the_specs_and_attached_to_its_producer(m
     assert loaded.path == path and loaded.producer == SALES
     assert loaded.id == f"{SALES}/{CUSTOMER_360}"
     assert loaded.state(TODAY) == State.ACTIVE
-    assert registry.agreements == [loaded]
+    assert loaded in registry.agreements
 
 
 def test_a_bad_agreement_file_names_the_file_the_field_and_the_fix(mesh_copy: Path) -> None:
@@ -59,7 +59,7 @@ def test_a_consumer_id_that_does_not_fit_its_kind_is_refused_with_an_example() -
 def test_a_file_named_after_another_consumer_is_refused_naming_the_right_name(mesh_copy: Path) -> None:
     path = write_agreement(mesh_copy, SALES, agreement(CUSTOMER_360, major=2), stem="someone_else")
 
-    [issue] = [i for i in load_registry(mesh_copy, TODAY).errors if i.file == path]
+    [issue] = [i for i in validate(mesh_copy).errors if i.file == path]
 
     assert issue.field == "consumer.id" and f"rename it to {CUSTOMER_360}.yaml" in issue.fix
 
@@ -120,3 +120,19 @@ def test_the_shipped_agreement_schema_is_generated_from_the_model() -> None:
 def test_no_spec_of_the_example_mesh_keeps_the_old_field(repo_root: Path) -> None:
     for key in ("sales.sales", "commercial_analytics.sales_forecast", "customers.customer_master"):
         assert "approved_consumers" not in yaml.safe_load(spec_path(repo_root, key).read_text())["access"]
+
+
+def test_loading_reads_product_agreements_and_defers_peoples_until_asked(mesh_copy: Path) -> None:
+    write_agreement(mesh_copy, SALES, agreement(CUSTOMER_360, major=2))
+    bad = write_agreement(mesh_copy, SALES, {"consumer": {"kind": "person", "id": "x@example.com"}})
+
+    registry = load_registry(mesh_copy, TODAY)
+
+    assert [a.id for a in registry.loaded_agreements] == [f"{SALES}/{CUSTOMER_360}"]
+    assert registry.errors == []  # a person's bad file never fails a code location's load
+    assert f"{SALES}/team.finance" in {a.id for a in registry.agreements}
+    assert {i.field for i in registry.agreement_issues if i.file == bad} >= {"purpose", "major"}
+    assert {a.id for a in access.agreements_of(registry.products[SALES].spec)} >= {
+        f"{SALES}/{CUSTOMER_360}",
+        f"{SALES}/team.finance",
+    }

@@ -223,6 +223,7 @@ def secure(
             )
     # An agreement past its reassessment date is not ended by time (its consumer keeps reading), but its
     # owner has stopped confirming it: red until reassessed, and not gating, like a port past its sunset.
+    registry.agreements  # noqa: B018 (reads the deferred agreement files of teams, once per registry)
     overdue = sorted(a.id for a in access.agreements_of(spec) if a.agreement.overdue(registry.today))
     unconfirmed = (
         [
