@@ -17,6 +17,7 @@ if __name__ == "__main__":
         ("checks.py", ["--scale", "1000000", "--scale", "10000000"]),
         ("sensor_tick.py", []),
         ("fitness.py", []),
+        ("access.py", []),
         ("ci_gate.py", []),
         ("wap_split.py", ["--scale", "1000000"]),
         ("event_log.py", []),

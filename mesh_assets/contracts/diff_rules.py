@@ -68,7 +68,6 @@ class Rule(StrEnum):
     CLASSIFICATION_RELAXED = "classification_relaxed"
     ACCESS_RESTRICTED = "access_restricted"
     ACCESS_RELAXED = "access_relaxed"
-    APPROVAL_REVOKED = "approval_revoked"
     ROLE_REMOVED = "role_removed"
     ROLE_ADDED = "role_added"
     ROLE_DENIED = "role_denied"
@@ -115,7 +114,6 @@ PRODUCT_FIXES = {
     Rule.CLASSIFICATION_STRICTER: "agree the new class with the consumers named (they need clearance) first",
     Rule.ACCESS_RESTRICTED: "have the consumers named request access (`mesh access request`) and approve it "
     "first, or keep access open",
-    Rule.APPROVAL_REVOKED: "move the consumers named off the product before revoking their agreement",
     Rule.ROLE_REMOVED: "keep the role until its readers have moved: roles bind every port",
     Rule.ROLE_DENIED: "refuse the role only once its readers have moved: roles bind every port",
     Rule.PII_HANDLING_CHANGED: "keep the PII handling, or agree the change with the consumers named",
@@ -127,7 +125,6 @@ PRODUCT_FIELDS = {
     Rule.CLASSIFICATION_RELAXED: "classification",
     Rule.ACCESS_RESTRICTED: "access.mode",
     Rule.ACCESS_RELAXED: "access",
-    Rule.APPROVAL_REVOKED: "access agreements",
     Rule.PII_HANDLING_CHANGED: "access_policy.pii_handling",
     Rule.AGREEMENT_CHANGED: "data_sharing_agreement",
     Rule.PRODUCT_DESCRIPTION: "description",
