@@ -67,6 +67,7 @@ def _function_finding(name: str, call: str) -> Finding | None:
         return Finding(
             call,
             needle,
+            # e.g. `query_table('sales_internal.stg_orders')`: the fix names whose data that is.
             f"calls {name}(), a dynamic-table function: the relation it reads is a string resolved only when "
             "the query runs, around input() and the port's access policy",
         )
@@ -190,6 +191,28 @@ def _extract_owner(registry: Registry, written: str) -> tuple[Product, str] | No
     return None
 
 
+def _named_in_string(registry: Registry, consumer: Product, written: str) -> str | None:
+    """For `query_table('<schema>.<table>')`: whose relation the string names, and the input to declare."""
+    named = re.search(r"""['"]\s*"?([a-z][a-z0-9_]*)"?\s*\.\s*"?([a-z][a-z0-9_]*)""", written, re.I)
+    if named is None:
+        return None
+    schema, table = named[1].lower(), named[2].lower()
+    domain = schema.removesuffix(addressing.INTERNAL_SCHEMA_SUFFIX)
+
+    def owns(product: Product) -> bool:
+        spec = product.spec
+        return (
+            table.startswith((f"{spec.name}__", f"{spec.name}_v"))
+            or table in getattr(spec.transformation, "internals", [])
+            or table in {addressing.source_relation(domain, s.source).name for s in spec.source_inputs}
+        )
+
+    owner = next((p for p in registry.domain_products(domain) if owns(p)), None)
+    if owner is None or owner.key == consumer.key:
+        return None
+    return f"it names {schema}.{table}, data of {owner.key}: declare '- product: {owner.key}' in input_ports"
+
+
 def _fix(consumer: Product, registry: Registry, finding: Finding) -> str:
     dbt = isinstance(consumer.spec.transformation, DbtTransformation)
     read_port = (
@@ -198,6 +221,10 @@ def _fix(consumer: Product, registry: Registry, finding: Finding) -> str:
         else ("{{ input('<domain>.<product>') }}")
     )
     read_source = "{{ source('<system>', '<extract>') }}" if dbt else "{{ source('<system>.<extract>') }}"
+    named = _named_in_string(registry, consumer, finding.written) if "(" in finding.written else None
+    if named is not None:
+        key = named.split("'- product: ")[1].split("'")[0]
+        return f"{named} and read it with {read_port.replace('<domain>.<product>', key)}"
     owner = _extract_owner(registry, finding.written)
     if owner is not None:
         producer, source = owner

@@ -5,7 +5,8 @@ the platform reads them for it, in the warehouse's isolated session. The code it
 platform's process, where the engine can refuse only what goes through the warehouse (a second
 connection to the warehouse file is refused while the product's session is open). Files, sockets and other
 databases are Python's, which the platform cannot see at run time; this lint reads `transform.py` (its
-AST: nothing is imported or run) and refuses what reaches them:
+AST: nothing is imported or run), and every other module in the product folder, and refuses what
+reaches them:
 
 - connections: `duckdb.*`, `sqlite3`, `snowflake.connector`, `psycopg2`, `sqlalchemy`, HTTP clients,
   sockets, subprocesses (the import or the call);
@@ -187,7 +188,16 @@ def lint(registry: Registry) -> list[SpecIssue]:
         transformation = product.spec.transformation
         if not isinstance(transformation, PythonTransformation) or transformation.external_access:
             continue
-        path = product.folder / transformation.module
-        if path.exists():
-            issues += _issues(product, path)
+        # The module and every module beside it that it may import (tests excepted: they are not run).
+        modules = [product.folder / transformation.module] + [
+            path
+            for path in sorted(product.folder.glob("*.py"))
+            if path.name != transformation.module
+            and not (
+                path.name.startswith("test_") or path.name.endswith("_test.py") or path.name == "conftest.py"
+            )
+        ]
+        for path in modules:
+            if path.exists():
+                issues += _issues(product, path)
     return issues

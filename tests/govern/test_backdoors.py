@@ -284,6 +284,17 @@ def test_read_csv_of_another_domains_extract_is_refused_naming_line_and_the_port
     assert "{{ input('customers.customer_master') }}" in finding.fix
 
 
+def test_query_table_of_another_domains_internal_model_is_refused_naming_whose_it_is(mesh_copy: Path) -> None:
+    path = add_join(mesh_copy, "left join query_table('sales_internal.stg_orders') as o on true")
+
+    [finding] = [i for i in code_access.lint(load_registry(mesh_copy)) if i.file.resolve() == path.resolve()]
+
+    assert finding.field == "line 16: left join query_table('sales_internal.stg_orders') as o on true"
+    assert "dynamic-table function" in finding.message
+    assert "it names sales_internal.stg_orders, data of sales.orders" in finding.fix
+    assert "{{ input('sales.orders') }}" in finding.fix
+
+
 def test_generators_and_ctes_are_not_refused(mesh_copy: Path) -> None:
     path = mesh_copy / RUNS_SQL
     path.write_text(
@@ -344,6 +355,18 @@ def test_a_python_transform_reaching_files_or_connections_is_refused_naming_line
     found = [i for i in report.errors if i.file.resolve() == path.resolve()]
     assert any(i.field.startswith(f"line {line}: return ") for i in found), found
     assert all("external_access.reason" in i.fix and "inputs['<domain>.<product>']" in i.fix for i in found)
+
+
+def test_a_helper_module_beside_the_transform_is_read_too(mesh_copy: Path) -> None:
+    helper = mesh_copy / CUSTOMER_MASTER / "helpers.py"
+    helper.write_text("import pandas as pd\n\n\ndef crm():\n    return pd.read_csv('crm.csv')\n")
+
+    [finding] = [
+        i for i in python_access.lint(load_registry(mesh_copy)) if i.file.resolve() == helper.resolve()
+    ]
+
+    assert finding.field == "line 5: return pd.read_csv('crm.csv')"
+    assert "reads or reaches files (pandas.read_csv())" in finding.message
 
 
 def test_a_python_transform_stating_why_it_reaches_outside_passes_validate_and_is_red_in_secure(

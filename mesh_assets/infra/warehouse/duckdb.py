@@ -329,8 +329,9 @@ class DuckDBWarehouse(dg.ConfigurableResource, Warehouse):
 
         Prod's file is attached read-only first when deferring; then external access is switched off and
         the configuration locked, so nothing run in the session can switch it back on. Opening one costs
-        what an ordinary session costs (measured: 16 ms either way on the example's file, the open and
-        checkpoint of the file, not the settings).
+        what an ordinary session costs (measured on the example's built file, 40 alternating opens: median
+        18.3 ms isolated vs 17.5 ms ordinary, minimum 16.5 vs 16.4; the open and checkpoint of the file,
+        not the settings).
         """
         with self._open(isolated=True) as session:
             yield session
