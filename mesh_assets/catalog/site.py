@@ -28,7 +28,7 @@ import dagster as dg
 from mesh_assets.catalog import lineage
 from mesh_assets.catalog.runtime import PortRuntime, unpublished_slos
 from mesh_assets.contracts import odcs, odps
-from mesh_assets.product import addressing, lifecycle
+from mesh_assets.product import access, addressing, lifecycle
 from mesh_assets.product.registry import Product, Registry
 from mesh_assets.product.spec import Classification, ProductType, Status
 
@@ -195,6 +195,31 @@ def _request_access(product: Product) -> list[str]:
     return steps
 
 
+def _agreement_readers(product: Product, registry: Registry) -> list[dict[str, Any]]:
+    """Per served port: who reads it by agreement (in force or waiting) and the command to ask."""
+    spec = product.spec
+    registry.agreements  # noqa: B018 (reads the deferred agreement files once per registry)
+    found = []
+    for port in sorted(spec.output_ports, key=lambda p: -p.major):
+        readers = []
+        for loaded in sorted(access.agreements_of(spec), key=lambda a: a.id):
+            agreement, state = loaded.agreement, loaded.state(registry.today).value
+            if agreement.major != port.major or state not in {"requested", "approved", "active"}:
+                continue
+            readers.append(
+                {
+                    "consumer": agreement.consumer.id,
+                    "kind": agreement.consumer.kind.value.replace("_", " "),
+                    "purpose": agreement.purpose,
+                    "state": state,
+                    "pii": agreement.pii_in_clear,
+                }
+            )
+        command = f'mesh access request {spec.key}@v{port.major} --for <you> --purpose "<why>"'
+        found.append({"major": port.major, "readers": readers, "command": command})
+    return found
+
+
 def _product_view(
     product: Product,
     registry: Registry,
@@ -354,6 +379,7 @@ def _product_view(
         "data_sharing_agreement": spec.data_sharing_agreement.model_dump(mode="json"),
         "slos": spec.slos.model_dump(mode="json"),
         "request_access": _request_access(product),
+        "agreement_readers": _agreement_readers(product, registry),
         "ports": ports,
         "inputs": inputs,
         "consumer_count": len({c.consumer.key for c in consumers}),
