@@ -106,4 +106,16 @@ def _snowflake(env: Environment) -> list[CheckResult]:
         prod_database=env.prod_database,
         expected_role=sign_in.role if sign_in else None,
         who=sign_in.describe() if sign_in else "",
+        domain_roles=_domain_roles(env),
     )
+
+
+def _domain_roles(env: Environment) -> list[str]:
+    """The role of every domain with products, when domains run as their own roles (the default)."""
+    if not env.domain_roles:
+        return []
+    from mesh_assets.infra.warehouse.snowflake import domain_role
+    from mesh_assets.product.registry import GOVERNANCE_DOMAIN, load_registry
+
+    domains = {p.spec.domain for p in load_registry(env.root).products.values()} - {GOVERNANCE_DOMAIN}
+    return [domain_role(domain, env.role_prefix) for domain in sorted(domains)]

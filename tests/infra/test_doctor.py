@@ -595,3 +595,82 @@ def test_mesh_doctor_on_snowflake_signs_in_through_the_platforms_factory(
 
     assert result.exit_code == 1
     assert "fail         sign-in: Snowflake sign-in needs a secret" in result.output
+
+
+# --- domain roles ------------------------------------------------------------------------------------------
+
+
+class RoleAccount:
+    """A scripted account that keeps the session's role: `granted` roles may be used, others are refused."""
+
+    def __init__(self, granted: set[str], follows_use_role: bool = True) -> None:
+        self.role = "MESH_ADMIN"
+        self.granted = granted | {"MESH_ADMIN"}
+        self.follows = follows_use_role
+        self.sent: list[str] = []
+
+    def cursor(self) -> Any:
+        account = self
+
+        class Cursor:
+            def __init__(self) -> None:
+                self.description: list | None = None
+                self.rows: list = []
+
+            def execute(self, sql: str) -> None:
+                account.sent.append(sql)
+                if sql.startswith("USE ROLE "):
+                    role = sql.removeprefix("USE ROLE ")
+                    if role not in account.granted:
+                        raise RuntimeError(f"002003 (02000): Role '{role}' does not exist or not authorized.")
+                    if account.follows:
+                        account.role = role
+                    self.description, self.rows = [("status",)], [("Statement executed successfully.",)]
+                else:
+                    self.description, self.rows = [("current_role()",)], [(account.role,)]
+
+            def fetchall(self) -> list:
+                return self.rows
+
+            def close(self) -> None:
+                pass
+
+        return Cursor()
+
+
+ROLES = ["MESH_DOMAIN_CUSTOMERS", "MESH_DOMAIN_SALES"]
+
+
+def test_domain_roles_pass_when_the_platform_may_use_each_and_the_session_returns_to_its_role() -> None:
+    account = RoleAccount(set(ROLES))
+
+    result = snow.check_domain_roles(account, ROLES)
+
+    assert result.status is Status.PASS and "MESH_DOMAIN_SALES" in result.detail
+    assert account.sent[-1] == "USE ROLE MESH_ADMIN" and account.role == "MESH_ADMIN"
+
+
+def test_a_domain_role_not_granted_fails_naming_it_and_mesh_grants() -> None:
+    result = snow.check_domain_roles(RoleAccount({"MESH_DOMAIN_CUSTOMERS"}), ROLES)
+
+    assert result.status is Status.FAIL and result.detail == "cannot USE ROLE MESH_DOMAIN_SALES"
+    assert "mesh grants --target snowflake" in result.fix
+
+
+def test_a_server_that_answers_use_role_without_switching_cannot_tell() -> None:
+    result = snow.check_domain_roles(RoleAccount(set(ROLES), follows_use_role=False), ROLES)
+
+    assert result.status is Status.CANNOT_TELL and "stayed MESH_ADMIN" in result.detail
+
+
+def test_the_domain_roles_check_follows_the_others_only_when_domains_run_as_their_roles() -> None:
+    with_roles = snow.snowflake_checks(
+        lambda: _signed_in(RoleAccount(set(ROLES))), "MESH", "MESH", domain_roles=ROLES, scratch=SCRATCH
+    )
+    without = snow.snowflake_checks(
+        lambda: _signed_in(RoleAccount(set(ROLES))), "MESH", "MESH", scratch=SCRATCH
+    )
+
+    assert [r.check for r in with_roles] == [*snow.CHECKS, snow.DOMAIN_ROLES]
+    assert [r.check for r in without] == list(snow.CHECKS)
+    assert with_roles[-1].status is Status.PASS

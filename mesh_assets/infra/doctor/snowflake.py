@@ -24,6 +24,7 @@ feature, no warehouse). Any other error, e.g. an emulator that does not know the
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, ExitStack
@@ -43,6 +44,7 @@ ROW_ACCESS = "row access policies (Enterprise edition)"
 RETENTION = "time travel retention"
 COPY_GRANTS = "publish keeps grants (CLONE … COPY GRANTS)"
 CLEANUP = "scratch objects dropped"
+DOMAIN_ROLES = "domain roles (each domain's steps run as MESH_DOMAIN_<DOMAIN>)"
 CHECKS = (
     SIGN_IN,
     ROLE,
@@ -56,7 +58,7 @@ CHECKS = (
     COPY_GRANTS,
     CLEANUP,
 )
-"""Every Snowflake check, in the order it runs and is reported."""
+"""Every Snowflake check, in the order it runs and is reported (then `DOMAIN_ROLES`, when there are any)."""
 
 SIGN_IN_VARIABLES = (
     "SNOWFLAKE_ACCOUNT and SNOWFLAKE_USER, and one of SNOWFLAKE_PASSWORD, a key pair "
@@ -128,6 +130,7 @@ def snowflake_checks(
     expected_role: str | None = None,
     who: str = "",
     scratch: Scratch | None = None,
+    domain_roles: Sequence[str] = (),
 ) -> list[CheckResult]:
     """Every Snowflake check, in `CHECKS` order, on a connection from `connect()` (closed afterwards).
 
@@ -140,13 +143,16 @@ def snowflake_checks(
         except Exception as exc:
             message = (str(exc).strip() or type(exc).__name__).splitlines()[0][:300]
             first = failed(SIGN_IN, message, f"set {SIGN_IN_VARIABLES}")
-            rest = [cannot_tell(name, "not signed in", "fix the sign-in first") for name in CHECKS[1:]]
+            names = [*CHECKS[1:], *([DOMAIN_ROLES] if domain_roles else [])]
+            rest = [cannot_tell(name, "not signed in", "fix the sign-in first") for name in names]
             results = [first, *rest]
         else:
             results = [
                 passed(SIGN_IN, f"signed in{' as ' + who if who else ''}"),
                 *checks_on(connection, database, prod_database, expected_role, scratch or Scratch.new()),
             ]
+            if domain_roles:
+                results.append(check_domain_roles(connection, domain_roles))
     return results
 
 
@@ -377,6 +383,53 @@ def cleanup(connection: Any, schema: str | None, scratch: Scratch, role_made: bo
     detail = "; ".join(r.detail for r in left)
     fix = "as the owner: " + "; ".join(r.fix.removeprefix(_ON_REAL_ACCOUNT) for r in left)
     return worst.model_copy(update={"detail": detail, "fix": fix})
+
+
+def check_domain_roles(connection: Any, roles: Sequence[str]) -> CheckResult:
+    """The platform's user may `USE ROLE` each domain's role (what every step of that domain runs as).
+
+    Proved by switching to each and reading `CURRENT_ROLE()` back, then returning to the sign-in role; a
+    server that answers `USE ROLE` without changing the role (fakesnow) is `cannot-tell`.
+    """
+    fix = (
+        "run the SQL of `mesh grants --target snowflake` as an admin (it creates the domain roles and "
+        "grants them to the platform role), or run every domain as the platform role: "
+        "MESH_SNOWFLAKE_DOMAIN_ROLES=off"
+    )
+    try:
+        _, rows = run(connection, "SELECT CURRENT_ROLE()")
+    except Exception as exc:
+        return explain(DOMAIN_ROLES, exc, fix)
+    original = str(rows[0][0]) if rows and rows[0][0] else None
+    missing: list[str] = []
+    unchanged: list[str] = []
+    try:
+        for role in roles:
+            try:
+                run(connection, f"USE ROLE {role}")
+            except Exception as exc:
+                verdict = explain(DOMAIN_ROLES, exc, fix)
+                if verdict.status is not Status.FAIL:
+                    return verdict
+                missing.append(role)
+                continue
+            _, now = run(connection, "SELECT CURRENT_ROLE()")
+            if not now or str(now[0][0]).upper() != role.upper():
+                unchanged.append(role)
+    finally:
+        if original:
+            # Best effort: no check after this one uses the session.
+            with contextlib.suppress(Exception):
+                run(connection, f"USE ROLE {original}")
+    if missing:
+        return failed(DOMAIN_ROLES, f"cannot USE ROLE {', '.join(missing)}", fix)
+    if unchanged:
+        return cannot_tell(
+            DOMAIN_ROLES,
+            f"{_EMULATOR}: USE ROLE answered but the session's role stayed {original}",
+            _ON_REAL_ACCOUNT + fix,
+        )
+    return passed(DOMAIN_ROLES, f"{len(roles)} usable: {', '.join(roles)}")
 
 
 def _field(columns: Sequence[str], row: tuple, name: str) -> Any:
