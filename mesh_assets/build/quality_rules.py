@@ -10,8 +10,9 @@ import abc
 from typing import Any
 
 from mesh_assets.build.expectations_sql import CompiledExpectation, compile_expectation
+from mesh_assets.build.isolation import undeclared_reads
 from mesh_assets.build.rules import AuditContext, Outcome, Rule
-from mesh_assets.infra.warehouse.base import WarehouseSession
+from mesh_assets.infra.warehouse.base import NotAQueryError, WarehouseSession
 from mesh_assets.product import spec as specs
 from mesh_assets.product.addressing import Relation
 from mesh_assets.product.spec import OutputPort
@@ -208,6 +209,17 @@ class CustomSqlCheck(Rule):
         context: AuditContext | None = None,
     ) -> Outcome:
         query = render_rule_sql(self.query, batch)
+        # A rule is product code too: it may read the batch, the port as published and the ports rules
+        # reference, as the engine binds it (nothing runs otherwise, so no sample shows what it read).
+        context = context or AuditContext()
+        allowed = [batch, *([context.published] if context.published else []), *context.references.values()]
+        try:
+            extra = undeclared_reads(session, query, allowed)
+        except NotAQueryError as exc:
+            return self.outcome(False, f"refused at run time: {exc}", "one query over {{ this }}")
+        if extra:
+            observed = f"refused at run time: reads {', '.join(extra)}, not the batch or a declared port"
+            return self.outcome(False, observed, "a query over {{ this }}", undeclared_reads=extra)
         if session.dialect != "duckdb":
             import sqlglot
 

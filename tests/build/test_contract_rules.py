@@ -154,6 +154,31 @@ def test_a_custom_sql_rule_fails_with_the_rows_its_query_returns_pii_masked(sess
     ]
 
 
+def test_a_custom_sql_rule_reading_a_table_it_does_not_declare_fails_without_running(session) -> None:
+    load(session, ROWS)
+    session.execute("CREATE TABLE lab_internal.raw_patients AS SELECT 'eve@example.com' AS patient_email")
+    # `query_table` hides the name from the lint; the engine's binding of the query names it.
+    query = (
+        "select * from {{ this }} where patient_email in "
+        "(select patient_email from query_table('lab_internal.raw_patients'))"
+    )
+    referencing = "select * from {{ this }} b where site_id not in (select site_id from sites.site_master_v1)"
+    rules = [
+        {"type": "sql", "name": "peeks", "query": query},
+        {"type": "sql", "name": "reads_a_declared_reference", "query": referencing},
+    ]
+
+    result = outcomes(session, port(rules=rules))
+
+    check = result["peeks"]
+    assert not check.passed and check.blocks
+    assert check.observed == (
+        "refused at run time: reads lab_internal.raw_patients, not the batch or a declared port"
+    )
+    assert "sample_failing_rows" not in check.details
+    assert result["reads_a_declared_reference"].passed
+
+
 def test_a_volume_collapse_against_the_previous_publish_blocks(session) -> None:
     load(
         session,

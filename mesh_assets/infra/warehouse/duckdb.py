@@ -196,7 +196,8 @@ class DuckDBSession(WarehouseSession):
 
     def relations_read(self, sql: str) -> set[tuple[str, str]] | None:
         # DuckDB binds the query (views, `query_table('...')` and `query('...')` resolved) without running
-        # it; its plan names every table scanned, as `catalog.schema.table`.
+        # it. The bound plan, before the optimizer: an optimized one (EXPLAIN) drops a scan it can prove
+        # empty from the table's statistics, e.g. `x IN (SELECT ... FROM query_table('...'))`.
         import duckdb
 
         statements = self.connection.extract_statements(sql)
@@ -204,18 +205,22 @@ class DuckDBSession(WarehouseSession):
         if kinds != [duckdb.StatementType.SELECT]:
             shown = ", ".join(k.name for k in kinds) or "nothing"
             raise NotAQueryError(f"expected one query (a SELECT), got {len(kinds)} statement(s): {shown}")
-        plan = json.loads(self.connection.execute(f"EXPLAIN (FORMAT JSON) {sql}").fetchall()[0][1])
+        plan = json.loads(self.connection.execute("SELECT json_serialize_plan(?)", [sql]).fetchall()[0][0])
+        if plan.get("error"):
+            self.connection.execute(f"EXPLAIN {sql}")  # raises the binder's own error, naming what is wrong
+            raise NotAQueryError(f"DuckDB cannot bind it: {plan.get('error_message', plan)}")
         found: set[tuple[str, str]] = set()
-        nodes = list(plan)
+        nodes: list[Any] = [plan]
         while nodes:
             node = nodes.pop()
-            nodes += node.get("children", [])
-            table = (
-                node.get("extra_info", {}).get("Table") if isinstance(node.get("extra_info"), dict) else None
-            )
-            if isinstance(table, str):
-                parts = table.split(".")
-                found.add((parts[-2] if len(parts) > 1 else "main", parts[-1]))
+            if isinstance(node, list):
+                nodes += node
+            elif isinstance(node, dict):
+                data = node.get("function_data")
+                path = data.get("qualified_name", {}).get("path") if isinstance(data, dict) else None
+                if isinstance(path, list) and len(path) >= 2:
+                    found.add((str(path[-2]), str(path[-1])))
+                nodes += node.values()
         return found
 
     def columns(self, relation: Relation) -> list[tuple[str, str]]:
