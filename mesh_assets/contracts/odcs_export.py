@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,7 @@ from mesh_assets.contracts.odcs_vocabulary import (
     to_yaml,
 )
 from mesh_assets.infra.environment import contract_path
-from mesh_assets.product import addressing
+from mesh_assets.product import access, addressing
 from mesh_assets.product.addressing import contract_id
 from mesh_assets.product.spec import Column, DataProductSpec, LogicalType, OutputPort
 
@@ -191,10 +192,37 @@ def _support(spec: DataProductSpec) -> list[dict[str, Any]]:
     ]
 
 
+def _agreement_roles(spec: DataProductSpec, major: int, registry: Registry | None) -> list[dict[str, Any]]:
+    """One role per access agreement in force on this port version: the consumer, its purpose and dates,
+    and who approved it (the policy, or the people recorded in the agreement file)."""
+    if registry is not None:
+        registry.agreements  # noqa: B018 (reads the deferred agreement files once per registry)
+    today = registry.today if registry is not None else date.today()
+    roles = []
+    for loaded in sorted(access.agreements_of(spec), key=lambda a: a.id):
+        agreement = loaded.agreement
+        if agreement.major != major or loaded.state(today).value != "active":
+            continue
+        approvers = agreement.approvers()
+        until = f" until {agreement.end}" if agreement.end else ""
+        role: dict[str, Any] = {
+            "role": f"{agreement.consumer.kind.value}:{agreement.consumer.id}",
+            "access": "read",
+            "description": f"Access agreement {loaded.id} ({agreement.purpose_category.value}): "
+            f"{agreement.purpose} From {agreement.start}{until}"
+            + ("; PII in clear." if agreement.pii_in_clear else "; PII protected."),
+            "firstLevelApprovers": approvers[0] if approvers else spec.owner.steward,
+        }
+        if len(approvers) > 1:
+            role["secondLevelApprovers"] = ", ".join(approvers[1:])
+        roles.append(role)
+    return roles
+
+
 def _roles(spec: DataProductSpec) -> list[dict[str, Any]]:
     """Roles allowed to read, each approved by the steward; the access mode says what approval covers."""
     if spec.access.mode == "approval_required":
-        what = "Read access for approved consumer products only (listed in customProperties.access)"
+        what = "Read access for consumers holding an access agreement only (`mesh access request`)"
     else:
         what = "Read access: any product or person holding the role may read"
     handling = {"mask": "masked", "hash": "hashed", "remove": "removed"}[
@@ -307,7 +335,7 @@ def contract(
                 }
             ],
         },
-        "roles": _roles(spec),
+        "roles": _roles(spec) + _agreement_roles(spec, port.major, registry),
         "slaProperties": sla_properties(spec, port),
         "authoritativeDefinitions": [
             {

@@ -276,7 +276,7 @@ def test_team_roles_approvers_and_support_come_from_owner_access_and_support(con
             "description": "Accountable steward.",
         }
     ]
-    roles = {r["role"]: r for r in master["roles"]}
+    roles = {r["role"]: r for r in master["roles"] if ":" not in r["role"]}
     assert sorted(roles) == ["analyst", "data_scientist", "sales_ops"]
     assert {r["firstLevelApprovers"] for r in roles.values()} == {"maria.keller@example.com"}
     assert {r["access"] for r in roles.values()} == {"read"}
@@ -287,7 +287,31 @@ def test_team_roles_approvers_and_support_come_from_owner_access_and_support(con
     assert steward["url"] == "mailto:maria.keller@example.com"
     forecast = contracts[("commercial_analytics.sales_forecast", 0)]
     assert custom(forecast["customProperties"])["access"]["mode"] == "approval_required"
-    assert "approved consumer products only" in forecast["roles"][0]["description"]
+    assert "consumers holding an access agreement only" in forecast["roles"][0]["description"]
+
+
+def test_each_access_agreement_in_force_is_a_role_with_its_approvers(repo_root: Path) -> None:
+    from datetime import date
+
+    from mesh_assets.contracts.odcs_export import contract
+
+    pinned = load_registry(repo_root, date(2026, 12, 6))  # agreements of people expire: judge one day
+
+    def roles(key: str, major: int) -> dict[str, dict]:
+        product = pinned.products[key]
+        [port] = [p for p in product.spec.output_ports if p.major == major]
+        return {r["role"]: r for r in contract(product, port, pinned)["roles"]}
+
+    master = roles("customers.customer_master", 1)
+
+    nora = master["person:nora.berg@example.com"]
+    assert nora["access"] == "read" and nora["firstLevelApprovers"] == "maria.keller@example.com"
+    assert "Access agreement customers.customer_master/nora.berg@example.com (customer_support)" in (
+        nora["description"]
+    )
+    assert nora["description"].endswith("; PII in clear.")
+    assert "person:lea.dubois@example.com" not in master  # requested, not in force
+    assert roles("sales.sales", 2)["team:finance"]["firstLevelApprovers"] == "policy"
 
 
 @pytest.mark.parametrize(("product", "major"), PORTS)
