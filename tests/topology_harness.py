@@ -86,13 +86,15 @@ class Topology:
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     commands: dict[str, subprocess.Popen] = field(default_factory=dict)
 
-    def _popen(self, name: str, args: list[str]) -> subprocess.Popen:
+    def _popen(
+        self, name: str, args: list[str], extra_env: Mapping[str, str] | None = None
+    ) -> subprocess.Popen:
         log = (self.logs / f"{name}.log").open("ab")
         try:
             return subprocess.Popen(
                 args,
                 cwd=REPO,
-                env=self.env,
+                env={**self.env, **(extra_env or {})},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -105,9 +107,11 @@ class Topology:
         """Start a long-running process in its own process group, logging to `<logs>/<name>.log`."""
         self.processes[name] = self._popen(name, args)
 
-    def start_command(self, name: str, args: list[str]) -> subprocess.Popen:
+    def start_command(
+        self, name: str, args: list[str], extra_env: Mapping[str, str] | None = None
+    ) -> subprocess.Popen:
         """Start a command that ends on its own, in the background (stopped at teardown if it did not)."""
-        self.commands[name] = self._popen(name, args)
+        self.commands[name] = self._popen(name, args, extra_env)
         return self.commands[name]
 
     def log(self, name: str) -> str:

@@ -8,21 +8,22 @@ copy (`tests/test_deploy.py` holds the docs and the file equal), against a throw
 - the runs, their events and check results of a `mesh run` and of the daemon's cascade are rows in
   Postgres (read with SQL, not only through Dagster);
 - every run worker's `NOTIFY run_events` reaches a listener (the statement psycopg 3 breaks);
-- the `warehouse` pool is set and enforced by Postgres: a `mesh run` waits while a live process holds the
-  only slot, naming it;
-- the holder killed with SIGKILL is reclaimed (marked failed, its slot freed) by `mesh run` or the daemon's
-  `mesh_reclaim_dead_runs` sensor, whichever looks first, and the publish then completes on its own.
+- the `warehouse` pool is set and enforced by Postgres: while another `mesh run`, stopped mid-landing
+  (`crash_points.py`), holds the only slot, the publish waits and names it;
+- that run, killed with SIGKILL as an OOM kill would, is reclaimed (marked failed, its slot freed) by the
+  waiting `mesh run` or the daemon's `mesh_reclaim_dead_runs` sensor, whichever looks first, and the
+  publish then completes on its own.
 
 Its own file, so `--dist loadfile` runs it on another worker than the SQLite topology test.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import signal
 import sys
-import textwrap
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -34,7 +35,7 @@ import topology_harness as harness
 from postgres_server import PostgresServer, postgres_server
 from topology_harness import REPO, Topology
 
-from mesh_assets.infra.reclaim import POOL, RECLAIM_SENSOR
+from mesh_assets.infra.reclaim import PID_TAG, POOL, RECLAIM_SENSOR
 
 # End to end and a few minutes long, but never skipped: `make test` runs it (CI installs PostgreSQL).
 pytestmark = pytest.mark.slow
@@ -42,24 +43,8 @@ pytestmark = pytest.mark.slow
 INSTANCE = REPO / "deploy" / "dagster.yaml"
 PUBLISH_TIMEOUT_S = 600
 NOTIFY_QUIET_S = 2.0
-HOLDER = textwrap.dedent(
-    """
-    # A run worker's share of the pool, and nothing else: a STARTED run owned by this process holding the
-    # `warehouse` pool's only slot, until it is killed.
-    import time, uuid
-    import dagster as dg
-    from dagster._core.storage.dagster_run import DagsterRun
-    from mesh_assets.infra.reclaim import POOL, Owner
-
-    instance = dg.DagsterInstance.get()
-    run_id = str(uuid.uuid4())
-    instance.add_run(DagsterRun(job_name="holder", run_id=run_id, status=dg.DagsterRunStatus.STARTED,
-                                tags=Owner.current().tags()))
-    assert instance.event_log_storage.claim_concurrency_slot(POOL, run_id, "holding_step").is_claimed
-    print(run_id, flush=True)
-    time.sleep(3600)
-    """
-)
+TESTS = Path(__file__).resolve().parents[1]
+CRASHING_MESH = [sys.executable, "-c", "import crash_points; crash_points.main()"]
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +90,7 @@ def _notified_runs(listener: Any) -> set[str]:
             return runs
 
 
-def test_on_postgres_a_publish_waits_for_a_live_pool_holder_reclaims_it_once_killed_and_the_cascade_follows(
+def test_on_postgres_a_publish_waits_for_a_live_run_holding_the_pool_reclaims_it_once_killed_and_cascades(
     topology: Topology, postgres: PostgresServer
 ) -> None:
     harness.build_mesh(topology)
@@ -129,17 +114,30 @@ def test_on_postgres_a_publish_waits_for_a_live_pool_holder_reclaims_it_once_kil
             [*harness.AUTOMATION_SENSORS, "mesh_slo_monitor", RECLAIM_SENSOR],
         )
 
-        holder = topology.start_command("holder", [sys.executable, "-c", HOLDER])
+        # A `mesh run` of the customers domain, frozen just after landing its source extract: its landing
+        # step holds the pool's only slot.
+        marker = topology.home.parent / "crash.json"
+        crashed = topology.start_command(
+            "crashed",
+            [*CRASHING_MESH, "run", "--domain", "customers"],
+            extra_env={
+                "MESH_TEST_CRASH_AT": "landing",
+                "MESH_TEST_CRASH_MARKER": str(marker),
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
+            },
+        )
         harness.wait_until(
-            "the holder to claim the pool's slot",
-            lambda: holder.poll() is None and topology.log("holder").strip() != "",
-            60,
-            lambda: topology.log("holder"),
+            "the crashing run to reach its crash point",
+            lambda: marker.exists() or crashed.poll() is not None,
+            harness.STARTUP_TIMEOUT_S,
+            lambda: topology.log("crashed")[-3000:],
             topology,
         )
-        holder_run = topology.log("holder").split()[0]
+        assert crashed.poll() is None, f"the crashing run ended early:\n{topology.log('crashed')[-3000:]}"
+        assert json.loads(marker.read_text())["relation"].startswith("customers_internal.")
+        [dead] = [r.run_id for r in instance.get_runs() if r.tags.get(PID_TAG) == str(crashed.pid)]
         assert [s.run_id for s in instance.event_log_storage.get_concurrency_info(POOL).claimed_slots] == [
-            holder_run
+            dead
         ]
         runs_before = harness.runs_before_the_update(instance)
 
@@ -149,25 +147,28 @@ def test_on_postgres_a_publish_waits_for_a_live_pool_holder_reclaims_it_once_kil
         # Enforced: with the only slot held by a live process, the publish waits and says for whom.
         harness.wait_until(
             "the publish to wait for the held slot",
-            lambda: f"run {holder_run[:8]}" in topology.log("publish") or publish.poll() is not None,
+            lambda: f"run {dead[:8]}" in topology.log("publish") or publish.poll() is not None,
             harness.STARTUP_TIMEOUT_S,
             lambda: topology.log("publish")[-3000:],
             topology,
         )
         said = topology.log("publish")
         assert publish.poll() is None, f"the publish did not wait for the held slot:\n{said[-3000:]}"
-        assert "`warehouse` pool slot" in said and f"pid {holder.pid} on " in said and ", alive" in said
+        assert "`warehouse` pool slot" in said and f"pid {crashed.pid} on " in said and ", alive" in said
 
-        # The holder dies as an OOM kill would: nobody frees its slot but the reclaimers.
-        os.killpg(holder.pid, signal.SIGKILL)
-        holder.wait()
+        # It dies as an OOM kill would: nobody frees its slot but the reclaimers.
+        os.killpg(crashed.pid, signal.SIGKILL)
+        crashed.wait()
         assert publish.wait(timeout=PUBLISH_TIMEOUT_S) == 0, topology.log("publish")[-4000:]
-        [failure] = instance.get_records_for_run(holder_run, of_type=dg.DagsterEventType.RUN_FAILURE).records
-        reason = failure.event_log_entry.dagster_event.message
-        assert reason in {
-            f"process {holder.pid} died; marked failed by mesh run",
-            f"process {holder.pid} died; marked failed by the {RECLAIM_SENSOR} sensor",
-        }, reason
+        # Both reclaimers may look at once (each then records its failure): any of them, never another reason.
+        reasons = [
+            r.event_log_entry.dagster_event.message
+            for r in instance.get_records_for_run(dead, of_type=dg.DagsterEventType.RUN_FAILURE).records
+        ]
+        assert reasons and set(reasons) <= {
+            f"process {crashed.pid} died; marked failed by mesh run",
+            f"process {crashed.pid} died; marked failed by the {RECLAIM_SENSOR} sensor",
+        }, reasons
 
         cascade = harness.check_cascade(instance, topology, runs_before, harness.latest_publish(instance))
 
@@ -175,7 +176,7 @@ def test_on_postgres_a_publish_waits_for_a_live_pool_holder_reclaims_it_once_kil
         stored = dict(_rows(postgres, "SELECT run_id, status FROM runs"))
         assert stored == {r.run_id: r.status.value for r in instance.get_runs()}
         publish_run = harness.latest_publish(instance).run_id
-        assert stored[holder_run] == "FAILURE" and stored[publish_run] == "SUCCESS"
+        assert stored[dead] == "FAILURE" and stored[publish_run] == "SUCCESS"
         launched = {r.dagster_run.run_id for r in cascade.runs}
         assert launched and all(stored[run_id] == "SUCCESS" for run_id in launched), cascade.report
         assert all(r.dagster_run.tags.get("dagster/sensor_name") for r in cascade.runs), cascade.report
@@ -188,7 +189,7 @@ def test_on_postgres_a_publish_waits_for_a_live_pool_holder_reclaims_it_once_kil
                 )
             }
             assert checks and checks == harness.check_names(instance, run_id), run_id
-        # ... and the pool: still one slot, given back by every run (the holder's by a reclaimer).
+        # ... and the pool: still one slot, given back by every run (the dead one's by a reclaimer).
         assert _rows(
             postgres,
             "SELECT run_id FROM concurrency_slots WHERE concurrency_key = %s AND NOT deleted",
