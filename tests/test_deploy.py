@@ -62,6 +62,19 @@ def test_the_production_instance_is_postgres_through_psycopg2_with_the_repos_pol
         assert production[block] == local[block], f"deploy/dagster.yaml's `{block}` differs from the repo's"
 
 
+def test_without_the_scheme_sqlalchemy_would_pick_psycopg_3_whose_notify_fails() -> None:
+    # The contrast behind `scheme: postgresql+psycopg2`. With psycopg 3 installed, every stored event fails
+    # at `NOTIFY run_events, $1` (a syntax error: psycopg 3 binds server-side); reproduced by hand, not here,
+    # since psycopg 3 is not a dependency.
+    from dagster_postgres.utils import get_conn_string
+    from sqlalchemy.engine import make_url
+
+    database = _load(INSTANCE)["storage"]["postgres"]["postgres_db"]
+    login = {"username": "u", "hostname": "h", "db_name": "d"}
+    assert make_url(get_conn_string(**login)).get_dialect().driver == "psycopg"
+    assert make_url(get_conn_string(**login, scheme=database["scheme"])).get_dialect().driver == "psycopg2"
+
+
 def test_the_instance_reads_the_variables_the_test_server_and_compose_set() -> None:
     read = _env_names(_load(INSTANCE))
     harness = PostgresServer("h", 1, Path("/"), "u", "p", "d").env()
