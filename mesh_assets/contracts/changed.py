@@ -4,7 +4,8 @@ What `mesh ci` builds (and `mesh run --changed-since` would): the changed produc
 downstream of them, because a consumer's data changes when its producer's does.
 
 Files map onto products by where they live:
-- `domains/<d>/products/<p>/**` → product `<d>.<p>` (its spec, SQL, Python);
+- `domains/<d>/products/<p>/**` → product `<d>.<p>` (its spec, SQL, Python), but not its `access/`
+  folder: agreements change who may read, not what is built (`mesh ci`'s access step judges them);
 - `domains/<d>/**` elsewhere (its `definitions.py`) → every product of domain `<d>`;
 - `dbt_projects/<project>/models/**/<model>.sql|.yml` → the product that owns `<model>`; any other file
   of the project (`dbt_project.yml`, macros, profiles) → every product of the project;
@@ -20,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from mesh_assets.contracts.diff_git import ContractDiffError, _git
+from mesh_assets.product.agreement import ACCESS_FOLDER
 from mesh_assets.product.spec import DbtTransformation
 
 if TYPE_CHECKING:
@@ -92,6 +94,8 @@ def products_of_file(path: str, registry: Registry) -> set[str]:
         return everything
     if parts[0] == "domains" and len(parts) >= 3:
         domain = parts[1]
+        if len(parts) >= 6 and parts[2] == "products" and parts[4] == ACCESS_FOLDER:
+            return set()  # agreements change who may read, not what is built: `mesh validate` judges them
         if len(parts) >= 5 and parts[2] == "products":
             key = f"{domain}.{parts[3]}"
             return {key} if key in registry.products else set()

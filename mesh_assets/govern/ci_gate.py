@@ -129,6 +129,47 @@ def _validate_step(root: Path, registry: Registry, changes: ChangeSet) -> list[S
     return [validate_step, fit_step]
 
 
+def _access_step(root: Path, registry: Registry, changes: ChangeSet) -> Step | None:
+    """The agreement files the change adds or edits, judged against the policy: who must still decide, who
+    decided, and what is wrong (the same findings as `mesh validate`, named per file). None when the
+    change touches no agreement. A request waiting for its decision passes: merging it grants nothing."""
+    from mesh_assets.govern import access_lint
+
+    touched = sorted(
+        f for f in changes.files if f.startswith("domains/") and "/access/" in f and f.endswith(".yaml")
+    )
+    if not touched:
+        return None
+    started = time.monotonic()
+    problems: dict[Path, list[str]] = {}
+    for issue in [*registry.errors, *access_lint.agreement_issues(root, registry)]:
+        if issue.severity == "error":
+            problems.setdefault(issue.file.resolve(), []).append(issue.render(root))
+    by_path = {a.path.resolve(): a for a in registry.agreements}
+    step = Step("access", True, "")
+    for name in touched:
+        path = (root / name).resolve()
+        loaded = by_path.get(path)
+        failure = "\n".join(problems.get(path, [])) or None
+        if not path.exists():
+            line = f"{name}: removed (its audit trail keeps its history)"
+        elif loaded is None:
+            line = f"{name}: does not validate"
+            failure = failure or "the agreement file does not validate; run `mesh validate`"
+        else:
+            agreement = loaded.agreement
+            state = loaded.state(registry.today).value
+            who = ", ".join(agreement.approvers()) or "nobody yet"
+            line = f"{loaded.id}: {agreement.consumer} on v{agreement.major}, {state} (approved by {who})"
+        step.details.append(line + (f"; {failure}" if failure else ""))
+        step.cases.append((f"access {name}", failure))
+        step.ok = step.ok and failure is None
+    failing = sum(1 for _, failure in step.cases if failure)
+    step.summary = f"{len(touched)} agreement file(s) changed, {failing} against the policy"
+    step.seconds = time.monotonic() - started
+    return step
+
+
 def _contract_step(root: Path, base: str) -> Step:
     from mesh_assets.contracts.contract_diff import diff_working_tree
 
@@ -304,6 +345,8 @@ def run_ci(
         + (f"; downstream: {', '.join(changes.downstream)}" if changes.downstream else "")
     )
     result.steps += _validate_step(root, registry, changes)
+    access_step = _access_step(root, registry, changes)
+    result.steps += [access_step] if access_step is not None else []
     result.steps.append(_contract_step(root, base))
     for step in result.steps:
         progress(f"{'✓' if step.ok else '✗'} {step.name}: {step.summary}")

@@ -270,3 +270,24 @@ def test_a_product_agreement_past_its_reassessment_turns_secure_red_but_never_br
     assert "not gating" in secure.reason
     warnings = [i for i in validate(mesh_copy).warnings if i.field == "reassess_by"]
     assert warnings == [] or all("confirm it" in w.fix for w in warnings)
+
+
+def test_the_ci_gate_judges_the_changed_agreement_files_against_the_policy(mesh_copy: Path) -> None:
+    from mesh_assets.contracts.changed import ChangeSet
+    from mesh_assets.govern.ci_gate import _access_step
+
+    bad = write_agreement(mesh_copy, CUSTOMER_MASTER, agreement("kenji.sato@example.com", "person", by=ANA))
+    waiting = ask(mesh_copy, CUSTOMER_MASTER, "ines.moreau@example.com", by="ines.moreau@example.com")
+    files = [str(p.relative_to(mesh_copy)) for p in (bad, waiting.loaded.path)]
+    registry = load_registry(mesh_copy, NOW.date())
+
+    step = _access_step(mesh_copy, registry, ChangeSet(base="main", files=files))
+
+    assert step is not None and not step.ok
+    assert step.summary == "2 agreement file(s) changed, 1 against the policy"
+    cases = {name.rsplit("/", 1)[1]: failure for name, failure in step.cases}
+    assert (
+        f"{ANA} may not decide on customers.customer_master's access" in cases["kenji.sato@example.com.yaml"]
+    )
+    assert cases["ines.moreau@example.com.yaml"] is None  # a request waiting for its decision may merge
+    assert _access_step(mesh_copy, registry, ChangeSet(base="main", files=["docs/access.md"])) is None
