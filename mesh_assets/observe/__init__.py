@@ -3,8 +3,9 @@
 `definitions(registry, env)` is the governance feature: the `mesh_slo_monitor` and `mesh_slo_data_time`
 sensors over every served port of every domain, and `mesh_sunset_alerts` (deprecated ports' consumers
 alerted before and after the sunset, `slo/sunset.py`) and `mesh_monitor_alerts` (once per anomaly episode of
-a port's learned monitors, `anomaly_alerts`; `anomalies` reads the monitors' latest results). See
-`docs/slos.md` and `docs/monitors.md`.
+a port's learned monitors, `anomaly_alerts`; `anomalies` reads the monitors' latest results), and
+`mesh_access_alerts` (requests waiting, access ending, agreements due for reassessment, `access_alerts`).
+See `docs/slos.md`, `docs/monitors.md` and `docs/access.md`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def definitions(registry: Registry, env: Environment) -> dg.Definitions:
     """
     import dagster as dg
 
+    from mesh_assets.observe.access_alerts import access_sensor
     from mesh_assets.observe.anomaly_alerts import anomaly_sensor
     from mesh_assets.observe.sensors import data_time_sensor, monitor_sensor
     from mesh_assets.observe.sli import port_slos
@@ -38,5 +40,6 @@ def definitions(registry: Registry, env: Environment) -> dg.Definitions:
             data_time_sensor(ports),
             sunset_sensor(registry),
             anomaly_sensor(registry),
+            access_sensor(registry),
         ]
     )
