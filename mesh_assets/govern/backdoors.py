@@ -27,6 +27,7 @@ only when the lint runs.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -242,16 +243,28 @@ def _guess_owner(registry: Registry, domain: str, name: str) -> str | None:
 # --- reading SQL --------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
+def parsed(sql: str, dialect: str = "duckdb") -> tuple[Any, ...]:
+    """The statements of a SQL text as sqlglot parses them (None for an empty one), parsed once.
+
+    `mesh validate` reads every model twice, here and in `code_access`; parsing is most of either lint
+    (0.27 s of 0.46 s at 1,000 products, profiled). The trees are shared: read them, never change them.
+    Raises `sqlglot.errors.ParseError` when the SQL does not parse.
+    """
+    import sqlglot
+
+    return tuple(sqlglot.parse(sql, read=dialect))
+
+
 def tables_in(sql: str, dialect: str = "duckdb") -> list[tuple[str, str, str]]:
     """`(schema, table, as written)` of every schema-qualified table a SQL text reads (lower case).
 
     Raises `sqlglot.errors.ParseError` when the SQL does not parse.
     """
-    import sqlglot
     from sqlglot import exp
 
     found = []
-    for statement in sqlglot.parse(sql, read=dialect):
+    for statement in parsed(sql, dialect):
         if statement is None:
             continue
         for table in statement.find_all(exp.Table):

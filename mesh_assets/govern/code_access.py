@@ -89,7 +89,7 @@ def _findings(sql: str, dialect: str, mesh_schemas: set[str], dbt: bool) -> Iter
     from sqlglot import exp
 
     try:
-        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+        statements = [s for s in backdoors.parsed(sql, dialect) if s is not None]
     except sqlglot.errors.ParseError:
         # `backdoors` warns that the SQL does not parse; what can still be seen is refused here.
         yield from _fallback(sql)
