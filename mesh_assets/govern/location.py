@@ -8,11 +8,11 @@ import dagster as dg
 
 from mesh_assets import catalog, observe
 from mesh_assets.build.location import automation_sensor
-from mesh_assets.govern import overview, scorecard
+from mesh_assets.govern import access_reconcile, overview, scorecard
 from mesh_assets.infra import environment, reclaim
 from mesh_assets.product.registry import GOVERNANCE_DOMAIN, load_registry
 
-FEATURES = [overview, catalog, observe, scorecard, reclaim]
+FEATURES = [overview, catalog, observe, scorecard, reclaim, access_reconcile]
 """Modules with `definitions(registry, env) -> dg.Definitions`, merged into the location."""
 
 

@@ -251,3 +251,58 @@ def test_on_duckdb_sync_shows_the_plan_and_says_the_platform_enforces_it(
     assert result.exit_code == 0, result.output
     assert "DuckDB has no roles or grants: the platform's own reads enforce agreements" in result.output
     assert "GRANT DATABASE ROLE MESH.SALES__SALES_V2 TO ROLE MESH_AGR_TEAM_FINANCE;" in result.output
+
+
+# --- the governance location's reconciling sensor -------------------------------------------------------
+
+
+def reconcile(
+    repo_root: Path, tmp_path: Path, account: Account, target: str = "snowflake", name: str = "prod"
+):
+    from contextlib import nullcontext
+
+    import dagster as dg
+
+    from mesh_assets.govern.access_reconcile import reconcile_tick
+    from mesh_assets.infra.environment import Environment
+
+    env = Environment(
+        target=target,
+        root=repo_root,
+        duckdb_path=tmp_path / "x.duckdb",
+        name=name,
+        data_root_dir=tmp_path / "data",
+    )
+    registry = load_registry(repo_root, TODAY)
+    result = reconcile_tick(
+        dg.build_sensor_context(), registry, env, connect=lambda: nullcontext(account.run), today=TODAY
+    )
+    return result.skip_reason.skip_message if result.skip_reason else ""
+
+
+def test_the_sensor_applies_the_agreements_in_prod_and_then_has_nothing_to_do(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    account = Account()
+
+    first = reconcile(repo_root, tmp_path, account)
+    second = reconcile(repo_root, tmp_path, account)
+
+    assert first == "2026-12-06: applied 22 statement(s) (16 grant(s), 0 revocation(s)); 0 drift"
+    assert second == "2026-12-06: applied 0 statement(s) (0 grant(s), 0 revocation(s)); 0 drift"
+    assert access_audit.verify(tmp_path / "data" / "envs" / "prod" / "access" / "grants.audit.jsonl").intact
+
+
+def test_outside_prod_the_sensor_only_plans_and_reports_drift(repo_root: Path, tmp_path: Path) -> None:
+    by_hand = Grant("SELECT", "TABLE", 'MESH_CI_X."sales"."sales_v2"', "ROLE", "ADHOC_ANALYST")
+    account = Account({by_hand})
+
+    summary = reconcile(repo_root, tmp_path, account, name="ci_x")
+
+    assert summary.startswith("2026-12-06: would apply (not prod: ci_x) 22 statement(s)")
+    assert summary.endswith("1 drift")
+    assert [s for s in account.ran if not s.startswith("SHOW")] == []
+
+
+def test_on_duckdb_the_sensor_has_nothing_to_grant(repo_root: Path, tmp_path: Path) -> None:
+    assert "DuckDB has no grants" in reconcile(repo_root, tmp_path, Account(), target="duckdb")
