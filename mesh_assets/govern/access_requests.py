@@ -154,10 +154,11 @@ def request(
         )
         fields |= {"approval": Approval.APPROVED, "decisions": [decision], "start": today}
     agreement = drafted.model_copy(update=fields)
-    taken = [a.path for a in mine]
-    path = agreement_path(producer.folder, consumer, major, taken)
-    if path.exists():  # a rejected, revoked or expired agreement under that name: keep it, number the new one
-        path = path.with_name(f"{consumer.slug}@v{major}.{today.isoformat()}.yaml")
+    # One file per consumer and version: asking again after a rejection, revocation or expiry rewrites
+    # that file (git and the audit trail keep the earlier decision).
+    same = [a for a in mine if a.agreement.consumer == consumer]
+    earlier = next((a.path for a in same if a.agreement.major == major), None)
+    path = earlier or agreement_path(producer.folder, consumer, major, [a.path for a in same])
     loaded = _write(path, agreement, producer.key)
     log = audit_path(producer.folder)
     what = f"{consumer} asks to read {producer.key} v{major}" + (" with PII in clear" if pii else "")

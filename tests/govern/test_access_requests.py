@@ -291,3 +291,18 @@ def test_the_ci_gate_judges_the_changed_agreement_files_against_the_policy(mesh_
     )
     assert cases["ines.moreau@example.com.yaml"] is None  # a request waiting for its decision may merge
     assert _access_step(mesh_copy, registry, ChangeSet(base="main", files=["docs/access.md"])) is None
+
+
+def test_asking_again_after_a_rejection_rewrites_the_same_file_and_the_audit_keeps_both(
+    mesh_copy: Path,
+) -> None:
+    first = ask(mesh_copy, CUSTOMER_MASTER, "kenji.sato@example.com", by="kenji.sato@example.com")
+    registry = load_registry(mesh_copy, NOW.date())
+    requests.decide(mesh_copy, registry, first.loaded.id, Action.REJECT, MARIA, "Use the aggregate.", NOW)
+
+    again = ask(mesh_copy, CUSTOMER_MASTER, "kenji.sato@example.com", by="kenji.sato@example.com")
+
+    assert again.loaded.path == first.loaded.path and again.loaded.agreement.approval == Approval.REQUESTED
+    actions = [e["action"] for e in access_audit.read(first.loaded.path.parent / "audit.jsonl")]
+    assert actions[-3:] == ["request", "reject", "request"]
+    assert validate(mesh_copy).errors == []
