@@ -159,6 +159,17 @@ def test_the_engine_names_the_tables_a_query_binds_to_query_table_and_views_incl
     assert read == {("customers", "customer_master_v1"), ("sales_internal", "stg_orders")}
 
 
+def test_a_pivot_listing_its_values_is_a_query_and_one_that_does_not_is_refused_naming_the_fix(
+    warehouse: DuckDBWarehouse,
+) -> None:
+    with warehouse.isolated_session() as session:
+        read = session.relations_read(f"PIVOT {PORT.sql} ON country_code IN ('DE', 'CH') USING count(*)")
+        with pytest.raises(NotAQueryError, match=r"list the values, ON col IN \(\.\.\.\)"):
+            session.relations_read(f"PIVOT {PORT.sql} ON country_code USING count(*)")
+
+    assert read == {("customers", "customer_master_v1")}
+
+
 @pytest.mark.parametrize(
     "sql",
     ["SELECT 1; ATTACH 'x.duckdb' AS x", "COPY (SELECT 1) TO 'x.csv'", "CREATE TABLE t AS SELECT 1", ""],

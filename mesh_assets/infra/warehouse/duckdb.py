@@ -204,13 +204,30 @@ class DuckDBSession(WarehouseSession):
         kinds = [s.type for s in statements]
         if kinds != [duckdb.StatementType.SELECT]:
             shown = ", ".join(k.name for k in kinds) or "nothing"
-            raise NotAQueryError(f"expected one query (a SELECT), got {len(kinds)} statement(s): {shown}")
+            hint = (
+                " (a PIVOT without an IN list runs several statements: list the values, ON col IN (...))"
+                if kinds == [duckdb.StatementType.MULTI]
+                else ""
+            )
+            raise NotAQueryError(
+                f"expected one query (a SELECT), got {len(kinds)} statement(s): {shown}{hint}"
+            )
         plan = json.loads(self.connection.execute("SELECT json_serialize_plan(?)", [sql]).fetchall()[0][0])
-        if plan.get("error"):
-            self.connection.execute(f"EXPLAIN {sql}")  # raises the binder's own error, naming what is wrong
-            raise NotAQueryError(f"DuckDB cannot bind it: {plan.get('error_message', plan)}")
         found: set[tuple[str, str]] = set()
-        nodes: list[Any] = [plan]
+        if plan.get("error"):
+            # Not serializable (a PIVOT plans as several statements): the optimized plan, which EXPLAIN
+            # gives for any query that binds (and for one that does not, raises the binder's error).
+            explained = self.connection.execute(f"EXPLAIN (FORMAT JSON) {sql}").fetchall()[0][1]
+            nodes: list[Any] = json.loads(explained)
+            while nodes:
+                node = nodes.pop()
+                nodes += node.get("children", [])
+                info = node.get("extra_info")
+                table = info.get("Table") if isinstance(info, dict) else None
+                if isinstance(table, str) and "." in table:
+                    found.add(tuple(table.split(".")[-2:]))  # type: ignore[arg-type]
+            return found
+        nodes = [plan]
         while nodes:
             node = nodes.pop()
             if isinstance(node, list):
