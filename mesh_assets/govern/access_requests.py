@@ -243,8 +243,14 @@ def decide(
     message = f"{loaded.id}: {action.value}d by {by}"
     if action == Action.APPROVE and agreement.approval == Approval.APPROVED:
         # Approving an approved agreement is its reassessment: the owner confirms it for another period.
+        if agreement.consumer.expires:
+            raise AccessError(
+                f"{loaded.id} is a {agreement.consumer.kind.value}'s access: it is not reassessed, it ends "
+                f"{agreement.end}",
+                "to keep access after that, the consumer asks again (`mesh access request`)",
+            )
         days = evaluation.rules_for(producer.spec, context.policy).max_days[agreement.consumer.kind]
-        update["reassess_by"] = today + timedelta(days=days) if not agreement.consumer.expires else None
+        update["reassess_by"] = today + timedelta(days=days)
         message = f"{loaded.id}: reassessed by {by}, next by {update['reassess_by']}"
     elif action == Action.APPROVE:
         verdict = evaluation.evaluate(agreement, producer.spec, context, today)

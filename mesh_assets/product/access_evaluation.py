@@ -220,7 +220,8 @@ def check_decider(
         return None  # anyone may give up their own access
     if by not in entitled:
         return f"{by} may not decide on {producer.key}'s access; who may: {_names(entitled)}"
-    if action == Action.APPROVE and by in agreement.approvers():
+    pending = agreement.approval.value == "requested"  # later approvals are reassessments, by anyone entitled
+    if action == Action.APPROVE and pending and by in agreement.approvers():
         return f"{by} already approved; {producer.key} needs another approver ({_names(second or who)})"
     return None
 

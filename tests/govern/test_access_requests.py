@@ -306,3 +306,23 @@ def test_asking_again_after_a_rejection_rewrites_the_same_file_and_the_audit_kee
     actions = [e["action"] for e in access_audit.read(first.loaded.path.parent / "audit.jsonl")]
     assert actions[-3:] == ["request", "reject", "request"]
     assert validate(mesh_copy).errors == []
+
+
+def test_the_owner_who_approved_confirms_the_agreement_at_its_reassessment(mesh_copy: Path) -> None:
+    write_agreement(mesh_copy, SALES, agreement(CUSTOMER_360, major=1, by=ANA, reassess_by="2026-12-01"))
+    registry = load_registry(mesh_copy, NOW.date())
+
+    outcome = requests.decide(
+        mesh_copy, registry, f"{SALES}/{CUSTOMER_360}", Action.APPROVE, ANA, "Still needed.", NOW
+    )
+
+    assert outcome.message.endswith("reassessed by ana.lopez@example.com, next by 2027-12-06")
+    assert not outcome.loaded.agreement.overdue(NOW.date())
+    assert validate(mesh_copy).errors == []
+
+
+def test_a_persons_access_is_not_reassessed_but_asked_for_again(mesh_copy: Path) -> None:
+    registry = load_registry(mesh_copy, NOW.date())
+
+    with pytest.raises(requests.AccessError, match="is a person's access: it is not reassessed"):
+        requests.decide(mesh_copy, registry, "nora.berg@example.com", Action.APPROVE, MARIA, "More.", NOW)
