@@ -95,7 +95,8 @@ def _findings(sql: str, dialect: str, mesh_schemas: set[str], dbt: bool) -> Iter
         yield from _fallback(sql)
         return
     for index, statement in enumerate(statements):
-        if not isinstance(statement, exp.Query):
+        # DuckDB's top-level PIVOT and VALUES are queries too (sqlglot gives them their own classes).
+        if not isinstance(statement, exp.Query | exp.Pivot | exp.Values):
             keyword = statement.sql(dialect=dialect).split(None, 1)[0].upper() if statement else "?"
             yield Finding(
                 keyword,

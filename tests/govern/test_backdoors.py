@@ -295,6 +295,13 @@ def test_query_table_of_another_domains_internal_model_is_refused_naming_whose_i
     assert "{{ input('sales.orders') }}" in finding.fix
 
 
+def test_a_top_level_pivot_is_a_query_not_a_statement_to_refuse(mesh_copy: Path) -> None:
+    path = mesh_copy / RUNS_SQL
+    path.write_text("pivot {{ ref('stg_runs') }} on status in ('ok', 'error') using count(*)\n")
+
+    assert [i for i in code_access.lint(load_registry(mesh_copy)) if i.file.resolve() == path.resolve()] == []
+
+
 def test_generators_and_ctes_are_not_refused(mesh_copy: Path) -> None:
     path = mesh_copy / RUNS_SQL
     path.write_text(
