@@ -326,3 +326,42 @@ def test_a_persons_access_is_not_reassessed_but_asked_for_again(mesh_copy: Path)
 
     with pytest.raises(requests.AccessError, match="is a person's access: it is not reassessed"):
         requests.decide(mesh_copy, registry, "nora.berg@example.com", Action.APPROVE, MARIA, "More.", NOW)
+
+
+def test_the_request_command_writes_the_file_and_prints_the_pull_request(mesh_copy: Path) -> None:
+    code, output = mesh(
+        "request",
+        "customers.customer_master@v1",
+        "--for",
+        "kenji.sato@example.com",
+        "--category",
+        "analytics",
+        "--purpose",
+        "Instrument sites by customer type.",
+        "--by",
+        "kenji.sato@example.com",
+    )
+
+    assert code == 0, output
+    assert "wrote domains/customers/products/customer_master/access/kenji.sato@example.com.yaml" in output
+    assert f"Who decides: {MARIA}" in output
+
+
+def test_a_bad_request_names_what_to_write(mesh_copy: Path) -> None:
+    code, output = mesh("request", "sales", "--for", OMAR, "--purpose", "Monthly revenue.", "--by", OMAR)
+
+    assert code == 1 and "'sales' is not <domain>.<product>[@vN]. Fix: e.g. sales.sales@v2" in output
+
+
+def test_the_directory_is_rewritten_from_a_csv_export(mesh_copy: Path, tmp_path: Path) -> None:
+    export = tmp_path / "people.csv"
+    export.write_text("id,team,domain,clearance\nnew.person@example.com,finance,finance,internal\n")
+
+    code, output = mesh("directory", "import", str(export))
+
+    assert code == 0, output
+    assert "1 people, 0 service principals, 0 teams" in output
+    written = yaml.safe_load((mesh_copy / "domains" / "mesh" / "directory.yaml").read_text())
+    assert written["people"] == [
+        {"id": "new.person@example.com", "team": "finance", "domain": "finance", "clearance": "internal"}
+    ]
