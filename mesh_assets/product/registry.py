@@ -8,6 +8,7 @@ domain code), which keeps code-location load fast.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -87,7 +88,7 @@ class Registry(HasIssues):
     """`<domain>.<product>` of specs that failed to parse (their consumers cannot be checked)."""
     loaded_agreements: list[LoadedAgreement] = field(default_factory=list)
     """The valid agreements read so far (products' at load; see `agreements` for all of them)."""
-    deferred_agreements: list[tuple[Path, str]] = field(default_factory=list)
+    deferred_agreements: list[tuple[str, str]] = field(default_factory=list)
     """Agreement files of people, teams and tools, with their provider: read on first use of `agreements`."""
     agreement_issues: list[SpecIssue] = field(default_factory=list)
     """Problems of the deferred agreement files (reported by `mesh validate`, never failing a load)."""
@@ -106,7 +107,7 @@ class Registry(HasIssues):
             deferred, self.deferred_agreements = self.deferred_agreements, []
             for path, producer in deferred:
                 loaded = agreement_files.read_agreement(
-                    path, producer, spec_cache.parse_yaml, self.agreement_issues
+                    Path(path), producer, spec_cache.parse_yaml, self.agreement_issues
                 )
                 if loaded is not None:
                     self._attach(loaded)
@@ -192,7 +193,7 @@ def _load(
         else:
             registry.unreadable.add(f"{Path(file_name).parents[2].name}.{Path(file_name).parent.name}")
     _check_identity(parsed, registry)
-    _attach_agreements(registry, parse, [Path(name) for name, _ in agreements])
+    _attach_agreements(registry, parse, [name for name, _ in agreements])
     if cache is not None:
         cache.save()
     for product in registry.products.values():
@@ -237,7 +238,7 @@ def _parse(path: Path, issues: list[SpecIssue], parse: Callable[[str], Any]) -> 
         return None
 
 
-def _attach_agreements(registry: Registry, parse: Callable[[str], Any], files: list[Path]) -> None:
+def _attach_agreements(registry: Registry, parse: Callable[[str], Any], files: list[str]) -> None:
     """Read the product-to-product agreements and attach them to their producers' specs (see
     `access.agreements_of`); defer the others (see `Registry.agreements`).
 
@@ -245,15 +246,17 @@ def _attach_agreements(registry: Registry, parse: Callable[[str], Any], files: l
     so the file name tells which to read now without parsing: parsing 5,000 people's agreements would
     multiply a large mesh's load time (`benchmarks/access.py`).
     """
-    by_folder = {product.folder: product for product in registry.products.values()}
-    for path in files:
-        product = by_folder.get(path.parent.parent)
+    # Strings, not Paths, for the thousands of files deferred: building a Path costs more than the rest.
+    by_folder = {str(product.folder): product for product in registry.products.values()}
+    for name in files:
+        access_folder, file_name = os.path.split(name)
+        product = by_folder.get(os.path.dirname(access_folder))
         if product is None:
             continue  # the folder of a spec that did not parse: its agreements wait for it
-        if path.stem.split("@v")[0] not in registry.products:
-            registry.deferred_agreements.append((path, product.key))
+        if file_name.removesuffix(".yaml").split("@v")[0] not in registry.products:
+            registry.deferred_agreements.append((name, product.key))
             continue
-        loaded = agreement_files.read_agreement(path, product.key, parse, registry.issues)
+        loaded = agreement_files.read_agreement(Path(name), product.key, parse, registry.issues)
         if loaded is not None:
             registry._attach(loaded)
 
