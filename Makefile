@@ -49,11 +49,11 @@ lint: $(BIN)/.installed
 # Three workers on two cores: the long tests mostly wait (dbt and code-server subprocesses, daemon ticks),
 # so a third worker fills that time (measured: 10m59s vs 12m48s for -n 2).
 test: setup lint validate
-	$(BIN)/pytest -n 3 --dist loadfile
+	$(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder
 
 # The edit loop: lint and the tests not marked slow (the end-to-end builds run in `make test`).
 check: setup lint
-	$(BIN)/pytest -n 3 --dist loadfile -q -m "not slow"
+	$(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder -q -m "not slow"
 
 dev: setup
 	$(BIN)/dagster dev -w workspace.yaml

@@ -31,10 +31,12 @@ def pytest_configure(config: pytest.Config) -> None:
     worktree_guard.install(config, REPO, allowed=("tests/snapshots/",) if refreshing else ())
 
 
-# The files that take minutes (measured with --durations), heaviest first. xdist (--dist loadfile) hands
-# out files in collection order as workers free up, so starting these first keeps one long file from
+# The files that take minutes (measured with --durations), heaviest first. xdist (--dist loadfile, with
+# --no-loadscope-reorder so its own count-based reordering does not undo this) hands out files in collection
+# order as workers free up, so starting these first keeps one long file from
 # running alone at the end: the longest-first schedule.
 HEAVY_FILES = (
+    "test_production_topology_postgres.py",
     "test_crash_recovery.py",
     "test_production_topology.py",
     "test_ci_gate.py",
