@@ -47,6 +47,59 @@ def products_of_project(registry: Registry, project: str) -> list[Product]:
     ]
 
 
+def project_vars(registry: Registry, project: str) -> dict[str, Any]:
+    """The dbt vars every invocation of `project` gets (`transformation.vars` of its products).
+
+    They live in the specs, reviewed as code, and not in `dbt_project.yml`'s `vars:`, because dbt does
+    not apply the project's own vars when rendering `dbt_project.yml` (a seed's `+enabled:
+    "{{ var(...) }}"` sees only `--vars`). Products of one project that disagree are refused.
+    """
+    found: dict[str, Any] = {}
+    owner: dict[str, str] = {}
+    for product in sorted(products_of_project(registry, project), key=lambda p: p.key):
+        transformation = product.spec.transformation
+        assert isinstance(transformation, DbtTransformation)
+        for name, value in transformation.vars.items():
+            if name in found and found[name] != value:
+                raise MeshSpecError(
+                    [
+                        SpecIssue(
+                            product.path,
+                            f"transformation.vars.{name}",
+                            f"is {value!r} but {owner[name]} gives the same dbt project {found[name]!r}",
+                            "give every product of the project the same dbt vars",
+                        )
+                    ],
+                    registry.root,
+                )
+            found[name], owner[name] = value, product.key
+    return found
+
+
+def vars_args(values: dict[str, Any]) -> list[str]:
+    """`--vars <json>` for a dbt command line, or nothing."""
+    import json
+
+    return ["--vars", json.dumps(values, sort_keys=True)] if values else []
+
+
+WIDE_INTEGER = "decimal(38,0)"
+"""What a DuckDB HUGEINT (a `sum()` of integers) becomes in a contract: Snowflake's `sum()` type."""
+
+
+def dbt_data_type(column_type: str) -> str:
+    """The `data_type` dbt's enforced contract checks a port model's column against, on either target.
+
+    DuckDB sums integers into HUGEINT where Snowflake returns NUMBER(38,0): a contract column of type
+    decimal(38,0) is declared to dbt as HUGEINT on DuckDB, so the team's unchanged `sum()` passes its
+    enforced contract on both; the publish casts it onto decimal(38,0). (A DuckDB model that casts to
+    decimal(38,0) itself would then fail the contract: cast it as decimal(37,0) or leave the sum alone.)
+    """
+    if column_type == WIDE_INTEGER:
+        return "{{ 'hugeint' if target.type == 'duckdb' else 'decimal(38,0)' }}"
+    return column_type
+
+
 def generated_yaml(registry: Registry, project: str) -> str:
     """The dbt properties file generated from the specs of a project's products."""
     sources: dict[str, dict[str, Any]] = {}
@@ -96,7 +149,7 @@ def generated_yaml(registry: Registry, project: str) -> str:
                     tests.append("unique")
                 entry: dict[str, Any] = {
                     "name": column.name,
-                    "data_type": data_type,
+                    "data_type": dbt_data_type(data_type),
                     "description": column.description,
                 }
                 if tests:
@@ -163,6 +216,7 @@ def prepare(
                 str(project_dir),
                 "--profiles-dir",
                 str(profiles_dir),
+                *vars_args(project_vars(registry, project)),
             ],
             capture_output=True,
             text=True,

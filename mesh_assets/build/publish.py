@@ -27,6 +27,9 @@ from mesh_assets.product.spec import OutputPort, parse_duration
 WAREHOUSE_POOL = "warehouse"
 """Dagster pool of every step that writes to the warehouse (limit 1 on DuckDB: one writer per file)."""
 
+DBT_FAILURE = "mesh/dbt_failure"
+"""Metadata key of the observation a dbt step records for a model dbt did not build: dbt's reason."""
+
 BuildCandidate = Callable[[dg.AssetExecutionContext, WarehouseSession, addressing.Relation], None]
 """Writes a port's next batch to the given candidate relation."""
 
@@ -146,6 +149,7 @@ def port_asset(
                 session.ensure_schema(candidate.schema)
                 build_candidate(context, session, candidate)
             else:
+                refuse_failed_dbt_tests(context, product, port)
                 source = dbt_candidate(product, port)
             yield from audit_and_publish(context, session, product, port, source, references)
 
@@ -157,3 +161,40 @@ def dbt_candidate(product: Product, port: OutputPort) -> addressing.Relation:
     return addressing.Relation(
         product.spec.domain + addressing.INTERNAL_SCHEMA_SUFFIX, product.spec.port_model(port)
     )
+
+
+def refuse_failed_dbt_tests(context: dg.AssetExecutionContext, product: Product, port: OutputPort) -> None:
+    """Refuse to publish a dbt port whose own models failed a blocking dbt test in this run.
+
+    dbt's tests are not blocking in Dagster (a blocking check would fail the whole dbt step and every
+    other product's port with it): dbt skips what depends on a failed test, and this port, whose model
+    dbt built but whose own tests failed, refuses here with dbt's test names. Another product's failed
+    test does not concern it.
+    """
+    spec = product.spec
+    records = context.instance.get_records_for_run(
+        run_id=context.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=100_000
+    ).records
+    failed = []
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        evaluation = event.event_specific_data if event is not None else None
+        key = getattr(evaluation, "asset_key", None)
+        if (
+            key is not None
+            and key.path[:3] == [spec.domain, spec.name, "internal"]
+            and not evaluation.passed
+            and evaluation.severity == dg.AssetCheckSeverity.ERROR
+        ):
+            failed.append(f"{evaluation.check_name} on {key.path[-1]}")
+    if failed:
+        published = addressing.port_relation(spec.domain, spec.name, port.major)
+        raise dg.Failure(
+            description=(
+                f"{spec.key} v{port.major} was not published: dbt test(s) of its models failed: "
+                f"{', '.join(sorted(set(failed)))}. The published port {published.dotted} keeps its last "
+                "good data."
+            ),
+            metadata={"failed_dbt_tests": sorted(set(failed))},
+            allow_retries=False,
+        )

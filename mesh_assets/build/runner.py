@@ -22,6 +22,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from mesh_assets.build.publish import DBT_FAILURE
 from mesh_assets.build.stages import Stage, parallel_limit, plan, run_stages
 from mesh_assets.infra import environment, reclaim
 from mesh_assets.product import addressing
@@ -417,6 +418,14 @@ def _collect(
                 result.checks_failed += 1
                 result.checks_blocking += evaluation.severity == dg.AssetCheckSeverity.ERROR
     failures = [e for e in outcome.all_events if e.is_step_failure]
+    # Why dbt did not build a product's model (`builders/dbt.py` records it as an observation).
+    not_built: dict[tuple[str, ...], list[str]] = {}
+    for event in outcome.all_events:
+        if event.event_type == dg.DagsterEventType.ASSET_OBSERVATION:
+            observation = event.asset_observation_data.asset_observation
+            reason = observation.metadata.get(DBT_FAILURE)
+            if reason is not None:
+                not_built.setdefault(tuple(observation.asset_key.path[:2]), []).append(str(reason.value))
     for product in runnable:
         result = results[product.key]
         result.seconds = elapsed
@@ -425,7 +434,11 @@ def _collect(
         if missing or result.checks_blocking:
             result.status = "failed"
             failed.add(product.key)
-            reasons = [_root_cause(f) for f in failures if f.step_failure_data and f.step_failure_data.error]
+            own = f"{product.spec.domain}__{product.spec.name}__v"
+            mine = [f for f in failures if own in (f.step_key or "")]
+            errors = [f for f in (mine or failures) if f.step_failure_data and f.step_failure_data.error]
+            reasons = not_built.get((product.spec.domain, product.spec.name), [])
+            reasons += [_root_cause(f) for f in errors]
             detail = f"ports not published: {', '.join(missing)}" if missing else "blocking checks failed"
             result.error = "; ".join([detail, *reasons[:2]])
         else:

@@ -77,6 +77,23 @@ def _refuse(console: Console, exc: Exception, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _dbt_vars(text: str | None) -> dict:
+    """`--dbt-vars`: a mapping in YAML (JSON is YAML), as dbt's own `--vars` takes it."""
+    import yaml
+
+    from mesh_assets.selfservice.errors import ScaffoldError
+
+    if not text:
+        return {}
+    try:
+        values = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ScaffoldError(f"--dbt-vars is not JSON or YAML: {exc}") from exc
+    if not isinstance(values, dict):
+        raise ScaffoldError("--dbt-vars must be a mapping, e.g. '{\"load_source_data\": true}'")
+    return values
+
+
 def _primary_keys(values: list[str]) -> dict[str, list[str]]:
     from mesh_assets.selfservice.scaffold import ScaffoldError
 
@@ -120,6 +137,14 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option(help="With --from-dbt: <model>=<column>\\[,<column>] where dbt names no key."),
         ] = None,
+        dbt_vars: Annotated[
+            str | None,
+            typer.Option(
+                "--dbt-vars",
+                help="With --from-dbt: dbt vars as JSON or YAML, e.g. '{\"load_source_data\": true}', for "
+                "every dbt run of the project (kept in the specs' transformation.vars).",
+            ),
+        ] = None,
         owner_team: Annotated[str | None, typer.Option(help="Owning team (identifier).")] = None,
         steward: Annotated[
             str | None, typer.Option(help="Steward's email (default: a dbt group's owner or git user.email).")
@@ -143,7 +168,13 @@ def register(app: typer.Typer) -> None:
 
         console = _console()
         root = environment.find_root()
-        dbt_only = {"--link": link, "--project": project, "--port": port, "--primary-key": primary_key}
+        dbt_only = {
+            "--link": link,
+            "--project": project,
+            "--port": port,
+            "--primary-key": primary_key,
+            "--dbt-vars": dbt_vars,
+        }
         try:
             if from_dbt is None:
                 given = [flag for flag, value in dbt_only.items() if value]
@@ -160,6 +191,7 @@ def register(app: typer.Typer) -> None:
                     project=project,
                     ports=list(port or []),
                     primary_keys=_primary_keys(list(primary_key or [])),
+                    dbt_vars=_dbt_vars(dbt_vars),
                     description=description,
                     owner_team=owner_team,
                     steward=steward,

@@ -323,6 +323,11 @@ class _DbtProject:
     sources: dict[tuple[str, str], str]
     """(source, table) → relation SQL, for `source()`."""
     manifest_mtime: float
+    macros: str = ""
+    """The project's own `{% macro %}` definitions, so a model calling one renders (`_render_dbt_raw`)."""
+
+
+_MACRO = re.compile(r"\{%-?\s*macro\b.*?\{%-?\s*endmacro\s*-?%\}", re.S)
 
 
 def _dbt_project(root: Path) -> _DbtProject:
@@ -356,7 +361,10 @@ def _dbt_project(root: Path) -> _DbtProject:
                     identifier = table.get("identifier") or table["name"]
                     schema = source.get("schema") or source["name"]
                     sources[(source["name"], table["name"])] = f'"{schema}"."{identifier}"'
-    return _DbtProject(root, name, dialect, nodes, relations, sources, mtime)
+    folders = [root / str(folder) for folder in config.get("macro-paths") or ["macros"]]
+    files = [file for folder in folders for file in sorted(folder.rglob("*.sql"))]
+    macros = "".join("".join(_MACRO.findall(file.read_text())) for file in files)
+    return _DbtProject(root, name, dialect, nodes, relations, sources, mtime, macros)
 
 
 class _Stub:
@@ -406,7 +414,7 @@ def _render_dbt_raw(raw: str, project: _DbtProject, product: Product) -> str | N
         "this": f'"{internal}"."this"',
     }
     try:
-        template = env.from_string(raw)
+        template = env.from_string(project.macros + raw)
         return template.render(**context)
     except jinja2.TemplateError:
         # Unknown syntax (custom tags): strip the Jinja and lint what is left.

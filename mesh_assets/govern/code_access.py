@@ -248,13 +248,17 @@ def lint(registry: Registry) -> list[SpecIssue]:
     domains = {p.spec.domain for p in registry.products.values()}
     mesh_schemas = domains | {d + addressing.INTERNAL_SCHEMA_SUFFIX for d in domains}
     issues: list[SpecIssue] = []
+    csvs: dict[Path, set[str]] = {}
     for source in backdoors.sql_sources(registry):
         dbt = isinstance(source.product.spec.transformation, DbtTransformation)
         texts = _texts(source.file, source.sql)
         seen: set[tuple[str, str]] = set()
+        seeds = _own_seeds(source.product, registry, csvs) if dbt else set()
         for finding in _findings(source.sql, source.dialect, mesh_schemas, dbt):
             if (finding.written, finding.message) in seen:
                 continue
+            if "." in finding.written and finding.written.rsplit(".", 1)[-1] in seeds:
+                continue  # a source naming the product's own seed (its raw data), wherever dbt seeds it
             seen.add((finding.written, finding.message))
             where = _line(texts, finding.needle)
             field = f"line {where[0]}: {where[1]}" if where else finding.written
@@ -265,6 +269,20 @@ def lint(registry: Registry) -> list[SpecIssue]:
                 )
             )
     return issues
+
+
+def _own_seeds(product: Product, registry: Registry, csvs: dict[Path, set[str]]) -> set[str]:
+    """The product's internals that are seeds of its dbt project: read as sources, they are its own.
+
+    `csvs` caches each project's CSV file names (one scan per project, not per model).
+    """
+    transformation = product.spec.transformation
+    assert isinstance(transformation, DbtTransformation)
+    project = registry.root / "dbt_projects" / transformation.project
+    if project not in csvs:
+        csvs[project] = {path.stem for path in project.rglob("*.csv") if "target" not in path.parts}
+    names = csvs[project]
+    return {name.lower() for name in transformation.internals if name in names}
 
 
 def _texts(file: Path, sql: str) -> list[str]:

@@ -410,6 +410,12 @@ class DbtTransformation(SpecModel):
         default_factory=list,
         description="dbt models, seeds and snapshots private to the product (staging, intermediate).",
     )
+    vars: dict[str, Any] = Field(
+        default_factory=dict,
+        description="dbt vars passed (`--vars`) to every dbt invocation of the project, e.g. a var gating "
+        "its seeds; every product of the project declares the same.",
+        examples=[{"load_source_data": True}],
+    )
 
 
 Transformation = Annotated[

@@ -29,8 +29,9 @@ _PHYSICAL = {
     "DATE": "date",
     "TIMESTAMP": "timestamp",
 }
+_WIDE = {"HUGEINT", "UHUGEINT"}
+"""DuckDB's 128-bit integers (a `sum()` of integers is HUGEINT): held as decimal(38,0), Snowflake's sum."""
 _FIXES = {
-    "HUGEINT": "cast it as bigint (DuckDB sums integers into HUGEINT)",
     "TINYINT": _INTEGER_FIX,
     "SMALLINT": _INTEGER_FIX,
     "UTINYINT": _INTEGER_FIX,
@@ -77,6 +78,10 @@ def logical_type(physical: str) -> dict[str, Any]:
     fixed = fixed_point(upper, "duckdb")
     if fixed and None not in fixed:
         return {"type": "decimal", "precision": fixed[0], "scale": fixed[1]}
+    if upper in _WIDE:
+        # No narrower type holds every value; the publish casts onto decimal(38,0) and refuses (fails the
+        # step) a value beyond 38 digits rather than truncate it.
+        return {"type": "decimal", "precision": 38, "scale": 0, "widened": upper}
     return {
         "problem": f"type {physical} has no contract type: "
         + _FIXES.get(
@@ -191,6 +196,11 @@ class ContractDerivation:
                 if "problem" in kind:
                     problems.append(f"{port.model}.{name}: {kind['problem']}")
                 columns.append({"name": name, **kind})
+                if "widened" in kind:
+                    self.warnings.append(
+                        f"{port.model}.{name}: DuckDB's {kind['widened']} is published as decimal(38,0) "
+                        "(the contract says so in the column's description)"
+                    )
             missing = sorted(set(yaml_columns) - {c["name"] for c in columns})
             if missing:
                 self.warnings.append(
@@ -285,6 +295,11 @@ class ContractDerivation:
             column["description"] = (
                 description if len(description) >= 3 else f"`{name}` of the dbt model {port.model}."
             )
+            if "widened" in column:
+                column["description"] += (
+                    f" The model returns DuckDB's {column.pop('widened')} (a sum of integers); the port "
+                    "publishes it as decimal(38,0), Snowflake's type for the same sum."
+                )
         port.columns = [FlowMap(_ordered(c)) for c in columns]
         port.primary_key = key
         event_time = (node.get("config") or {}).get("event_time")

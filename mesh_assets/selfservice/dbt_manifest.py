@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from mesh_assets.build.dbt_outcomes import seed_source_ids
 from mesh_assets.selfservice.errors import OnboardError
 
 _OWNED = ("model", "seed", "snapshot")
@@ -29,10 +30,13 @@ class DbtProject:
         }
         self.models = {uid: n for uid, n in self.nodes.items() if n["resource_type"] == "model"}
         self.tests = [n for n in manifest["nodes"].values() if n.get("resource_type") == "test"]
-        self.parents = {
-            uid: [p for p in node.get("depends_on", {}).get("nodes", []) if p in self.nodes]
-            for uid, node in self.nodes.items()
-        }
+        self.seeded_sources = seed_source_ids(manifest)
+        """Sources naming a seed's relation, to the seed: a model reading one reads the seed."""
+        self.parents = {uid: self._read(node) for uid, node in self.nodes.items()}
+
+    def _read(self, node: dict[str, Any]) -> list[str]:
+        read = (self.seeded_sources.get(p, p) for p in node.get("depends_on", {}).get("nodes", []))
+        return [parent for parent in read if parent in self.nodes]
 
     def by_name(self, name: str) -> str | None:
         """The unique id of the model called `name`."""
@@ -75,8 +79,10 @@ def dbt_message(output: str) -> str:
     return "\n".join(line for line in lines if line.strip()).strip()
 
 
-def _run_dbt(args: list[str], project_dir: Path, scratch: Path) -> subprocess.CompletedProcess[str]:
-    from mesh_assets.build.dbt_contracts import dbt_executable
+def _run_dbt(
+    args: list[str], project_dir: Path, scratch: Path, dbt_vars: dict[str, Any] | None = None
+) -> subprocess.CompletedProcess[str]:
+    from mesh_assets.build.dbt_contracts import dbt_executable, vars_args
 
     command = [
         dbt_executable(),
@@ -85,6 +91,7 @@ def _run_dbt(args: list[str], project_dir: Path, scratch: Path) -> subprocess.Co
         str(project_dir),
         "--profiles-dir",
         str(project_dir),
+        *vars_args(dbt_vars or {}),
     ]
     env = {
         **os.environ,
@@ -95,37 +102,47 @@ def _run_dbt(args: list[str], project_dir: Path, scratch: Path) -> subprocess.Co
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=project_dir)
 
 
-def build_empty(project_dir: Path, scratch: Path) -> tuple[dict[str, Any], str | None]:
-    """Parse the project and build it with `--empty` into a scratch DuckDB file.
+def _has_seeds(project_dir: Path) -> bool:
+    import yaml
 
+    config = yaml.safe_load((project_dir / "dbt_project.yml").read_text()) or {}
+    return any(any((project_dir / str(p)).rglob("*.csv")) for p in config.get("seed-paths") or ["seeds"])
+
+
+def build_empty(
+    project_dir: Path, scratch: Path, dbt_vars: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], str | None]:
+    """Parse the project and build it with `--empty` into a scratch DuckDB file, its seeds first.
+
+    The seeds are loaded first (`dbt seed`), because a project may read its seeds as sources (dbt Labs'
+    jaffle-shop seeds its raw data where its `ecom` sources point), which dbt does not link: in one
+    `dbt build` a model may run before the seed it reads exists. `dbt_vars` go to every invocation.
     Returns the manifest and, when some models did not run on DuckDB, dbt's message (the contract then
     falls back to the YAML's declared data types). Refuses a project that does not parse with dbt's
     own message.
     """
     has_packages = any((project_dir / f).exists() for f in ("packages.yml", "dependencies.yml"))
     if has_packages and not (project_dir / "dbt_packages").exists():
-        deps = _run_dbt(["deps", "--quiet", "--no-use-colors"], project_dir, scratch)
+        deps = _run_dbt(["deps", "--quiet", "--no-use-colors"], project_dir, scratch, dbt_vars)
         if deps.returncode != 0:
             raise OnboardError(
                 f"dbt could not install the project's packages:\n{dbt_message(deps.stdout + deps.stderr)}",
                 exit_code=1,
             )
+    common = ["--quiet", "--no-use-colors", "--no-version-check", "--target", "local"]
+    excluded = ["--exclude-resource-type", "unit_test"]
+    if _has_seeds(project_dir):
+        seeded = _run_dbt(
+            ["seed", *common, "--target-path", str(scratch / "seed")], project_dir, scratch, dbt_vars
+        )
+        if seeded.returncode == 0:
+            excluded += ["--exclude-resource-type", "seed"]
+        # Else the build below tries the seeds again, in its own order, and says what failed.
     result = _run_dbt(
-        [
-            "build",
-            "--empty",
-            "--quiet",
-            "--no-use-colors",
-            "--no-version-check",
-            "--exclude-resource-type",
-            "unit_test",
-            "--target",
-            "local",
-            "--target-path",
-            str(scratch / "target"),
-        ],
+        ["build", "--empty", *common, *excluded, "--target-path", str(scratch / "target")],
         project_dir,
         scratch,
+        dbt_vars,
     )
     manifest = scratch / "target" / "manifest.json"
     message = dbt_message(result.stdout + "\n" + result.stderr)

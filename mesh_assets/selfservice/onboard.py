@@ -99,7 +99,7 @@ def onboard(root: Path, request: OnboardRequest, asker: Asker | None = None) -> 
         changes.record(target / "dbt_packages")  # `dbt deps` may install them (into a linked project too)
         with tempfile.TemporaryDirectory(prefix="mesh-onboard-") as folder:
             scratch = Path(folder)
-            manifest, build_problem = build_empty(target, scratch)
+            manifest, build_problem = build_empty(target, scratch, request.dbt_vars)
             owned = [n for n in manifest["nodes"].values() if n.get("resource_type") == "model"]
             types = relation_types(scratch / "onboard.duckdb", owned)
         if build_problem:
@@ -108,7 +108,14 @@ def onboard(root: Path, request: OnboardRequest, asker: Asker | None = None) -> 
                 + build_problem
             )
         registry = load_registry(root)
-        plan = plan_onboarding(manifest, types, domain, request, asker)
+        try:
+            plan = plan_onboarding(manifest, types, domain, request, asker)
+        except OnboardError as exc:
+            if build_problem and "did not build on DuckDB" in str(exc):
+                # The refusal's cause is dbt's: show dbt's own words beside it.
+                message = f"{exc}\ndbt's message when it built the project empty:\n{build_problem}"
+                raise OnboardError(message, exc.exit_code) from exc
+            raise
         group = plan.group_owner
         pii = any(c.get("pii") for p in plan.ports for c in p.columns)
         governance = resolve_governance(
@@ -200,7 +207,12 @@ def _write_spec(
             }
             for name in port.inputs
         ],
-        transformation={"kind": "dbt", "project": project, "internals": Flow(port.internals)},
+        transformation={
+            "kind": "dbt",
+            "project": project,
+            "internals": Flow(port.internals),
+            **({"vars": FlowMap(plan.dbt_vars)} if plan.dbt_vars else {}),
+        },
         output_ports=[output],
     )
     changes.write(folder / "dataproduct.yaml", render_spec(document, folder))

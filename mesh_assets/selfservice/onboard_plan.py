@@ -26,6 +26,8 @@ class OnboardRequest:
     support_channel: str | None = None
     business_capability: str | None = None
     allowed_roles: list[str] | None = None
+    dbt_vars: dict[str, Any] = field(default_factory=dict)
+    """dbt vars for every dbt invocation (e.g. a var enabling seeds), kept in the products' specs."""
 
 
 @dataclass
@@ -58,4 +60,8 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     rewrites: dict[str, dict[str, str]] = field(default_factory=dict)
     """File (relative to the project) -> {referenced model: published-port source call}."""
+    unit_test_rewrites: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Unit tests' YAML file -> {model given as input: the published-port source call it reads now}."""
     group_owner: tuple[str, str] | None = None
+    dbt_vars: dict[str, Any] = field(default_factory=dict)
+    """The `--dbt-vars` every product of the project keeps in `transformation.vars`."""

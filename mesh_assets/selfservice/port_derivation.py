@@ -9,6 +9,7 @@ product of its own, which they read.
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Any
 
 from mesh_assets.product.versions import Semver
@@ -137,7 +138,8 @@ class PortDerivation:
         sources = sorted(
             f"{s['source_name']}.{s['name']}"
             for s in self.project.manifest.get("sources", {}).values()
-            if any(
+            if s["unique_id"] not in self.project.seeded_sources
+            and any(
                 s["unique_id"] in n.get("depends_on", {}).get("nodes", [])
                 for n in self.project.nodes.values()
             )
@@ -150,7 +152,9 @@ class PortDerivation:
             )
         plan = Plan(ports=sorted(ports.values(), key=lambda p: p.product), warnings=self.warnings)
         plan.rewrites = rewrites
+        plan.unit_test_rewrites = self.unit_test_rewrites(ports, owner, rewrites)
         plan.group_owner = self.group_owner(port_uids)
+        plan.dbt_vars = dict(self.request.dbt_vars)
         return plan
 
     def claims(self, ports: dict[str, PortPlan]) -> dict[str, set[str]]:
@@ -250,6 +254,26 @@ class PortDerivation:
                 if node["resource_type"] != "seed":
                     rewrites.setdefault(node["original_file_path"], {})[producer.model] = call
         return rewrites
+
+    def unit_test_rewrites(
+        self, ports: dict[str, PortPlan], owner: dict[str, PortPlan], rewrites: dict[str, dict[str, str]]
+    ) -> dict[str, dict[str, str]]:
+        """Unit tests whose `given` names a model their model now reads as a port: read the port too.
+
+        Otherwise the test would mock `ref('<model>')`, which the rewritten model no longer reads, and
+        dbt refuses the test (it "depends on a source ... which was not found" among its givens).
+        """
+        found: dict[str, dict[str, str]] = {}
+        for test in (self.project.manifest.get("unit_tests") or {}).values():
+            uid = self.project.by_name(str(test.get("model")))
+            if uid is None or uid not in owner:
+                continue
+            reads = rewrites.get(self.project.models[uid]["original_file_path"], {})
+            for given in test.get("given") or []:
+                match = re.fullmatch(r"\s*ref\(\s*['\"](\w+)['\"]\s*\)\s*", str(given.get("input", "")))
+                if match and match[1] in reads:
+                    found.setdefault(test["original_file_path"], {})[match[1]] = reads[match[1]]
+        return found
 
     def group_owner(self, port_uids: list[str]) -> tuple[str, str] | None:
         """Team and email of the first port model's dbt group owner: what dbt knows of ownership."""

@@ -7,6 +7,7 @@ unaudited candidate. Every write goes through `Changes`, so a refusal undoes it,
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,25 @@ def rewrite_refs(text: str, replacements: dict[str, str]) -> str:
     return text
 
 
+def rewrite_unit_test_inputs(text: str, replacements: dict[str, str]) -> str:
+    """A unit tests' YAML with each `input: ref('<model>')` of `replacements` given its replacement.
+
+    Only `input:` lines change: a unit test's `given` names the relation the model reads, which for a
+    model that became another product's port is now the port's source. (A YAML file is no SQL: its
+    descriptions may hold an unmatched quote, so it is edited by line, not tokenized like a model.)
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        call = replacements.get(match["model"])
+        return f"{match['head']}{call}" if call else match[0]
+
+    pattern = re.compile(
+        r"(?P<head>^\s*(?:-\s*)?input:\s*)ref\(\s*(?:['\"]\w+['\"]\s*,\s*)?['\"](?P<model>\w+)['\"]\s*\)",
+        re.MULTILINE,
+    )
+    return pattern.sub(replace, text)
+
+
 def place_project(source: Path, target: Path, link: bool, changes: Changes) -> None:
     """Copy (without build output) or link the project to `target`, recording it to undo."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -198,3 +218,6 @@ def edit_project(project_dir: Path, manifest: dict[str, Any], plan: Plan, change
                 f"{path} could not be read as SQL ({exc}); replace {reads} in it by hand, then onboard again"
             ) from exc
         changes.write(path, rewritten)
+    for relative, replacements in plan.unit_test_rewrites.items():
+        path = project_dir / relative
+        changes.write(path, rewrite_unit_test_inputs(path.read_text(), replacements))

@@ -26,9 +26,17 @@ from dagster_dbt import (
 )
 from packaging.version import Version
 
-from mesh_assets.build.dbt_contracts import dbt_executable, port_source_name, prepare, products_of_project
+from mesh_assets.build.dbt_contracts import (
+    dbt_executable,
+    port_source_name,
+    prepare,
+    products_of_project,
+    project_vars,
+    vars_args,
+)
+from mesh_assets.build.dbt_outcomes import failed_nodes, link_seeded_sources, seed_backed_sources
 from mesh_assets.build.ports import owners, product_tags
-from mesh_assets.build.publish import WAREHOUSE_POOL
+from mesh_assets.build.publish import DBT_FAILURE, WAREHOUSE_POOL
 from mesh_assets.infra.environment import Environment
 from mesh_assets.infra.warehouse.base import Warehouse
 from mesh_assets.product import addressing
@@ -167,6 +175,28 @@ class MeshDbtTranslator(DagsterDbtTranslator):
             automation_condition=self.automation.get(product.key),
         )
 
+    def get_asset_check_spec(
+        self,
+        asset_spec: dg.AssetSpec,
+        manifest: dict[str, Any],
+        unique_id: str,
+        project: DbtProject | None,
+    ) -> dg.AssetCheckSpec | None:
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None:
+            return None
+        # Not blocking in Dagster: a blocking check fails the whole dbt step, and with it every port of
+        # the project's other products. dbt itself skips what depends on a failed test, and the port of
+        # the product whose test failed refuses to publish (`publish.dbt_failures`).
+        return dg.AssetCheckSpec(
+            name=spec.name,
+            asset=spec.asset_key,
+            description=spec.description,
+            additional_deps=spec.additional_deps,
+            metadata=spec.metadata,
+            blocking=False,
+        )
+
 
 def dbt_project_assets(
     registry: Registry,
@@ -181,7 +211,11 @@ def dbt_project_assets(
     translator = MeshDbtTranslator(registry, project, env, automation)
     dbt_project = DbtProject(project_dir=project_dir, profiles_dir=project_dir, target=env.dbt_target)
     manifest = json.loads(manifest_path.read_text())
+    # Raw data a project seeds itself and reads as sources (jaffle-shop's `ecom`): the seed is the source.
+    seeds_read_as_sources = set(seed_backed_sources(manifest).values())
+    manifest = link_seeded_sources(manifest)
     _refuse_unowned_models(manifest, translator, registry, project)
+    dbt_vars = vars_args(project_vars(registry, project))
 
     @dbt_assets(
         manifest=manifest,
@@ -208,9 +242,55 @@ def dbt_project_assets(
             warehouse.exclusive(),
             reused_partial_parse(partial_parse_state(env, project, overrides), artifacts),
         ):
-            yield from dbt.cli(["build"], context=context, target_path=artifacts).stream()
+            selected = {key.path[-1] for key in context.selected_asset_keys}
+            if selected & seeds_read_as_sources:
+                # dbt does not link a source to the seed that fills it, so `dbt build` may run a model
+                # before its seed exists: seed first, then build the rest.
+                seeded = dbt.cli(["seed", *dbt_vars], context=context, target_path=artifacts / "seed")
+                yield from seeded.stream()
+                excluded = ["--exclude", "resource_type:seed"]
+            else:
+                seeded, excluded = None, []
+            # A failing node must not fail the step: the ports of the products it does not feed publish.
+            build = dbt.cli(
+                ["build", *excluded, *dbt_vars], context=context, target_path=artifacts, raise_on_error=False
+            )
+            yield from build.stream()
+            yield from _report_failures(context, build, manifest, translator, seeded)
 
     return _dbt
+
+
+def _report_failures(
+    context: dg.AssetExecutionContext,
+    build: Any,
+    manifest: dict[str, Any],
+    translator: MeshDbtTranslator,
+    seeded: Any,
+) -> Iterator[dg.AssetObservation]:
+    """One observation per model dbt did not build, with dbt's reason; a failure of dbt itself raises.
+
+    The port of a product whose model failed or was skipped is then not published (Dagster skips it),
+    and `mesh run` names dbt's reason; every other product of the step publishes.
+    """
+    results = []
+    for invocation in (seeded, build):
+        if invocation is None:
+            continue
+        path = invocation.target_path / "run_results.json"
+        if invocation.process.wait() >= 2 or not path.exists():
+            # Not a node's failure but dbt's own (a compile error, a lost connection): nothing was judged.
+            raise invocation.get_error() or dg.Failure(f"dbt exited {invocation.process.returncode}")
+        results += json.loads(path.read_text()).get("results", [])
+    for node, reason in failed_nodes(manifest, results).items():
+        props = manifest["nodes"].get(node) or {}
+        if props.get("name") not in translator.models:
+            continue
+        key = translator.get_asset_spec(manifest, node, None).key
+        if key not in context.selected_asset_keys:
+            continue
+        context.log.error(f"dbt did not build {props['name']}: {reason}")
+        yield dg.AssetObservation(asset_key=key, description=reason, metadata={DBT_FAILURE: reason})
 
 
 BUILT_NODES = {"model", "seed", "snapshot"}
