@@ -75,12 +75,27 @@ def schema_text() -> str:
 
 
 def schema_texts() -> dict[Path, str]:
-    """Every shipped JSON Schema (the spec's, the agreement file's) and its content as generated."""
+    """Every shipped JSON Schema (the spec's, the agreement file's, the mesh access policy's and the
+    directory's) and its content as generated from the models."""
     from mesh_assets.product import agreement
+    from mesh_assets.product.access_rules import MeshAccessPolicy
+    from mesh_assets.product.directory import Directory
+
+    def governance(model: type, name: str, title: str) -> str:
+        schema = model.model_json_schema()
+        schema |= {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": title}
+        schema["$id"] = f"https://mesh.dev/schemas/{name}"
+        return json.dumps(schema, indent=2) + "\n"
 
     return {
         SCHEMA_PATH: schema_text(),
         AGREEMENT_SCHEMA_PATH: json.dumps(agreement.json_schema(), indent=2) + "\n",
+        SCHEMA_PATH.with_name("access_policy.schema.json"): governance(
+            MeshAccessPolicy, "access_policy.schema.json", "mesh access policy"
+        ),
+        SCHEMA_PATH.with_name("directory.schema.json"): governance(
+            Directory, "directory.schema.json", "mesh directory"
+        ),
     }
 
 

@@ -138,6 +138,7 @@ def dump(directory: Directory) -> str:
     """The directory as its YAML file."""
     data = directory.model_dump(mode="json", exclude_none=True)
     return (
+        "# yaml-language-server: $schema=../../mesh_assets/schemas/directory.schema.json\n"
         "# The identity system's attributes for access rules (`mesh access directory import` rewrites it).\n"
         + yaml.safe_dump(data, sort_keys=False, width=110)
     )
