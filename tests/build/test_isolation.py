@@ -21,6 +21,8 @@ from mesh_assets.product.addressing import Relation
 RUNS_SQL = Path("domains/diagnostics/products/instrument_runs/instrument_runs_v1.sql")
 TRANSFORM = Path("domains/customers/products/customer_master/transform.py")
 RUNS_PORT = Relation("diagnostics", "instrument_runs_v1")
+FX_RATES = Path("dbt_projects/sales/models/sales/fx_rates.sql")
+SALES_PORT = Relation("sales", "sales_v2")
 MASTER_PORT = Relation("customers", "customer_master_v1")
 
 
@@ -160,3 +162,27 @@ def test_a_python_transform_opening_the_warehouse_file_is_refused_by_the_engine(
     failure = the_failure(result, "customers__customer_master__v1")
     assert "different configuration" in failure
     assert fingerprint(MASTER_PORT) == before
+
+
+def test_a_dbt_model_reading_a_file_is_refused_by_dbts_own_connection_and_nothing_is_published(
+    mesh_copy: Path, isolated: Path
+) -> None:
+    assert materialize("sales").success
+    before = fingerprint(SALES_PORT)
+    extract = Path(os.environ["MESH_SOURCES_DIR"]) / "crm" / "customers.csv"
+    model = mesh_copy / FX_RATES
+    model.write_text(
+        model.read_text().rstrip() + f"\nwhere (select count(*) from read_csv_auto('{extract}')) >= 0\n"
+    )
+
+    result = materialize("sales")
+
+    # A failed dbt node does not fail the dbt step (the ports it does not feed still publish); the ports
+    # it feeds are not built.
+    built = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "sales/sales/v2" not in built and "sales/sales/internal/fx_rates" not in built
+    assert fingerprint(SALES_PORT) == before
+    with dg.DagsterInstance.get() as instance:
+        said = " ".join(log.message for log in instance.all_logs(result.run_id))
+    assert "dbt did not build fx_rates" in said
+    assert "file system operations are disabled by configuration" in said

@@ -189,3 +189,29 @@ def test_an_isolated_session_inside_an_ordinary_one_is_refused_saying_why(wareho
         pass
 
     assert "an isolated session cannot open inside an ordinary one" in str(refused.value)
+
+
+@pytest.mark.parametrize("seeds", [False, True])
+def test_dbts_connection_is_isolated_unless_the_project_loads_seeds_from_files(
+    tmp_path: Path, seeds: bool
+) -> None:
+    import yaml
+
+    project = tmp_path / "shop"
+    project.mkdir()
+    (project / "dbt_project.yml").write_text("name: shop\nseed-paths: [data]\n")
+    (project / "profiles.yml").write_text(
+        "shop:\n  target: local\n  outputs:\n    local: {type: duckdb, path: x.duckdb, threads: 1}\n"
+    )
+    if seeds:
+        (project / "data").mkdir()
+        (project / "data" / "raw_orders.csv").write_text("id\n1\n")
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "wh.duckdb"))
+
+    folder = warehouse.dbt_profiles_dir(project, tmp_path / "profile")
+
+    output = yaml.safe_load((folder / "profiles.yml").read_text())["shop"]["outputs"]["local"]
+    assert output["path"] == str((tmp_path / "wh.duckdb").resolve())
+    # dbt-duckdb loads a seed with COPY ... FROM its file, which an isolated connection refuses.
+    expected = None if seeds else {"enable_external_access": False}
+    assert output.get("settings") == expected

@@ -405,6 +405,42 @@ class DuckDBWarehouse(dg.ConfigurableResource, Warehouse):
             overrides["attach"] = [attach]
         return overrides
 
+    def dbt_profiles_dir(self, project_dir: Path, scratch: Path) -> Path:
+        """The environment's profile (see `Warehouse.dbt_profiles_dir`); for a project without seeds, dbt's
+        DuckDB connection also reaches no file, URL or other database, like a product's isolated session.
+
+        dbt-duckdb applies `settings` to each cursor after attaching prod, and DuckDB cannot switch external
+        access back on once off, so no model can. A project with seeds keeps access: dbt-duckdb loads a seed
+        with `COPY … FROM '<file>'`, and DuckDB's `allowed_paths` cannot be set through the profile (it must
+        precede switching access off, on every cursor). The lint still reads such a project's models.
+        """
+        folder = super().dbt_profiles_dir(project_dir, scratch)
+        if folder == project_dir or has_seeds(project_dir):
+            return folder
+        import yaml
+
+        path = folder / "profiles.yml"
+        profiles = yaml.safe_load(path.read_text()) or {}
+        for profile in profiles.values():
+            for output in (profile.get("outputs") or {}).values() if isinstance(profile, dict) else ():
+                if output.get("type") == self.target:
+                    output["settings"] = {**(output.get("settings") or {}), "enable_external_access": False}
+        path.write_text(yaml.safe_dump(profiles, sort_keys=False))
+        return folder
+
+
+def has_seeds(project_dir: Path) -> bool:
+    """Whether a dbt project has seed files (under its `seed-paths`, default `seeds`)."""
+    import yaml
+
+    project_file = project_dir / "dbt_project.yml"
+    config = (yaml.safe_load(project_file.read_text()) or {}) if project_file.exists() else {}
+    return any(
+        file.is_file()
+        for folder in config.get("seed-paths") or ["seeds"]
+        for file in (project_dir / folder).rglob("*")
+    )
+
 
 def duckdb_connect(path: str, config: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
     """Open the DuckDB file (duckdb imported here, never at module import)."""
