@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
+import time_machine
 import typer
 from agreement_edits import agreement, write_agreement
 from spec_edits import edit_spec, spec_path
@@ -42,6 +43,15 @@ def verdict(
 ) -> fitness.Verdict:
     registry = load_registry(root)
     return fitness.CHARACTERISTICS[characteristic](registry.products[key], registry, facts)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def a_fixed_day() -> Iterator[None]:
+    """The shipped mesh judged on one fixed day, whatever day the tests run: its dates (sales v1's sunset
+    2027-03-31, agreements' ends and reassessments) turn characteristics red as days pass, by design, and
+    tests/product/test_calendar.py walks those days on purpose."""
+    with time_machine.travel(datetime(2026, 12, 6, 9, 0), tick=True):
+        yield
 
 
 @pytest.fixture(scope="module")
