@@ -10,7 +10,10 @@ Two questions the platform asks of every dbt project it builds or onboards:
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 FAILED = {"error", "fail", "runtime error"}
 """run_results statuses of a node that failed (models: error; data and unit tests: fail or error)."""
@@ -95,9 +98,15 @@ def failed_nodes(manifest: dict[str, Any], results: list[dict[str, Any]]) -> dic
     (a failed data test or unit test of an ancestor, or an ancestor that errored), so a person reads why.
     """
     status = {r["unique_id"]: str(r.get("status") or "").lower() for r in results}
-    message = {r["unique_id"]: (r.get("message") or "").strip() for r in results}
+    # dbt colours a unit test's diff; the reason is read in a table and a log, not a terminal.
+    message = {r["unique_id"]: _ANSI.sub("", r.get("message") or "").strip() for r in results}
     seeds = seed_source_ids(manifest)
     failures = {uid for uid, s in status.items() if s in FAILED}
+    built = {
+        uid
+        for uid, node in manifest.get("nodes", {}).items()
+        if node.get("resource_type") in {"model", "seed", "snapshot"}
+    }
 
     def described(uid: str) -> str:
         node = manifest.get("nodes", {}).get(uid) or manifest.get("unit_tests", {}).get(uid) or {}
@@ -117,15 +126,18 @@ def failed_nodes(manifest: dict[str, Any], results: list[dict[str, Any]]) -> dic
 
     reasons = {}
     for uid, state in status.items():
-        node = manifest.get("nodes", {}).get(uid) or {}
-        if node.get("resource_type") not in {"model", "seed", "snapshot"}:
+        if uid not in built:
             continue
         if state in FAILED:
             reasons[uid] = described(uid)
         elif state == "skipped":
             upstream = ancestors(uid) | {uid}
-            causes = [f for f in sorted(failures) if f != uid and set(_parents(manifest, f)) & upstream]
-            causes += [f for f in sorted(failures) if f in upstream and f != uid and f not in causes]
+            # A failed model or seed upstream of it; a failed test (data or unit) of one of them or of it.
+            causes = [
+                f
+                for f in sorted(failures)
+                if f != uid and (f in upstream if f in built else bool(set(_parents(manifest, f)) & upstream))
+            ]
             reasons[uid] = "skipped by dbt: " + (
                 "; ".join(described(f) for f in causes) or "something upstream of it failed"
             )

@@ -437,7 +437,12 @@ def _collect(
             own = f"{product.spec.domain}__{product.spec.name}__v"
             mine = [f for f in failures if own in (f.step_key or "")]
             errors = [f for f in (mine or failures) if f.step_failure_data and f.step_failure_data.error]
-            reasons = not_built.get((product.spec.domain, product.spec.name), [])
+            reasons = list(dict.fromkeys(not_built.get((product.spec.domain, product.spec.name), [])))
+            upstream = [i.product for i in product.spec.product_inputs if i.product in failed]
+            if upstream and not reasons and not mine:
+                # Its producer in this stage failed, so Dagster never ran it: skipped, as across stages.
+                result.status, result.error = "skipped", f"upstream failed: {', '.join(upstream)}"
+                continue
             reasons += [_root_cause(f) for f in errors]
             detail = f"ports not published: {', '.join(missing)}" if missing else "blocking checks failed"
             result.error = "; ".join([detail, *reasons[:2]])

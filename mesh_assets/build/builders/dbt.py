@@ -237,25 +237,27 @@ def dbt_project_assets(
             dbt_executable=dbt_executable(),
         )
         overrides = warehouse.dbt_output_overrides()
+        state = partial_parse_state(env, project, overrides)
+        seeded, excluded = None, []
         # dbt opens the DuckDB file itself: hold the warehouse's writer lock for the whole command.
-        with (
-            warehouse.exclusive(),
-            reused_partial_parse(partial_parse_state(env, project, overrides), artifacts),
-        ):
+        with warehouse.exclusive():
             selected = {key.path[-1] for key in context.selected_asset_keys}
             if selected & seeds_read_as_sources:
                 # dbt does not link a source to the seed that fills it, so `dbt build` may run a model
                 # before its seed exists: seed first, then build the rest.
-                seeded = dbt.cli(["seed", *dbt_vars], context=context, target_path=artifacts / "seed")
-                yield from seeded.stream()
+                with reused_partial_parse(state, artifacts / "seed"):
+                    seeded = dbt.cli(["seed", *dbt_vars], context=context, target_path=artifacts / "seed")
+                    yield from seeded.stream()
                 excluded = ["--exclude", "resource_type:seed"]
-            else:
-                seeded, excluded = None, []
             # A failing node must not fail the step: the ports of the products it does not feed publish.
-            build = dbt.cli(
-                ["build", *excluded, *dbt_vars], context=context, target_path=artifacts, raise_on_error=False
-            )
-            yield from build.stream()
+            with reused_partial_parse(state, artifacts):
+                build = dbt.cli(
+                    ["build", *excluded, *dbt_vars],
+                    context=context,
+                    target_path=artifacts,
+                    raise_on_error=False,
+                )
+                yield from build.stream()
             yield from _report_failures(context, build, manifest, translator, seeded)
 
     return _dbt
