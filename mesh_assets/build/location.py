@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from mesh_assets.build import lineage_cache
 from mesh_assets.build.automation import after_upstream_settles
 from mesh_assets.build.builders import python as python_builder
 from mesh_assets.build.builders import sql as sql_builder
@@ -34,7 +35,9 @@ def build_domain(domain: str) -> dg.Definitions:
             f"domain '{domain}' has no data products yet: add one with `mesh new product {domain} <name>`"
         )
         return dg.Definitions()
-    where = PortContext(target=env.target, database=env.database)
+    # Column lineage of the domain's products (cached: a warm load imports no sqlglot; `column_lineage`).
+    lineage = lineage_cache.mesh_lineage(registry, products)
+    where = PortContext(target=env.target, database=env.database, lineage=lineage)
     # Refresh once per cascade, after every input of it (see `automation`).
     eager = after_upstream_settles()
     assets: list[dg.AssetsDefinition] = []
@@ -44,7 +47,7 @@ def build_domain(domain: str) -> dg.Definitions:
         assets += [source_asset(product, source, env) for source in spec.source_inputs]
         transformation = spec.transformation
         if transformation.kind == "sql":
-            assets += sql_builder.internal_assets(product, registry, env, eager)
+            assets += sql_builder.internal_assets(product, registry, env, eager, lineage[product.key])
         if isinstance(transformation, DbtTransformation):
             dbt_projects[transformation.project] = None
         for port in spec.output_ports:

@@ -8,12 +8,14 @@ stays the single source of truth.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 
+from mesh_assets.build.column_lineage import ProductLineage, dagster_lineage
 from mesh_assets.product import addressing, lifecycle
 from mesh_assets.product.registry import Product
 from mesh_assets.product.spec import DataProductSpec, FreshnessSlo, OutputPort, Status, parse_duration
@@ -29,6 +31,8 @@ class PortContext:
     """Warehouse target (`duckdb` or `snowflake`)."""
     database: str
     """Database name shown in the fully qualified table name."""
+    lineage: Mapping[str, ProductLineage] = field(default_factory=dict)
+    """Column lineage by product key (`column_lineage`), drawn as `dagster/column_lineage` on ports."""
 
 
 def owners(spec: DataProductSpec) -> list[str]:
@@ -229,6 +233,10 @@ def port_metadata(
     metadata["mesh/contract_id"] = contract_id(spec.domain, spec.name, port.major)
     if port.deprecation is not None:
         metadata["mesh/deprecation"] = dg.MetadataValue.json(port.deprecation.model_dump(mode="json"))
+    lineage = where.lineage.get(spec.key)
+    column_lineage = dagster_lineage(lineage.port(port.major) if lineage else None)
+    if column_lineage is not None:
+        metadata["dagster/column_lineage"] = column_lineage
     sunset = lifecycle.describe(spec, port, today or date.today())
     if sunset is not None:
         metadata["mesh/lifecycle"] = dg.MetadataValue.text(sunset)

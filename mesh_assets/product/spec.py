@@ -241,6 +241,24 @@ class Deprecation(SpecModel):
     reason: str = Field(description="Why the port is deprecated.")
 
 
+class PortLineage(SpecModel):
+    """Which input columns a Python port's columns are computed from, where the platform cannot read code."""
+
+    columns: dict[Identifier, list[str]] = Field(
+        default_factory=dict,
+        description="Each port column to the input columns it is computed from, as "
+        "`<domain>.<product>.<column>` (an input port) or `<system>.<extract>.<column>` (a source); `[]` for "
+        "a constant. A column left out depends on every column of every input.",
+        examples=[{"country_code": ["commercial_analytics.customer_360.country_code"]}],
+    )
+    also_reads: list[str] = Field(
+        default_factory=list,
+        description="Input columns the code reads to join, filter or group rows, though no port column is "
+        "computed from them: removing one breaks the product too.",
+        examples=[["commercial_analytics.customer_360.customer_id"]],
+    )
+
+
 class OutputPort(SpecModel):
     """One published major version of the product: the only thing other domains may read."""
 
@@ -260,6 +278,11 @@ class OutputPort(SpecModel):
         default_factory=Monitors, description="Learned anomaly monitors (on by default); tunes them."
     )
     deprecation: Deprecation | None = Field(default=None, description="Required when status is deprecated.")
+    lineage: PortLineage | None = Field(
+        default=None,
+        description="Python ports: the column lineage the platform cannot read from code (SQL and dbt "
+        "ports' lineage is read from their SQL). Unset: every column depends on every input column.",
+    )
 
     @property
     def major(self) -> int:
@@ -308,6 +331,11 @@ class OutputPort(SpecModel):
                     f"monitors.time_column '{time_column}' is not a date or timestamp column of 'columns'; "
                     f"use one of {', '.join(temporal) or '(none: add one, or drop time_column)'}"
                 )
+        unknown = [c for c in (self.lineage.columns if self.lineage else {}) if c not in names]
+        if unknown:
+            raise ValueError(
+                f"lineage.columns names {unknown}, not in 'columns'; use some of {', '.join(names)}"
+            )
         if self.status == Status.DEPRECATED and self.deprecation is None:
             raise ValueError("a deprecated port needs 'deprecation' with sunset date, replacement and reason")
         return self

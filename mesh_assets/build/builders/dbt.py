@@ -26,6 +26,7 @@ from dagster_dbt import (
 )
 from packaging.version import Version
 
+from mesh_assets.build import column_lineage, lineage_cache
 from mesh_assets.build.dbt_contracts import (
     dbt_executable,
     port_source_name,
@@ -154,6 +155,10 @@ class MeshDbtTranslator(DagsterDbtTranslator):
                         producer.domain, producer.name, resolved.port.major
                     )
 
+        # Column lineage of the project's models (cached per manifest and spec: see `column_lineage`).
+        owned = {p.key: p for p in self.models.values()}
+        self.lineage = lineage_cache.mesh_lineage(registry, list(owned.values()))
+
     def get_asset_spec(
         self, manifest: dict[str, Any], unique_id: str, project: DbtProject | None
     ) -> dg.AssetSpec:
@@ -166,6 +171,9 @@ class MeshDbtTranslator(DagsterDbtTranslator):
         if product is None:
             return base
         spec = product.spec
+        lineage = column_lineage.dagster_lineage(self.lineage[product.key].models.get(props["name"]))
+        if lineage is not None:
+            base = base.merge_attributes(metadata={"dagster/column_lineage": lineage})
         return base.replace_attributes(
             key=addressing.internal_key(spec.domain, spec.name, props["name"]),
             group_name=spec.name,

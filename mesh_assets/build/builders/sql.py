@@ -17,6 +17,7 @@ from pathlib import Path
 import dagster as dg
 import jinja2
 
+from mesh_assets.build.column_lineage import ProductLineage, dagster_lineage
 from mesh_assets.build.isolation import refuse_undeclared_reads
 from mesh_assets.build.ports import code_reference, owners, product_tags
 from mesh_assets.build.publish import WAREHOUSE_POOL, BuildCandidate
@@ -163,9 +164,13 @@ def for_dialect(sql: str, session: WarehouseSession) -> str:
 
 
 def internal_assets(
-    product: Product, registry: Registry, env: Environment, automation: dg.AutomationCondition | None
+    product: Product,
+    registry: Registry,
+    env: Environment,
+    automation: dg.AutomationCondition | None,
+    lineage: ProductLineage | None = None,
 ) -> list[dg.AssetsDefinition]:
-    """One asset per internal SQL model of the product."""
+    """One asset per internal SQL model of the product (with its column lineage, when given)."""
     spec = product.spec
     transformation = spec.transformation
     assert isinstance(transformation, SqlTransformation)
@@ -173,7 +178,8 @@ def internal_assets(
     for name in transformation.internals:
         rendered = render(product, registry, name, env.target)
         relation = addressing.internal_relation(spec.domain, spec.name, name)
-        assets.append(_internal_asset(product, name, rendered, relation, env, automation))
+        column_lineage = dagster_lineage(lineage.models.get(name) if lineage else None)
+        assets.append(_internal_asset(product, name, rendered, relation, env, automation, column_lineage))
     return assets
 
 
@@ -184,8 +190,15 @@ def _internal_asset(
     relation: addressing.Relation,
     env: Environment,
     automation: dg.AutomationCondition | None,
+    column_lineage: dg.TableColumnLineage | None = None,
 ) -> dg.AssetsDefinition:
     spec = product.spec
+    metadata: dict[str, object] = {
+        "dagster/table_name": relation.dotted,
+        "dagster/code_references": code_reference(product.folder / f"{name}.sql"),
+    }
+    if column_lineage is not None:
+        metadata["dagster/column_lineage"] = column_lineage
 
     @dg.asset(
         key=addressing.internal_key(spec.domain, spec.name, name),
@@ -195,10 +208,7 @@ def _internal_asset(
         tags=product_tags(spec, "internal"),
         kinds={env.target, "sql"},
         description=f"Internal model `{name}` of {spec.key} (private: other products read its port).",
-        metadata={
-            "dagster/table_name": relation.dotted,
-            "dagster/code_references": code_reference(product.folder / f"{name}.sql"),
-        },
+        metadata=metadata,
         automation_condition=automation,
         pool=WAREHOUSE_POOL,
     )
