@@ -15,6 +15,7 @@ from typing import Any
 
 import dagster as dg
 
+from mesh_assets.build.bindings import binding_check_specs
 from mesh_assets.build.checks import AuditContext, audit, check_specs
 from mesh_assets.build.monitors import PortMonitors
 from mesh_assets.build.ports import PortContext, port_spec
@@ -96,6 +97,15 @@ def audit_and_publish(
         session.drop_table(candidate)
     publish_seconds = time.perf_counter() - started
     context.log.info(f"published {rows:,} rows to {published.dotted}")
+    bound = []
+    if port.bindings:
+        # The table is published; its other formats follow from the same batch (docs/bindings.md).
+        from mesh_assets.build import bindings
+        from mesh_assets.infra import environment
+
+        publish_id = bindings.new_publish_id(context.run_id)
+        bound = bindings.write_bindings(session, spec, port, environment.resolve(), publish_id, context.log)
+        yield from bindings.check_results(bound, key)
     metadata: dict[str, Any] = {
         "dagster/row_count": rows,
         "mesh/published_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -109,6 +119,8 @@ def audit_and_publish(
         "mesh/audit_seconds": round(audit_seconds, 3),
         "mesh/publish_seconds": round(publish_seconds, 3),
     }
+    if bound:
+        metadata.update(bindings.metadata(bound))
     if profile is not None:
         # The profile trains the next publishes' monitors; its flat figures are what the UI plots.
         metadata[PROFILE_KEY] = dg.MetadataValue.json(profile.to_json())
@@ -137,7 +149,8 @@ def port_asset(
     @dg.multi_asset(
         name=f"{spec.domain}__{spec.name}__v{port.major}",
         specs=[asset_spec],
-        check_specs=check_specs(port, asset_spec.key, spec.slos.freshness.max_age),
+        check_specs=check_specs(port, asset_spec.key, spec.slos.freshness.max_age)
+        + binding_check_specs(port, asset_spec.key),
         pool=WAREHOUSE_POOL,
     )
     def _publish(context: dg.AssetExecutionContext, warehouse: dg.ResourceParam[Warehouse]):

@@ -119,6 +119,9 @@ class Environment:
     """`SNOWFLAKE_WAREHOUSE`, if set: the virtual warehouse (not a secret; `mesh grants` names it)."""
     role_prefix: str = "MESH_"
     """`MESH_ROLE_PREFIX`: prefix of every Snowflake role the mesh creates (`mesh grants`) and uses."""
+    iceberg_catalog: str | None = None
+    """`MESH_ICEBERG_CATALOG`, if set: the pyiceberg catalog (configured the pyiceberg way, e.g. a REST
+    catalog) the Iceberg bindings are written to; unset, a SQLite catalog under `<data_dir>/bindings`."""
 
     @property
     def dbt_target(self) -> str:
@@ -292,8 +295,8 @@ def resolve(start: Path | None = None, environ: Mapping[str, str] | None = None)
 
     Reads `MESH_ENV`, `MESH_TARGET`, `MESH_ROOT`, `MESH_DATA_DIR`, `MESH_DUCKDB_PATH`, `MESH_DEFER`,
     `MESH_CATALOG_DIR`, `MESH_SOURCES_DIR`, `MESH_DUCKDB_LOCK_TIMEOUT`, `MESH_PARALLEL_STAGES`,
-    `MESH_SNOWFLAKE_DOMAIN_ROLES`, `MESH_ROLE_PREFIX`, `DAGSTER_HOME`, `SNOWFLAKE_DATABASE` and which
-    Snowflake sign-in variables are set. Refuses
+    `MESH_SNOWFLAKE_DOMAIN_ROLES`, `MESH_ROLE_PREFIX`, `MESH_ICEBERG_CATALOG`, `DAGSTER_HOME`,
+    `SNOWFLAKE_DATABASE` and which Snowflake sign-in variables are set. Refuses
     (`MeshEnvironmentError`) a process that is not `prod` but would write to prod's storage.
     """
     from mesh_assets.infra.warehouse.snowflake_sign_in import sign_in_variables
@@ -326,6 +329,7 @@ def resolve(start: Path | None = None, environ: Mapping[str, str] | None = None)
         domain_roles=_switch(environ, "MESH_SNOWFLAKE_DOMAIN_ROLES", default=True),
         role_prefix=environ.get("MESH_ROLE_PREFIX", "").strip() or "MESH_",
         snowflake_warehouse=environ.get("SNOWFLAKE_WAREHOUSE", "").strip() or None,
+        iceberg_catalog=environ.get("MESH_ICEBERG_CATALOG", "").strip() or None,
     )
     if not env.is_prod and target == "duckdb":
         _refuse_prod_file(env)

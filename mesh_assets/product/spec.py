@@ -17,6 +17,7 @@ from pydantic import Discriminator, Field, PrivateAttr, Tag, field_validator, mo
 # The quality section and the shared base types live in their own modules; the spec re-exports them, so
 # `spec` stays the one place to import any spec model from (and `spec_issues` finds every field here).
 from mesh_assets.product.access_rules import ProductAccessRules
+from mesh_assets.product.bindings import Binding, binding_problems
 from mesh_assets.product.monitors import Direction as Direction
 from mesh_assets.product.monitors import Monitors
 from mesh_assets.product.monitors import Seasonality as Seasonality
@@ -278,6 +279,11 @@ class OutputPort(SpecModel):
         default_factory=Monitors, description="Learned anomaly monitors (on by default); tunes them."
     )
     deprecation: Deprecation | None = Field(default=None, description="Required when status is deprecated.")
+    bindings: list[Binding] = Field(
+        default_factory=list,
+        description="Formats the port is served in besides its warehouse table (the source of truth): "
+        "`iceberg`, `parquet`, `share` (Snowflake). Each holds the same audited rows per publish.",
+    )
     lineage: PortLineage | None = Field(
         default=None,
         description="Python ports: the column lineage the platform cannot read from code (SQL and dbt "
@@ -338,6 +344,9 @@ class OutputPort(SpecModel):
             )
         if self.status == Status.DEPRECATED and self.deprecation is None:
             raise ValueError("a deprecated port needs 'deprecation' with sunset date, replacement and reason")
+        problems = binding_problems(self.bindings, names)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 

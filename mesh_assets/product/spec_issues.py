@@ -19,10 +19,12 @@ from mesh_assets.product.spec import DataProductSpec
 def _field_path(loc: tuple) -> str:
     parts: list[str] = []
     for position, part in enumerate(loc):
-        # pydantic inserts the union's branch tag right after `input_ports[<i>]` and `transformation`;
-        # it is not a field the user wrote.
-        if (loc[:1] == ("input_ports",) and position == 2) or (
-            loc[:1] == ("transformation",) and position == 1
+        # pydantic inserts the union's branch tag right after `input_ports[<i>]`, `transformation` and
+        # a port's `bindings[<j>]`; it is not a field the user wrote.
+        if (
+            (loc[:1] == ("input_ports",) and position == 2)
+            or (loc[:1] == ("transformation",) and position == 1)
+            or (loc[2:3] == ("bindings",) and position == 4)
         ):
             continue
         if isinstance(part, int):
@@ -42,9 +44,13 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
         position += 1
         if model is None or isinstance(part, int):
             continue
-        if (loc[:1] == ("input_ports",) and position == 3) or (
-            loc[:1] == ("transformation",) and position == 2
+        if (
+            (loc[:1] == ("input_ports",) and position == 3)
+            or (loc[:1] == ("transformation",) and position == 2)
+            or (loc[2:3] == ("bindings",) and position == 5)
         ):
+            from mesh_assets.product import bindings
+
             # The branch tag of a union: pick the branch by its tag.
             branches = {
                 "source": spec_module.SourceInput,
@@ -52,6 +58,9 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
                 "sql": spec_module.SqlTransformation,
                 "python": spec_module.PythonTransformation,
                 "dbt": spec_module.DbtTransformation,
+                "iceberg": bindings.IcebergBinding,
+                "parquet": bindings.ParquetBinding,
+                "share": bindings.ShareBinding,
             }
             model = branches.get(str(part))
             continue

@@ -1,0 +1,314 @@
+"""Publishing a port's bindings: the audited batch, as the table now holds it, in every declared format.
+
+Called by write-audit-publish (`publish.py`) right after the table was published, in the same step: the
+table is the source of truth and is published first, whatever the bindings do. Each binding is then
+written from the rows the table holds (PII protected as a reader without the privilege sees it, unless
+the binding is declared `pii: clear`), each atomically (an Iceberg commit; a Parquet snapshot folder, then
+the `latest` switch). A binding whose write fails keeps its last good snapshot, fails its parity check
+(non-blocking: the table's guarantees are unchanged, consumers of the table are refreshed) naming the
+binding and the error, and is written again at the next publish, since every publish writes every binding.
+
+Parity: per binding, an asset check that the binding, read back from where consumers read it, has the
+table's rows, schema and content checksum (order-independent: the sum of DuckDB's row hashes, computed in
+an in-memory DuckDB over Arrow, so both sides are hashed by the same engine whatever the warehouse is).
+
+Cost: the rows are fetched once as Arrow per PII treatment, written with pyarrow/pyiceberg and read back
+once for parity; benchmarks/bindings.py measures it against the port's build.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+
+from mesh_assets.build import binding_files, binding_iceberg
+from mesh_assets.product import addressing
+from mesh_assets.product.bindings import FILE_KINDS, BindingPii, IcebergBinding, ParquetBinding, ShareBinding
+from mesh_assets.product.spec import DataProductSpec, OutputPort
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from mesh_assets.infra.environment import Environment
+    from mesh_assets.infra.warehouse.base import WarehouseSession
+
+BINDINGS_KEY = "mesh/bindings"
+"""Materialization metadata: per binding, its snapshot, rows, checksum, location, or why it failed."""
+
+
+def parity_check_name(kind: str) -> str:
+    """The name of a binding's parity check."""
+    return f"{kind}_binding_parity"
+
+
+def binding_check_specs(port: OutputPort, key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    """One non-blocking parity check per binding the platform writes (the table is already published)."""
+    return [
+        dg.AssetCheckSpec(
+            name=parity_check_name(b.kind),
+            asset=key,
+            description=f"The {b.kind} binding holds the table's rows, schema and content checksum for "
+            "the same publish. Severity: warn (the table is published either way).",
+            blocking=False,
+        )
+        for b in port.bindings
+        if b.kind in FILE_KINDS
+    ]
+
+
+def new_publish_id(run_id: str, now: datetime | None = None) -> str:
+    """A publish's id: UTC time to the microsecond (so ids sort by time) and the run's first 8 characters."""
+    now = now or datetime.now(UTC)
+    return f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{run_id[:8]}"
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What parity compares: row count, schema (DuckDB types) and the content checksum."""
+
+    rows: int
+    checksum: str
+    schema: list[tuple[str, str]]
+
+
+def fingerprint(table: pa.Table) -> Fingerprint:
+    """Rows, schema and order-independent checksum of an Arrow table (hashed by an in-memory DuckDB)."""
+    import duckdb
+
+    # Its own in-memory database: never the warehouse's (whose isolated session refuses new settings).
+    connection = duckdb.connect(":memory:")
+    try:
+        connection.register("batch", table)
+        schema = [(row[0], row[1]) for row in connection.execute("DESCRIBE batch").fetchall()]
+        columns = ", ".join('"' + name.replace('"', '""') + '"' for name, _ in schema)
+        rows, total = connection.execute(
+            f"SELECT count(*), coalesce(sum(hash({columns})::HUGEINT), 0) FROM batch"
+        ).fetchone()
+    finally:
+        connection.close()
+    return Fingerprint(int(rows), str(total), schema)
+
+
+@dataclass
+class BindingOutcome:
+    """What one publish did to one binding."""
+
+    kind: str
+    written: bool
+    facts: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    parity: list[str] = field(default_factory=list)
+    """What differs from the table (empty: in parity)."""
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Places:
+    """Where a port version's bindings are in an environment."""
+
+    parquet: Path
+    iceberg: binding_iceberg.IcebergPlace
+
+
+def places(env: Environment, spec: DataProductSpec, port: OutputPort) -> Places:
+    """The Parquet folder and the Iceberg table of a port version in `env` (prod: where consumers read)."""
+    return Places(
+        parquet=binding_files.parquet_dir(env.data_dir, spec.domain, spec.name, port.major),
+        iceberg=binding_iceberg.place(
+            env.data_dir, env.name, env.is_prod, spec.domain, spec.name, port.major, env.iceberg_catalog
+        ),
+    )
+
+
+def _fetch(session: WarehouseSession, sql: str) -> pa.Table:
+    connection = session.connection  # type: ignore[attr-defined]
+    if hasattr(connection, "cursor") and not hasattr(connection, "sql"):  # Snowflake
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetch_arrow_all(force_return_table=True)
+    return connection.sql(sql).to_arrow_table()
+
+
+def _select(spec: DataProductSpec, port: OutputPort, pii: BindingPii, dialect: str) -> str:
+    from mesh_assets.product.access import protected_select
+
+    protected = protected_select(spec, port, None, dialect) if pii == BindingPii.PROTECTED else None
+    relation = addressing.port_relation(spec.domain, spec.name, port.major)
+    return protected or f"SELECT * FROM {relation.sql}"
+
+
+def write_bindings(
+    session: WarehouseSession,
+    spec: DataProductSpec,
+    port: OutputPort,
+    env: Environment,
+    publish_id: str,
+    log: Any = None,
+) -> list[BindingOutcome]:
+    """Write every binding of the port from its published table; never raises for a binding's failure."""
+    outcomes: list[BindingOutcome] = []
+    batches: dict[BindingPii, tuple[pa.Table, Fingerprint]] = {}
+    where = places(env, spec, port)
+    for binding in port.bindings:
+        started = time.perf_counter()
+        if isinstance(binding, ShareBinding):
+            outcomes.append(_share(session, spec, port, binding, env, log))
+            continue
+        outcome = BindingOutcome(binding.kind, written=False)
+        try:
+            if binding.pii not in batches:
+                table = _fetch(session, _select(spec, port, binding.pii, env.target))
+                batches[binding.pii] = (table, fingerprint(table))
+            table, expected = batches[binding.pii]
+            facts = {"rows": expected.rows, "checksum": expected.checksum}
+            if isinstance(binding, IcebergBinding):
+                outcome.facts = _write_iceberg(where.iceberg, binding, table, publish_id, facts)
+            else:
+                outcome.facts = _write_parquet(where.parquet, binding, table, publish_id, facts)
+            outcome.written = True
+            outcome.parity = parity(expected, read_back(where, binding, table.schema))
+        except Exception as exc:  # any failure of a binding leaves it at its last good snapshot
+            outcome.error = f"{type(exc).__name__}: {exc}"
+            if log is not None:
+                log.error(
+                    f"{spec.key} v{port.major}: the {binding.kind} binding was not written "
+                    f"({outcome.error}); it keeps its last good snapshot and is written again next publish"
+                )
+        outcome.seconds = round(time.perf_counter() - started, 3)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _write_iceberg(
+    where: binding_iceberg.IcebergPlace,
+    binding: IcebergBinding,
+    table: pa.Table,
+    publish_id: str,
+    facts: dict[str, Any],
+) -> dict[str, Any]:
+    snapshot_id = binding_iceberg.write(where, table, publish_id, facts)
+    expired = binding_iceberg.expire(where, binding.keep_snapshots)
+    return {
+        "publish_id": publish_id,
+        "snapshot_id": str(snapshot_id),
+        "table": where.identifier,
+        "catalog": where.catalog_name,
+        "expired_snapshots": expired,
+        **facts,
+    }
+
+
+def _write_parquet(
+    folder: Path, binding: ParquetBinding, table: pa.Table, publish_id: str, facts: dict[str, Any]
+) -> dict[str, Any]:
+    snapshot = binding_files.write_snapshot(folder, publish_id, table, binding.partition_by, facts)
+    binding_files.switch_latest(folder, snapshot)
+    expired = binding_files.expire(folder, binding.keep_snapshots)
+    return {
+        "publish_id": publish_id,
+        "folder": str(snapshot.folder),
+        "latest": str(folder / binding_files.LATEST),
+        "files": len(snapshot.files),
+        "expired_snapshots": len(expired),
+        **facts,
+    }
+
+
+def read_back(where: Places, binding: IcebergBinding | ParquetBinding, schema: pa.Schema) -> Fingerprint:
+    """The fingerprint of a binding as its consumers read it now."""
+    if isinstance(binding, IcebergBinding):
+        return fingerprint(binding_iceberg.read(where.iceberg))
+    return fingerprint(binding_files.read(where.parquet, schema, binding.partition_by))
+
+
+def parity(expected: Fingerprint, actual: Fingerprint) -> list[str]:
+    """What differs between the table's fingerprint and a binding's; empty when they agree."""
+    differences = []
+    if actual.rows != expected.rows:
+        differences.append(f"rows {actual.rows:,} (table: {expected.rows:,})")
+    if actual.schema != expected.schema:
+        differences.append(f"schema {actual.schema} (table: {expected.schema})")
+    if actual.checksum != expected.checksum:
+        differences.append(f"checksum {actual.checksum} (table: {expected.checksum})")
+    return differences
+
+
+def _share(
+    session: WarehouseSession,
+    spec: DataProductSpec,
+    port: OutputPort,
+    binding: ShareBinding,
+    env: Environment,
+    log: Any,
+) -> BindingOutcome:
+    from mesh_assets.build.binding_share import share_sql
+
+    statements = share_sql(spec, port, binding, env.database)
+    outcome = BindingOutcome("share", written=False, facts={"plan": statements})
+    if env.target != "snowflake" or not env.is_prod:
+        # Only prod's shares reach other accounts; elsewhere the plan is shown, not applied.
+        outcome.facts["applied"] = False
+        return outcome
+    try:
+        for statement in statements:
+            session.execute(statement)
+        outcome.written, outcome.facts["applied"] = True, True
+    except Exception as exc:  # the table is published; the share is retried next publish
+        outcome.error = f"{type(exc).__name__}: {exc}"
+        if log is not None:
+            log.error(f"{spec.key} v{port.major}: the share binding failed ({outcome.error})")
+    return outcome
+
+
+def check_results(outcomes: list[BindingOutcome], key: dg.AssetKey) -> list[dg.AssetCheckResult]:
+    """The parity check result of every binding the platform writes."""
+    results = []
+    for outcome in outcomes:
+        if outcome.kind not in FILE_KINDS:
+            continue
+        if outcome.error is not None:
+            description = (
+                f"The {outcome.kind} binding failed to write: {outcome.error}. It keeps its last good "
+                "snapshot and is written again at the next publish."
+            )
+        elif outcome.parity:
+            description = f"The {outcome.kind} binding differs from the table: {'; '.join(outcome.parity)}."
+        else:
+            description = f"The {outcome.kind} binding holds the table's rows, schema and checksum."
+        results.append(
+            dg.AssetCheckResult(
+                asset_key=key,
+                check_name=parity_check_name(outcome.kind),
+                passed=outcome.error is None and not outcome.parity,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=description,
+                metadata={
+                    "rows": outcome.facts.get("rows", -1),
+                    "checksum": str(outcome.facts.get("checksum", "")),
+                    "publish_id": str(outcome.facts.get("publish_id", "")),
+                },
+            )
+        )
+    return results
+
+
+def metadata(outcomes: list[BindingOutcome]) -> dict[str, Any]:
+    """The port's materialization metadata about its bindings."""
+    summary = {
+        o.kind: {
+            "status": "written" if o.written else ("failed" if o.error else "planned"),
+            **({"error": o.error} if o.error else {}),
+            **o.facts,
+            "seconds": o.seconds,
+        }
+        for o in outcomes
+    }
+    return {
+        BINDINGS_KEY: dg.MetadataValue.json(summary),
+        "mesh/binding_seconds": round(sum(o.seconds for o in outcomes), 3),
+    }

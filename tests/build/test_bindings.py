@@ -1,0 +1,137 @@
+"""Bindings written from a batch: Parquet snapshots switched atomically, Iceberg commits, parity, shares."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from binding_specs import MINIMAL_SPEC
+
+from mesh_assets.build import binding_files, binding_iceberg
+from mesh_assets.build.binding_share import share_sql
+from mesh_assets.build.bindings import fingerprint, new_publish_id, parity
+from mesh_assets.product.bindings import ShareBinding
+from mesh_assets.product.spec import DataProductSpec
+
+
+def batch(rows: int, offset: int = 0) -> pa.Table:
+    return pa.table(
+        {
+            "widget_id": [f"w{i + offset}" for i in range(rows)],
+            "line": [("a", "b", "c")[i % 3] for i in range(rows)],
+            "price": pa.array([Decimal(i) / 4 for i in range(rows)], pa.decimal128(12, 2)),
+            "day": [dt.date(2026, 1, 1 + i % 28) for i in range(rows)],
+        }
+    )
+
+
+def test_publish_ids_sort_by_time() -> None:
+    earlier = new_publish_id("zzzzzzzz-run", dt.datetime(2026, 1, 1, 9, 0, 0, 1, tzinfo=dt.UTC))
+    later = new_publish_id("aaaaaaaa-run", dt.datetime(2026, 1, 1, 9, 0, 0, 2, tzinfo=dt.UTC))
+    assert earlier < later and earlier.endswith("-zzzzzzzz")
+
+
+def test_the_checksum_ignores_row_order_and_sees_one_changed_value() -> None:
+    table = batch(50)
+    assert fingerprint(table) == fingerprint(table.take(list(reversed(range(50)))))
+    changed = table.set_column(2, "price", pa.array([Decimal(1)] * 50, pa.decimal128(12, 2)))
+    assert [d.split()[0] for d in parity(fingerprint(table), fingerprint(changed))] == ["checksum"]
+    assert parity(fingerprint(table), fingerprint(table.slice(0, 49)))[0].startswith("rows 49")
+
+
+def test_parquet_latest_moves_only_when_a_snapshot_is_whole_and_keeps_the_last_n(tmp_path: Path) -> None:
+    folder = tmp_path / "parquet"
+    for n, publish in enumerate(["p1", "p2", "p3"], start=1):
+        snapshot = binding_files.write_snapshot(folder, publish, batch(10 * n), ["line"], {"checksum": "x"})
+        # Written aside: until the switch, readers still see the previous publish.
+        previous = binding_files.latest(folder)
+        assert previous is None or previous.publish_id != publish
+        binding_files.switch_latest(folder, snapshot)
+        binding_files.expire(folder, keep=2)
+    assert binding_files.latest(folder).publish_id == "p3"
+    assert binding_files.snapshots(folder) == ["p2", "p3"]
+    schema = batch(1).schema
+    assert binding_files.read(folder, schema, ["line"]).num_rows == 30
+    # Time travel by publish, with the port's column order and types (the partition column included).
+    older = binding_files.read(folder, schema, ["line"], publish_id="p2")
+    assert older.num_rows == 20 and older.schema == schema
+    assert fingerprint(older) == fingerprint(batch(20))
+
+
+def test_a_parquet_write_killed_before_its_switch_leaves_latest_and_is_cleaned_next_time(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "parquet"
+    binding_files.switch_latest(folder, binding_files.write_snapshot(folder, "p1", batch(5), [], {}))
+    leftover = folder / "snapshots" / ".tmp-p2"
+    leftover.mkdir()
+    (leftover / "part-0.parquet").write_bytes(b"half a file")
+    assert binding_files.latest(folder).publish_id == "p1"
+    assert binding_files.snapshots(folder) == ["p1"]  # a hidden leftover is not a snapshot
+    binding_files.expire(folder, keep=5)
+    assert not leftover.exists()
+
+
+def test_iceberg_one_commit_per_publish_time_travel_by_publish_and_expiry(tmp_path: Path) -> None:
+    where = binding_iceberg.place(tmp_path, "dev", False, "sales", "widgets", 1, None)
+    assert where.identifier == "dev__sales.widgets_v1"  # a branch never writes prod's namespace
+    for n, publish in enumerate(["p1", "p2", "p3"], start=1):
+        table = batch(10 * n)
+        facts = {"rows": table.num_rows, "checksum": fingerprint(table).checksum}
+        binding_iceberg.write(where, table, publish, facts)
+        binding_iceberg.expire(where, keep=2)
+    assert [s.publish_id for s in binding_iceberg.publishes(where)] == ["p2", "p3"]
+    assert binding_iceberg.read(where).num_rows == 30
+    assert (
+        fingerprint(binding_iceberg.read(where, publish_id="p2")).checksum == fingerprint(batch(20)).checksum
+    )
+    with pytest.raises(LookupError, match="p1"):
+        binding_iceberg.read(where, publish_id="p1")
+    assert binding_iceberg.place(tmp_path, "prod", True, "sales", "widgets", 1, None).namespace == "sales"
+
+
+def test_a_share_is_planned_as_idempotent_sql_on_the_published_table() -> None:
+    spec = DataProductSpec.model_validate(MINIMAL_SPEC)
+    port = spec.output_ports[0]
+    plan = share_sql(spec, port, ShareBinding(kind="share", accounts=["ACME.PARTNER1"]), "MESH")
+    assert plan == [
+        "CREATE SHARE IF NOT EXISTS SALES_WIDGETS_V1 COMMENT = 'mesh://sales/widgets/v1'",
+        'GRANT USAGE ON DATABASE "MESH" TO SHARE SALES_WIDGETS_V1',
+        'GRANT USAGE ON SCHEMA "MESH"."sales" TO SHARE SALES_WIDGETS_V1',
+        'GRANT SELECT ON TABLE "MESH"."sales"."widgets_v1" TO SHARE SALES_WIDGETS_V1',
+        "ALTER SHARE SALES_WIDGETS_V1 ADD ACCOUNTS = ACME.PARTNER1",
+    ]
+
+
+def test_a_share_of_a_port_with_pii_shares_its_masked_view_unless_declared_clear() -> None:
+    data = {**MINIMAL_SPEC, "output_ports": [dict(MINIMAL_SPEC["output_ports"][0])]}
+    data["output_ports"][0]["columns"] = [
+        *MINIMAL_SPEC["output_ports"][0]["columns"],
+        {"name": "email", "type": "string", "pii": True, "description": "Buyer email."},
+    ]
+    spec = DataProductSpec.model_validate(data)
+    port = spec.output_ports[0]
+    masked = share_sql(spec, port, ShareBinding(kind="share", listing=True), "MESH")
+    assert 'GRANT SELECT ON VIEW "MESH"."sales"."widgets_v1__protected"' in masked[3]
+    assert masked[4].startswith("CREATE LISTING IF NOT EXISTS SALES_WIDGETS_V1_LISTING FOR SHARE")
+    clear = share_sql(spec, port, ShareBinding(kind="share", pii="clear"), "MESH")
+    assert 'ON TABLE "MESH"."sales"."widgets_v1"' in clear[3] and len(clear) == 4
+
+
+def test_loading_a_location_whose_port_has_bindings_imports_neither_pyiceberg_nor_pyarrow(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from mesh_assets.build.location import build_domain; build_domain('sales'); "
+        "print(sorted(m for m in ('pyiceberg', 'pyarrow') if m in sys.modules))"
+    )
+    env = {**os.environ, "MESH_DATA_DIR": str(tmp_path / "data"), "MESH_ROOT": str(repo_root)}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
