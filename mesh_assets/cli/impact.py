@@ -51,6 +51,7 @@ def render(console: Console, report: ImpactReport) -> None:
             table.add_row("-", "-", "-", "no consumer in the mesh", "-", "-")
         console.print(table)
 
+    render_columns(console, report)
     if report.diff_error:
         console.print(f"[yellow]no diff against {report.base}[/yellow]: {report.diff_error}", soft_wrap=True)
         return
@@ -88,6 +89,24 @@ def render(console: Console, report: ImpactReport) -> None:
         console.print(f"  nothing: no breaking change to {report.product} against {report.base}")
 
 
+def render_columns(console: Console, report: ImpactReport) -> None:
+    """Per port and column, the consumer ports and columns that read it (column lineage)."""
+    from rich.table import Table
+
+    for port, columns in report.columns.items():
+        table = Table(title=f"{port} by column: who reads it (column lineage)", title_justify="left")
+        table.add_column("column", no_wrap=True)
+        table.add_column("read by (column path)", overflow="fold")
+        table.add_column("owner", overflow="fold")
+        for column, readers in columns.items():
+            if not readers:
+                table.add_row(column, "no consumer product reads it", "-")
+            for index, reader in enumerate(readers):
+                owner = f"{reader.team}, {reader.steward}"
+                table.add_row(column if index == 0 else "", reader.route, owner)
+        console.print(table)
+
+
 def register(app: typer.Typer) -> None:
     """Add `mesh impact`."""
 
@@ -104,6 +123,9 @@ def register(app: typer.Typer) -> None:
             str, typer.Option("--base", help="Git ref the working tree's changes are measured against.")
         ] = "HEAD",
         as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+        column: Annotated[
+            str | None, typer.Option("--column", help="Only this column: who reads it, by column lineage.")
+        ] = None,
     ) -> None:
         """List who consumes which version of a product and what the working tree's changes break."""
         import sys
@@ -115,7 +137,7 @@ def register(app: typer.Typer) -> None:
 
         console = Console(width=None if sys.stdout.isatty() else 160)
         try:
-            report = analyse(environment.find_root(), target, base)
+            report = analyse(environment.find_root(), target, base, column=column)
         except ImpactError as exc:
             # Exit 2 like a usage error, but print the whole message: it holds the did-you-mean.
             console.print(f"[red]error[/red]: {exc}", highlight=False, soft_wrap=True)

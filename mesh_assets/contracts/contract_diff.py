@@ -284,7 +284,13 @@ def working_tree_specs(
 
 
 def diff_working_tree(root: Path, base: str = "HEAD", today: date | None = None) -> DiffReport:
-    """Compare every product's contract in the working tree under `root` with the same at git `base`."""
+    """Compare every product's contract in the working tree under `root` with the same at git `base`.
+
+    A removed, renamed or retyped column is then judged by who reads it (`column_impact`): breaking for
+    each reader, named with the column path, or allowed when nobody reads it.
+    """
+    from mesh_assets.contracts.column_impact import judge_by_readers
+
     snapshot = read_specs_at(root, base)
     head, head_unreadable = working_tree_specs(root, today)
     changes = diff_mesh(
@@ -294,4 +300,5 @@ def diff_working_tree(root: Path, base: str = "HEAD", today: date | None = None)
         head_unreadable=head_unreadable,
         today=today,
     )
+    changes = judge_by_readers(changes, load_registry(root, today), today)
     return DiffReport(base=base, commit=snapshot.commit, changes=changes)

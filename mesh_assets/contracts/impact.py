@@ -17,6 +17,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from mesh_assets.contracts.column_impact import ColumnIndex, ColumnReader
 from mesh_assets.contracts.contract_diff import diff_working_tree
 from mesh_assets.contracts.diff_git import ContractDiffError
 from mesh_assets.contracts.diff_rules import Change, Consumer
@@ -114,6 +115,8 @@ class ImpactReport:
     commit: str | None = None
     diff_error: str | None = None
     """Why the diff could not run (no git, unknown ref); consumers are still listed."""
+    columns: dict[str, dict[str, list[ColumnReader]]] = field(default_factory=dict)
+    """Per port (`v<major>`), per column: the consumer ports and columns reading it, across domains."""
 
     @property
     def uses(self) -> list[ConsumerUse]:
@@ -154,6 +157,10 @@ class ImpactReport:
                 u.consumer.product: [c.to_dict() for c in self.notices(u.consumer.product)] for u in self.uses
             },
             "changes": [c.to_dict() for c in self.changes],
+            "columns": {
+                port: {column: [r.to_dict() for r in readers] for column, readers in columns.items()}
+                for port, columns in self.columns.items()
+            },
         }
 
     def to_json(self) -> str:
@@ -231,11 +238,14 @@ def impact(
     base: str | None = None,
     commit: str | None = None,
     diff_error: str | None = None,
+    column: str | None = None,
 ) -> ImpactReport:
     """Who consumes `target` (`<domain>.<product>[@version]`) and what `changes` break for each of them.
 
     `changes` are contract changes of the whole mesh (from `contract_diff`); only the product's are kept.
-    Raises `ImpactError` for a product neither the registry nor the changes know, or a version it lacks.
+    Each selected port's columns (only `column`, if given) are listed with the consumer ports and columns
+    reading them (`column_impact`). Raises `ImpactError` for a product neither the registry nor the
+    changes know, or a version or column it lacks.
     """
     key, selector = parse_target(target)
     if selector is not None and not (_MAJOR.match(selector) or _SEMVER.match(selector)):
@@ -251,6 +261,7 @@ def impact(
         raise ImpactError(f"no product '{key}' in the mesh; {hint}")
     uses = consumer_uses(registry, key)
     ports: list[PortUse] = []
+    columns: dict[str, dict[str, list[ColumnReader]]] = {}
     if product is not None:
         spec = product.spec
         selected = [p for p in spec.output_ports if _selects(p, selector)]
@@ -270,6 +281,7 @@ def impact(
                     overdue=lifecycle.is_overdue(spec, port, registry.today),
                 )
             )
+        columns = _column_readers(registry, key, selected, column)
         if selector is not None:
             majors = {f"v{p.major}" for p in selected}
             mine = [c for c in mine if c.port is None or c.port in majors]
@@ -283,10 +295,30 @@ def impact(
         base=base,
         commit=commit,
         diff_error=diff_error,
+        columns=columns,
     )
 
 
-def analyse(root: Path, target: str, base: str = "HEAD", today: date | None = None) -> ImpactReport:
+def _column_readers(
+    registry: Registry, key: str, ports: list[OutputPort], column: str | None
+) -> dict[str, dict[str, list[ColumnReader]]]:
+    names = {c.name for p in ports for c in p.columns}
+    if column is not None and column not in names:
+        close = difflib.get_close_matches(column, names, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else "columns: " + ", ".join(sorted(names))
+        raise ImpactError(f"{key} has no column '{column}' in the selected port(s); {hint}")
+    index = ColumnIndex(registry)
+    return {
+        f"v{port.major}": {
+            c.name: index.readers(key, port.major, c.name) for c in port.columns if column in (None, c.name)
+        }
+        for port in sorted(ports, key=lambda p: -p.major)
+    }
+
+
+def analyse(
+    root: Path, target: str, base: str = "HEAD", today: date | None = None, column: str | None = None
+) -> ImpactReport:
     """`mesh impact`: the consumers of `target` under `root`, and what the diff against `base` breaks.
 
     A diff that cannot run (no git, unknown ref) is reported in `diff_error`; the consumers are still
@@ -296,5 +328,5 @@ def analyse(root: Path, target: str, base: str = "HEAD", today: date | None = No
     try:
         report = diff_working_tree(root, base, today)
     except ContractDiffError as exc:
-        return impact(registry, target, base=base, diff_error=str(exc))
-    return impact(registry, target, report.changes, base=base, commit=report.commit)
+        return impact(registry, target, base=base, diff_error=str(exc), column=column)
+    return impact(registry, target, report.changes, base=base, commit=report.commit, column=column)

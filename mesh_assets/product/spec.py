@@ -337,11 +337,6 @@ class OutputPort(SpecModel):
                     f"monitors.time_column '{time_column}' is not a date or timestamp column of 'columns'; "
                     f"use one of {', '.join(temporal) or '(none: add one, or drop time_column)'}"
                 )
-        unknown = [c for c in (self.lineage.columns if self.lineage else {}) if c not in names]
-        if unknown:
-            raise ValueError(
-                f"lineage.columns names {unknown}, not in 'columns'; use some of {', '.join(names)}"
-            )
         if self.status == Status.DEPRECATED and self.deprecation is None:
             raise ValueError("a deprecated port needs 'deprecation' with sunset date, replacement and reason")
         problems = binding_problems(self.bindings, names)

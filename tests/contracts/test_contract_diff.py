@@ -764,12 +764,13 @@ def test_the_command_exits_0_without_changes(repo: Path) -> None:
 def test_the_command_exits_1_naming_product_column_and_rule_for_a_breaking_change_without_a_new_major(
     repo: Path,
 ) -> None:
-    edit(repo, SALES, drop_column(2, "units"))
+    # net_revenue_eur, which sales_forecast reads (its lineage); `units` it does not read.
+    edit(repo, SALES, drop_column(2, "net_revenue_eur"))
 
     code, output = mesh_cli()
 
     assert code == 1, output
-    assert "✗ sales.sales v2 column units: column_removed" in output
+    assert "✗ sales.sales v2 column net_revenue_eur: column_removed" in output
     assert "commercial_analytics.sales_forecast (commercial_analytics, lea.dubois@example.com)" in output
 
 
@@ -783,14 +784,14 @@ def test_the_command_exits_0_when_the_breaking_change_comes_in_a_new_major(repo:
 
 
 def test_the_json_output_parses_and_lists_each_change(repo: Path) -> None:
-    edit(repo, SALES, drop_column(2, "units"))
+    edit(repo, SALES, drop_column(2, "net_revenue_eur"))
 
     code, output = mesh_cli("--json")
 
     report = json.loads(output)
     assert code == 1 and report["ok"] is False
     [change] = [c for c in report["changes"] if c["rule"] == "column_removed"]
-    assert change["product"] == SALES and change["column"] == "units" and change["blocking"] is True
+    assert change["product"] == SALES and change["column"] == "net_revenue_eur" and change["blocking"] is True
     assert change["consumers"][0]["steward"] == "lea.dubois@example.com"
 
 

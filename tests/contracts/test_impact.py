@@ -152,23 +152,23 @@ def test_impact_before_the_sunset_does_not_call_the_port_overdue() -> None:
 # --- what a change breaks -----------------------------------------------------------------------------
 
 
-def without_units(root: Path = REPO) -> dict:
-    """The sales spec with `units` removed from v2 (a breaking change)."""
+def without_revenue(root: Path = REPO) -> dict:
+    """The sales spec with `net_revenue_eur`, which sales_forecast reads, removed from v2 (breaking)."""
     data = yaml.safe_load(spec_path(root, SALES).read_text())
     v2 = data["output_ports"][0]
-    v2["columns"] = [c for c in v2["columns"] if c["name"] != "units"]
+    v2["columns"] = [c for c in v2["columns"] if c["name"] != "net_revenue_eur"]
     return data
 
 
 def test_a_breaking_change_to_sales_v2_names_sales_forecast_and_its_owner_only() -> None:
     shipped = registry()
     base = {k: p.spec for k, p in shipped.products.items()}
-    head = base | {SALES: DataProductSpec.model_validate(without_units())}
+    head = base | {SALES: DataProductSpec.model_validate(without_revenue())}
 
     report = impact(shipped, SALES, diff_mesh(base, head, today=BEFORE_SUNSET))
 
     [change] = report.breaks(SALES_FORECAST)
-    assert (change.port, change.column, str(change.rule)) == ("v2", "units", "column_removed")
+    assert (change.port, change.column, str(change.rule)) == ("v2", "net_revenue_eur", "column_removed")
     assert {c.label() for c in change.consumers} == {
         f"{SALES_FORECAST} (commercial_analytics, lea.dubois@example.com)"
     }
@@ -203,7 +203,7 @@ def mesh_impact(*args: str) -> tuple[int, str]:
 
 
 def test_mesh_impact_lists_consumers_and_owners_and_what_the_working_tree_breaks(repo: Path) -> None:
-    spec_path(repo, SALES).write_text(yaml.safe_dump(without_units(repo), sort_keys=False))
+    spec_path(repo, SALES).write_text(yaml.safe_dump(without_revenue(repo), sort_keys=False))
 
     code, output = mesh_impact(SALES)
 
@@ -211,7 +211,7 @@ def test_mesh_impact_lists_consumers_and_owners_and_what_the_working_tree_breaks
     assert CUSTOMER_360 in output and SALES_FORECAST in output and "lea.dubois@example.com" in output
     assert "v1 (1.4.0, deprecated until 2027-03-31, replaced by v2)" in output
     forecast = "commercial_analytics.sales_forecast (commercial_analytics, lea.dubois@example.com)"
-    assert f"breaks {forecast} reading v2: column_removed (v2 units)" in output
+    assert f"breaks {forecast} reading v2: column_removed (v2 net_revenue_eur)" in output
 
 
 def test_mesh_impact_says_nothing_breaks_on_an_unchanged_working_tree(repo: Path) -> None:
@@ -221,7 +221,7 @@ def test_mesh_impact_says_nothing_breaks_on_an_unchanged_working_tree(repo: Path
 
 
 def test_mesh_impact_json_parses_and_maps_each_consumer_to_what_breaks(repo: Path) -> None:
-    spec_path(repo, SALES).write_text(yaml.safe_dump(without_units(repo), sort_keys=False))
+    spec_path(repo, SALES).write_text(yaml.safe_dump(without_revenue(repo), sort_keys=False))
 
     code, output = mesh_impact(SALES, "--json")
 
