@@ -234,6 +234,20 @@ def _expectation_issues(registry: Registry) -> list[SpecIssue]:
     return issues
 
 
+def _lineage_issues(registry: Registry) -> list[SpecIssue]:
+    """Declared lineage naming what the product does not read, and PII carried but not marked."""
+    from mesh_assets.build.column_lineage import declared_lineage_issues
+    from mesh_assets.govern import pii_lineage
+
+    found = [
+        SpecIssue(product.path, field, message, fix)
+        for product in registry.products.values()
+        if any(p.lineage is not None for p in product.spec.output_ports)
+        for field, message, fix in declared_lineage_issues(product, registry)
+    ]
+    return found + pii_lineage.issues(registry)
+
+
 def validate(root: Path) -> Report:
     """Validate the whole mesh under `root`."""
     registry = load_registry(root)
@@ -276,6 +290,7 @@ def validate(root: Path) -> Report:
     issues += access.policy_issues(registry)
     issues += access_lint.agreement_issues(root, registry)
     issues += backdoors.lint(registry)
+    issues += _lineage_issues(registry)
     for path, text in schema_texts().items():
         if not path.exists() or path.read_text() != text:
             issues.append(

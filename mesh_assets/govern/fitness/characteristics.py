@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
+from mesh_assets.govern import pii_lineage
 from mesh_assets.govern.fitness.contract_check import contract_errors
 from mesh_assets.govern.fitness.facts import NO_FACTS, Facts, MeshIndex, served_ports
 from mesh_assets.govern.fitness.verdicts import Characteristic, Verdict
@@ -209,6 +210,7 @@ def secure(
     if unmarked:
         problems.append(f"{_list(unmarked)} look(s) like personal data but not marked pii: true")
     # PII read in clear text from an input must stay marked: the consumer republishes personal data.
+    named_after_pii: set[str] = set()
     for declared in spec.product_inputs:
         resolved = registry.resolve(product, declared)
         if resolved is None or not access.pii_privilege(resolved.producer.spec, spec, registry.today):
@@ -217,10 +219,17 @@ def secure(
         lost = sorted(
             {f"v{p.major}.{c.name}" for p in ports for c in p.columns if c.name in upstream and not c.pii}
         )
+        named_after_pii |= set(lost)
         if lost:
             problems.append(
                 f"{_list(lost)} come(s) in clear text from PII of {resolved.producer.key} but not marked pii"
             )
+    # The same, followed through column lineage: renamed or derived columns carry the PII too.
+    carried = sorted({u.where for u in pii_lineage.unmarked_pii(product, registry)} - named_after_pii)
+    if carried:
+        problems.append(
+            f"{_list(carried)} computed in clear from personal data (column lineage) but not marked pii"
+        )
     # An agreement past its reassessment date is not ended by time (its consumer keeps reading), but its
     # owner has stopped confirming it: red until reassessed, and not gating, like a port past its sunset.
     registry.agreements  # noqa: B018 (reads the deferred agreement files of teams, once per registry)
