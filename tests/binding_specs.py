@@ -34,3 +34,24 @@ MINIMAL_SPEC: dict = {
         }
     ],
 }
+
+
+def fingerprints(environ: dict[str, str], key: str = "sales.sales", major: int = 2) -> dict[str, object]:
+    """The table's and each binding's fingerprint (rows, schema, checksum) of a port in a built mesh."""
+    import duckdb
+
+    from mesh_assets.build.bindings import fingerprint, places, read_binding
+    from mesh_assets.infra import environment
+    from mesh_assets.product import addressing
+    from mesh_assets.product.registry import load_registry
+
+    env = environment.resolve(environ=environ)
+    spec = load_registry(env.root).products[key].spec
+    port = next(p for p in spec.output_ports if p.major == major)
+    relation = addressing.port_relation(spec.domain, spec.name, major)
+    with duckdb.connect(str(env.duckdb_path), read_only=True) as connection:
+        table = connection.sql(f"SELECT * FROM {relation.sql}").to_arrow_table()
+    where = places(env, spec, port)
+    return {"table": fingerprint(table)} | {
+        b.kind: fingerprint(read_binding(where, b.kind)) for b in port.bindings if b.kind != "share"
+    }

@@ -10,6 +10,8 @@ Points (`MESH_TEST_CRASH_AT`):
 - `publish`: inside the publish transaction of port `MESH_TEST_CRASH_PORT` (e.g. `sales.sales_v2`),
   after the new batch replaced the port's table and before COMMIT;
 - `dbt`: the dbt CLI subprocess has started (the marker names its pid); nothing freezes.
+- `binding`: a port's bindings are being written: its Iceberg binding committed the new snapshot, its
+  Parquet snapshot is written aside and `latest` not yet switched.
 """
 
 from __future__ import annotations
@@ -81,6 +83,16 @@ def arm(point: str) -> None:
                     _mark(point=point, dbt_pid=self.pid)
 
         subprocess.Popen = MarkingPopen  # type: ignore[misc]
+    elif point == "binding":
+        from mesh_assets.build import binding_files
+
+        switch_latest = binding_files.switch_latest
+
+        def frozen_switch(folder, snapshot):
+            _freeze(point=point, folder=str(folder), publish_id=snapshot.publish_id)
+            switch_latest(folder, snapshot)
+
+        binding_files.switch_latest = frozen_switch
     else:
         raise SystemExit(f"unknown crash point {point!r}")
 

@@ -17,6 +17,7 @@ pyarrow's and DuckDB's Hive readers, so the manifest is not read as data.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -84,7 +85,15 @@ def write_snapshot(
     else:
         pq.write_table(table, tmp / "part-0.parquet")
     files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*.parquet"))
-    manifest = {"publish_id": publish_id, "rows": table.num_rows, "files": files, **facts}
+    manifest = {
+        "publish_id": publish_id,
+        "rows": table.num_rows,
+        "files": files,
+        "partition_by": partition_by,
+        # The Arrow schema, so a reader gets the port's column order and types back, partition columns too.
+        "arrow_schema": base64.b64encode(table.schema.serialize().to_pybytes()).decode(),
+        **facts,
+    }
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
     final = snapshots / publish_id
     if final.exists():  # the same publish retried: its earlier attempt never became latest
@@ -101,6 +110,9 @@ def switch_latest(folder: Path, snapshot: ParquetSnapshot) -> None:
         tmp.unlink()
     # Relative, so the folder may be copied or mounted elsewhere and still resolve.
     os.symlink(Path("snapshots") / snapshot.publish_id, tmp, target_is_directory=True)
+    if link.is_dir() and not link.is_symlink():
+        # A copy of the folder that followed the link (`cp -r`): a directory cannot be renamed over.
+        shutil.rmtree(link)
     os.replace(tmp, link)
 
 
@@ -150,15 +162,19 @@ def expire(folder: Path, keep: int) -> list[str]:
     return removed
 
 
-def read(folder: Path, schema: pa.Schema, partition_by: list[str], publish_id: str | None = None) -> pa.Table:
+def read(folder: Path, publish_id: str | None = None) -> pa.Table:
     """The rows of the latest snapshot (or of publish `publish_id`), in the port's column order and types."""
+    import pyarrow as pa
     import pyarrow.dataset as ds
 
-    path = folder / LATEST if publish_id is None else folder / "snapshots" / publish_id
-    partitioning = (
-        ds.partitioning(pa_schema_of(schema, partition_by), flavor="hive") if partition_by else None
-    )
-    dataset = ds.dataset(str(path.resolve()), format="parquet", partitioning=partitioning)
+    path = (folder / LATEST if publish_id is None else folder / "snapshots" / publish_id).resolve()
+    manifest = json.loads((path / MANIFEST).read_text())
+    schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(manifest["arrow_schema"])))
+    partition_by = manifest["partition_by"]
+    partitioning = None
+    if partition_by:
+        partitioning = ds.partitioning(pa_schema_of(schema, partition_by), flavor="hive")
+    dataset = ds.dataset(str(path), format="parquet", partitioning=partitioning)
     return dataset.to_table(columns=schema.names).cast(schema)
 
 

@@ -171,7 +171,7 @@ def write_bindings(
             else:
                 outcome.facts = _write_parquet(where.parquet, binding, table, publish_id, facts)
             outcome.written = True
-            outcome.parity = parity(expected, read_back(where, binding, table.schema))
+            outcome.parity = parity(expected, fingerprint(read_binding(where, binding.kind)))
         except Exception as exc:  # any failure of a binding leaves it at its last good snapshot
             outcome.error = f"{type(exc).__name__}: {exc}"
             if log is not None:
@@ -219,11 +219,11 @@ def _write_parquet(
     }
 
 
-def read_back(where: Places, binding: IcebergBinding | ParquetBinding, schema: pa.Schema) -> Fingerprint:
-    """The fingerprint of a binding as its consumers read it now."""
-    if isinstance(binding, IcebergBinding):
-        return fingerprint(binding_iceberg.read(where.iceberg))
-    return fingerprint(binding_files.read(where.parquet, schema, binding.partition_by))
+def read_binding(where: Places, kind: str, publish_id: str | None = None) -> pa.Table:
+    """A binding's rows as its consumers read them: now, or as publish `publish_id` left them."""
+    if kind == "iceberg":
+        return binding_iceberg.read(where.iceberg, publish_id)
+    return binding_files.read(where.parquet, publish_id)
 
 
 def parity(expected: Fingerprint, actual: Fingerprint) -> list[str]:

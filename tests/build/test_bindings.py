@@ -6,6 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 
+import dagster as dg
 import pyarrow as pa
 import pytest
 from binding_specs import MINIMAL_SPEC
@@ -53,11 +54,10 @@ def test_parquet_latest_moves_only_when_a_snapshot_is_whole_and_keeps_the_last_n
         binding_files.expire(folder, keep=2)
     assert binding_files.latest(folder).publish_id == "p3"
     assert binding_files.snapshots(folder) == ["p2", "p3"]
-    schema = batch(1).schema
-    assert binding_files.read(folder, schema, ["line"]).num_rows == 30
+    assert binding_files.read(folder).num_rows == 30
     # Time travel by publish, with the port's column order and types (the partition column included).
-    older = binding_files.read(folder, schema, ["line"], publish_id="p2")
-    assert older.num_rows == 20 and older.schema == schema
+    older = binding_files.read(folder, publish_id="p2")
+    assert older.num_rows == 20 and older.schema == batch(1).schema
     assert fingerprint(older) == fingerprint(batch(20))
 
 
@@ -135,3 +135,86 @@ def test_loading_a_location_whose_port_has_bindings_imports_neither_pyiceberg_no
     env = {**os.environ, "MESH_DATA_DIR": str(tmp_path / "data"), "MESH_ROOT": str(repo_root)}
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_failed_binding_keeps_its_last_good_snapshot_says_so_and_is_written_at_the_next_publish(
+    repo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mesh_assets.build import bindings
+    from mesh_assets.infra import environment
+    from mesh_assets.infra.warehouse.duckdb import DuckDBWarehouse
+
+    data = {**MINIMAL_SPEC, "output_ports": [dict(MINIMAL_SPEC["output_ports"][0])]}
+    data["output_ports"][0]["bindings"] = [{"kind": "iceberg"}, {"kind": "parquet"}]
+    spec = DataProductSpec.model_validate(data)
+    port = spec.output_ports[0]
+    env = environment.resolve(environ={"MESH_ROOT": str(repo_root), "MESH_DATA_DIR": str(tmp_path / "data")})
+    warehouse = DuckDBWarehouse(path=str(tmp_path / "mesh.duckdb"))
+    key = dg.AssetKey(["sales", "widgets", "v1"])
+
+    def publish(rows: int, publish_id: str) -> list[bindings.BindingOutcome]:
+        # What write-audit-publish leaves before the bindings: the published table (here, by hand).
+        with warehouse.isolated_session() as session:
+            session.execute("CREATE SCHEMA IF NOT EXISTS sales")
+            session.execute(
+                "CREATE OR REPLACE TABLE sales.widgets_v1 AS SELECT 'w' || i AS widget_id, "
+                f"(i / 4)::DECIMAL(12,2) AS price FROM range({rows}) t(i)"
+            )
+            return bindings.write_bindings(session, spec, port, env, publish_id)
+
+    publish(10, "p1")
+
+    def broken(*args: object, **kwargs: object) -> int:
+        raise OSError("catalog unreachable")
+
+    monkeypatch.setattr(binding_iceberg, "write", broken)
+    outcomes = publish(20, "p2")
+    results = {r.check_name: r for r in bindings.check_results(outcomes, key)}
+    assert not results["iceberg_binding_parity"].passed
+    assert "iceberg binding failed to write: OSError: catalog unreachable" in str(
+        results["iceberg_binding_parity"].description
+    )
+    assert results["parquet_binding_parity"].passed  # one binding's failure is not the others'
+    where = bindings.places(env, spec, port)
+    assert bindings.read_binding(where, "iceberg").num_rows == 10  # its last good snapshot
+    assert bindings.read_binding(where, "parquet").num_rows == 20
+    assert bindings.metadata(outcomes)[bindings.BINDINGS_KEY].data["iceberg"]["status"] == "failed"
+
+    monkeypatch.undo()
+    outcomes = publish(30, "p3")
+    assert all(r.passed for r in bindings.check_results(outcomes, key))
+    assert bindings.read_binding(where, "iceberg").num_rows == 30
+
+
+def test_a_branch_environment_writes_its_own_bindings_and_only_prod_writes_where_consumers_read(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    from mesh_assets.build.bindings import places
+    from mesh_assets.infra import environment
+
+    spec = DataProductSpec.model_validate({**MINIMAL_SPEC})
+    port = spec.output_ports[0]
+    base = {"MESH_ROOT": str(repo_root), "MESH_DATA_DIR": str(tmp_path / "data")}
+    prod = places(environment.resolve(environ=base | {"MESH_ENV": "prod"}), spec, port)
+    branch = places(environment.resolve(environ=base | {"MESH_ENV": "feature_x"}), spec, port)
+    assert (
+        prod.parquet
+        == tmp_path / "data" / "envs" / "prod" / "bindings" / "sales" / "widgets" / "v1" / "parquet"
+    )
+    assert (
+        branch.parquet
+        == tmp_path / "data" / "envs" / "feature_x" / "bindings" / "sales" / "widgets" / "v1" / "parquet"
+    )
+    assert (prod.iceberg.identifier, branch.iceberg.identifier) == (
+        "sales.widgets_v1",
+        "feature_x__sales.widgets_v1",
+    )
+    assert prod.iceberg.properties["uri"] != branch.iceberg.properties["uri"]
+    # A shared REST catalog, configured the pyiceberg way: still a namespace of the branch's own.
+    shared = places(
+        environment.resolve(environ=base | {"MESH_ENV": "feature_x", "MESH_ICEBERG_CATALOG": "lake"}),
+        spec,
+        port,
+    )
+    assert (shared.iceberg.catalog_name, shared.iceberg.properties) == ("lake", {})
+    assert shared.iceberg.namespace == "feature_x__sales"

@@ -1,0 +1,108 @@
+"""How to read each binding of a port: the snippets the catalog shows (DuckDB SQL, pandas/pyarrow, pyiceberg).
+
+Every snippet names the environment's own paths (prod's, in production's catalog), reads the latest
+publish and runs as written in a fresh Python with the mesh's pinned packages (tests/catalog/
+test_binding_snippets.py runs each one). A Snowflake share is read in the consumer's account and has no
+local snippet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mesh_assets.build.bindings import places
+from mesh_assets.product.bindings import IcebergBinding, ParquetBinding, ShareBinding
+from mesh_assets.product.spec import DataProductSpec, OutputPort, portable_sql_type
+
+if TYPE_CHECKING:
+    from mesh_assets.infra.environment import Environment
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """One way to read one binding."""
+
+    binding: str
+    """The binding's kind."""
+    tool: str
+    """`duckdb`, `pandas`, `pyarrow`, `pyiceberg` or `snowflake`."""
+    language: str
+    """`sql` or `python`."""
+    code: str
+    local: bool = True
+    """Whether it runs on this machine (a share is read in another Snowflake account)."""
+
+    def as_python(self) -> str:
+        """The snippet as a Python program that prints the rows it read (how the tests run it)."""
+        if self.language == "sql":
+            return f"import duckdb\nrows = duckdb.sql({self.code!r}).fetchall()\nprint(len(rows))\n"
+        return f"{self.code}\nprint(len(df))\n"
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def snippets(env: Environment, spec: DataProductSpec, port: OutputPort) -> list[Snippet]:
+    """How to read each binding of the port in `env`."""
+    where = places(env, spec, port)
+    found: list[Snippet] = []
+    for binding in port.bindings:
+        if isinstance(binding, ParquetBinding):
+            latest = where.parquet / "latest"
+            # DuckDB puts Hive partition columns last and guesses their types: name the port's order and
+            # types so the rows read are the table's.
+            types = ", ".join(
+                f"'{c.name}': '{portable_sql_type(c)}'"
+                for c in port.columns
+                if c.name in binding.partition_by
+            )
+            options = f", hive_partitioning = true, hive_types = {{{types}}}" if types else ""
+            columns = ", ".join(_quote(c.name) for c in port.columns)
+            found.append(
+                Snippet(
+                    "parquet",
+                    "duckdb",
+                    "sql",
+                    f"SELECT {columns} FROM read_parquet('{latest}/**/*.parquet'{options})",
+                )
+            )
+            found.append(
+                Snippet(
+                    "parquet",
+                    "pyarrow",
+                    "python",
+                    "import pyarrow.dataset as ds\n"
+                    f"df = ds.dataset({str(latest)!r}, format='parquet', partitioning='hive').to_table()"
+                    ".to_pandas()",
+                )
+            )
+        elif isinstance(binding, IcebergBinding):
+            iceberg = where.iceberg
+            settings = ", ".join(f"{k}={v!r}" for k, v in iceberg.properties.items())
+            found.append(
+                Snippet(
+                    "iceberg",
+                    "pyiceberg",
+                    "python",
+                    "from pyiceberg.catalog import load_catalog\n"
+                    f"catalog = load_catalog({iceberg.catalog_name!r}{', ' + settings if settings else ''})\n"
+                    f"table = catalog.load_table({iceberg.identifier!r})\n"
+                    "df = table.scan().to_pandas()  # a past publish: table.scan(snapshot_id=...)",
+                )
+            )
+        elif isinstance(binding, ShareBinding):
+            from mesh_assets.build.binding_share import share_name
+
+            found.append(
+                Snippet(
+                    "share",
+                    "snowflake",
+                    "sql",
+                    f"CREATE DATABASE {share_name(spec, port, binding)} FROM SHARE <provider_account>."
+                    f"{share_name(spec, port, binding)}",
+                    local=False,
+                )
+            )
+    return found
