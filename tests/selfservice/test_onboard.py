@@ -30,7 +30,11 @@ from mesh_assets.selfservice.contract_derivation import declared_type, logical_t
 from mesh_assets.selfservice.dbt_manifest import build_empty, relation_types
 from mesh_assets.selfservice.onboard import OnboardError, OnboardRequest, plan_onboarding
 from mesh_assets.selfservice.onboard_plan import Plan
-from mesh_assets.selfservice.project_edits import remove_model_entries, rewrite_refs
+from mesh_assets.selfservice.project_edits import (
+    remove_model_entries,
+    rewrite_refs,
+    rewrite_unit_test_inputs,
+)
 from mesh_assets.selfservice.templates import dbt_profiles
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "dbt_shop"
@@ -287,6 +291,17 @@ def test_port_entries_leave_the_yaml_and_refs_point_at_published_ports() -> None
     sql = "select * from {{ ref('orders') }} join {{ ref(\"shop\", \"orders\") }} join {{ ref('orders_x') }}"
     rewritten = rewrite_refs(sql, {"orders": "source('port_shop', 'orders_v1')"})
     assert rewritten.count("source('port_shop', 'orders_v1')") == 2 and "ref('orders_x')" in rewritten
+
+
+def test_a_unit_tests_given_model_is_pointed_at_the_port_its_model_now_reads() -> None:
+    text = (
+        "unit_tests:\n  - name: t\n    description: \"it's the customer's\"\n    model: order_items\n"
+        "    given:\n      - input: ref('stg_products')\n        rows: [{product_id: 1}]\n"
+        "      - input: ref(\"stg_supplies\")\n"
+    )
+    rewritten = rewrite_unit_test_inputs(text, {"stg_products": "source('port_shop', 'stg_products_v1')"})
+    assert "      - input: source('port_shop', 'stg_products_v1')\n" in rewritten
+    assert "ref(\"stg_supplies\")" in rewritten and "it's the customer's" in rewritten, "the rest as it was"
 
 
 class Answers:

@@ -19,6 +19,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import duckdb
 import pytest
 import yaml
@@ -185,6 +186,11 @@ def test_the_domain_publishes_every_port_and_the_projects_unit_tests_pass_in_the
         for r in json.loads(path.read_text())["results"]
     ]
     unit = {r["unique_id"].split(".")[-1]: r["status"] for r in results if r["unique_id"].startswith("unit")}
+    # As for the example domains: every key in the domain's namespace, the seeds as the products' own.
+    instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+    keys = {key.to_user_string() for key in instance.get_asset_keys()}
+    assert all(key.startswith("shop/") for key in keys), sorted(keys)
+    assert {"shop/orders/v1", "shop/orders/internal/raw_orders", "shop/customers/internal/customers"} <= keys
     assert unit == {
         "test_supply_costs_sum_correctly": "pass",
         "test_order_items_compute_to_bools_correctly": "pass",
