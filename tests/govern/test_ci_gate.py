@@ -163,7 +163,8 @@ def test_a_non_breaking_sql_change_passes_builds_only_it_and_its_consumers_and_r
     assert {s.get("name") for s in junit} == {"validate", "fitness", "contract diff", "build", "data diff"}
 
 
-def test_a_breaking_column_removal_fails_naming_each_consumer_its_owner_and_the_version(clean: Mesh) -> None:
+def test_a_column_removal_only_people_read_fails_naming_their_agreements_and_the_version(clean: Mesh) -> None:
+    # No consumer product reads city (column lineage), but a person's agreement covers every column.
     clean.branch("feature/drop-city")
     clean.edit(
         f"{CUSTOMER_MASTER}/dataproduct.yaml",
@@ -182,15 +183,33 @@ def test_a_breaking_column_removal_fails_naming_each_consumer_its_owner_and_the_
     assert "customers.customer_master v1 city" in contract
     assert "column_removed" in contract
     assert "new major v2" in contract
-    for consumer, owner in [
-        ("commercial_analytics.customer_360", "lea.dubois@example.com"),
-        ("diagnostics.instrument_runs", "kenji.sato@example.com"),
-    ]:
-        assert consumer in contract and owner in contract
+    assert "access covers it for person nora.berg@example.com" in contract
+    assert "Affects" not in contract.split("city: column_removed")[1].split("\n")[0]
     failures = [case.get("name") for suite in junit for case in suite if case.find("failure") is not None]
     assert failures == ["contract customers.customer_master v1 city column_removed"]
     # The removal is in the data diff too: the column is gone from the branch's port.
     assert "city" in report.split("### Data diff: customers.customer_master v1")[1].split("### Data diff")[0]
+
+
+def test_removing_a_column_no_consumer_reads_passes_as_no_reader(clean: Mesh) -> None:
+    # sales_forecast reads only customer_id and country_code of customer_360 (its declared lineage).
+    clean.branch("feature/drop-runs")
+    clean.edit(
+        "domains/commercial_analytics/products/customer_360/dataproduct.yaml",
+        "      - {name: runs_last_90d, type: bigint, nullable: false, "
+        "description: Instrument runs in the last 90 days of data.}\n",
+        "",
+    )
+    clean.edit(CUSTOMER_360_SQL, "    coalesce(i.runs_last_90d, 0) as runs_last_90d,\n", "")
+    clean.git("commit", "-qam", "drop runs_last_90d")
+
+    done = clean.mesh("ci", "--base", "main", "--env", "ci_drop_runs")
+
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    report, _, _ = clean.report("ci_drop_runs")
+    contract = report.split("### contract diff")[1].split("###")[0]
+    assert "breaking, no reader" in contract
+    assert "no consumer product reads it" in contract
 
 
 def test_a_change_that_fails_a_blocking_check_fails_the_gate_and_keeps_prod(clean: Mesh) -> None:
