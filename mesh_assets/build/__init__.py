@@ -4,5 +4,6 @@ Public API: `location` (`build_domain`: a domain's code location), `builders` (s
 Python, dbt), `ports` (port asset specs), `checks` and `expectations` (contract rules as asset checks),
 `publish` (write-audit-publish), `isolation` (what product SQL may read, as the engine binds it),
 `profile`, `baseline` and `monitors` (learned anomaly monitors on the staged batch), `automation`
-(refresh once per cascade), `dbt_contracts` (dbt YAML from specs), `runner` (`run_mesh`: `mesh run`).
+(refresh once per cascade), `dbt_contracts` (dbt YAML from specs), `dbt_outcomes` (seeds read as
+sources, why dbt did not build a node), `runner` (`run_mesh`: `mesh run`).
 """
