@@ -12,6 +12,7 @@ import hashlib
 import os
 import pickle
 import sys
+import time
 from pathlib import Path
 
 from mesh_assets.build import lineage_models
@@ -19,13 +20,17 @@ from mesh_assets.build.column_lineage import ProductLineage, input_nodes, python
 from mesh_assets.product.registry import Product, Registry
 from mesh_assets.product.spec import DbtTransformation, PythonTransformation, SqlTransformation
 
-CACHE_ENTRIES = 5000
-"""Products kept in the lineage cache (every product of a large mesh, with room for edits)."""
+FORMAT = 1
+"""Part of every key: raise it when what lineage computes changes, so older entries are not read."""
+STALE_DAYS = 7
+"""Cache files of meshes not loaded for this long (test copies, benchmarks' generated meshes) are removed."""
 
 
-def cache_file() -> Path:
-    """Where computed lineage is kept: beside the installed packages, never in a working copy."""
-    return Path(sys.prefix) / "var" / "cache" / "mesh" / "lineage.pickle"
+def cache_file(root: Path) -> Path:
+    """Where the lineage of the mesh under `root` is kept: beside the installed packages, never in a
+    working copy. One file per mesh, holding only its products, so a load reads no other mesh's lineage."""
+    digest = hashlib.blake2b(str(root.resolve()).encode(), digest_size=8).hexdigest()
+    return Path(sys.prefix) / "var" / "cache" / "mesh" / f"lineage-{digest}.pickle"
 
 
 _MEMORY: dict[str, ProductLineage] = {}
@@ -34,7 +39,8 @@ _MEMORY: dict[str, ProductLineage] = {}
 def _digest(product: Product, registry: Registry) -> str:
     spec = product.spec
     parts = [
-        spec.model_dump_json(include={"transformation", "input_ports", "output_ports", "name", "domain"})
+        str(FORMAT),
+        spec.model_dump_json(include={"transformation", "input_ports", "output_ports", "name", "domain"}),
     ]
     for node, columns in input_nodes(product, registry).values():
         parts.append(f"{node}{columns}")
@@ -60,7 +66,7 @@ def mesh_lineage(registry: Registry, products: list[Product] | None = None) -> d
     digests = {p.key: _digest(p, registry) for p in chosen}
     missing = [p for p in chosen if digests[p.key] not in _MEMORY]
     if missing:
-        stored = _read_cache()
+        stored = _read_cache(registry.root)
         for product in missing:
             digest = digests[product.key]
             if digest in stored:
@@ -71,26 +77,35 @@ def mesh_lineage(registry: Registry, products: list[Product] | None = None) -> d
             if digest not in _MEMORY:
                 computed[digest] = _MEMORY[digest] = compute(product, registry)
         if computed:
-            _write_cache({**stored, **computed})
+            # Keep only entries of products the mesh still has: an edit replaces its product's entry.
+            current = (
+                {_digest(p, registry) for p in registry.products.values()}
+                if products
+                else set(digests.values())
+            )
+            _write_cache(registry.root, {k: v for k, v in {**stored, **computed}.items() if k in current})
     return {p.key: _MEMORY[digests[p.key]] for p in chosen}
 
 
-def _read_cache() -> dict[str, ProductLineage]:
+def _read_cache(root: Path) -> dict[str, ProductLineage]:
     try:
-        entries = pickle.loads(cache_file().read_bytes())
+        entries = pickle.loads(cache_file(root).read_bytes())
     except Exception:  # missing, truncated or from another version: compute again
         return {}
     return entries if isinstance(entries, dict) else {}
 
 
-def _write_cache(entries: dict[str, ProductLineage]) -> None:
-    path = cache_file()
-    kept = dict(list(entries.items())[-CACHE_ENTRIES:])
+def _write_cache(root: Path, entries: dict[str, ProductLineage]) -> None:
+    path = cache_file(root)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        partial.write_bytes(pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL))
+        partial.write_bytes(pickle.dumps(entries, protocol=pickle.HIGHEST_PROTOCOL))
         os.replace(partial, path)  # atomic: a concurrent reader sees the old or the new file
+        stale = time.time() - STALE_DAYS * 86400
+        for other in path.parent.glob("lineage-*.pickle"):
+            if other != path and other.stat().st_mtime < stale:
+                other.unlink(missing_ok=True)
     except OSError:
         pass  # a read-only installation computes lineage every time
 
