@@ -59,7 +59,8 @@ def place(
     properties = {
         "type": "sql",
         "uri": f"sqlite:///{root / 'catalog.db'}",
-        "warehouse": (root / "warehouse").as_uri(),
+        # A contract exported for people shows the folder relative to the repository: no file URI then.
+        "warehouse": (root / "warehouse").as_uri() if root.is_absolute() else (root / "warehouse").as_posix(),
     }
     return IcebergPlace(CATALOG_NAME, properties, namespace, table)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mesh_assets.contracts.odcs_quality import PortQuality, port_quality
-from mesh_assets.contracts.odcs_servers import Deployment, physical_types, servers
+from mesh_assets.contracts.odcs_servers import Deployment, binding_servers, physical_types, servers
 from mesh_assets.contracts.odcs_standard import ContractError, validation_errors
 from mesh_assets.contracts.odcs_vocabulary import (
     API_VERSION,
@@ -322,7 +322,7 @@ def contract(
             "limitations": spec.description.limitations,
         },
         "schema": [schema_object],
-        "servers": servers(spec.domain, deployment),
+        "servers": servers(spec.domain, deployment) + binding_servers(spec, port, deployment),
         "support": _support(spec),
         "team": {
             "name": spec.owner.team,
@@ -361,6 +361,8 @@ def contract(
                 "deprecation": port.deprecation.model_dump(mode="json") if port.deprecation else None,
                 # The learned monitors' tuning (only what differs from the defaults), so it imports back.
                 "monitors": port.monitors.model_dump(mode="json", exclude_defaults=True) or None,
+                # The bindings as declared (the servers say where they are), so they import back.
+                "bindings": [b.model_dump(mode="json", exclude_defaults=True) for b in port.bindings] or None,
                 "spec": spec_file,
             }
         ),

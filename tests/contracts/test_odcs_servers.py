@@ -46,3 +46,57 @@ def test_prod_and_duckdb_environments_keep_the_two_servers(env) -> None:
     local = _by_id("sales", Deployment.from_environment(environment.resolve()))["local"]
     assert local["environment"] == "feature_x"
     assert local["database"].endswith("envs/feature_x/mesh.duckdb}")
+
+
+def _bound_port(repo_root: Path):
+    from mesh_assets.product.registry import load_registry
+
+    spec = load_registry(repo_root).products["sales.sales"].spec
+    return spec, next(p for p in spec.output_ports if p.major == 2)
+
+
+def test_each_binding_of_a_port_is_one_more_server_that_says_where_and_how_to_read_it(
+    env, repo_root: Path
+) -> None:
+    from mesh_assets.contracts.odcs_servers import binding_servers
+    from mesh_assets.product.bindings import ShareBinding
+
+    env.setenv("MESH_ENV", "prod")
+    spec, port = _bound_port(repo_root)
+    port = port.model_copy(update={"bindings": [*port.bindings, ShareBinding(kind="share")]})
+    found = {
+        s["id"]: s for s in binding_servers(spec, port, Deployment.from_environment(environment.resolve()))
+    }
+
+    assert sorted(found) == ["iceberg", "parquet", "share"]
+    assert (found["iceberg"]["type"], found["iceberg"]["namespace"]) == ("iceberg", "sales")
+    assert found["iceberg"]["catalogUrl"] == "sqlite:///data/envs/prod/bindings/iceberg/catalog.db"
+    assert found["iceberg"]["customProperties"] == [{"property": "table", "value": "sales_v2"}]
+    assert (found["parquet"]["type"], found["parquet"]["format"]) == ("local", "parquet")
+    assert found["parquet"]["path"] == "data/envs/prod/bindings/sales/sales/v2/parquet/latest/**/*.parquet"
+    assert (found["share"]["type"], found["share"]["database"]) == ("snowflake", "SALES_SALES_V2")
+
+
+def test_a_contract_with_bindings_still_validates_against_the_odcs_json_schema(env, repo_root: Path) -> None:
+    import jsonschema
+
+    from mesh_assets.contracts import odcs
+    from mesh_assets.contracts.odcs_export import contract
+    from mesh_assets.product.bindings import ShareBinding
+    from mesh_assets.product.registry import load_registry
+
+    registry = load_registry(repo_root)
+    product = registry.products["sales.sales"]
+    _, port = _bound_port(repo_root)
+    port = port.model_copy(
+        update={"bindings": [*port.bindings, ShareBinding(kind="share", accounts=["A.B"])]}
+    )
+    document = contract(product, port, registry, Deployment.from_environment(environment.resolve()))
+    assert [s["type"] for s in document["servers"]] == [
+        "duckdb",
+        "snowflake",
+        "iceberg",
+        "local",
+        "snowflake",
+    ]
+    jsonschema.validators.validator_for(odcs.json_schema())(odcs.json_schema()).validate(document)
