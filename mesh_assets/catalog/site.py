@@ -26,6 +26,8 @@ from typing import Any
 import dagster as dg
 
 from mesh_assets.catalog import lineage
+from mesh_assets.catalog.bindings import binding_views
+from mesh_assets.catalog.column_views import column_lineage
 from mesh_assets.catalog.runtime import PortRuntime, unpublished_slos
 from mesh_assets.contracts import odcs, odps
 from mesh_assets.product import access, addressing, lifecycle
@@ -142,8 +144,9 @@ def _snippets(
     }
 
 
-def _column_views(product: Product, port: Any) -> list[dict[str, Any]]:
+def _column_views(product: Product, port: Any, registry: Registry) -> list[dict[str, Any]]:
     views = []
+    lineage = column_lineage(product, port, registry)
     for column in port.columns:
         types = odcs.physical_types(column)
         views.append(
@@ -159,6 +162,7 @@ def _column_views(product: Product, port: Any) -> list[dict[str, Any]]:
                 "event_time": port.event_time == column.name,
                 "description": column.description,
                 "examples": ", ".join(str(e) for e in column.examples),
+                "lineage": lineage[column.name],
             }
         )
     return views
@@ -282,11 +286,12 @@ def _product_view(
                 "table": relation.dotted,
                 "duckdb_table": f"{deployment.duckdb_path} · {relation.dotted}",
                 "snowflake_table": f'{deployment.snowflake_database}."{relation.schema}"."{relation.name}"',
-                "columns": _column_views(product, port),
+                "columns": _column_views(product, port, registry),
                 "primary_key": ", ".join(port.primary_key),
                 "event_time": port.event_time,
                 "row_count_min": port.quality.row_count.min,
                 "snippets": _snippets(product, port.major, spec.access_policy.allowed_roles, deployment),
+                "bindings": binding_views(deployment, spec, port),
                 "contract_href": f"../{CONTRACTS_DIR}/"
                 + addressing.contract_file_name(spec.domain, spec.name, port.major),
                 "contract_id": addressing.contract_id(spec.domain, spec.name, port.major),

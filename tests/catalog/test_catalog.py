@@ -298,3 +298,14 @@ def test_loading_the_catalog_and_contract_modules_imports_nothing_heavy() -> Non
     )
     output = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert output.strip() == "[]"
+
+
+def test_each_column_shows_its_upstream_columns_and_its_readers(site: Path) -> None:
+    master = page(site, "customers.customer_master")
+    # country_code is read by customer_360 (column lineage); city by no product.
+    assert (
+        "read by <code>customers.customer_master.country_code → "
+        "commercial_analytics.customer_360.country_code</code>" in master
+    )
+    c360 = page(site, "commercial_analytics.customer_360")
+    assert "from <code>customers.customer_master.country_code</code>" in c360
