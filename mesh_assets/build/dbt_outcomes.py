@@ -13,6 +13,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+DBT_FAILURE = "mesh/dbt_failure"
+"""Metadata key of the observation a dbt step records for a model dbt did not build: dbt's reason."""
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 FAILED = {"error", "fail", "runtime error"}

@@ -28,9 +28,6 @@ from mesh_assets.product.spec import OutputPort, parse_duration
 WAREHOUSE_POOL = "warehouse"
 """Dagster pool of every step that writes to the warehouse (limit 1 on DuckDB: one writer per file)."""
 
-DBT_FAILURE = "mesh/dbt_failure"
-"""Metadata key of the observation a dbt step records for a model dbt did not build: dbt's reason."""
-
 BuildCandidate = Callable[[dg.AssetExecutionContext, WarehouseSession, addressing.Relation], None]
 """Writes a port's next batch to the given candidate relation."""
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from mesh_assets.build.publish import DBT_FAILURE
+from mesh_assets.build.dbt_outcomes import DBT_FAILURE
 from mesh_assets.build.stages import Stage, parallel_limit, plan, run_stages
 from mesh_assets.infra import environment, reclaim
 from mesh_assets.product import addressing

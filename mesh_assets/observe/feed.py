@@ -14,7 +14,8 @@ ones on ports:
 Each finished run is then read once (`get_records_for_run`, only the four event types needed): a port
 planned in the run and not materialized is a failed publish when its step failed, or when the run
 failed before the step could run for a reason of its own product (an internal step failed, the run
-worker died; behind a failed *port* step, that port's availability counts it); every check
+worker died; behind a failed *port* step, that port's availability counts it), or when its product's
+dbt step recorded that dbt did not build its model (the run itself succeeds then); every check
 evaluation of the run is a quality event. Dagster OSS 1.13 does not write `ASSET_FAILED_TO_MATERIALIZE`,
 so "planned, not materialized, in a failed run" is how a failed publish is recognized. A canceled run
 is someone's decision, not the port failing: its unpublished ports are not counted. Runs still in
@@ -35,6 +36,7 @@ from typing import Any
 import dagster as dg
 from dagster import DagsterEventType, EventLogRecord, EventRecordsFilter, RunStatusChangeRecordsFilter
 
+from mesh_assets.build.dbt_outcomes import DBT_FAILURE
 from mesh_assets.observe.sli import PortSlo, PortState
 
 RUNLESS_RUN_ID = ""
@@ -54,6 +56,9 @@ RUN_EVENT_TYPES = {
     DagsterEventType.ASSET_MATERIALIZATION,
     DagsterEventType.STEP_FAILURE,
     DagsterEventType.ASSET_CHECK_EVALUATION,
+    # A dbt step records each model dbt did not build (`build/builders/dbt.py`): that product's ports
+    # are skipped in a run that succeeds, and are failed publishes all the same.
+    DagsterEventType.ASSET_OBSERVATION,
 }
 ROW_COUNT_KEY = "dagster/row_count"
 
@@ -232,6 +237,7 @@ def run_outcome(
     materialized: set[str] = set()
     failed_steps: dict[str, tuple[float, str]] = {}
     checks: list[CheckEvaluated] = []
+    not_built: dict[str, tuple[float, str]] = {}
     for record in records:
         entry = record.event_log_entry
         event = entry.dagster_event
@@ -244,6 +250,12 @@ def run_outcome(
             check = _check(entry, ports)
             if check is not None:
                 checks.append(check)
+            continue
+        if event.event_type == DagsterEventType.ASSET_OBSERVATION:
+            reason = event.asset_observation_data.asset_observation.metadata.get(DBT_FAILURE)
+            if reason is not None and event.asset_key is not None:
+                product = "/".join(event.asset_key.path[:2])
+                not_built.setdefault(product, (entry.timestamp, f"dbt did not build it: {reason.value}"))
             continue
         key = event.asset_key
         if key is None or key.to_user_string() not in ports:
@@ -261,6 +273,8 @@ def run_outcome(
             continue
         if step in failed_steps:
             failures.append(PublishFailed(port, *failed_steps[step]))
+        elif "/".join(port.split("/")[:2]) in not_built:
+            failures.append(PublishFailed(port, *not_built["/".join(port.split("/")[:2])]))
         elif run_failed and not port_failed:
             failures.append(PublishFailed(port, *_run_failure(instance, run_id, failed_steps)))
     return RunOutcome(run_id, failures, checks)

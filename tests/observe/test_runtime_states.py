@@ -20,6 +20,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from mesh_assets.build.dbt_outcomes import DBT_FAILURE
 from mesh_assets.catalog.runtime import port_runtime, read_runtime
 from mesh_assets.contracts.odcs import port_rules
 from mesh_assets.observe import feed
@@ -208,3 +209,25 @@ def test_a_port_skipped_behind_a_failed_port_is_counted_once_on_that_port(spec, 
     failures = [f for run in feed.fetch(instance, {}, ports, since=0.0).runs for f in run.failures]
     assert [f.port for f in failures] == [PORT.to_user_string()]
     assert "the warehouse went away" in failures[0].reason
+
+
+def test_a_port_whose_dbt_model_was_not_built_is_a_failed_publish_though_the_run_succeeds(
+    spec, instance, registry
+) -> None:
+    # The dbt step no longer fails for one product's model (the others publish): it records why dbt did
+    # not build the model, yields no output for it, and the port's step is skipped in a successful run.
+    reason = "skipped by dbt: unit test test_prepared failed: actual differs from expected"
+
+    @dg.multi_asset(specs=[dg.AssetSpec(UPSTREAM, skippable=True)])
+    def dbt_step():
+        yield dg.AssetObservation(asset_key=UPSTREAM, metadata={DBT_FAILURE: reason})
+
+    @dg.asset(key=PORT, deps=[UPSTREAM])
+    def port() -> None: ...
+
+    job = dg.Definitions(assets=[dbt_step, port]).resolve_implicit_global_asset_job_def()
+    assert job.execute_in_process(instance=instance, raise_on_error=False).success
+    ports = {PORT.to_user_string(): port_slos(registry)[PORT.to_user_string()]}
+    failures = [f for run in feed.fetch(instance, {}, ports, since=0.0).runs for f in run.failures]
+    assert [f.port for f in failures] == [PORT.to_user_string()]
+    assert failures[0].reason == f"dbt did not build it: {reason}"

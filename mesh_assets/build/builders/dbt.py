@@ -35,9 +35,9 @@ from mesh_assets.build.dbt_contracts import (
     project_vars,
     vars_args,
 )
-from mesh_assets.build.dbt_outcomes import failed_nodes, link_seeded_sources, seed_backed_sources
+from mesh_assets.build.dbt_outcomes import DBT_FAILURE, failed_nodes, link_seeded_sources, seed_backed_sources
 from mesh_assets.build.ports import owners, product_tags
-from mesh_assets.build.publish import DBT_FAILURE, WAREHOUSE_POOL
+from mesh_assets.build.publish import WAREHOUSE_POOL
 from mesh_assets.infra.environment import Environment
 from mesh_assets.infra.warehouse.base import Warehouse
 from mesh_assets.product import addressing
