@@ -1,22 +1,24 @@
 """How to read each binding of a port: the snippets the catalog shows (DuckDB SQL, pandas/pyarrow, pyiceberg).
 
 Every snippet names the environment's own paths (prod's, in production's catalog), reads the latest
-publish and runs as written in a fresh Python with the mesh's pinned packages (tests/catalog/
-test_binding_snippets.py runs each one). A Snowflake share is read in the consumer's account and has no
-local snippet.
+publish and runs as written in a fresh Python with the mesh's pinned packages (tests/build/
+test_bindings_mesh.py runs each one on a built mesh). Paths are shown as the catalog's deployment shows
+them (relative to the repository when inside it). A Snowflake share is read in the consumer's account and
+has no local snippet.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Any
 
-from mesh_assets.build.bindings import places
+from mesh_assets.build.binding_files import parquet_dir
+from mesh_assets.build.binding_iceberg import place
+from mesh_assets.build.bindings import Places
+from mesh_assets.contracts.odcs_servers import Deployment
 from mesh_assets.product.bindings import IcebergBinding, ParquetBinding, ShareBinding
 from mesh_assets.product.spec import DataProductSpec, OutputPort, portable_sql_type
-
-if TYPE_CHECKING:
-    from mesh_assets.infra.environment import Environment
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,34 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def snippets(env: Environment, spec: DataProductSpec, port: OutputPort) -> list[Snippet]:
-    """How to read each binding of the port in `env`."""
-    where = places(env, spec, port)
+def deployment_places(deployment: Deployment, spec: DataProductSpec, port: OutputPort) -> Places:
+    """Where the port's bindings are in the deployment a catalog is built for (paths as it shows them)."""
+    data = Path(deployment.data_dir)
+    return Places(
+        parquet=parquet_dir(data, spec.domain, spec.name, port.major),
+        iceberg=place(
+            data,
+            deployment.environment,
+            deployment.is_prod,
+            spec.domain,
+            spec.name,
+            port.major,
+            deployment.iceberg_catalog,
+        ),
+    )
+
+
+def binding_views(deployment: Deployment, spec: DataProductSpec, port: OutputPort) -> list[dict[str, Any]]:
+    """What a port's catalog page shows per binding: the tool and the code that reads it."""
+    where = deployment_places(deployment, spec, port)
+    return [
+        {"binding": s.binding, "tool": s.tool, "language": s.language, "code": s.code}
+        for s in snippets(where, spec, port)
+    ]
+
+
+def snippets(where: Places, spec: DataProductSpec, port: OutputPort) -> list[Snippet]:
+    """How to read each binding of the port, found at `where` (`build.bindings.places` of an environment)."""
     found: list[Snippet] = []
     for binding in port.bindings:
         if isinstance(binding, ParquetBinding):

@@ -26,6 +26,7 @@ from typing import Any
 import dagster as dg
 
 from mesh_assets.catalog import lineage
+from mesh_assets.catalog.bindings import binding_views
 from mesh_assets.catalog.column_views import column_lineage
 from mesh_assets.catalog.runtime import PortRuntime, unpublished_slos
 from mesh_assets.contracts import odcs, odps
@@ -290,6 +291,7 @@ def _product_view(
                 "event_time": port.event_time,
                 "row_count_min": port.quality.row_count.min,
                 "snippets": _snippets(product, port.major, spec.access_policy.allowed_roles, deployment),
+                "bindings": binding_views(deployment, spec, port),
                 "contract_href": f"../{CONTRACTS_DIR}/"
                 + addressing.contract_file_name(spec.domain, spec.name, port.major),
                 "contract_id": addressing.contract_id(spec.domain, spec.name, port.major),

@@ -85,7 +85,7 @@ def test_a_fresh_python_reads_sales_v2_from_iceberg_and_parquet_and_gets_the_tab
     env = environment.resolve(environ=mesh.environ())
     spec = load_registry(mesh.root).products["sales.sales"].spec
     port = next(p for p in spec.output_ports if p.major == 2)
-    parquet_sql = next(s.code for s in snippets(env, spec, port) if s.tool == "duckdb")
+    parquet_sql = next(s.code for s in snippets(places(env, spec, port), spec, port) if s.tool == "duckdb")
     place = places(env, spec, port).iceberg
     iceberg = json.dumps({"properties": place.properties, "identifier": place.identifier})
     # Only pyiceberg and DuckDB, as a consumer's notebook would read them; nothing of the mesh.
@@ -114,7 +114,7 @@ def test_every_local_read_snippet_of_the_catalog_runs_and_reads_the_tables_rows(
     env = environment.resolve(environ=mesh.environ())
     spec = load_registry(mesh.root).products["sales.sales"].spec
     port = next(p for p in spec.output_ports if p.major == 2)
-    local = [s for s in snippets(env, spec, port) if s.local]
+    local = [s for s in snippets(places(env, spec, port), spec, port) if s.local]
     assert {s.tool for s in local} == {"duckdb", "pyarrow", "pyiceberg"}
     program = "\n".join(s.as_python() for s in local)
     out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=BOUND_S)

@@ -318,6 +318,13 @@ def test_interoperable_passes_with_standard_types_keys_and_a_valid_contract(repo
 
     assert result.passed
     assert "v1 key (customer_id)" in result.reason and "ODCS contracts valid for 1 port(s)" in result.reason
+    assert result.reason.endswith("; tables only")
+
+
+def test_interoperable_counts_the_bindings_a_port_is_served_in_beyond_its_table(repo_root: Path) -> None:
+    result = verdict(repo_root, "sales.sales", C.INTEROPERABLE)
+
+    assert result.passed and result.reason.endswith("2 binding(s) beyond the table: v2 iceberg, v2 parquet")
 
 
 def test_interoperable_fails_a_timestamp_name_typed_as_text(mesh_copy: Path) -> None:

@@ -21,7 +21,8 @@ observed (`Facts`: the built catalog, and what the Dagster instance recorded for
   code change).
 - **interoperable**: standard types (`*_at`/`*_ts` timestamp, `*_date` date, event time a date or
   timestamp); business keys (key columns not nullable; a column named like another product's business
-  key has its type); every served port's contract validates against the ODCS JSON Schema.
+  key has its type); every served port's contract validates against the ODCS JSON Schema; the verdict
+  counts the bindings (Iceberg, Parquet, share) each port is served in beyond its table.
 
 `MANDATORY` is platform configuration: a product failing one of those fails `mesh fitness` (exit 1). The
 others are reported, red when failing, but do not gate: the hard floor of self-description (purpose,

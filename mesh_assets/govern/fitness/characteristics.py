@@ -380,7 +380,10 @@ def interoperable(
     if problems:
         return Verdict(False, "; ".join(problems))
     keys = "; ".join(f"v{p.major} key ({', '.join(p.primary_key)})" for p in ports)
-    return Verdict(True, f"standard types; {keys}; ODCS contracts valid for {len(ports)} port(s)")
+    # Open formats beyond the warehouse table count towards interoperability (reported, not required).
+    bound = [f"v{p.major} {b.kind}" for p in ports for b in p.bindings]
+    served = f"{len(bound)} binding(s) beyond the table: {', '.join(bound)}" if bound else "tables only"
+    return Verdict(True, f"standard types; {keys}; ODCS contracts valid for {len(ports)} port(s); {served}")
 
 
 CHARACTERISTICS: dict[Characteristic, Callable[..., Verdict]] = {
