@@ -137,6 +137,13 @@ def prepare(
         console.print(
             f"  dbt project {project}: {manifest.relative_to(env.root)} ({time.monotonic() - started:.1f}s)"
         )
+    # Column lineage read from the fresh manifests and the SQL, so the next location load finds it cached.
+    from mesh_assets.build.lineage_cache import mesh_lineage
+
+    started = time.monotonic()
+    mesh_lineage(registry)
+    seconds = time.monotonic() - started
+    console.print(f"  column lineage of {len(registry.products)} products ({seconds:.1f}s)")
     console.print("prepared")
 
 
