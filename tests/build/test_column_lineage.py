@@ -183,3 +183,16 @@ def test_ports_and_internals_carry_dagster_column_lineage(isolated: Path) -> Non
     assert deps == {("customers/customer_master/v1", "country_code")}
     internal = specs["diagnostics/instrument_runs/internal/stg_runs"].metadata["dagster/column_lineage"]
     assert internal.deps_by_column["run_id"][0].asset_key.to_user_string().endswith("lims__instrument_runs")
+
+
+def test_sql_that_cannot_be_read_makes_every_port_column_depend_on_every_input_column(
+    mesh_copy: Path,
+) -> None:
+    sql = mesh_copy / "domains/commercial_analytics/products/customer_360/customer_360_v1.sql"
+    sql.write_text("select from where (")
+    registry = load_registry(mesh_copy)
+    product = registry.products["commercial_analytics.customer_360"]
+    model = cl.composed(product, mesh_lineage(registry, [product])[product.key], 1)
+    assert model.how == "unknown" and model.note
+    # Unknown never reads as unused: city, which the real SQL does not read, is now read.
+    assert "customers.customer_master.city" in {r.path for r in model.reads}
