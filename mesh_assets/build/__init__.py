@@ -5,5 +5,6 @@ Python, dbt), `ports` (port asset specs), `checks` and `expectations` (contract 
 `publish` (write-audit-publish), `isolation` (what product SQL may read, as the engine binds it),
 `profile`, `baseline` and `monitors` (learned anomaly monitors on the staged batch), `automation`
 (refresh once per cascade), `dbt_contracts` (dbt YAML from specs), `dbt_outcomes` (seeds read as
-sources, why dbt did not build a node), `runner` (`run_mesh`: `mesh run`).
+sources, why dbt did not build a node), `column_lineage` (column lineage types; read from SQL and dbt by
+`lineage_models`/`lineage_sql`, kept by `lineage_cache.mesh_lineage`), `runner` (`run_mesh`: `mesh run`).
 """

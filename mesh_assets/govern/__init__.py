@@ -5,5 +5,6 @@ Public API: `validate` (`mesh validate`), `grants` (Snowflake SQL of the access 
 six fitness functions), `scorecard` and `overview` (governance assets), `access_requests`,
 `access_audit`, `access_report`, `access_lint`, `access_grants`, `access_sync` and `access_reconcile`
 (access agreements asked for, decided, audited, judged and compiled to grants kept in step),
-`location` (`build_governance`: the `mesh` code location).
+`pii_lineage` (PII followed through column lineage), `location` (`build_governance`: the `mesh` code
+location).
 """
