@@ -16,6 +16,7 @@ pyiceberg is imported only here, only when a binding is written or read.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,11 +67,19 @@ def place(
 
 
 def _catalog(where: IcebergPlace) -> Any:
+    # One catalog object per catalog and process: loading one opens a SQLAlchemy engine and checks its
+    # tables (tens of ms), and a publish asks four times (write, expire, files, parity).
+    return _load_catalog(where.catalog_name, tuple(sorted(where.properties.items())))
+
+
+@functools.cache
+def _load_catalog(name: str, properties: tuple[tuple[str, str], ...]) -> Any:
     from pyiceberg.catalog import load_catalog
 
-    if where.properties:
-        Path(where.properties["uri"].removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return load_catalog(where.catalog_name, **where.properties)
+    settings = dict(properties)
+    if settings:
+        Path(settings["uri"].removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return load_catalog(name, **settings)
 
 
 def write(where: IcebergPlace, table: pa.Table, publish_id: str, facts: dict[str, str]) -> int:
@@ -121,7 +130,7 @@ def publishes(where: IcebergPlace) -> list[IcebergSnapshot]:
                 IcebergSnapshot(
                     snapshot.snapshot_id,
                     publish_id,
-                    int(summary.get("mesh.rows")),
+                    int(summary.get("mesh.rows") or -1),
                     summary.get("mesh.checksum") or "",
                 )
             )
@@ -137,6 +146,18 @@ def read(where: IcebergPlace, publish_id: str | None = None) -> pa.Table:
         if snapshot.publish_id == publish_id:
             return iceberg.scan(snapshot_id=snapshot.snapshot_id).to_arrow()
     raise LookupError(f"{where.identifier} keeps no snapshot of publish {publish_id}")
+
+
+def data_files(where: IcebergPlace) -> list[Path] | None:
+    """The data files of the table's current snapshot, if all are local files (else None).
+
+    Every publish overwrites the whole table, so no delete file applies to them.
+    """
+    iceberg = _catalog(where).load_table(where.identifier)
+    paths = [task.file.file_path for task in iceberg.scan().plan_files()]
+    if not all(p.startswith("file:") or p.startswith("/") for p in paths):
+        return None
+    return [Path(p.removeprefix("file://").removeprefix("file:")) for p in paths]
 
 
 def expire(where: IcebergPlace, keep: int) -> int:

@@ -78,16 +78,40 @@ class Fingerprint:
 
 def fingerprint(table: pa.Table) -> Fingerprint:
     """Rows, schema and order-independent checksum of an Arrow table (hashed by an in-memory DuckDB)."""
+    return _fingerprint("batch", table=table)
+
+
+def files_fingerprint(files: list[Path], columns: list[str], hive_types: dict[str, str]) -> Fingerprint:
+    """The fingerprint of Parquet files as DuckDB reads them (`hive_types`: the partition columns' types).
+
+    Parity reads the binding's own files with DuckDB's multi-threaded reader rather than through pyarrow
+    or pyiceberg: at 1M rows that is 0.1 s instead of 0.3-0.5 s per binding.
+    """
+    listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    options = ""
+    if hive_types:
+        types = ", ".join(f"'{name}': '{kind}'" for name, kind in hive_types.items())
+        options = f", hive_partitioning = true, hive_types = {{{types}}}"
+    projection = ", ".join(_quote(c) for c in columns)
+    return _fingerprint(f"(SELECT {projection} FROM read_parquet([{listed}]{options}))")
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _fingerprint(relation: str, table: pa.Table | None = None) -> Fingerprint:
     import duckdb
 
     # Its own in-memory database: never the warehouse's (whose isolated session refuses new settings).
     connection = duckdb.connect(":memory:")
     try:
-        connection.register("batch", table)
-        schema = [(row[0], row[1]) for row in connection.execute("DESCRIBE batch").fetchall()]
-        columns = ", ".join('"' + name.replace('"', '""') + '"' for name, _ in schema)
+        if table is not None:
+            connection.register("batch", table)
+        schema = [(row[0], row[1]) for row in connection.execute(f"DESCRIBE {relation}").fetchall()]
+        columns = ", ".join(_quote(name) for name, _ in schema)
         rows, total = connection.execute(
-            f"SELECT count(*), coalesce(sum(hash({columns})::HUGEINT), 0) FROM batch"
+            f"SELECT count(*), coalesce(sum(hash({columns})::HUGEINT), 0) FROM {relation}"
         ).fetchone()
     finally:
         connection.close()
@@ -171,7 +195,7 @@ def write_bindings(
             else:
                 outcome.facts = _write_parquet(where.parquet, binding, table, publish_id, facts)
             outcome.written = True
-            outcome.parity = parity(expected, fingerprint(read_binding(where, binding.kind)))
+            outcome.parity = parity(expected, binding_fingerprint(where, binding, expected))
         except Exception as exc:  # any failure of a binding leaves it at its last good snapshot
             outcome.error = f"{type(exc).__name__}: {exc}"
             if log is not None:
@@ -217,6 +241,22 @@ def _write_parquet(
         "expired_snapshots": len(expired),
         **facts,
     }
+
+
+def binding_fingerprint(
+    where: Places, binding: IcebergBinding | ParquetBinding, expected: Fingerprint
+) -> Fingerprint:
+    """The fingerprint of a binding's current snapshot, read from its own files."""
+    columns = [name for name, _ in expected.schema]
+    if isinstance(binding, ParquetBinding):
+        latest = (where.parquet / binding_files.LATEST).resolve()
+        types = dict(expected.schema)
+        hive = {c: types[c] for c in binding.partition_by if c in types}
+        return files_fingerprint(sorted(latest.rglob("*.parquet")), columns, hive)
+    files = binding_iceberg.data_files(where.iceberg)
+    if files is None:  # not on a local disk (a REST catalog's object store): read through pyiceberg
+        return fingerprint(binding_iceberg.read(where.iceberg))
+    return files_fingerprint(files, columns, {})
 
 
 def read_binding(where: Places, kind: str, publish_id: str | None = None) -> pa.Table:
