@@ -17,6 +17,8 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -65,11 +67,80 @@ SPEC = {
 }
 
 
+def step(rows: int, repeat: int) -> dict:
+    """The port's real Dagster step (candidate, audit, monitors, publish), alternated with and without
+    its bindings on one instance; per run, the step's wall time and what its metadata says."""
+    import dagster as dg
+
+    from mesh_assets.build.ports import PortContext
+    from mesh_assets.build.publish import port_asset
+    from mesh_assets.infra import environment
+    from mesh_assets.product.registry import Product
+    from mesh_assets.product.spec import DataProductSpec
+
+    env = environment.resolve()
+    warehouse = env.warehouse()
+    customers = max(1, rows // (24 * 4))
+    with warehouse.session() as session:
+        session.ensure_schema("bench_internal")
+        session.execute(_ORDERS.format(customers=customers, orders=rows * 8))
+
+    def build(context, session, candidate) -> None:
+        session.create_table_as(candidate, _AGGREGATE)
+
+    specs = {}
+    for bound in (True, False):
+        data = json.loads(json.dumps(SPEC))
+        if not bound:
+            data["output_ports"][0]["bindings"] = []
+        spec = DataProductSpec.model_validate(data)
+        product = Product(spec, ROOT / "benchmarks" / "bindings.py")
+        where = PortContext(target="duckdb", database="warehouse")
+        specs[bound] = port_asset(product, spec.output_ports[0], where, [], "sql", build, None)
+    found: dict[str, list] = {"with": [], "without": [], "binding_seconds": []}
+    with dg.DagsterInstance.ephemeral() as instance:
+        for attempt in range(repeat + 1):
+            for bound in (False, True):
+                started = time.perf_counter()
+                result = dg.materialize([specs[bound]], instance=instance, resources={"warehouse": warehouse})
+                seconds = time.perf_counter() - started
+                if attempt == 0:
+                    continue  # warm-up: imports (pyiceberg's 1.4 s is paid once per step process)
+                metadata = result.get_asset_materialization_events()[0].materialization.metadata
+                found["with" if bound else "without"].append(seconds)
+                if bound:
+                    found["binding_seconds"].append(metadata["mesh/binding_seconds"].value)
+            print(
+                f"run {attempt}: step without bindings {found['without'][-1] if attempt else 0:.2f} s, "
+                f"with {found['with'][-1] if attempt else 0:.2f} s"
+            )
+    return found
+
+
+_ORDERS = (
+    "CREATE OR REPLACE TABLE bench_internal.orders AS SELECT "
+    "DATE '2025-01-01' + to_months(CAST(hash(i) % 24 AS INTEGER)) AS order_month, "
+    "'C' || lpad(CAST(hash(i * 7) % {customers} AS VARCHAR), 6, '0') AS customer_id, "
+    "['reagents', 'instruments', 'consumables', 'service'][CAST(1 + hash(i * 13) % 4 AS BIGINT)] "
+    "AS product_line, CAST(1 + hash(i * 17) % 9 AS BIGINT) AS units, "
+    "(hash(i * 19) % 100000) / 100.0 AS revenue FROM range({orders}) t(i)"
+)
+_AGGREGATE = (
+    "SELECT CAST(order_month AS DATE) AS sales_month, customer_id, product_line, count(*) AS order_count, "
+    "sum(units) AS units, CAST(sum(revenue) AS DECIMAL(18,2)) AS net_revenue_eur "
+    "FROM bench_internal.orders GROUP BY ALL"
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--step", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.step:
+        print("STEP " + json.dumps(step(args.rows, args.repeat)))
+        return
 
     from mesh_assets.build.bindings import new_publish_id, write_bindings
     from mesh_assets.infra import environment
@@ -92,26 +163,12 @@ def main() -> None:
             session.ensure_schema("bench_internal")
             session.ensure_schema("bench")
             # The orders the port aggregates: input, not measured.
-            session.execute(
-                "CREATE OR REPLACE TABLE bench_internal.orders AS SELECT "
-                "DATE '2025-01-01' + to_months(CAST(hash(i) % 24 AS INTEGER)) AS order_month, "
-                f"'C' || lpad(CAST(hash(i * 7) % {customers} AS VARCHAR), 6, '0') AS customer_id, "
-                "['reagents', 'instruments', 'consumables', 'service']"
-                "[CAST(1 + hash(i * 13) % 4 AS BIGINT)] AS product_line, "
-                "CAST(1 + hash(i * 17) % 9 AS BIGINT) AS units, (hash(i * 19) % 100000) / 100.0 AS revenue "
-                f"FROM range({orders}) t(i)"
-            )
+            session.execute(_ORDERS.format(customers=customers, orders=orders))
         builds, binds, rows = [], [], 0
         for attempt in range(args.repeat):
             with warehouse.session() as session:
                 started = time.perf_counter()
-                session.create_table_as(
-                    candidate,
-                    "SELECT CAST(order_month AS DATE) AS sales_month, customer_id, product_line, "
-                    "count(*) AS order_count, sum(units) AS units, "
-                    "CAST(sum(revenue) AS DECIMAL(18,2)) AS net_revenue_eur FROM bench_internal.orders "
-                    "GROUP BY ALL",
-                )
+                session.create_table_as(candidate, _AGGREGATE)
                 session.stage(staging, session.cast_to_contract(candidate, port.columns))
                 session.publish(staging, published)
                 session.unstage(staging)
@@ -125,6 +182,18 @@ def main() -> None:
             per_kind = {o.kind: o.seconds for o in outcomes}
             print(f"run {attempt + 1}: build {builds[-1]:.2f} s, bindings {binds[-1]:.2f} s {per_kind}")
     build, bind = statistics.median(builds), statistics.median(binds)
+    with tempfile.TemporaryDirectory() as tmp:
+        child = {k: v for k, v in os.environ.items() if not k.startswith(("MESH_", "DAGSTER_"))}
+        child |= {"MESH_ROOT": str(ROOT), "MESH_DATA_DIR": str(Path(tmp) / "data")}
+        out = subprocess.run(
+            [sys.executable, __file__, "--step", "--rows", str(args.rows), "--repeat", str(args.repeat)],
+            env=child,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        print("\n".join(line for line in out.splitlines() if line.startswith("run ")))
+        steps = json.loads(next(line for line in out.splitlines() if line.startswith("STEP "))[5:])
     result = {
         "rows": rows,
         "orders": orders,
@@ -135,8 +204,18 @@ def main() -> None:
         "median_build": round(build, 3),
         "median_bindings": round(bind, 3),
         "ratio": round(bind / build, 3),
+        "step_without_bindings": [round(s, 3) for s in steps["without"]],
+        "step_with_bindings": [round(s, 3) for s in steps["with"]],
+        "step_binding_seconds": steps["binding_seconds"],
     }
+    without, with_ = statistics.median(steps["without"]), statistics.median(steps["with"])
+    in_step = statistics.median(steps["binding_seconds"])
+    result |= {"step_ratio": round(in_step / without, 3), "step_delta_ratio": round(with_ / without - 1, 3)}
     print(f"{rows:,} rows: bindings {bind:.2f} s = {bind / build:.1%} of the port's build {build:.2f} s")
+    print(
+        f"the port's Dagster step: {without:.2f} s without bindings, {with_:.2f} s with "
+        f"(+{with_ / without - 1:.1%}); bindings {in_step:.2f} s = {in_step / without:.1%} of the step"
+    )
     out = ROOT / "benchmarks" / "results" / f"bindings_{args.rows}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -218,3 +218,32 @@ def test_a_branch_environment_writes_its_own_bindings_and_only_prod_writes_where
     )
     assert (shared.iceberg.catalog_name, shared.iceberg.properties) == ("lake", {})
     assert shared.iceberg.namespace == "feature_x__sales"
+
+
+@pytest.mark.parametrize(("pii", "emails"), [("protected", {"***"}), ("clear", {"a@x.io", "b@x.io"})])
+def test_a_binding_carries_pii_masked_as_readers_see_it_unless_declared_clear(
+    repo_root: Path, tmp_path: Path, pii: str, emails: set[str]
+) -> None:
+    from mesh_assets.build import bindings
+    from mesh_assets.infra import environment
+    from mesh_assets.infra.warehouse.duckdb import DuckDBWarehouse
+
+    data = {**MINIMAL_SPEC, "output_ports": [dict(MINIMAL_SPEC["output_ports"][0])]}
+    data["output_ports"][0]["columns"] = [
+        *MINIMAL_SPEC["output_ports"][0]["columns"],
+        {"name": "email", "type": "string", "pii": True, "description": "Buyer email."},
+    ]
+    data["output_ports"][0]["bindings"] = [{"kind": "parquet", "pii": pii}]
+    spec = DataProductSpec.model_validate(data)
+    port = spec.output_ports[0]
+    env = environment.resolve(environ={"MESH_ROOT": str(repo_root), "MESH_DATA_DIR": str(tmp_path / "data")})
+    with DuckDBWarehouse(path=str(tmp_path / "mesh.duckdb")).isolated_session() as session:
+        session.execute("CREATE SCHEMA sales")
+        session.execute(
+            "CREATE TABLE sales.widgets_v1 AS SELECT * FROM (VALUES ('w1', 1.5::DECIMAL(12,2), 'a@x.io'), "
+            "('w2', 2.5::DECIMAL(12,2), 'b@x.io')) t(widget_id, price, email)"
+        )
+        [outcome] = bindings.write_bindings(session, spec, port, env, "p1")
+    assert outcome.written and not outcome.parity  # parity: with the table as the binding serves it
+    written = bindings.read_binding(bindings.places(env, spec, port), "parquet")
+    assert set(written.column("email").to_pylist()) == emails
