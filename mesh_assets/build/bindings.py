@@ -152,9 +152,14 @@ def places(env: Environment, spec: DataProductSpec, port: OutputPort) -> Places:
 def _fetch(session: WarehouseSession, sql: str) -> pa.Table:
     connection = session.connection  # type: ignore[attr-defined]
     if hasattr(connection, "cursor") and not hasattr(connection, "sql"):  # Snowflake
+        import pyarrow as pa
+
         with connection.cursor() as cursor:
             cursor.execute(sql)
-            return cursor.fetch_arrow_all(force_return_table=True)
+            if hasattr(cursor, "fetch_arrow_all"):
+                return cursor.fetch_arrow_all(force_return_table=True)
+            # An emulator without Arrow results (fakesnow): through pandas, as `query_df` reads.
+            return pa.Table.from_pandas(cursor.fetch_pandas_all(), preserve_index=False)
     return connection.sql(sql).to_arrow_table()
 
 

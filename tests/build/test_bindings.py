@@ -247,3 +247,33 @@ def test_a_binding_carries_pii_masked_as_readers_see_it_unless_declared_clear(
     assert outcome.written and not outcome.parity  # parity: with the table as the binding serves it
     written = bindings.read_binding(bindings.places(env, spec, port), "parquet")
     assert set(written.column("email").to_pylist()) == emails
+
+
+def test_on_snowflake_the_bindings_are_written_from_the_published_table_and_the_share_only_planned(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    import fakesnow
+
+    from mesh_assets.build import bindings
+    from mesh_assets.infra import environment
+    from mesh_assets.infra.warehouse.snowflake import SnowflakeWarehouse
+
+    data = {**MINIMAL_SPEC, "output_ports": [dict(MINIMAL_SPEC["output_ports"][0])]}
+    data["output_ports"][0]["bindings"] = [{"kind": "parquet"}, {"kind": "share", "accounts": ["A.B"]}]
+    spec = DataProductSpec.model_validate(data)
+    port = spec.output_ports[0]
+    base = {"MESH_ROOT": str(repo_root), "MESH_DATA_DIR": str(tmp_path / "data"), "MESH_TARGET": "snowflake"}
+    env = environment.resolve(environ=base | {"MESH_ENV": "feature_x"})
+    warehouse = SnowflakeWarehouse(account="acct", user="u", password="p", database="MESH_FEATURE_X")
+    with fakesnow.patch(), warehouse.session() as session:
+        session.execute('CREATE SCHEMA IF NOT EXISTS "sales"')
+        session.execute(
+            "CREATE TABLE \"sales\".\"widgets_v1\" AS SELECT * FROM (VALUES ('w1', 1.5), ('w2', 2.5)) "
+            "t(widget_id, price)"
+        )
+        parquet, share = bindings.write_bindings(session, spec, port, env, "p1")
+    assert parquet.written and not parquet.parity, parquet.error
+    assert bindings.read_binding(bindings.places(env, spec, port), "parquet").num_rows == 2
+    # A branch never grants other accounts anything: the share is planned, not applied.
+    assert (share.written, share.facts["applied"]) == (False, False)
+    assert share.facts["plan"][-1] == "ALTER SHARE SALES_WIDGETS_V1 ADD ACCOUNTS = A.B"
