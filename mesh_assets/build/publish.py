@@ -101,7 +101,9 @@ def audit_and_publish(
         from mesh_assets.infra import environment
 
         publish_id = bindings.new_publish_id(context.run_id)
+        started = time.perf_counter()
         bound = bindings.write_bindings(session, spec, port, environment.resolve(), publish_id, context.log)
+        binding_seconds = time.perf_counter() - started
         yield from bindings.check_results(bound, key)
     metadata: dict[str, Any] = {
         "dagster/row_count": rows,
@@ -117,7 +119,7 @@ def audit_and_publish(
         "mesh/publish_seconds": round(publish_seconds, 3),
     }
     if bound:
-        metadata.update(bindings.metadata(bound))
+        metadata.update(bindings.metadata(bound, binding_seconds))
     if profile is not None:
         # The profile trains the next publishes' monitors; its flat figures are what the UI plots.
         metadata[PROFILE_KEY] = dg.MetadataValue.json(profile.to_json())
