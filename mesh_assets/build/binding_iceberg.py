@@ -88,7 +88,15 @@ def write(where: IcebergPlace, table: pa.Table, publish_id: str, facts: dict[str
 
     catalog = _catalog(where)
     catalog.create_namespace_if_not_exists(where.namespace)
-    iceberg = catalog.create_table_if_not_exists(where.identifier, schema=table.schema)
+    iceberg = catalog.create_table_if_not_exists(
+        where.identifier,
+        schema=table.schema,
+        # Each commit writes a new metadata file; keep a few, not one per publish forever.
+        properties={
+            "write.metadata.delete-after-commit.enabled": "true",
+            "write.metadata.previous-versions-max": "10",
+        },
+    )
     if [f.name for f in iceberg.schema().fields] != table.schema.names:
         # A minor version added a column: evolve the table (a major version is a table of its own).
         with iceberg.update_schema() as update:
@@ -161,13 +169,33 @@ def data_files(where: IcebergPlace) -> list[Path] | None:
 
 
 def expire(where: IcebergPlace, keep: int) -> int:
-    """Expire every snapshot but those of the `keep` newest publishes (and the current); how many went."""
+    """Expire every snapshot but those of the `keep` newest publishes (and the current); how many went.
+
+    pyiceberg's expiry drops snapshots from the metadata only; the data files that no kept snapshot
+    references are then deleted here when they are local files (an object store's are left to its own
+    lifecycle rules), so a port does not keep one full copy per publish forever.
+    """
     iceberg = _catalog(where).load_table(where.identifier)
     kept = {s.snapshot_id for s in publishes(where)[-keep:]}
     current = iceberg.current_snapshot()
     if current is not None:
         kept.add(current.snapshot_id)
-    old = [s.snapshot_id for s in iceberg.snapshots() if s.snapshot_id not in kept]
-    if old:
-        iceberg.maintenance.expire_snapshots().by_ids(old).commit()
+    snapshots = iceberg.snapshots()
+    old = [s.snapshot_id for s in snapshots if s.snapshot_id not in kept]
+    if not old:
+        return 0
+    referenced = set().union(*(_data_files(iceberg, s) for s in snapshots if s.snapshot_id in kept))
+    unreferenced = set().union(*(_data_files(iceberg, s) for s in snapshots if s.snapshot_id in old))
+    iceberg.maintenance.expire_snapshots().by_ids(old).commit()
+    for path in unreferenced - referenced:
+        if path.startswith("file:") or path.startswith("/"):
+            Path(path.removeprefix("file://").removeprefix("file:")).unlink(missing_ok=True)
     return len(old)
+
+
+def _data_files(iceberg: Any, snapshot: Any) -> set[str]:
+    return {
+        entry.data_file.file_path
+        for manifest in snapshot.manifests(iceberg.io)
+        for entry in manifest.fetch_manifest_entry(iceberg.io, discard_deleted=True)
+    }

@@ -84,6 +84,9 @@ def test_iceberg_one_commit_per_publish_time_travel_by_publish_and_expiry(tmp_pa
         binding_iceberg.write(where, table, publish, facts)
         binding_iceberg.expire(where, keep=2)
     assert [s.publish_id for s in binding_iceberg.publishes(where)] == ["p2", "p3"]
+    # Expired publishes' data files are deleted, not kept as one full copy per publish forever.
+    data = list((tmp_path / "bindings" / "iceberg" / "warehouse").rglob("data/*.parquet"))
+    assert len(data) == 2
     assert binding_iceberg.read(where).num_rows == 30
     assert (
         fingerprint(binding_iceberg.read(where, publish_id="p2")).checksum == fingerprint(batch(20)).checksum
