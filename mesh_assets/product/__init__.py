@@ -6,5 +6,6 @@ consumers' ranges), `addressing` (asset keys and warehouse relations of ports an
 (sunsets, overdue ports), `access` (who may read which port), `agreement` and `agreement_files` (access
 agreements: the model, its states, the files), `access_rules`, `directory` and `access_evaluation` (the
 access policy as code, evaluated and explained), `freshness` (a port's freshness state, as Dagster's
-evaluator judges it), `sql_types` (reading SQL type text).
+evaluator judges it), `sql_types` (reading SQL type text), `bindings` (the formats a port is served in
+besides its table).
 """
