@@ -2,8 +2,8 @@
 
 `build_site` (in `site`) writes the site; `definitions` contributes the `mesh/catalog` asset to the
 governance location, rebuilding the site whenever a port is published so it shows the latest publish,
-check results and SLO status of every port; `bindings` says how to read each binding of a port. Templates and the stylesheet/script are package data under
-`templates/` and `static/`.
+check results and SLO status of every port; `bindings` says how to read each binding of a port.
+Templates and the stylesheet/script are package data under `templates/` and `static/`.
 """
 
 from pathlib import Path
