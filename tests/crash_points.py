@@ -10,8 +10,8 @@ Points (`MESH_TEST_CRASH_AT`):
 - `publish`: inside the publish transaction of port `MESH_TEST_CRASH_PORT` (e.g. `sales.sales_v2`),
   after the new batch replaced the port's table and before COMMIT;
 - `dbt`: the dbt CLI subprocess has started (the marker names its pid); nothing freezes.
-- `binding`: a port's bindings are being written: its Iceberg binding committed the new snapshot, its
-  Parquet snapshot is written aside and `latest` not yet switched.
+- `binding`: a port's bindings are being written: its Parquet snapshot is written aside and `latest` not
+  yet switched (its Iceberg binding, written in a parallel thread, may or may not have committed).
 """
 
 from __future__ import annotations
