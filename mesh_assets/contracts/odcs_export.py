@@ -363,6 +363,10 @@ def contract(
                 "monitors": port.monitors.model_dump(mode="json", exclude_defaults=True) or None,
                 # The bindings as declared (the servers say where they are), so they import back.
                 "bindings": [b.model_dump(mode="json", exclude_defaults=True) for b in port.bindings] or None,
+                # Declared column lineage (Python ports), so a consumer's column impact imports back.
+                "lineage": (
+                    port.lineage.model_dump(mode="json", exclude_defaults=True) if port.lineage else None
+                ),
                 "spec": spec_file,
             }
         ),

@@ -333,6 +333,8 @@ def _port_in(
         port["quality"] = quality
     if isinstance(custom.get("monitors"), Mapping):  # the learned monitors' tuning, as the export kept it
         port["monitors"] = dict(custom["monitors"])
+    if isinstance(custom.get("lineage"), Mapping):  # declared column lineage, as the export kept it
+        port["lineage"] = dict(custom["lineage"])
     if isinstance(custom.get("bindings"), list):  # the formats it is served in besides the table
         port["bindings"] = [dict(b) for b in custom["bindings"] if isinstance(b, Mapping)]
     if isinstance(custom.get("deprecation"), Mapping):
