@@ -38,6 +38,10 @@ def candidate_relation(product: Product, port: OutputPort) -> addressing.Relatio
     return addressing.Relation(staging.schema, staging.name.replace("__staging", "__candidate"))
 
 
+COLUMN_LINEAGE = "dagster/column_lineage"
+"""Dagster's metadata key for column lineage (`dg.TableColumnLineage`)."""
+
+
 def audit_and_publish(
     context: dg.AssetExecutionContext,
     session: WarehouseSession,
@@ -124,6 +128,11 @@ def audit_and_publish(
         # The profile trains the next publishes' monitors; its flat figures are what the UI plots.
         metadata[PROFILE_KEY] = dg.MetadataValue.json(profile.to_json())
         metadata.update(profile.plots())
+    # Dagster's UI reads column lineage from the latest materialization (drawn in Dagster+; the OSS UI
+    # keeps it for features only): the definition's lineage rides along with each publish.
+    lineage = context.assets_def.metadata_by_key.get(key, {}).get(COLUMN_LINEAGE)
+    if lineage is not None:
+        metadata[COLUMN_LINEAGE] = lineage
     yield dg.MaterializeResult(asset_key=key, metadata=metadata)
 
 

@@ -59,7 +59,16 @@ def test_the_whole_mesh_builds_every_port_with_rows_and_a_rerun_is_idempotent(
     # filling, an update-time day or a month just begun is never judged against settled ones).
     with dg.DagsterInstance.get() as instance:
         monitors = latest_monitors(instance, load_registry(repo_root))
+        # Each publish carries its port's column lineage where Dagster's UI reads it: the materialization.
+        event = instance.get_latest_materialization_event(
+            dg.AssetKey(["commercial_analytics", "customer_360", "v1"])
+        )
     assert monitors and not [(m.port, m.monitor, m.reason) for m in monitors if m.status == "anomaly"]
+    assert event is not None and event.asset_materialization is not None
+    lineage = event.asset_materialization.metadata["dagster/column_lineage"].value
+    assert dg.TableColumnDep(
+        asset_key=dg.AssetKey(["customers", "customer_master", "v1"]), column_name="country_code"
+    ) in lineage.deps_by_column["country_code"]
 
     with duckdb.connect(str(isolated / "mesh.duckdb"), read_only=True) as con:
         overview = con.execute("SELECT COUNT(*) FROM governance.product_overview WHERE rows > 0").fetchone()[

@@ -220,7 +220,11 @@ def _internal_asset(
             refuse_undeclared_reads(session, rendered.sql, rendered.reads, spec.key, rendered.file)
             session.create_table_as(relation, for_dialect(rendered.sql, session))
             rows = session.row_count(relation)
-        return dg.MaterializeResult(metadata={"dagster/row_count": rows})
+        result: dict[str, object] = {"dagster/row_count": rows}
+        if column_lineage is not None:
+            # Read from the latest materialization by Dagster's UI, as for ports.
+            result["dagster/column_lineage"] = column_lineage
+        return dg.MaterializeResult(metadata=result)
 
     return _build
 
