@@ -4,8 +4,9 @@
 sensors over every served port of every domain, and `mesh_sunset_alerts` (deprecated ports' consumers
 alerted before and after the sunset, `slo/sunset.py`) and `mesh_monitor_alerts` (once per anomaly episode of
 a port's learned monitors, `anomaly_alerts`; `anomalies` reads the monitors' latest results), and
-`mesh_access_alerts` (requests waiting, access ending, agreements due for reassessment, `access_alerts`).
-See `docs/slos.md`, `docs/monitors.md` and `docs/access.md`.
+`mesh_access_alerts` (requests waiting, access ending, agreements due for reassessment, `access_alerts`);
+the last two share one tick and cursor, `step_alerts`. See `docs/slos.md`, `docs/monitors.md` and
+`docs/access.md`.
 """
 
 from __future__ import annotations

@@ -17,23 +17,20 @@ queued and the outbox of undelivered alerts, so a restart neither repeats nor lo
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 import dagster as dg
 
-from mesh_assets.infra.environment import env_name
 from mesh_assets.observe import alerts
+from mesh_assets.observe.step_alerts import step_tick
 from mesh_assets.product import addressing
 from mesh_assets.product.agreement import State
 from mesh_assets.product.registry import Registry
 
 SENSOR = "mesh_access_alerts"
-CURSOR_VERSION = 1
 KINDS = frozenset({"access_waiting", "access_expiring", "access_reassess"})
 """Notification kinds this module renders (`alerts.render` hands them over)."""
 WAIT_DAYS = 2
@@ -124,27 +121,6 @@ def render(note: Mapping[str, Any], routing: alerts.AlertRouting) -> str:
     return f"{head}\n{action}\nOwner: team {owner['team']}, steward {owner['steward']}"
 
 
-@dataclass
-class AccessCursor:
-    """The sensor's cursor: the step last queued per agreement, and the undelivered outbox."""
-
-    sent: dict[str, str] = field(default_factory=dict)
-    outbox: list[dict[str, Any]] = field(default_factory=list)
-
-    @classmethod
-    def loads(cls, text: str | None) -> AccessCursor:
-        """Parse a cursor; an empty or foreign one starts afresh."""
-        data = json.loads(text) if text else None
-        if not isinstance(data, dict) or data.get("v") != CURSOR_VERSION:
-            return cls()
-        return cls(sent=dict(data.get("sent", {})), outbox=list(data.get("out", [])))
-
-    def dumps(self) -> str:
-        """Serialize compactly (stored with every tick)."""
-        payload = {"v": CURSOR_VERSION, "sent": self.sent, "out": self.outbox}
-        return json.dumps(payload, separators=(",", ":"), sort_keys=True)
-
-
 def access_tick(
     context: dg.SensorEvaluationContext,
     registry: Registry,
@@ -153,20 +129,13 @@ def access_tick(
 ) -> dg.SensorResult:
     """One evaluation: queue the alerts due today, deliver the outbox, remember both in the cursor."""
     today = today or date.today()
-    routing = routing or alerts.AlertRouting.from_env()
-    try:
-        cursor = AccessCursor.loads(context.cursor)
-    except (ValueError, TypeError, AttributeError):
-        context.log.error("the access alert cursor is unreadable; starting afresh (alerts may repeat)")
-        cursor = AccessCursor()
-    notes, sent = due(registry, today, cursor.sent)
-    notes = [{**note, "environment": env_name()} for note in notes]
-    delivery = alerts.deliver([*cursor.outbox, *notes], routing, context.log)
-    summary = (
-        f"{today.isoformat()}: {len(notes)} new access alert(s), {len(delivery.delivered)} delivered, "
-        f"{len(delivery.pending)} pending"
+    return step_tick(
+        context,
+        "access",
+        today.isoformat(),
+        lambda sent: due(registry, today, sent),
+        routing or alerts.AlertRouting.from_env(),
     )
-    return dg.SensorResult(cursor=AccessCursor(sent, delivery.pending).dumps(), skip_reason=summary)
 
 
 def access_sensor(registry: Registry) -> dg.SensorDefinition:

@@ -21,22 +21,20 @@ cursor re-sends that tick's alerts with the same stable `id`.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import dagster as dg
 
-from mesh_assets.infra.environment import env_name
 from mesh_assets.observe import alerts
+from mesh_assets.observe.step_alerts import step_tick
 from mesh_assets.product import addressing, lifecycle
 from mesh_assets.product.registry import Registry
 
 SENSOR = "mesh_sunset_alerts"
-CURSOR_VERSION = 1
 KINDS = frozenset({"sunset", "overdue"})
 """Notification kinds this module renders (`alerts.render` hands them over)."""
 
@@ -68,32 +66,6 @@ class SunsetTemplates:
 
 
 TEMPLATES = SunsetTemplates()
-
-
-@dataclass
-class SunsetCursor:
-    """The sensor's cursor: the step last queued per `<port>|<consumer>`, and the undelivered outbox."""
-
-    sent: dict[str, str] = field(default_factory=dict)
-    outbox: list[dict[str, Any]] = field(default_factory=list)
-
-    @classmethod
-    def loads(cls, text: str | None) -> SunsetCursor:
-        """Parse a cursor; an empty or foreign one starts afresh."""
-        if not text:
-            return cls()
-        data = json.loads(text)
-        if not isinstance(data, dict) or data.get("v") != CURSOR_VERSION:
-            return cls()
-        return cls(sent=dict(data.get("sent", {})), outbox=list(data.get("out", [])))
-
-    def dumps(self) -> str:
-        """Serialize compactly (stored with every tick)."""
-        return json.dumps(
-            {"v": CURSOR_VERSION, "sent": self.sent, "out": self.outbox},
-            separators=(",", ":"),
-            sort_keys=True,
-        )
 
 
 def due(
@@ -189,21 +161,13 @@ def sunset_tick(
 ) -> dg.SensorResult:
     """One evaluation: queue the alerts due today, deliver the outbox, remember both in the cursor."""
     today = today or date.today()
-    routing = routing or alerts.AlertRouting.from_env()
-    try:
-        cursor = SunsetCursor.loads(context.cursor)
-    except (ValueError, TypeError, AttributeError):
-        context.log.error("the sunset alert cursor is unreadable; starting afresh (alerts may repeat)")
-        cursor = SunsetCursor()
-    notes, sent = due(registry, today, cursor.sent)
-    # A non-prod environment's alerts are labelled `[env]`, like SLO alerts (`alerts.render`).
-    notes = [{**note, "environment": env_name()} for note in notes]
-    delivery = alerts.deliver([*cursor.outbox, *notes], routing, context.log)
-    summary = (
-        f"{today.isoformat()}: {len(notes)} new sunset alert(s), {len(delivery.delivered)} delivered, "
-        f"{len(delivery.pending)} pending"
+    return step_tick(
+        context,
+        "sunset",
+        today.isoformat(),
+        lambda sent: due(registry, today, sent),
+        routing or alerts.AlertRouting.from_env(),
     )
-    return dg.SensorResult(cursor=SunsetCursor(sent, delivery.pending).dumps(), skip_reason=summary)
 
 
 def sunset_sensor(registry: Registry) -> dg.SensorDefinition:
