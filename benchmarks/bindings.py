@@ -72,8 +72,8 @@ def step(rows: int, repeat: int) -> dict:
     its bindings on one instance; per run, the step's wall time and what its metadata says."""
     import dagster as dg
 
-    from mesh_assets.build.ports import PortContext
-    from mesh_assets.build.publish import port_asset
+    from mesh_assets.assets.ports import PortContext
+    from mesh_assets.assets.publish import port_asset
     from mesh_assets.infra import environment
     from mesh_assets.product.registry import Product
     from mesh_assets.product.spec import DataProductSpec
@@ -142,7 +142,7 @@ def main() -> None:
         print("STEP " + json.dumps(step(args.rows, args.repeat)))
         return
 
-    from mesh_assets.build.bindings import new_publish_id, write_bindings
+    from mesh_assets.assets.bindings import new_publish_id, write_bindings
     from mesh_assets.infra import environment
     from mesh_assets.infra.warehouse.duckdb import DuckDBWarehouse
     from mesh_assets.product import addressing

@@ -82,10 +82,10 @@ def gx_on_pandas(frame, port) -> float:
 
 def main(scale: int) -> dict:
     """Build the orders batch at `scale`, then time the SQL suite and GX-on-pandas over it."""
-    from mesh_assets.build.checks import AuditContext, audit, contract_rules
     from mesh_assets.infra.warehouse.duckdb import DuckDBWarehouse
     from mesh_assets.product.addressing import Relation
     from mesh_assets.product.registry import load_registry
+    from mesh_assets.quality.checks import AuditContext, audit, contract_rules
     from mesh_assets.selfservice.generate import generate_sources
 
     spec = load_registry(ROOT).products["sales.orders"].spec

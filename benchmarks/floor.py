@@ -3,7 +3,7 @@
 The floor is built from the specs, so it follows the mesh as products change. For every product, in the
 order `mesh run` builds them (producers first):
 - each source extract lands as text, exactly as the platform lands it (`read_csv(..., all_varchar)`);
-- a SQL product's internals and ports run their SQL rendered by `mesh_assets.build.builders.sql.render`
+- a SQL product's internals and ports run their SQL rendered by `mesh_assets.assets.builders.sql.render`
   (the same `input()`/`source()`/`ref()` resolution, PII protection included);
 - a dbt product's models run the SQL dbt compiled (`dbt compile` once, before any timing), one
   `CREATE TABLE ... AS <compiled SQL>` per model in the manifest's dependency order;
@@ -46,7 +46,7 @@ def _casts(columns) -> str:
 
 def _ordered_internals(product, registry) -> list[tuple[str, str]]:
     """(name, rendered SQL) of each internal model, in dependency order within the product."""
-    from mesh_assets.build.builders import sql as sql_builder
+    from mesh_assets.assets.builders import sql as sql_builder
     from mesh_assets.product import addressing
 
     spec = product.spec
@@ -143,7 +143,7 @@ def build_plan(work: Path, duckdb_path: Path, sources_dir: Path) -> list[dict]:
             )
         transformation = spec.transformation
         if transformation.kind == "sql":
-            from mesh_assets.build.builders import sql as sql_builder
+            from mesh_assets.assets.builders import sql as sql_builder
 
             for name, sql in _ordered_internals(product, registry):
                 relation = addressing.internal_relation(spec.domain, spec.name, name)
@@ -171,7 +171,7 @@ def build_plan(work: Path, duckdb_path: Path, sources_dir: Path) -> list[dict]:
                     {"kind": "sql", "what": f"port v{port.major}", "schema": published.schema, "sql": sql}
                 )
             elif transformation.kind == "python":
-                from mesh_assets.build.builders.python import input_relations
+                from mesh_assets.assets.builders.python import input_relations
 
                 protected = access.input_queries(product, registry, "duckdb")
                 inputs = {

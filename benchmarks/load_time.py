@@ -16,7 +16,7 @@ from pathlib import Path
 REPEATS = 5
 LOCATION = """
 import time; t = time.perf_counter()
-from mesh_assets.build.runner import load_location
+from mesh_assets.run.runner import load_location
 defs = load_location({name!r}); graph = defs.resolve_asset_graph()
 print(time.perf_counter() - t, len(list(graph.get_all_asset_keys())), len(graph.asset_check_keys))
 """

@@ -104,10 +104,10 @@ def replay(scale: int, history_days: int, replay_days: int, first: date) -> dict
     """Recall per kind and false alarms, judging each day with the profiles of the days before."""
     import duckdb
 
-    from mesh_assets.build.monitors import evaluate, known_values
-    from mesh_assets.build.profile import bucket_column, scan_profile
     from mesh_assets.infra.warehouse.duckdb import DuckDBSession
     from mesh_assets.product.addressing import Relation
+    from mesh_assets.quality.monitors import evaluate, known_values
+    from mesh_assets.quality.profile import bucket_column, scan_profile
     from mesh_assets.selfservice.generate import generate_sources
 
     port = _port()

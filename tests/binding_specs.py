@@ -40,7 +40,7 @@ def fingerprints(environ: dict[str, str], key: str = "sales.sales", major: int =
     """The table's and each binding's fingerprint (rows, schema, checksum) of a port in a built mesh."""
     import duckdb
 
-    from mesh_assets.build.bindings import fingerprint, places, read_binding
+    from mesh_assets.assets.bindings import fingerprint, places, read_binding
     from mesh_assets.infra import environment
     from mesh_assets.product import addressing
     from mesh_assets.product.registry import load_registry

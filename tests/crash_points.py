@@ -84,7 +84,7 @@ def arm(point: str) -> None:
 
         subprocess.Popen = MarkingPopen  # type: ignore[misc]
     elif point == "binding":
-        from mesh_assets.build import binding_files
+        from mesh_assets.assets import binding_files
 
         switch_latest = binding_files.switch_latest
 

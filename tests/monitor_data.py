@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from mesh_assets.build.ports import PortContext
-from mesh_assets.build.publish import port_asset
+from mesh_assets.assets.ports import PortContext
+from mesh_assets.assets.publish import port_asset
 from mesh_assets.infra.warehouse.duckdb import DuckDBWarehouse
 from mesh_assets.product.addressing import Relation
 from mesh_assets.product.registry import Product

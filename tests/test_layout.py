@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mesh_assets"
-WINGS = ["product", "infra", "build", "contracts", "observe", "catalog", "govern", "selfservice", "cli"]
+WINGS = [
+    "product", "infra", "quality", "assets", "run",
+    "contracts", "observe", "catalog", "govern", "selfservice", "cli",
+]
 """From the bottom up: each wing may import the wings before it in this list, never after."""
 MAX_LINES = 600
 

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from mesh_assets.build.location import build_domain
+from mesh_assets.assets.location import build_domain
 
 
 @dg.definitions

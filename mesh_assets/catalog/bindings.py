@@ -1,7 +1,7 @@
 """How to read each binding of a port: the snippets the catalog shows (DuckDB SQL, pandas/pyarrow, pyiceberg).
 
 Every snippet names the environment's own paths (prod's, in production's catalog), reads the latest
-publish and runs as written in a fresh Python with the mesh's pinned packages (tests/build/
+publish and runs as written in a fresh Python with the mesh's pinned packages (tests/assets/
 test_bindings_mesh.py runs each one on a built mesh). Paths are shown as the catalog's deployment shows
 them (relative to the repository when inside it). A Snowflake share is read in the consumer's account and
 has no local snippet.
@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mesh_assets.build.binding_files import parquet_dir
-from mesh_assets.build.binding_iceberg import place
-from mesh_assets.build.bindings import Places
+from mesh_assets.assets.binding_files import parquet_dir
+from mesh_assets.assets.binding_iceberg import place
+from mesh_assets.assets.bindings import Places
 from mesh_assets.contracts.odcs_servers import Deployment
 from mesh_assets.product.bindings import IcebergBinding, ParquetBinding, ShareBinding
 from mesh_assets.product.spec import DataProductSpec, OutputPort, portable_sql_type
@@ -120,7 +120,7 @@ def snippets(where: Places, spec: DataProductSpec, port: OutputPort) -> list[Sni
                 )
             )
         elif isinstance(binding, ShareBinding):
-            from mesh_assets.build.binding_share import share_name
+            from mesh_assets.assets.binding_share import share_name
 
             found.append(
                 Snippet(

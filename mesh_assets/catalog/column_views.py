@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mesh_assets.build.column_lineage import composed
-from mesh_assets.build.lineage_cache import product_lineage
+from mesh_assets.assets.column_lineage import composed
+from mesh_assets.assets.lineage_cache import product_lineage
 from mesh_assets.contracts.column_impact import ColumnIndex
 from mesh_assets.product.registry import Product, Registry
 from mesh_assets.product.spec import OutputPort

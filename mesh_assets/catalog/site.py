@@ -239,7 +239,7 @@ def _product_view(
     ports = []
     for port in sorted(spec.output_ports, key=lambda p: -p.major):
         key = addressing.port_key(spec.domain, spec.name, port.major)
-        relation = addressing.port_relation(spec.domain, spec.name, port.major)
+        relation = addressing.published(spec, port)
         state = runtime.get(key)
         published_at = state.published_at if state else None
         checks = state.checks if state else []

@@ -103,7 +103,7 @@ def prepare(
     check: Annotated[bool, typer.Option(help="Fail instead of rewriting drifted generated files.")] = False,
 ) -> None:
     """Generate what derives from the specs (JSON Schema, dbt contracts) and parse the dbt projects."""
-    from mesh_assets.build.dbt_contracts import prepare as prepare_dbt
+    from mesh_assets.assets.dbt_contracts import prepare as prepare_dbt
     from mesh_assets.govern.validate import schema_texts
     from mesh_assets.infra import environment
     from mesh_assets.product.errors import MeshSpecError
@@ -138,7 +138,7 @@ def prepare(
             f"  dbt project {project}: {manifest.relative_to(env.root)} ({time.monotonic() - started:.1f}s)"
         )
     # Column lineage read from the fresh manifests and the SQL, so the next location load finds it cached.
-    from mesh_assets.build.lineage_cache import mesh_lineage
+    from mesh_assets.assets.lineage_cache import mesh_lineage
 
     started = time.monotonic()
     mesh_lineage(registry)
@@ -163,9 +163,9 @@ def run(
     ] = None,
 ) -> None:
     """Build every product of every domain in dependency order, run their checks, print a summary."""
-    from mesh_assets.build.runner import run_mesh
     from mesh_assets.infra import environment
     from mesh_assets.product.errors import MeshSpecError
+    from mesh_assets.run.runner import run_mesh
     from mesh_assets.selfservice.generate import generate_sources
 
     env = environment.resolve()

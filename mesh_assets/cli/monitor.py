@@ -32,11 +32,11 @@ def monitor(
     from rich.console import Console
     from rich.table import Table
 
-    from mesh_assets.build.runner import ensure_instance
     from mesh_assets.infra import environment
     from mesh_assets.observe.anomalies import latest_monitors
     from mesh_assets.observe.report import ago
     from mesh_assets.product.registry import load_registry
+    from mesh_assets.run.runner import ensure_instance
 
     env = environment.resolve()
     instance = ensure_instance(env)

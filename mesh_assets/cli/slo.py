@@ -28,11 +28,11 @@ def slo(
     from rich.console import Console
     from rich.table import Table
 
-    from mesh_assets.build.runner import ensure_instance
     from mesh_assets.infra import environment
     from mesh_assets.observe.report import ago, report
     from mesh_assets.observe.sli import SLOS, port_slos
     from mesh_assets.product.registry import load_registry
+    from mesh_assets.run.runner import ensure_instance
 
     env = environment.resolve()
     ports = port_slos(load_registry(env.root))

@@ -21,9 +21,9 @@ from datetime import date
 from functools import cached_property
 from typing import Any
 
-from mesh_assets.build.column_lineage import ColumnRef, ModelLineage, Node, composed, port_node
-from mesh_assets.build.lineage_cache import mesh_lineage
-from mesh_assets.build.lineage_sql import WILDCARD
+from mesh_assets.assets.column_lineage import ColumnRef, ModelLineage, Node, composed, port_node
+from mesh_assets.assets.lineage_cache import mesh_lineage
+from mesh_assets.assets.lineage_sql import WILDCARD
 from mesh_assets.contracts.diff_rules import Change, Consumer, Rule
 from mesh_assets.product.registry import Registry
 

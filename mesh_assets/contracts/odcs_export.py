@@ -67,7 +67,7 @@ def _duration(text: str) -> tuple[int, str]:
 
 def sla_properties(spec: DataProductSpec, port: OutputPort) -> list[dict[str, Any]]:
     """The SLOs in ODCS's SLA vocabulary: latency and freshness, availability, error rate, end of life."""
-    table = addressing.port_relation(spec.domain, spec.name, port.major).name
+    table = addressing.published(spec, port).name
     freshness = spec.slos.freshness
     found: list[dict[str, Any]] = []
     data_time = f"{table}.{port.event_time}" if port.event_time else None
@@ -291,7 +291,7 @@ def contract(
     """The ODCS v3.2.0 contract of one output port (a plain dict, in the standard's key order)."""
     deployment = deployment or Deployment()
     spec = product.spec
-    relation = addressing.port_relation(spec.domain, spec.name, port.major)
+    relation = addressing.published(spec, port)
     quality = port_quality(spec, port, registry, product)
     properties = [_property(spec, port, column, quality, deployment.target) for column in port.columns]
     schema_object: dict[str, Any] = {

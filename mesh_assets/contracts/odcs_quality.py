@@ -21,7 +21,6 @@ from mesh_assets.contracts.odcs_vocabulary import (
     VOLUME_CHECK,
     custom_properties,
 )
-from mesh_assets.product import addressing
 from mesh_assets.product.addressing import contract_file_name
 from mesh_assets.product.spec import DataProductSpec, OutputPort
 
@@ -36,7 +35,7 @@ def port_rules(spec: DataProductSpec, port: OutputPort) -> list[Any]:
     """The port's contract rules, exactly as its asset checks run them."""
     import inspect
 
-    from mesh_assets.build import checks
+    from mesh_assets.quality import checks
 
     # Rules that judge data time take the freshness SLO as their default age; older versions of
     # `contract_rules` take the port alone.
@@ -258,6 +257,6 @@ def _reference_target(rule: Any, registry: Registry | None, product: Product | N
     if resolved is None:
         return None
     producer = resolved.producer.spec
-    table = addressing.port_relation(producer.domain, producer.name, resolved.port.major).name
+    table = resolved.relation.name
     file = contract_file_name(producer.domain, producer.name, resolved.port.major)
     return f"{file}#/schema/{table}/properties/{rule.to_column}"

@@ -129,9 +129,9 @@ def binding_servers(spec: DataProductSpec, port: OutputPort, deployment: Deploym
     """
     from pathlib import Path
 
-    from mesh_assets.build.binding_files import parquet_dir
-    from mesh_assets.build.binding_iceberg import place
-    from mesh_assets.build.binding_share import share_name
+    from mesh_assets.assets.binding_files import parquet_dir
+    from mesh_assets.assets.binding_iceberg import place
+    from mesh_assets.assets.binding_share import share_name
     from mesh_assets.product.bindings import IcebergBinding, ParquetBinding, ShareBinding
 
     data = Path(deployment.data_dir)

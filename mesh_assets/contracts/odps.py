@@ -72,7 +72,7 @@ def descriptor(product: Product, registry: Registry) -> dict[str, Any]:
     consumers = registry.consumers_of(product.key)
     outputs = []
     for port in sorted(spec.output_ports, key=lambda p: -p.major):
-        relation = addressing.port_relation(spec.domain, spec.name, port.major)
+        relation = addressing.published(spec, port)
         readers = sorted(c.consumer.key for c in consumers if c.port.major == port.major)
         status = spec.port_status(port).value
         outputs.append(

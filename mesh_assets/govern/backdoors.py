@@ -83,7 +83,7 @@ class _Map:
             spec = product.spec
             schema = spec.domain + addressing.INTERNAL_SCHEMA_SUFFIX
             for port in spec.output_ports:
-                relation = addressing.port_relation(spec.domain, spec.name, port.major)
+                relation = addressing.published(spec, port)
                 self.ports[(relation.schema, relation.name)] = (product, port.major)
                 for batch in ("candidate", "staging"):
                     self._own(schema, f"{spec.name}_v{port.major}__{batch}", product, f"{batch} batch")
@@ -124,8 +124,7 @@ class _Map:
         for item in spec.product_inputs:
             resolved = self.registry.resolve(product, item)
             if resolved is not None:
-                producer = resolved.producer.spec
-                relation = addressing.port_relation(producer.domain, producer.name, resolved.port.major)
+                relation = resolved.relation
                 declared[(relation.schema, relation.name)] = item.product
         return own, declared
 
@@ -278,7 +277,7 @@ def tables_in(sql: str, dialect: str = "duckdb") -> list[tuple[str, str, str]]:
 def _render_sql_model(product: Product, registry: Registry, path: Path) -> str | None:
     import jinja2
 
-    from mesh_assets.build.builders.sql import render_template
+    from mesh_assets.assets.builders.sql import render_template
 
     spec = product.spec
 

@@ -270,7 +270,7 @@ def _diff_step(branch: Environment, registry: Registry, records: list[dict[str, 
     with warehouse.session() as session:
         for product in built:
             for port in product.spec.output_ports:
-                relation = addressing.port_relation(product.spec.domain, product.spec.name, port.major)
+                relation = addressing.published(product.spec, port)
                 name = f"{product.key} v{port.major}"
                 prod_sql = warehouse.prod_sql(relation)
                 if prod_sql is None:

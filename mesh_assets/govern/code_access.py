@@ -18,8 +18,9 @@ its port and its PII masking; `query_table('sales_internal.stg_orders')` names a
 SQL and dbt products are read as `backdoors.sql_sources` reads them (a SQL model rendered, a dbt model as
 compiled, else its raw code with the Jinja resolved). Each finding names the model file, the line, what is
 written, and the fix: declare an input port or a source. At run time the engine holds the same line
-(`build/isolation.py`: an isolated session that reaches no file, and what the SQL binds to is checked), so
-the lint is the early, precise half; a SQL text the lint cannot parse is still checked by the engine.
+(`infra/warehouse/isolation.py`: an isolated session that reaches no file, and what the SQL binds to is
+checked), so the lint is the early, precise half; a SQL text the lint cannot parse is still checked by the
+engine.
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ def _reads(registry: Registry, domain: str, today: date) -> list[tuple[str, str,
                 continue  # its own ports: the role owns the schema
             if effective_status(producer, resolved.port, today) == Status.RETIRED:
                 continue
-            relation = addressing.port_relation(producer.domain, producer.name, resolved.port.major)
+            relation = resolved.relation
             if access.protection(producer, resolved.port, product.spec):
                 protected.add((relation.schema, relation.name))
             else:

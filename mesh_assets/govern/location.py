@@ -7,7 +7,7 @@ centrally over every product's spec, so no product team can opt out; this module
 import dagster as dg
 
 from mesh_assets import catalog, observe
-from mesh_assets.build.location import automation_sensor
+from mesh_assets.assets.location import automation_sensor
 from mesh_assets.govern import access_reconcile, overview, scorecard
 from mesh_assets.infra import environment, reclaim
 from mesh_assets.product.registry import GOVERNANCE_DOMAIN, load_registry

@@ -5,7 +5,7 @@ Computed from the specs and the warehouse, refreshed whenever any port is publis
 
 import dagster as dg
 
-from mesh_assets.build.automation import after_upstream_settles
+from mesh_assets.assets.automation import after_upstream_settles
 from mesh_assets.infra.environment import Environment
 from mesh_assets.infra.warehouse.base import Warehouse
 from mesh_assets.product import addressing
@@ -34,7 +34,7 @@ def overview_rows(registry: Registry) -> list[dict[str, object]]:
                     "owner_team": spec.owner.team,
                     "steward": spec.owner.steward,
                     "uri": addressing.port_uri(spec.domain, spec.name, port.major),
-                    "table_name": addressing.port_relation(spec.domain, spec.name, port.major).dotted,
+                    "table_name": addressing.published(spec, port).dotted,
                     "consumers": ", ".join(
                         sorted(c.consumer.key for c in consumers if c.port.major == port.major)
                     ),

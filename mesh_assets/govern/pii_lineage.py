@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mesh_assets.build.column_lineage import composed
+from mesh_assets.assets.column_lineage import composed
 from mesh_assets.product import access
 from mesh_assets.product.errors import SpecIssue
 from mesh_assets.product.registry import Product, Registry
@@ -48,7 +48,7 @@ def unmarked_pii(product: Product, registry: Registry) -> list[UnmarkedPii]:
             clear[resolved.producer.key] = names
     if not clear:
         return []  # lineage is computed only for products that may see personal data in clear
-    from mesh_assets.build.lineage_cache import product_lineage
+    from mesh_assets.assets.lineage_cache import product_lineage
 
     lineage = product_lineage(product, registry)
     found = []

@@ -1,6 +1,6 @@
 """What a Python product's code may reach: its inputs, as DataFrames, and nothing else unless it says why.
 
-A Python product's function receives each declared input port as a DataFrame (`build/builders/python.py`);
+A Python product's function receives each declared input port as a DataFrame (`assets/builders/python.py`);
 the platform reads them for it, in the warehouse's isolated session. The code itself runs in the
 platform's process, where the engine can refuse only what goes through the warehouse (a second
 connection to the warehouse file is refused while the product's session is open). Files, sockets and other

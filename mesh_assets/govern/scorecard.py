@@ -19,7 +19,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from mesh_assets.build.automation import after_upstream_settles
+from mesh_assets.assets.automation import after_upstream_settles
 from mesh_assets.infra.environment import Environment
 from mesh_assets.product import addressing
 from mesh_assets.product.registry import GOVERNANCE_DOMAIN, Registry, load_registry

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mesh_assets.build.builders import sql as sql_builder
-from mesh_assets.build.dbt_contracts import GENERATED_FILE, generated_yaml
+from mesh_assets.assets.builders import sql as sql_builder
+from mesh_assets.assets.dbt_contracts import GENERATED_FILE, generated_yaml
 from mesh_assets.govern import access_lint, backdoors, code_access, python_access
 from mesh_assets.product import access
 from mesh_assets.product import spec as spec_module
@@ -159,7 +159,7 @@ def verdict_cache_dir() -> Path:
 
 def _gx_verdict(expectation: str, kwargs: dict[str, Any]) -> dict[str, str] | None:
     """What great-expectations says of one expectation: None if it accepts it, else field and message."""
-    from mesh_assets.build.expectations import class_name, expectation_class
+    from mesh_assets.quality.expectations import class_name, expectation_class
 
     cls = expectation_class(expectation)
     if cls is None:
@@ -236,7 +236,7 @@ def _expectation_issues(registry: Registry) -> list[SpecIssue]:
 
 def _lineage_issues(registry: Registry) -> list[SpecIssue]:
     """Declared lineage naming what the product does not read, and PII carried but not marked."""
-    from mesh_assets.build.column_lineage import declared_lineage_issues
+    from mesh_assets.assets.column_lineage import declared_lineage_issues
     from mesh_assets.govern import pii_lineage
 
     found = [

@@ -121,7 +121,7 @@ def sync(
     plan = DeferralPlan()
     for product in sorted(registry.products.values(), key=lambda p: p.key):
         for port in product.spec.output_ports:
-            relation = addressing.port_relation(product.spec.domain, product.spec.name, port.major)
+            relation = addressing.published(product.spec, port)
             existing = _object_type(session, relation)
             label = _label(product, port.major)
             if product.key in chosen:

@@ -3,7 +3,7 @@
 `latest_monitors` gives the latest result of every monitor of every port (one batched query for the
 whole mesh): `ok`, `anomaly`, `learning`, `error` (the monitor could not run) or `not yet run`, with the
 observed value, the learned bounds and the reason, as the publish step recorded them
-(`mesh_assets.build.monitors`). `recent_anomalies` lists one port's anomalies over its recent
+(`mesh_assets.quality.monitors`). `recent_anomalies` lists one port's anomalies over its recent
 evaluations, for the catalog. `mesh monitor` prints the former; `anomaly_alerts` alerts on it.
 """
 
@@ -15,10 +15,10 @@ from typing import Any
 
 import dagster as dg
 
-from mesh_assets.build.monitors import monitor_checks
 from mesh_assets.product import addressing
 from mesh_assets.product.registry import Product, Registry
 from mesh_assets.product.spec import DataProductSpec, OutputPort
+from mesh_assets.quality.monitors import monitor_checks
 
 COMPLETED = {"SUCCEEDED", "FAILED"}
 """`AssetCheckExecutionRecordStatus` values of an evaluated check (the enum is not exported)."""

@@ -36,7 +36,7 @@ from typing import Any
 import dagster as dg
 from dagster import DagsterEventType, EventLogRecord, EventRecordsFilter, RunStatusChangeRecordsFilter
 
-from mesh_assets.build.dbt_outcomes import DBT_FAILURE
+from mesh_assets.assets.dbt_outcomes import DBT_FAILURE
 from mesh_assets.observe.sli import PortSlo, PortState
 
 RUNLESS_RUN_ID = ""
@@ -56,7 +56,7 @@ RUN_EVENT_TYPES = {
     DagsterEventType.ASSET_MATERIALIZATION,
     DagsterEventType.STEP_FAILURE,
     DagsterEventType.ASSET_CHECK_EVALUATION,
-    # A dbt step records each model dbt did not build (`build/builders/dbt.py`): that product's ports
+    # A dbt step records each model dbt did not build (`assets/builders/dbt.py`): that product's ports
     # are skipped in a run that succeeds, and are failed publishes all the same.
     DagsterEventType.ASSET_OBSERVATION,
 }

@@ -129,7 +129,7 @@ def port_slos(registry: Registry) -> dict[str, PortSlo]:
                 min_rows=port.quality.row_count.min,
                 max_rows=port.quality.row_count.max,
                 event_time=port.event_time,
-                relation=addressing.port_relation(spec.domain, spec.name, port.major),
+                relation=addressing.published(spec, port),
             )
             found[slo.name] = slo
     return found

@@ -307,7 +307,7 @@ def protected_select(
     handling = protection(producer, port, consumer)
     if not handling:
         return None
-    relation = addressing.port_relation(producer.domain, producer.name, port.major)
+    relation = addressing.published(producer, port)
     if dialect == "snowflake":
         kept = [_quote(c.name) for c in port.columns if handling.get(c.name) != PiiHandling.REMOVE]
         view = addressing.Relation(relation.schema, relation.name + PROTECTED_SUFFIX)
@@ -332,7 +332,7 @@ def read_sql(
 
     protected = protected_select(producer, port, consumer, target)
     if protected is None:
-        return addressing.port_relation(producer.domain, producer.name, port.major).sql
+        return addressing.published(producer, port).sql
     return f"({protected})"
 
 

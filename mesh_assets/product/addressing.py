@@ -15,6 +15,7 @@ import dagster as dg
 
 if TYPE_CHECKING:
     from mesh_assets.product.registry import Product, Registry
+    from mesh_assets.product.spec import DataProductSpec, OutputPort
 
 INTERNAL_SCHEMA_SUFFIX = "_internal"
 INTERNAL_SEGMENT = "internal"
@@ -63,6 +64,11 @@ def is_port_key(key: dg.AssetKey) -> bool:
 def port_relation(domain: str, product: str, major: int) -> Relation:
     """The published table of an output port."""
     return Relation(domain, f"{product}_v{major}")
+
+
+def published(spec: DataProductSpec, port: OutputPort) -> Relation:
+    """The published table of `spec`'s output `port`."""
+    return port_relation(spec.domain, spec.name, port.major)
 
 
 def staging_relation(domain: str, product: str, major: int) -> Relation:

@@ -3,7 +3,7 @@
 The warehouse table is always the port's first binding and its source of truth. A port may declare more
 under `bindings:`: an `iceberg` table, `parquet` files, or (on Snowflake) a `share`. Every binding of a
 publish holds the same audited rows as the table (checked by a parity check per binding), written after
-the audit passed, in the same publish step (see `mesh_assets/build/bindings.py` and docs/bindings.md).
+the audit passed, in the same publish step (see `mesh_assets/assets/bindings.py` and docs/bindings.md).
 """
 
 from __future__ import annotations

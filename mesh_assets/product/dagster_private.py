@@ -109,13 +109,13 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
         "DbtCliResource._cli_version",
         None,
         "Overridden: the stock property runs `dbt --version` in a subprocess on every invocation "
-        "(build/builders/dbt.py, MeshDbtCli).",
+        "(assets/builders/dbt.py, MeshDbtCli).",
     ),
     PrivateName(
         "dagster_dbt",
         "DbtCliResource._initialize_dbt_core_adapter",
         "(self, args: collections.abc.Sequence[str]) -> dbt.adapters.base.impl.BaseAdapter",
-        "Overridden to skip an in-process adapter the mesh never asks for (build/builders/dbt.py).",
+        "Overridden to skip an in-process adapter the mesh never asks for (assets/builders/dbt.py).",
     ),
 )
 """Every private name in use; the test checks each exists with this signature."""

@@ -1,6 +1,6 @@
 """Freshness of a port under its spec's freshness SLO, judged exactly as Dagster's evaluators judge it.
 
-The spec's `FreshnessSlo` becomes a Dagster `FreshnessPolicy` (`build/ports.freshness_policy`), which
+The spec's `FreshnessSlo` becomes a Dagster `FreshnessPolicy` (`assets/ports.freshness_policy`), which
 the daemon evaluates while it runs. When it does not (no daemon, not evaluated yet), the SLI monitor and
 the catalog derive the state themselves with `freshness_state`; it must agree with the daemon, boundary
 included, or a port would flip state when the daemon starts. `tests/product/test_freshness.py` compares

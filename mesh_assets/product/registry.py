@@ -16,10 +16,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import yaml
 from pydantic import ValidationError
 
-from mesh_assets.product import access, agreement_files, lifecycle, spec_cache
+from mesh_assets.product import access, addressing, agreement_files, lifecycle, spec_cache
 from mesh_assets.product import spec as spec_module
 from mesh_assets.product.agreement_files import LoadedAgreement
 from mesh_assets.product.errors import MeshSpecError, SpecIssue
@@ -58,6 +59,16 @@ class ResolvedInput:
     declared: ProductInput
     producer: Product
     port: OutputPort
+
+    @property
+    def relation(self) -> addressing.Relation:
+        """The producer port's published table, which the consumer reads."""
+        return addressing.published(self.producer.spec, self.port)
+
+    @property
+    def key(self) -> dg.AssetKey:
+        """The producer port's asset key, which the consumer depends on."""
+        return addressing.port_key(self.producer.spec.domain, self.producer.spec.name, self.port.major)
 
 
 class HasIssues:

@@ -25,7 +25,7 @@ def product_problems(root: Path, keys: list[str]) -> dict[str, list[str]]:
     An issue is a product's when it is about a file of the product: its folder, or for a dbt product
     its models in the dbt project and the project's generated contracts.
     """
-    from mesh_assets.build.dbt_contracts import GENERATED_FILE
+    from mesh_assets.assets.dbt_contracts import GENERATED_FILE
     from mesh_assets.govern.validate import validate
 
     report = validate(root)
@@ -83,8 +83,7 @@ def _dry_run_inputs(session: DuckDBSession, product: Product, registry: Registry
         resolved = registry.resolve(product, declared)
         if resolved is None:
             continue
-        producer = resolved.producer.spec
-        relation = addressing.port_relation(producer.domain, producer.name, resolved.port.major)
+        relation = resolved.relation
         select = ", ".join(f'{_sample_value(c)} AS "{c.name}"' for c in resolved.port.columns)
         session.create_table_as(relation, f"SELECT {select}")
     for source in spec.source_inputs:
@@ -110,11 +109,11 @@ def check_product(root: Path, key: str) -> list[str]:
     """
     import duckdb
 
-    from mesh_assets.build.builders import sql as sql_builder
-    from mesh_assets.build.checks import SchemaRule
-    from mesh_assets.build.publish import candidate_relation
+    from mesh_assets.assets.builders import sql as sql_builder
+    from mesh_assets.assets.publish import candidate_relation
     from mesh_assets.infra.warehouse.duckdb import DuckDBSession
     from mesh_assets.product import addressing
+    from mesh_assets.quality.checks import SchemaRule
 
     root = Path(root).resolve()
     registry = load_registry(root)
@@ -145,7 +144,7 @@ def check_product(root: Path, key: str) -> list[str]:
                 if transformation.kind == "sql":
                     session.create_table_as(candidate, sql_builder.render(product, registry, model).sql)
                 else:
-                    from mesh_assets.build.builders.python import input_relations
+                    from mesh_assets.assets.builders.python import input_relations
                     from mesh_assets.product import access
 
                     # Read the inputs exactly as the builder does (PII protected per the producer).

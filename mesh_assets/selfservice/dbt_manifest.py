@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from mesh_assets.build.dbt_outcomes import seed_source_ids
+from mesh_assets.assets.dbt_outcomes import seed_source_ids
 from mesh_assets.selfservice.errors import OnboardError
 
 _OWNED = ("model", "seed", "snapshot")
@@ -82,7 +82,7 @@ def dbt_message(output: str) -> str:
 def _run_dbt(
     args: list[str], project_dir: Path, scratch: Path, dbt_vars: dict[str, Any] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    from mesh_assets.build.dbt_contracts import dbt_executable, vars_args
+    from mesh_assets.assets.dbt_contracts import dbt_executable, vars_args
 
     command = [
         dbt_executable(),

@@ -52,7 +52,7 @@ __all__ = ["OnboardError", "OnboardRequest", "onboard", "plan_onboarding"]
 
 def onboard(root: Path, request: OnboardRequest, asker: Asker | None = None) -> Scaffolded:
     """Onboard the dbt project at `request.path` as the new domain `request.domain`; or refuse."""
-    from mesh_assets.build.dbt_contracts import GENERATED_FILE, prepare
+    from mesh_assets.assets.dbt_contracts import GENERATED_FILE, prepare
     from mesh_assets.product.registry import GOVERNANCE_DOMAIN, load_registry
 
     root = root.resolve()

@@ -240,7 +240,7 @@ class PortDerivation:
         self, ports: dict[str, PortPlan], owner: dict[str, PortPlan]
     ) -> dict[str, dict[str, str]]:
         """Reads of another product's port model through `ref()`, to point at the published port."""
-        from mesh_assets.build.dbt_contracts import port_source_name
+        from mesh_assets.assets.dbt_contracts import port_source_name
 
         rewrites: dict[str, dict[str, str]] = {}
         for uid, port in owner.items():

@@ -135,7 +135,7 @@ def _model_dirs(project_dir: Path) -> list[Path]:
 
 
 def _choose_project(root: Path, registry: Registry, request: ProductRequest) -> str:
-    from mesh_assets.build.dbt_contracts import products_of_project
+    from mesh_assets.assets.dbt_contracts import products_of_project
 
     if request.project is not None:
         check_identifier("dbt project", request.project)
@@ -308,7 +308,7 @@ def new_product(root: Path, request: ProductRequest, asker: Asker | None = None)
             notes += _write_dbt_model(root, project, domain, name, model, title, contract, changes)
         _write_test(root, domain, name, request.kind, model, contract, changes)
         if request.kind == "dbt":
-            from mesh_assets.build.dbt_contracts import GENERATED_FILE, prepare
+            from mesh_assets.assets.dbt_contracts import GENERATED_FILE, prepare
 
             for written in (GENERATED_FILE, "target", "logs"):
                 changes.record(root / "dbt_projects" / project / written)

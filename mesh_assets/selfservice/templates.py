@@ -48,7 +48,7 @@ def _aliases(contract: Contract) -> dict[int, str]:
 def _relation_sql(choice: InputChoice | SourceChoice, kind: str) -> str:
     if isinstance(choice, InputChoice):
         if kind == "dbt":
-            from mesh_assets.build.dbt_contracts import port_source_name
+            from mesh_assets.assets.dbt_contracts import port_source_name
             from mesh_assets.product.addressing import port_relation
 
             spec = choice.producer.spec

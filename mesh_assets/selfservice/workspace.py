@@ -16,7 +16,7 @@ DEFINITIONS = '''"""{docstring}"""
 
 import dagster as dg
 
-from mesh_assets.build.location import build_domain
+from mesh_assets.assets.location import build_domain
 
 
 @dg.definitions

@@ -284,7 +284,7 @@ def test_the_catalog_asset_depends_on_every_port_and_refreshes_with_the_mesh(rep
     }
     assert {dep.asset_key for dep in spec.deps} == ports and len(ports) == 7
     assert spec.automation_condition is not None
-    # Once per cascade, after the last port of it (mesh_assets/build/automation.py).
+    # Once per cascade, after the last port of it (mesh_assets/assets/automation.py).
     assert spec.automation_condition.get_label() == "eager, after upstream settles"
     assert spec.group_name == "governance"
 

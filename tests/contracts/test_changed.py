@@ -36,7 +36,7 @@ def registry(repo_root: Path):
         ("dbt_projects/sales/models/orders/stg_orders.sql", {"sales.orders"}),
         ("dbt_projects/sales/dbt_project.yml", {"sales.orders", "sales.sales"}),
         ("dbt_projects/sales/target/manifest.json", set()),
-        ("mesh_assets/build/publish.py", ALL),
+        ("mesh_assets/assets/publish.py", ALL),
         ("pyproject.toml", ALL),
         ("docs/environments.md", set()),
         ("domains/sales/products/sales/access/team.finance.yaml", set()),  # who reads, not what is built

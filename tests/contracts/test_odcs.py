@@ -16,13 +16,13 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from mesh_assets.build import checks
-from mesh_assets.build.monitors import monitor_checks
-from mesh_assets.build.ports import PortContext, port_metadata
+from mesh_assets.assets.ports import PortContext, port_metadata
 from mesh_assets.cli import contract_io
 from mesh_assets.contracts import odcs
 from mesh_assets.product.registry import Registry, load_registry
 from mesh_assets.product.spec import DataProductSpec
+from mesh_assets.quality import checks
+from mesh_assets.quality.monitors import monitor_checks
 
 PORTS = [
     ("commercial_analytics.customer_360", 1),

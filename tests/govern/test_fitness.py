@@ -462,7 +462,7 @@ def test_the_scorecard_asset_runs_after_every_port_and_the_catalog(repo_root: Pa
     deps = {dep.asset_key for dep in spec.deps}
     assert scorecard.CATALOG_KEY in deps and dg.AssetKey(["sales", "sales", "v2"]) in deps
     assert spec.automation_condition is not None
-    # Once per cascade, after the last port of it (mesh_assets/build/automation.py).
+    # Once per cascade, after the last port of it (mesh_assets/assets/automation.py).
     assert spec.automation_condition.get_label() == "eager, after upstream settles"
 
 

@@ -158,7 +158,7 @@ def home(tmp_path: Path) -> Path:
 
 
 def test_the_pool_checked_is_the_one_warehouse_steps_are_in() -> None:
-    from mesh_assets.build.publish import WAREHOUSE_POOL
+    from mesh_assets.assets.publish import WAREHOUSE_POOL
 
     assert inst.POOL_NAME == WAREHOUSE_POOL
 

@@ -382,7 +382,7 @@ def test_an_alert_from_a_non_prod_environment_is_labelled_with_it(name: str, lab
 def test_port_assets_carry_their_environment_in_metadata(
     isolated: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mesh_assets.build.location import build_domain
+    from mesh_assets.assets.location import build_domain
 
     monkeypatch.setenv("MESH_ENV", "feature_x")
     monkeypatch.delenv("MESH_DUCKDB_PATH")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from mesh_assets.build.runner import run_mesh
 from mesh_assets.infra import environment
+from mesh_assets.run.runner import run_mesh
 
 REPO = Path(__file__).resolve().parents[2]
 RUNTIME_CODE = [REPO / "mesh_assets", REPO / "domains"]

@@ -4,7 +4,7 @@ DuckDB, so DuckDB's own spelling would run there too), and by running it on fake
 
 Other Snowflake branches are covered where they live: grants' masking policies (tests/govern/test_grants.py),
 the deferral's parameter style (tests/infra/test_deferral.py), data diff's qualified names
-(tests/contracts/test_data_diff.py), expectations' string escapes (tests/build/test_expectations_sql.py).
+(tests/contracts/test_data_diff.py), expectations' string escapes (tests/quality/test_expectations_sql.py).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from typing import Any
 import fakesnow
 import pytest
 
-from mesh_assets.build.builders.sql import for_dialect
-from mesh_assets.build.quality_rules import CustomSqlCheck
+from mesh_assets.assets.builders.sql import for_dialect
 from mesh_assets.infra.warehouse.snowflake import SnowflakeWarehouse
 from mesh_assets.product.access import PiiHandling, protected_projection
 from mesh_assets.product.addressing import Relation
 from mesh_assets.product.quality import SqlRule
 from mesh_assets.product.spec import OutputPort
+from mesh_assets.quality.quality_rules import CustomSqlCheck
 
 PORT = OutputPort.model_validate(
     {
@@ -99,7 +99,7 @@ def test_a_custom_rule_written_for_duckdb_reaches_snowflake_in_snowflakes_dialec
 
 
 def test_on_snowflake_a_consumer_reads_a_pii_port_through_its_masked_secure_view(repo_root) -> None:
-    from mesh_assets.build.builders.sql import render
+    from mesh_assets.assets.builders.sql import render
     from mesh_assets.product.registry import load_registry
 
     registry = load_registry(repo_root)

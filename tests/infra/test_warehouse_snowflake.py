@@ -802,7 +802,7 @@ def test_each_domains_location_runs_as_its_role_and_dbt_too_unless_domain_roles_
 def test_a_domains_code_location_gets_the_domains_warehouse(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from mesh_assets.build.location import build_domain
+    from mesh_assets.assets.location import build_domain
 
     monkeypatch.setenv("MESH_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("MESH_TARGET", "snowflake")

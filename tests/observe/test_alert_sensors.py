@@ -43,7 +43,7 @@ from alert_harness import (
 )
 from stub_ports import stub_port
 
-from mesh_assets.build.location import build_domain
+from mesh_assets.assets.location import build_domain
 from mesh_assets.infra import environment
 
 REPO = Path(__file__).resolve().parents[2]

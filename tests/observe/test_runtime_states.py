@@ -20,7 +20,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from mesh_assets.build.dbt_outcomes import DBT_FAILURE
+from mesh_assets.assets.dbt_outcomes import DBT_FAILURE
 from mesh_assets.catalog.runtime import port_runtime, read_runtime
 from mesh_assets.contracts.odcs import port_rules
 from mesh_assets.observe import feed

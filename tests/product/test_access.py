@@ -17,8 +17,8 @@ import yaml
 from agreement_edits import agreement, with_agreements, write_agreement
 from spec_edits import edit_spec, spec_path
 
-from mesh_assets.build.builders import python as python_builder
-from mesh_assets.build.builders import sql as sql_builder
+from mesh_assets.assets.builders import python as python_builder
+from mesh_assets.assets.builders import sql as sql_builder
 from mesh_assets.govern.validate import validate
 from mesh_assets.infra.warehouse.duckdb import DuckDBSession
 from mesh_assets.product import access

@@ -32,7 +32,6 @@ from conftest import REPO
 from spec_edits import edit_spec
 from typer.testing import CliRunner
 
-from mesh_assets.build.runner import load_location, run_mesh
 from mesh_assets.catalog.site import build_site
 from mesh_assets.cli.app import app
 from mesh_assets.govern import fitness
@@ -40,6 +39,7 @@ from mesh_assets.govern.validate import validate
 from mesh_assets.observe.sunset import SENSOR
 from mesh_assets.product.lifecycle import notice_stage
 from mesh_assets.product.registry import load_registry
+from mesh_assets.run.runner import load_location, run_mesh
 
 SALES, CUSTOMER_360 = "sales.sales", "commercial_analytics.customer_360"
 SUNSET = date(2027, 3, 31)
@@ -148,7 +148,7 @@ SITECUSTOMIZE = textwrap.dedent(
 
 LOAD_EVERY_LOCATION = (
     "import datetime\n"
-    "from mesh_assets.build.runner import load_location\n"
+    "from mesh_assets.run.runner import load_location\n"
     "print(datetime.date.today())\n"
     f"for name in {LOCATIONS!r}:\n"
     "    load_location(name)\n"

@@ -1,6 +1,6 @@
 """`freshness_state` agrees with Dagster's own evaluator of the same FreshnessPolicy, at the boundaries.
 
-Dagster evaluates the policy `build/ports.freshness_policy` makes of the SLO, on a real instance holding a
+Dagster evaluates the policy `assets/ports.freshness_policy` makes of the SLO, on a real instance holding a
 real materialization, at a frozen clock; the mesh's function must return the same state at every instant
 tried, in particular exactly at the deadline (where `>` and `>=` disagree).
 """
@@ -17,7 +17,7 @@ from dagster._core.definitions.freshness_evaluator import FRESHNESS_EVALUATORS_B
 from dagster._core.loader import LoadingContextForTest
 from dagster._core.test_utils import freeze_time
 
-from mesh_assets.build.ports import freshness_policy
+from mesh_assets.assets.ports import freshness_policy
 from mesh_assets.catalog.runtime import freshness_status
 from mesh_assets.product.freshness import freshness_state
 from mesh_assets.product.spec import FreshnessSlo

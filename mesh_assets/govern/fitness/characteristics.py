@@ -121,7 +121,7 @@ def addressable(
     uris = []
     for port in spec.output_ports:
         uri = addressing.port_uri(spec.domain, spec.name, port.major)
-        table = addressing.port_relation(spec.domain, spec.name, port.major).dotted
+        table = addressing.published(spec, port).dotted
         uris.append(uri)
         if index.uris[uri] > 1:
             problems.append(f"{uri} is claimed by {index.uris[uri]} ports")

@@ -80,7 +80,7 @@ class MeshIndex:
             spec = product.spec
             for port in spec.output_ports:
                 index.uris[addressing.port_uri(spec.domain, spec.name, port.major)] += 1
-                index.tables[addressing.port_relation(spec.domain, spec.name, port.major).dotted.lower()] += 1
+                index.tables[addressing.published(spec, port).dotted.lower()] += 1
                 if len(port.primary_key) == 1:
                     column = next(c for c in port.columns if c.name == port.primary_key[0])
                     owners = index.business_keys.setdefault(column.name, {}).setdefault(column.type, [])

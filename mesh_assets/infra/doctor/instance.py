@@ -25,7 +25,7 @@ POOL = "`warehouse` pool limited"
 DAEMON = "daemon heartbeat"
 
 POOL_NAME = "warehouse"
-"""The pool every warehouse-writing step is in (`mesh_assets.build.publish.WAREHOUSE_POOL`; infra cannot
+"""The pool every warehouse-writing step is in (`mesh_assets.assets.publish.WAREHOUSE_POOL`; infra cannot
 import build, and tests/infra/test_doctor.py holds the two equal)."""
 
 

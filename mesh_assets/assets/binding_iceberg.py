@@ -1,0 +1,201 @@
+"""The Iceberg binding: one Iceberg table per port version, one commit per publish, through pyiceberg.
+
+The catalog is, by default, a SQL catalog on SQLite in the environment's `bindings/iceberg/` folder
+(no server, no credentials); `MESH_ICEBERG_CATALOG` names a catalog configured the way pyiceberg is
+configured (`.pyiceberg.yaml` or `PYICEBERG_CATALOG__<NAME>__URI`, ...), e.g. any Iceberg REST catalog,
+so its credentials never pass through the mesh. Prod's tables are in the namespace `<domain>`; any other
+environment writes `<env>__<domain>`, so a branch never overwrites what consumers read even when every
+environment shares one REST catalog.
+
+Each publish is one `overwrite` in one transaction: the catalog moves the table's metadata pointer once,
+so a run killed before that commit leaves the table at its previous snapshot (orphaned data files are
+harmless). Iceberg records an overwrite as a delete and an append snapshot; the append's summary carries
+`mesh.publish_id`, `mesh.rows` and `mesh.checksum`, which is how a reader time-travels by publish.
+pyiceberg is imported only here, only when a binding is written or read.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mesh_assets.assets.binding_files import bindings_root
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+CATALOG_NAME = "mesh"
+"""The default catalog's name (what `load_catalog` is called with in the catalog's read snippets)."""
+PUBLISH_ID = "mesh.publish_id"
+"""Snapshot summary property: the publish that wrote the snapshot."""
+
+
+@dataclass(frozen=True)
+class IcebergPlace:
+    """Where a port version's Iceberg table is: the catalog's settings and the table's identifier."""
+
+    catalog_name: str
+    properties: dict[str, str]
+    """pyiceberg catalog properties (empty: configured outside the mesh, by `catalog_name`)."""
+    namespace: str
+    table: str
+
+    @property
+    def identifier(self) -> str:
+        """`<namespace>.<table>`, as pyiceberg and engines name it."""
+        return f"{self.namespace}.{self.table}"
+
+
+def place(
+    data_dir: Path, env_name: str, is_prod: bool, domain: str, product: str, major: int, catalog: str | None
+) -> IcebergPlace:
+    """The Iceberg table of a port version in an environment."""
+    namespace = domain if is_prod else f"{env_name}__{domain}"
+    table = f"{product}_v{major}"
+    if catalog:
+        return IcebergPlace(catalog, {}, namespace, table)
+    root = bindings_root(data_dir) / "iceberg"
+    properties = {
+        "type": "sql",
+        "uri": f"sqlite:///{root / 'catalog.db'}",
+        # A contract exported for people shows the folder relative to the repository: no file URI then.
+        "warehouse": (root / "warehouse").as_uri() if root.is_absolute() else (root / "warehouse").as_posix(),
+    }
+    return IcebergPlace(CATALOG_NAME, properties, namespace, table)
+
+
+def _catalog(where: IcebergPlace) -> Any:
+    # One catalog object per catalog and process: loading one opens a SQLAlchemy engine and checks its
+    # tables (tens of ms), and a publish asks four times (write, expire, files, parity).
+    return _load_catalog(where.catalog_name, tuple(sorted(where.properties.items())))
+
+
+@functools.cache
+def _load_catalog(name: str, properties: tuple[tuple[str, str], ...]) -> Any:
+    from pyiceberg.catalog import load_catalog
+
+    settings = dict(properties)
+    if settings:
+        Path(settings["uri"].removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return load_catalog(name, **settings)
+
+
+def write(where: IcebergPlace, table: pa.Table, publish_id: str, facts: dict[str, str]) -> int:
+    """Overwrite the table with `table` in one commit; the id of the snapshot that holds the rows."""
+    import warnings
+
+    catalog = _catalog(where)
+    catalog.create_namespace_if_not_exists(where.namespace)
+    iceberg = catalog.create_table_if_not_exists(
+        where.identifier,
+        schema=table.schema,
+        # Each commit writes a new metadata file; keep a few, not one per publish forever.
+        properties={
+            "write.metadata.delete-after-commit.enabled": "true",
+            "write.metadata.previous-versions-max": "10",
+        },
+    )
+    if [f.name for f in iceberg.schema().fields] != table.schema.names:
+        # A minor version added a column: evolve the table (a major version is a table of its own).
+        with iceberg.update_schema() as update:
+            update.union_by_name(table.schema)
+    properties = {PUBLISH_ID: publish_id, **{f"mesh.{k}": str(v) for k, v in facts.items()}}
+    with warnings.catch_warnings():
+        # The first publish deletes from an empty table; pyiceberg warns that nothing matched.
+        warnings.simplefilter("ignore", UserWarning)
+        with iceberg.transaction() as tx:
+            tx.overwrite(table, snapshot_properties=properties)
+    return iceberg.current_snapshot().snapshot_id
+
+
+@dataclass(frozen=True)
+class IcebergSnapshot:
+    """A publish's snapshot of the table: its id and what its summary records."""
+
+    snapshot_id: int
+    publish_id: str
+    rows: int
+    checksum: str
+
+
+def publishes(where: IcebergPlace) -> list[IcebergSnapshot]:
+    """Every publish's snapshot still kept, oldest first; empty before the first publish."""
+    from pyiceberg.exceptions import NoSuchTableError
+
+    try:
+        iceberg = _catalog(where).load_table(where.identifier)
+    except NoSuchTableError:
+        return []
+    found = []
+    for snapshot in iceberg.snapshots():
+        summary = snapshot.summary
+        publish_id = summary.get(PUBLISH_ID) if summary is not None else None
+        # The overwrite's delete snapshot carries the same properties; the append holds the rows.
+        if publish_id and summary.operation.value == "append":
+            found.append(
+                IcebergSnapshot(
+                    snapshot.snapshot_id,
+                    publish_id,
+                    int(summary.get("mesh.rows") or -1),
+                    summary.get("mesh.checksum") or "",
+                )
+            )
+    return found
+
+
+def read(where: IcebergPlace, publish_id: str | None = None) -> pa.Table:
+    """The table's rows now, or as publish `publish_id` left them (time travel)."""
+    iceberg = _catalog(where).load_table(where.identifier)
+    if publish_id is None:
+        return iceberg.scan().to_arrow()
+    for snapshot in publishes(where):
+        if snapshot.publish_id == publish_id:
+            return iceberg.scan(snapshot_id=snapshot.snapshot_id).to_arrow()
+    raise LookupError(f"{where.identifier} keeps no snapshot of publish {publish_id}")
+
+
+def data_files(where: IcebergPlace) -> list[Path] | None:
+    """The data files of the table's current snapshot, if all are local files (else None).
+
+    Every publish overwrites the whole table, so no delete file applies to them.
+    """
+    iceberg = _catalog(where).load_table(where.identifier)
+    paths = [task.file.file_path for task in iceberg.scan().plan_files()]
+    if not all(p.startswith("file:") or p.startswith("/") for p in paths):
+        return None
+    return [Path(p.removeprefix("file://").removeprefix("file:")) for p in paths]
+
+
+def expire(where: IcebergPlace, keep: int) -> int:
+    """Expire every snapshot but those of the `keep` newest publishes (and the current); how many went.
+
+    pyiceberg's expiry drops snapshots from the metadata only; the data files that no kept snapshot
+    references are then deleted here when they are local files (an object store's are left to its own
+    lifecycle rules), so a port does not keep one full copy per publish forever.
+    """
+    iceberg = _catalog(where).load_table(where.identifier)
+    kept = {s.snapshot_id for s in publishes(where)[-keep:]}
+    current = iceberg.current_snapshot()
+    if current is not None:
+        kept.add(current.snapshot_id)
+    snapshots = iceberg.snapshots()
+    old = [s.snapshot_id for s in snapshots if s.snapshot_id not in kept]
+    if not old:
+        return 0
+    referenced = set().union(*(_data_files(iceberg, s) for s in snapshots if s.snapshot_id in kept))
+    unreferenced = set().union(*(_data_files(iceberg, s) for s in snapshots if s.snapshot_id in old))
+    iceberg.maintenance.expire_snapshots().by_ids(old).commit()
+    for path in unreferenced - referenced:
+        if path.startswith("file:") or path.startswith("/"):
+            Path(path.removeprefix("file://").removeprefix("file:")).unlink(missing_ok=True)
+    return len(old)
+
+
+def _data_files(iceberg: Any, snapshot: Any) -> set[str]:
+    return {
+        entry.data_file.file_path
+        for manifest in snapshot.manifests(iceberg.io)
+        for entry in manifest.fetch_manifest_entry(iceberg.io, discard_deleted=True)
+    }

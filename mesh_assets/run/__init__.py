@@ -1,0 +1,5 @@
+"""Running: the local orchestrator behind `mesh run`. Imports the wings below it.
+
+Public API: `runner` (`run_mesh`: every domain's stages in dependency order on one Dagster instance, and
+what each product did), `stages` (a domain's steps in the order write-audit-publish needs).
+"""
