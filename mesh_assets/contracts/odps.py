@@ -23,6 +23,7 @@ from mesh_assets.product.versions import Semver
 
 if TYPE_CHECKING:
     from mesh_assets.product.registry import Product, Registry
+    from mesh_assets.product.spec import DataProductSpec
 
 API_VERSION = "v1.0.0"
 KIND = "DataProduct"
@@ -39,12 +40,11 @@ def _custom(values: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"property": key, "value": value} for key, value in values.items() if value is not None]
 
 
-def descriptor(product: Product, registry: Registry) -> dict[str, Any]:
-    """The ODPS v1.0.0 descriptor of a product (a plain dict, in the standard's key order)."""
-    spec = product.spec
+def _input_ports(product: Product, registry: Registry) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """The producers' ports the product reads, and their contracts (id and version) for each output port."""
     inputs: list[dict[str, Any]] = []
     input_contracts: list[dict[str, str]] = []
-    for declared in spec.product_inputs:
+    for declared in product.spec.product_inputs:
         resolved = registry.resolve(product, declared)
         if resolved is None:  # an invalid mesh; `mesh validate` reports it
             continue
@@ -69,6 +69,14 @@ def descriptor(product: Product, registry: Registry) -> dict[str, Any]:
             }
         )
         input_contracts.append({"id": ident, "version": port.version})
+    return inputs, input_contracts
+
+
+def _output_ports(
+    product: Product, registry: Registry, input_contracts: list[dict[str, str]]
+) -> list[dict[str, Any]]:
+    """One output port per major version, newest first, each with its contract and its readers."""
+    spec = product.spec
     consumers = registry.consumers_of(product.key)
     outputs = []
     for port in sorted(spec.output_ports, key=lambda p: -p.major):
@@ -97,10 +105,14 @@ def descriptor(product: Product, registry: Registry) -> dict[str, Any]:
                 ),
             }
         )
-    live = [p for p in spec.output_ports if spec.port_status(p).value != "retired"] or spec.output_ports
+    return outputs
+
+
+def _support(spec: DataProductSpec) -> list[dict[str, Any]]:
+    """The support channel (when it has a URL, as ODPS v1.0.0 needs) and the steward's mailbox."""
     support = []
     url = support_url(spec.support.channel, spec.support.kind)
-    if url:  # an ODPS v1.0.0 support channel needs a URL
+    if url:
         support.append(
             {
                 "channel": spec.support.channel,
@@ -119,6 +131,39 @@ def descriptor(product: Product, registry: Registry) -> dict[str, Any]:
             "scope": "issues",
         }
     )
+    return support
+
+
+def _management_port(spec: DataProductSpec) -> dict[str, str]:
+    """Where the product is observed: its Dagster asset group."""
+    return {
+        "name": "dagster",
+        "content": "observability",
+        "type": "rest",
+        "description": f"Dagster asset group `{spec.name}` in code location `{spec.domain}`: "
+        "materializations, contract check results and freshness of every port.",
+    }
+
+
+def _custom_properties(product: Product) -> list[dict[str, Any]]:
+    """The mesh attributes ODPS has no field for: governance, SLOs, source inputs, transformation, spec."""
+    spec = product.spec
+    return _custom(
+        {
+            **governance_properties(spec),
+            "slos": spec.slos.model_dump(mode="json"),
+            "sourceInputs": [s.model_dump(mode="json") for s in spec.source_inputs] or None,
+            "transformation": spec.transformation.model_dump(mode="json", exclude_defaults=True),
+            "spec": spec_file_of(product),
+        }
+    )
+
+
+def descriptor(product: Product, registry: Registry) -> dict[str, Any]:
+    """The ODPS v1.0.0 descriptor of a product (a plain dict, in the standard's key order)."""
+    spec = product.spec
+    inputs, input_contracts = _input_ports(product, registry)
+    live = [p for p in spec.output_ports if spec.port_status(p).value != "retired"] or spec.output_ports
     document: dict[str, Any] = {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -134,31 +179,15 @@ def descriptor(product: Product, registry: Registry) -> dict[str, Any]:
         },
         "tags": list(spec.tags),
         "inputPorts": inputs,
-        "outputPorts": outputs,
-        "managementPorts": [
-            {
-                "name": "dagster",
-                "content": "observability",
-                "type": "rest",
-                "description": f"Dagster asset group `{spec.name}` in code location `{spec.domain}`: "
-                "materializations, contract check results and freshness of every port.",
-            }
-        ],
-        "support": support,
+        "outputPorts": _output_ports(product, registry, input_contracts),
+        "managementPorts": [_management_port(spec)],
+        "support": _support(spec),
         "team": {
             "name": spec.owner.team,
             "description": f"Owns {spec.key}.",
             "members": [{"username": spec.owner.steward, "role": "data steward"}],
         },
-        "customProperties": _custom(
-            {
-                **governance_properties(spec),
-                "slos": spec.slos.model_dump(mode="json"),
-                "sourceInputs": [s.model_dump(mode="json") for s in spec.source_inputs] or None,
-                "transformation": spec.transformation.model_dump(mode="json", exclude_defaults=True),
-                "spec": spec_file_of(product),
-            }
-        ),
+        "customProperties": _custom_properties(product),
     }
     if not document["tags"]:
         del document["tags"]
