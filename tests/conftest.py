@@ -51,8 +51,12 @@ HEAVY_FILES = (
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Heavy files first (see `HEAVY_FILES`); the order within each file is kept (a stable sort)."""
+    """Heavy files first (see `HEAVY_FILES`), and slow: `make check` (`-m "not slow"`) leaves them to
+    `make test`. The order within each file is kept (a stable sort)."""
     rank = {name: index for index, name in enumerate(HEAVY_FILES)}
+    for item in items:
+        if item.path.name in rank:
+            item.add_marker(pytest.mark.slow)
     items.sort(key=lambda item: rank.get(item.path.name, len(HEAVY_FILES)))
 
 
