@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mesh_assets.product import addressing
+from mesh_assets.product import addressing, kinds
 from mesh_assets.product.errors import MeshSpecError, SpecIssue
 from mesh_assets.product.registry import Product, Registry
 from mesh_assets.product.spec import DbtTransformation, portable_sql_type
@@ -35,7 +35,7 @@ _HEADER = (
 
 def port_source_name(domain: str) -> str:
     """The dbt source that exposes a domain's published ports to dbt models: `port_<domain>`."""
-    return f"port_{domain}"
+    return kinds.dbt_port_source(domain)
 
 
 def products_of_project(registry: Registry, project: str) -> list[Product]:
@@ -43,7 +43,7 @@ def products_of_project(registry: Registry, project: str) -> list[Product]:
     return [
         p
         for p in registry.products.values()
-        if isinstance(p.spec.transformation, DbtTransformation) and p.spec.transformation.project == project
+        if kinds.kind_of(p).project(p.spec) == project
     ]
 
 
@@ -57,8 +57,7 @@ def project_vars(registry: Registry, project: str) -> dict[str, Any]:
     found: dict[str, Any] = {}
     owner: dict[str, str] = {}
     for product in sorted(products_of_project(registry, project), key=lambda p: p.key):
-        transformation = product.spec.transformation
-        assert isinstance(transformation, DbtTransformation)
+        transformation = kinds.narrow(product.spec.transformation, DbtTransformation)
         for name, value in transformation.vars.items():
             if name in found and found[name] != value:
                 raise MeshSpecError(

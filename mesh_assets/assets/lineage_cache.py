@@ -13,12 +13,14 @@ import os
 import pickle
 import sys
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 from mesh_assets.assets import lineage_models
 from mesh_assets.assets.column_lineage import ProductLineage, input_nodes, python_lineage
+from mesh_assets.product import kinds
 from mesh_assets.product.registry import Product, Registry
-from mesh_assets.product.spec import DbtTransformation, PythonTransformation, SqlTransformation
 
 FORMAT = 1
 """Part of every key: raise it when what lineage computes changes, so older entries are not read."""
@@ -44,12 +46,12 @@ def _digest(product: Product, registry: Registry) -> str:
     ]
     for node, columns in input_nodes(product, registry).values():
         parts.append(f"{node}{columns}")
-    transformation = spec.transformation
-    if isinstance(transformation, SqlTransformation):
-        for path in sorted(product.folder.glob("*.sql")):
-            parts.append(path.read_text())
-    elif isinstance(transformation, DbtTransformation):
-        manifest = registry.root / "dbt_projects" / transformation.project / "target" / "manifest.json"
+    kind = kinds.kind_of(spec)
+    if kind.sql_code:  # lineage read from the code: the code is part of the key
+        parts += [path.read_text() for path in kind.folder_code(spec, product.folder)]
+    project = kind.project(spec)
+    if project is not None:  # a shared project's models are read from its manifest
+        manifest = registry.root / kinds.DBT_PROJECTS / project / "target" / "manifest.json"
         stat = manifest.stat() if manifest.exists() else None
         parts.append(f"{manifest}:{stat.st_mtime_ns if stat else 0}:{stat.st_size if stat else 0}")
     return hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
@@ -110,13 +112,23 @@ def _write_cache(root: Path, entries: dict[str, ProductLineage]) -> None:
         pass  # a read-only installation computes lineage every time
 
 
+def _python_lineage(product: Product, registry: Registry) -> ProductLineage:
+    # Python code is not read: each port's lineage is what its spec declares (`python_lineage`).
+    return ProductLineage(
+        {f"v{p.major}": python_lineage(product, p, registry) for p in product.spec.output_ports}
+    )
+
+
+LINEAGE: Mapping[str, Callable[[Product, Registry], ProductLineage]] = MappingProxyType(
+    {
+        "sql": lineage_models.sql_product,
+        "python": _python_lineage,
+        "dbt": lineage_models.dbt_product,
+    }
+)
+"""How the lineage of each transformation kind is computed, by the kind's name."""
+
+
 def compute(product: Product, registry: Registry) -> ProductLineage:
     """A product's lineage computed from its code or spec (no cache)."""
-    transformation = product.spec.transformation
-    if isinstance(transformation, PythonTransformation):
-        return ProductLineage(
-            {f"v{p.major}": python_lineage(product, p, registry) for p in product.spec.output_ports}
-        )
-    if isinstance(transformation, SqlTransformation):
-        return lineage_models.sql_product(product, registry)
-    return lineage_models.dbt_product(product, registry)
+    return LINEAGE[kinds.kind_of(product).name](product, registry)

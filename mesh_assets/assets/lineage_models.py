@@ -24,9 +24,8 @@ from mesh_assets.assets.column_lineage import (
 )
 from mesh_assets.assets.dbt_contracts import port_source_name, products_of_project
 from mesh_assets.assets.lineage_sql import WILDCARD, statement_lineage
-from mesh_assets.product import addressing
+from mesh_assets.product import addressing, kinds
 from mesh_assets.product.registry import Product, Registry
-from mesh_assets.product.spec import DbtTransformation, SqlTransformation
 
 
 class _Tables:
@@ -85,8 +84,6 @@ def sql_product(product: Product, registry: Registry) -> ProductLineage:
     from mesh_assets.assets.builders.sql import render_template
 
     spec = product.spec
-    transformation = spec.transformation
-    assert isinstance(transformation, SqlTransformation)
     tables = _Tables()
     inputs = input_nodes(product, registry)
     for reference, (node, columns) in inputs.items():
@@ -114,7 +111,7 @@ def sql_product(product: Product, registry: Registry) -> ProductLineage:
         return addressing.internal_relation(spec.domain, spec.name, name).sql
 
     lineage = ProductLineage()
-    models = [(name, name, []) for name in transformation.internals]
+    models = [(name, name, []) for name in kinds.kind_of(spec).internals(spec)]
     models += [(f"v{p.major}", spec.port_model(p), [c.name for c in p.columns]) for p in spec.output_ports]
     for key, model, outputs in models:
         path = product.folder / f"{model}.sql"
@@ -157,19 +154,17 @@ def _relation(node: dict[str, Any]) -> addressing.Relation:
 def dbt_product(product: Product, registry: Registry) -> ProductLineage:
     """Lineage of a dbt product's models (by name) and ports (`v<major>`, read through their models)."""
     spec = product.spec
-    transformation = spec.transformation
-    assert isinstance(transformation, DbtTransformation)
+    kind = kinds.kind_of(spec)
+    project = str(kind.project(spec))
     tables = _Tables()
     inputs = input_nodes(product, registry)
     owners = {}
-    for owner in products_of_project(registry, transformation.project):
-        owned = owner.spec.transformation
-        assert isinstance(owned, DbtTransformation)
-        for model in [*owned.internals, *(owner.spec.port_model(p) for p in owner.spec.output_ports)]:
+    for owner in products_of_project(registry, project):
+        for model in kinds.kind_of(owner).models(owner.spec):
             owners[model] = owner
     lineage = ProductLineage()
-    mine = [*transformation.internals, *(spec.port_model(p) for p in spec.output_ports)]
-    manifest = _manifest(registry, transformation.project)
+    mine = kind.models(spec)
+    manifest = _manifest(registry, project)
     fallback_nodes = [node for node, _ in inputs.values()]
     if manifest is None:
         fallback = tuple(ColumnDep(ColumnRef(n, WILDCARD)) for n in fallback_nodes)

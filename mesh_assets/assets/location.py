@@ -12,15 +12,14 @@ import dagster as dg
 
 from mesh_assets.assets import lineage_cache
 from mesh_assets.assets.automation import after_upstream_settles
-from mesh_assets.assets.builders import python as python_builder
-from mesh_assets.assets.builders import sql as sql_builder
+from mesh_assets.assets.builders import BUILDERS, KindBuilder
 from mesh_assets.assets.builders.sources import source_asset
 from mesh_assets.assets.ports import PortContext
 from mesh_assets.assets.publish import port_asset
 from mesh_assets.infra import environment
-from mesh_assets.product import addressing
+from mesh_assets.product import addressing, kinds
 from mesh_assets.product.registry import Product, Registry, load_registry
-from mesh_assets.product.spec import DbtTransformation, OutputPort, ReferencesRule
+from mesh_assets.product.spec import OutputPort, ReferencesRule
 
 
 def build_domain(domain: str) -> dg.Definitions:
@@ -41,34 +40,26 @@ def build_domain(domain: str) -> dg.Definitions:
     # Refresh once per cascade, after every input of it (see `automation`).
     eager = after_upstream_settles()
     assets: list[dg.AssetsDefinition] = []
-    dbt_projects: dict[str, None] = {}
+    shared: dict[str, KindBuilder] = {}  # shared projects (dbt) → their kind's builder, in first-seen order
     for product in products:
         spec = product.spec
         assets += [source_asset(product, source, env) for source in spec.source_inputs]
-        transformation = spec.transformation
-        if transformation.kind == "sql":
-            assets += sql_builder.internal_assets(product, registry, env, eager, lineage[product.key])
-        if isinstance(transformation, DbtTransformation):
-            dbt_projects[transformation.project] = None
+        kind = kinds.kind_of(spec)
+        builder = BUILDERS[kind.name]
+        assets += builder.internal_assets(product, registry, env, eager, lineage[product.key])
+        project = kind.project(spec)
+        if project is not None:
+            shared.setdefault(project, builder)
         for port in spec.output_ports:
-            if transformation.kind == "sql":
-                build, deps = sql_builder.port_builder(product, registry, spec.port_model(port), env.target)
-            elif transformation.kind == "python":
-                build, deps = python_builder.port_builder(product, registry, port)
-            else:
-                build = None
-                deps = [addressing.internal_key(spec.domain, spec.name, spec.port_model(port))]
+            build, deps = builder.port_builder(product, registry, port, env)
             references = referenced_ports(product, port, registry)
             deps = [*deps, *(key for _, key in references.values() if key not in deps)]
             relations = {name: relation for name, (relation, _) in references.items()}
-            assets.append(
-                port_asset(product, port, where, deps, transformation.kind, build, eager, relations)
-            )
-    if dbt_projects:
-        from mesh_assets.assets.builders import dbt as dbt_builder  # dagster-dbt only where dbt is used
-    for project in dbt_projects:
+            assets.append(port_asset(product, port, where, deps, kind.name, build, eager, relations))
+    for project, builder in shared.items():
+        assert builder.project_assets is not None, f"a kind with shared projects builds them ({project})"
         automation = {p.key: eager for p in products}
-        assets.append(dbt_builder.dbt_project_assets(registry, domain, project, env, automation))
+        assets.append(builder.project_assets(registry, domain, project, env, automation))
     return dg.Definitions(
         assets=assets,
         sensors=[automation_sensor(domain)],

@@ -16,7 +16,7 @@ from pathlib import Path
 import dagster as dg
 
 from mesh_assets.assets.column_lineage import ProductLineage, dagster_lineage
-from mesh_assets.product import addressing, lifecycle
+from mesh_assets.product import addressing, kinds, lifecycle
 from mesh_assets.product.registry import Product
 from mesh_assets.product.spec import DataProductSpec, FreshnessSlo, OutputPort, Status, parse_duration
 
@@ -182,12 +182,8 @@ def code_reference(*files: Path) -> dg.CodeReferencesMetadataValue:
 def code_references(product: Product) -> dg.CodeReferencesMetadataValue:
     """Links to the spec and the transformation that builds the product."""
     spec, folder = product.spec, product.folder
-    files: list[Path] = [product.path]
-    transformation = spec.transformation
-    if transformation.kind == "python":
-        files.append(folder / transformation.module)
-    elif transformation.kind == "sql":
-        files += sorted(folder.glob("*.sql"))
+    # Code in the product folder only: a dbt model's own asset links its file.
+    files: list[Path] = [product.path, *kinds.kind_of(spec).folder_code(spec, folder)]
     return code_reference(*files)
 
 

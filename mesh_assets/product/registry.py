@@ -20,7 +20,7 @@ import dagster as dg
 import yaml
 from pydantic import ValidationError
 
-from mesh_assets.product import access, addressing, agreement_files, lifecycle, spec_cache
+from mesh_assets.product import access, addressing, agreement_files, kinds, lifecycle, spec_cache
 from mesh_assets.product import spec as spec_module
 from mesh_assets.product.agreement_files import LoadedAgreement
 from mesh_assets.product.errors import MeshSpecError, SpecIssue
@@ -313,15 +313,7 @@ def _check_identity(parsed: list[Product], registry: Registry) -> None:
 def _check_transformation(product: Product, registry: Registry) -> None:
     spec, folder = product.spec, product.folder
     transformation = spec.transformation
-    needed: list[tuple[str, Path]] = []
-    if transformation.kind == "sql":
-        models = [*transformation.internals, *(spec.port_model(p) for p in spec.output_ports)]
-        needed = [(m, folder / f"{m}.sql") for m in dict.fromkeys(models)]
-    elif transformation.kind == "python":
-        needed = [("module", folder / transformation.module)]
-    else:
-        project = registry.root / "dbt_projects" / transformation.project
-        needed = [("project", project / "dbt_project.yml")]
+    needed = kinds.kind_of(spec).required_files(spec, folder, registry.root)
     for what, file in needed:
         if not file.exists():
             registry.issues.append(

@@ -45,10 +45,9 @@ from mesh_assets.assets.ports import owners, product_tags
 from mesh_assets.assets.publish import WAREHOUSE_POOL
 from mesh_assets.infra.environment import Environment
 from mesh_assets.infra.warehouse.base import Warehouse
-from mesh_assets.product import addressing
+from mesh_assets.product import addressing, kinds
 from mesh_assets.product.errors import MeshSpecError, SpecIssue
 from mesh_assets.product.registry import Product, Registry
-from mesh_assets.product.spec import DbtTransformation
 
 
 def _manifest(registry: Registry, project: str, env: Environment, domain: str) -> Path:
@@ -140,12 +139,7 @@ class MeshDbtTranslator(DagsterDbtTranslator):
         self.models: dict[str, Product] = {}
         self.sources: dict[tuple[str, str], dg.AssetKey] = {}
         for product in products_of_project(registry, project):
-            transformation = product.spec.transformation
-            assert isinstance(transformation, DbtTransformation)
-            for name in [
-                *transformation.internals,
-                *(product.spec.port_model(p) for p in product.spec.output_ports),
-            ]:
+            for name in kinds.kind_of(product).models(product.spec):
                 self.models[name] = product
             for source in product.spec.source_inputs:
                 self.sources[(source.system, source.extract)] = addressing.source_key(

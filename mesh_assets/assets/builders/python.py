@@ -19,7 +19,7 @@ import dagster as dg
 
 from mesh_assets.assets.publish import BuildCandidate
 from mesh_assets.infra.warehouse.base import WarehouseSession
-from mesh_assets.product import access, addressing
+from mesh_assets.product import access, addressing, kinds
 from mesh_assets.product.registry import Product, Registry
 from mesh_assets.product.spec import OutputPort, PythonTransformation
 
@@ -75,8 +75,7 @@ def port_builder(
     product: Product, registry: Registry, port: OutputPort
 ) -> tuple[BuildCandidate, list[dg.AssetKey]]:
     """The candidate builder of a Python port, and the assets it reads."""
-    transformation = product.spec.transformation
-    assert isinstance(transformation, PythonTransformation)
+    transformation = kinds.narrow(product.spec.transformation, PythonTransformation)
     module_path = product.folder / transformation.module
     function_name = product.spec.port_model(port)
     inputs = input_relations(product, registry)

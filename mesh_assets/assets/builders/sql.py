@@ -23,10 +23,9 @@ from mesh_assets.assets.publish import WAREHOUSE_POOL, BuildCandidate
 from mesh_assets.infra.environment import Environment
 from mesh_assets.infra.warehouse.base import Warehouse, WarehouseSession
 from mesh_assets.infra.warehouse.isolation import refuse_undeclared_reads
-from mesh_assets.product import access, addressing
+from mesh_assets.product import access, addressing, kinds
 from mesh_assets.product.errors import MeshSpecError, SpecIssue
 from mesh_assets.product.registry import Product, Registry
-from mesh_assets.product.spec import SqlTransformation
 
 
 @dataclass
@@ -47,8 +46,7 @@ def render(product: Product, registry: Registry, model: str, target: str = "duck
     on DuckDB, through the port's masked secure view on Snowflake (`access.read_sql`)."""
     spec = product.spec
     path = product.folder / f"{model}.sql"
-    transformation = spec.transformation
-    assert isinstance(transformation, SqlTransformation)
+    internals = kinds.kind_of(spec).internals(spec)
     deps: list[dg.AssetKey] = []
     reads: list[addressing.Relation] = []
     issues: list[SpecIssue] = []
@@ -91,7 +89,7 @@ def render(product: Product, registry: Registry, model: str, target: str = "duck
         return reads[-1].sql
 
     def _ref(name: str) -> str:
-        if name not in transformation.internals:
+        if name not in internals:
             issues.append(
                 SpecIssue(
                     path,
@@ -172,10 +170,8 @@ def internal_assets(
 ) -> list[dg.AssetsDefinition]:
     """One asset per internal SQL model of the product (with its column lineage, when given)."""
     spec = product.spec
-    transformation = spec.transformation
-    assert isinstance(transformation, SqlTransformation)
     assets = []
-    for name in transformation.internals:
+    for name in kinds.kind_of(spec).internals(spec):
         rendered = render(product, registry, name, env.target)
         relation = addressing.internal_relation(spec.domain, spec.name, name)
         column_lineage = dagster_lineage(lineage.models.get(name) if lineage else None)
