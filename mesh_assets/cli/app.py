@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from mesh_assets.run import events
+from mesh_assets.run.results import ProductResult, RunStatus, write_summary
+
+if TYPE_CHECKING:
+    from mesh_assets.infra.environment import Environment
 
 app = typer.Typer(help="mesh: governed data products on Dagster.", no_args_is_help=True, add_completion=False)
 # Not a terminal (CI logs, pipes): wide enough that the summary table is never truncated.
@@ -164,17 +169,9 @@ def run(
 ) -> None:
     """Build every product of every domain in dependency order, run their checks, print a summary."""
     from mesh_assets.infra import environment
-    from mesh_assets.product.errors import MeshSpecError
-    from mesh_assets.run.runner import run_mesh
-    from mesh_assets.selfservice.generate import generate_sources
 
     env = environment.resolve()
-    if env.target == "duckdb" and not (env.sources_dir / "_manifest.json").exists():
-        console.print(
-            f"no source extracts in {env.sources_dir}: generating the example extracts "
-            f"(scale {scale:,}; `mesh generate` to choose)"
-        )
-        generate_sources(env.sources_dir, scale=scale)
+    _ensure_sources(env, scale)
     console.print(
         f"building the mesh in environment [bold]{env.name}[/bold] on [bold]{env.target}[/bold] "
         f"({env.duckdb_path if env.target == 'duckdb' else 'database ' + env.database})",
@@ -182,49 +179,33 @@ def run(
         soft_wrap=True,
     )
     started = time.monotonic()
+    results = _build(domain or None, product or None)
+    console.print(_summary_table(results, time.monotonic() - started))
+    if summary_json is not None:
+        write_summary(summary_json, results)
+    raise typer.Exit(_verdict(results))
 
-    def on_event(kind: str, subject, detail) -> None:
-        if kind == "start":
-            names = ", ".join(p.spec.name for p in detail)
-            console.print(f"[cyan]▶[/cyan] {subject.domain}: {names} …")
-        elif kind in {"done", "skipped"}:
-            mark = {"ok": "[green]✓[/green]", "failed": "[red]✗[/red]", "skipped": "[yellow]-[/yellow]"}[
-                detail.status
-            ]
-            rows = ", ".join(f"{port} {n:,} rows" for port, n in sorted(detail.rows.items()) if n is not None)
-            console.print(f"  {mark} {subject.key} {rows} {detail.error}".rstrip(), highlight=False)
-        elif kind == "governance":
-            mark = "[green]✓[/green]" if subject else "[red]✗[/red]"
-            console.print(f"{mark} mesh governance: {', '.join(detail) or 'nothing built'}", highlight=False)
-        elif kind == "reclaimed":
-            console.print(
-                f"[yellow]reclaimed[/yellow] run {subject}: {detail}", highlight=False, soft_wrap=True
-            )
-        elif kind == "waiting":
-            waited, holders = detail
-            console.print(
-                f"  [yellow]…[/yellow] waiting {waited:.0f}s for a `warehouse` pool slot"
-                + (f" ({', '.join(subject)})" if subject else "")
-                + ": "
-                + ("; ".join(holders) or "no run holds one yet (the slot is being handed over)"),
-                highlight=False,
-                soft_wrap=True,
-            )
-        elif kind == "parallel":
-            names = ", ".join(stage.domain for stage in subject)
-            console.print(
-                f"[cyan]⇉[/cyan] building {len(subject)} stages at once: {names} (at most {detail}: the "
-                "`warehouse` pool's limit)",
-                highlight=False,
-                soft_wrap=True,
-            )
-        elif kind == "deferral":
-            console.print(f"deferring to prod: {subject.summary()}", highlight=False, soft_wrap=True)
-        elif kind == "interrupted":
-            console.print("[red]interrupted[/red]: stopped the build; nothing more is built", highlight=False)
+
+def _ensure_sources(env: Environment, scale: int) -> None:
+    """On DuckDB with no extracts yet, generate the example's, so a first `mesh run` has data to build."""
+    from mesh_assets.selfservice.generate import generate_sources
+
+    if env.target == "duckdb" and not (env.sources_dir / "_manifest.json").exists():
+        console.print(
+            f"no source extracts in {env.sources_dir}: generating the example extracts "
+            f"(scale {scale:,}; `mesh generate` to choose)"
+        )
+        generate_sources(env.sources_dir, scale=scale)
+
+
+def _build(domains: list[str] | None, products: list[str] | None) -> list[ProductResult]:
+    """Run the build, showing its progress; a refused build exits (2: environment, 1: specs, 130: Ctrl-C)."""
+    from mesh_assets.infra import environment
+    from mesh_assets.product.errors import MeshSpecError
+    from mesh_assets.run.runner import run_mesh
 
     try:
-        results = run_mesh(domain or None, on_event, products=product or None)
+        return run_mesh(domains, _show_event, products=products)
     except environment.MeshEnvironmentError as exc:
         console.print(f"[red]{exc}[/red]", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
@@ -234,41 +215,93 @@ def run(
     except KeyboardInterrupt:  # before the build started: nothing was built
         console.print("[red]interrupted[/red]: nothing was built")
         raise typer.Exit(130) from None
-    interrupted = any(r.status == "interrupted" for r in results)
+
+
+_MARKS = {
+    RunStatus.OK: "[green]✓[/green]",
+    RunStatus.FAILED: "[red]✗[/red]",
+    RunStatus.SKIPPED: "[yellow]-[/yellow]",
+    RunStatus.INTERRUPTED: "[red]✗[/red]",
+}
+_STYLES = {
+    RunStatus.OK: "green",
+    RunStatus.FAILED: "red",
+    RunStatus.SKIPPED: "yellow",
+    RunStatus.INTERRUPTED: "red",
+}
+
+
+def _show_event(event: events.RunEvent) -> None:
+    """One line of progress per event of the build."""
+    match event:
+        case events.StageStarted(domain=domain, names=names):
+            console.print(f"[cyan]▶[/cyan] {domain}: {', '.join(names)} …")
+        case events.ProductFinished(result=result):
+            rows = ", ".join(f"{port} {n:,} rows" for port, n in sorted(result.rows.items()) if n is not None)
+            line = f"  {_MARKS[result.status]} {result.product} {rows} {result.error}"
+            console.print(line.rstrip(), highlight=False)
+        case events.GovernanceBuilt(ok=ok, built=built):
+            mark = "[green]✓[/green]" if ok else "[red]✗[/red]"
+            console.print(f"{mark} mesh governance: {', '.join(built) or 'nothing built'}", highlight=False)
+        case events.Reclaimed(run_id=run_id, reason=reason):
+            console.print(
+                f"[yellow]reclaimed[/yellow] run {run_id}: {reason}", highlight=False, soft_wrap=True
+            )
+        case events.WaitingForPool(steps=steps, waited_s=waited, holders=holders):
+            console.print(
+                f"  [yellow]…[/yellow] waiting {waited:.0f}s for a `warehouse` pool slot"
+                + (f" ({', '.join(steps)})" if steps else "")
+                + ": "
+                + ("; ".join(holders) or "no run holds one yet (the slot is being handed over)"),
+                highlight=False,
+                soft_wrap=True,
+            )
+        case events.StagesInParallel(domains=domains, limit=limit):
+            console.print(
+                f"[cyan]⇉[/cyan] building {len(domains)} stages at once: {', '.join(domains)} (at most "
+                f"{limit}: the `warehouse` pool's limit)",
+                highlight=False,
+                soft_wrap=True,
+            )
+        case events.Deferred(plan=plan):
+            console.print(f"deferring to prod: {plan.summary()}", highlight=False, soft_wrap=True)
+        case events.Interrupted():
+            console.print("[red]interrupted[/red]: stopped the build; nothing more is built", highlight=False)
+
+
+def _summary_table(results: list[ProductResult], seconds: float) -> Table:
+    """The summary: one row per product with its status, rows per port, checks and time."""
+    interrupted = any(r.status == RunStatus.INTERRUPTED for r in results)
     verdict = "interrupted after" if interrupted else "in"
-    table = Table(title=f"mesh run: {len(results)} products {verdict} {time.monotonic() - started:.1f}s")
+    table = Table(title=f"mesh run: {len(results)} products {verdict} {seconds:.1f}s")
     columns = ["domain", "product", "status", "rows per port", "checks passed", "warnings", "blocking failed"]
     for column in [*columns, "time (s)"]:
         table.add_column(column, justify="right" if column in columns[4:] or column == "time (s)" else "left")
     for result in results:
         rows = ", ".join(f"{port}: {n:,}" for port, n in sorted(result.rows.items()) if n is not None) or "-"
-        status = {
-            "ok": "[green]ok[/green]",
-            "failed": "[red]failed[/red]",
-            "skipped": "[yellow]skipped[/yellow]",
-            "interrupted": "[red]interrupted[/red]",
-        }
+        style = _STYLES[result.status]
         table.add_row(
-            result.product.spec.domain,
-            result.product.spec.name,
-            status[result.status],
+            result.domain,
+            result.name,
+            f"[{style}]{result.status}[/{style}]",
             rows,
             str(result.checks_passed),
-            str(result.checks_failed - result.checks_blocking),
-            str(result.checks_blocking),
+            str(result.warnings),
+            str(result.blocking_failed),
             f"{result.seconds:.1f}",
         )
-    console.print(table)
-    if summary_json is not None:
-        summary_json.parent.mkdir(parents=True, exist_ok=True)
-        summary_json.write_text(json.dumps([r.to_json() for r in results], indent=2) + "\n")
-    failures = [r for r in results if r.status not in {"ok", "interrupted"}]
+    return table
+
+
+def _verdict(results: list[ProductResult]) -> int:
+    """Name each failure; the exit code: 130 when interrupted, 1 when a product failed, else 0."""
+    failures = [r for r in results if r.status not in {RunStatus.OK, RunStatus.INTERRUPTED}]
     for failure in failures:
-        console.print(f"[red]{failure.product.key}[/red]: {failure.error}", highlight=False)
-    if interrupted:
+        console.print(f"[red]{failure.product}[/red]: {failure.error}", highlight=False)
+    if any(r.status == RunStatus.INTERRUPTED for r in results):
         console.print("[red]interrupted[/red]: `mesh run` again finishes it; ports keep their last good data")
-        raise typer.Exit(130)  # the shell's convention for "stopped by Ctrl-C"
-    raise typer.Exit(1 if failures else 0)
+        return 130  # the shell's convention for "stopped by Ctrl-C"
+    return 1 if failures else 0
 
 
 COMMAND_MODULES: list[str] = [
@@ -286,7 +319,7 @@ COMMAND_MODULES: list[str] = [
     "mesh_assets.cli.ci",
     "mesh_assets.cli.doctor",
 ]
-"""Modules under `mesh_assets.cli.commands` whose `register(app)` adds their verbs."""
+"""Modules of `mesh_assets.cli`, one per verb (or family of verbs), whose `register(app)` adds them."""
 
 for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)

@@ -17,7 +17,6 @@ developer runs, with the branch's own Dagster instance, and nothing of this proc
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -26,11 +25,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mesh_assets.contracts.changed import ChangeSet, changes_against
 from mesh_assets.infra import environment
 from mesh_assets.infra.environment import PROD, Environment
+from mesh_assets.run.results import ProductResult, RunStatus, read_summary
 
 if TYPE_CHECKING:
     from mesh_assets.contracts.data_diff import PortDataDiff
@@ -64,8 +64,8 @@ class CiResult:
     changes: ChangeSet
     steps: list[Step] = field(default_factory=list)
     diffs: list[PortDataDiff] = field(default_factory=list)
-    build: list[dict[str, Any]] = field(default_factory=list)
-    """`mesh run --summary-json` records of the branch build."""
+    build: list[ProductResult] = field(default_factory=list)
+    """What the branch build did to each product (read back from `mesh run --summary-json`)."""
     seconds: float = 0.0
     report_dir: Path | None = None
 
@@ -196,10 +196,42 @@ def _contract_step(root: Path, base: str) -> Step:
     )
 
 
-def _build_step(branch: Environment, products: list[str], out: Path, progress: Progress) -> tuple[Step, list]:
+def _build_step(
+    branch: Environment, products: list[str], out: Path, progress: Progress
+) -> tuple[Step, list[ProductResult]]:
     started = time.monotonic()
-    summary = out / "build.json"
+    summary, log = out / "build.json", out / "build.log"
     summary.unlink(missing_ok=True)
+    code = _mesh_run(branch, products, summary, log, progress)
+    results = read_summary(summary) if summary.exists() else []
+    details, cases = [], []
+    for result in results:
+        rows = ", ".join(f"{port} {n:,} rows" for port, n in sorted(result.rows.items()) if n is not None)
+        details.append(
+            f"{result.product} {result.status}: {rows or 'no rows'}; {result.checks_passed} checks "
+            f"passed, {result.warnings} warning(s), {result.blocking_failed} blocking"
+            + (f"; {result.error}" if result.error else "")
+        )
+        cases.append((f"build {result.product}", result.failure))
+    if not results:
+        tail = log.read_text().strip().splitlines()[-5:]
+        details.append(f"the build wrote no summary (exit {code}): " + " | ".join(tail))
+        cases.append(("build", f"exit {code}: see {log}"))
+    ok = code == 0 and bool(results) and all(failure is None for _, failure in cases)
+    built = sum(1 for r in results if r.status == RunStatus.OK)
+    step = Step(
+        "build",
+        ok,
+        f"{built} of {len(products)} product(s) built in environment {branch.name} (exit {code}); log {log}",
+        details=details,
+        cases=cases,
+        seconds=time.monotonic() - started,
+    )
+    return step, results
+
+
+def _mesh_run(branch: Environment, products: list[str], summary: Path, log: Path, progress: Progress) -> int:
+    """`MESH_ENV=<branch> mesh run --product ... --summary-json <summary>` as a child process; its exit."""
     child = {
         key: value
         for key, value in os.environ.items()
@@ -213,7 +245,6 @@ def _build_step(branch: Environment, products: list[str], out: Path, progress: P
     for key in products:
         command += ["--product", key]
     progress(f"$ MESH_ENV={branch.name} mesh run " + " ".join(f"--product {p}" for p in products))
-    log = out / "build.log"
     with log.open("w") as sink:
         process = subprocess.Popen(
             command, cwd=branch.root, env=child, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -222,40 +253,12 @@ def _build_step(branch: Environment, products: list[str], out: Path, progress: P
         for line in process.stdout:
             sink.write(line)
             progress("  " + line.rstrip())
-        code = process.wait()
-    records = json.loads(summary.read_text()) if summary.exists() else []
-    details, cases = [], []
-    for record in records:
-        failure = None
-        if record["status"] != "ok":
-            failure = f"{record['status']}: {record['error']}"
-        elif record["blocking_failed"]:
-            failure = f"{record['blocking_failed']} blocking check(s) failed"
-        rows = ", ".join(f"{port} {n:,} rows" for port, n in sorted(record["rows"].items()) if n is not None)
-        details.append(
-            f"{record['product']} {record['status']}: {rows or 'no rows'}; {record['checks_passed']} checks "
-            f"passed, {record['warnings']} warning(s), {record['blocking_failed']} blocking"
-            + (f"; {record['error']}" if record["error"] else "")
-        )
-        cases.append((f"build {record['product']}", failure))
-    if not records:
-        tail = log.read_text().strip().splitlines()[-5:]
-        details.append(f"the build wrote no summary (exit {code}): " + " | ".join(tail))
-        cases.append(("build", f"exit {code}: see {log}"))
-    ok = code == 0 and bool(records) and all(failure is None for _, failure in cases)
-    built = sum(1 for r in records if r["status"] == "ok")
-    step = Step(
-        "build",
-        ok,
-        f"{built} of {len(products)} product(s) built in environment {branch.name} (exit {code}); log {log}",
-        details=details,
-        cases=cases,
-        seconds=time.monotonic() - started,
-    )
-    return step, records
+        return process.wait()
 
 
-def _diff_step(branch: Environment, registry: Registry, records: list[dict[str, Any]]) -> tuple[Step, list]:
+def _diff_step(
+    branch: Environment, registry: Registry, results: list[ProductResult]
+) -> tuple[Step, list[PortDataDiff]]:
     from mesh_assets.contracts.data_diff import diff_port
     from mesh_assets.product import addressing
 
@@ -263,9 +266,9 @@ def _diff_step(branch: Environment, registry: Registry, records: list[dict[str, 
     warehouse = branch.warehouse().process_config_and_initialize()
     diffs, details, cases = [], [], []
     built = [
-        registry.products[r["product"]]
-        for r in records
-        if r["status"] == "ok" and r["product"] in registry.products
+        registry.products[r.product]
+        for r in results
+        if r.status == RunStatus.OK and r.product in registry.products
     ]
     with warehouse.session() as session:
         for product in built:

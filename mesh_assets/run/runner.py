@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import dagster as dg
@@ -25,38 +25,30 @@ import dagster as dg
 from mesh_assets.assets.dbt_outcomes import DBT_FAILURE
 from mesh_assets.infra import environment, reclaim
 from mesh_assets.product import addressing
-from mesh_assets.product.registry import GOVERNANCE_DOMAIN, Product, load_registry, topological_order
+from mesh_assets.product.registry import (
+    GOVERNANCE_DOMAIN,
+    Product,
+    Registry,
+    load_registry,
+    topological_order,
+)
+from mesh_assets.run import events
+from mesh_assets.run.events import (
+    Deferred,
+    GovernanceBuilt,
+    Interrupted,
+    OnEvent,
+    ProductFinished,
+    Reclaimed,
+    StagesInParallel,
+    StageStarted,
+    WaitingForPool,
+)
+from mesh_assets.run.results import ProductResult, RunStatus
 from mesh_assets.run.stages import Stage, parallel_limit, plan, run_stages
 
 # The progress display and summary table are the output; the full event log is in the Dagster UI.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-@dataclass
-class ProductResult:
-    """What one product's build produced."""
-
-    product: Product
-    status: str = "pending"
-    rows: dict[str, int | None] = field(default_factory=dict)
-    checks_passed: int = 0
-    checks_failed: int = 0
-    checks_blocking: int = 0
-    seconds: float = 0.0
-    error: str = ""
-
-    def to_json(self) -> dict:
-        """The result as `mesh run --summary-json` writes it."""
-        return {
-            "product": self.product.key,
-            "status": self.status,
-            "rows": self.rows,
-            "checks_passed": self.checks_passed,
-            "warnings": self.checks_failed - self.checks_blocking,
-            "blocking_failed": self.checks_blocking,
-            "seconds": round(self.seconds, 2),
-            "error": self.error,
-        }
 
 
 def load_location(domain: str) -> dg.Definitions:
@@ -95,26 +87,49 @@ def _product_keys(defs: dg.Definitions, product: Product) -> list[dg.AssetKey]:
 
 
 def run_mesh(
-    domains: list[str] | None = None, on_event=None, products: list[str] | None = None
+    domains: list[str] | None = None, on_event: OnEvent | None = None, products: list[str] | None = None
 ) -> list[ProductResult]:
     """Build the mesh (or the products of `domains`, or `products`); one result per product, in build order.
 
     In an environment that defers to prod (a branch environment), the ports of every product not built
-    are first pointed at prod's, read-only (`mesh_assets.infra.deferral`), and the plan is reported
-    through `on_event("deferral", plan, None)`; a build that reads a port nobody has is refused.
+    are first pointed at prod's, read-only (`mesh_assets.infra.deferral`), and the plan is reported as a
+    `Deferred` event; a build that reads a port nobody has is refused.
 
     Before building, runs of this host whose process died (a `kill -9`, an OOM kill) are marked failed
     and their pool slots freed, so a crash never wedges the next run. While a stage waits for the
-    `warehouse` pool, who holds it is reported through `on_event("waiting", ...)`. Ctrl-C (or SIGTERM)
-    stops the whole build: nothing more is built and every unbuilt product says `interrupted`.
+    `warehouse` pool, who holds it is reported (`WaitingForPool`). Ctrl-C (or SIGTERM) stops the whole
+    build: nothing more is built and every unbuilt product says `interrupted`. Progress reaches
+    `on_event` as the events of `mesh_assets.run.events`.
     """
+    notify = on_event or events.ignore
     env = environment.resolve()
     registry = load_registry(env.root)
     registry.raise_for_errors()
     instance = ensure_instance(env)
-    notify = on_event or (lambda *_: None)
+    _reclaim_dead(instance, notify)
+    ordered = _select(registry, domains, products)
+    if env.defers_to_prod:
+        notify(Deferred(_defer(env, registry, [p.key for p in ordered])))
+    build = _Build(instance, ordered, notify, parallel_limit(env, instance))
+    with _interrupts_raise():
+        try:
+            build.stages()
+            if not products and (not domains or GOVERNANCE_DOMAIN in domains):
+                build.governance()
+        except KeyboardInterrupt:
+            build.interrupt()
+            notify(Interrupted())
+    return build.outcome()
+
+
+def _reclaim_dead(instance: dg.DagsterInstance, notify: OnEvent) -> None:
+    """Mark this host's runs whose process died failed and free their pool slots, reporting each."""
     for reclaimed in reclaim.reclaim_dead_runs(instance, reclaimer="mesh run"):
-        notify("reclaimed", reclaimed.run_id, reclaimed.reason)
+        notify(Reclaimed(reclaimed.run_id, reclaimed.reason))
+
+
+def _select(registry: Registry, domains: list[str] | None, products: list[str] | None) -> list[Product]:
+    """The products to build, producers first; an unknown product key is refused naming the form."""
     if products:
         unknown = sorted(set(products) - set(registry.products))
         if unknown:
@@ -122,82 +137,115 @@ def run_mesh(
                 f"no product {', '.join(unknown)}: products are named <domain>.<product>, e.g. "
                 f"{next(iter(sorted(registry.products)), 'sales.orders')} (`mesh catalog` lists them)"
             )
-    ordered = [
+    return [
         p
         for p in topological_order(registry)
         if (not domains or p.spec.domain in domains) and (not products or p.key in products)
     ]
-    if env.defers_to_prod:
-        notify("deferral", _defer(env, registry, [p.key for p in ordered]), None)
-    results = {p.key: ProductResult(p) for p in ordered}
-    failed: set[str] = set()
-    owner_tags = {**reclaim.Owner.current().tags(), reclaim.LAUNCHED_BY_TAG: "mesh run"}
-    in_flight: set[str] = set()
-    lock = threading.Lock()  # stages may build in threads (Snowflake): results are shared
 
-    def build_stage(stage: Stage) -> None:
-        runnable = []
-        with lock:
-            for product in stage.products:
-                blocked = [i.product for i in product.spec.product_inputs if i.product in failed]
-                if blocked:
-                    results[product.key].status = "skipped"
-                    results[product.key].error = f"upstream failed: {', '.join(blocked)}"
-                    failed.add(product.key)
-                    notify("skipped", product, results[product.key])
-                else:
-                    runnable.append(product)
+
+class _Build:
+    """One `mesh run` while its stages build: what each product did, which failed, which are building.
+
+    On Snowflake stages build in threads, so the shared state is only touched under `lock`.
+    """
+
+    def __init__(
+        self, instance: dg.DagsterInstance, ordered: list[Product], notify: OnEvent, limit: int
+    ) -> None:
+        self.instance, self.ordered, self.notify, self.limit = instance, ordered, notify, limit
+        self.results: dict[str, ProductResult] = {}
+        self.failed: set[str] = set()
+        self.in_flight: set[str] = set()
+        self.lock = threading.Lock()
+        self.tags = {**reclaim.Owner.current().tags(), reclaim.LAUNCHED_BY_TAG: "mesh run"}
+
+    def stages(self) -> None:
+        """Build every stage in dependency order (independent ones at once, up to `limit`)."""
+
+        def parallel(building: list[Stage]) -> None:
+            self.notify(StagesInParallel(tuple(stage.domain for stage in building), self.limit))
+
+        run_stages(plan(self.ordered), self.stage, self.limit, parallel)
+
+    def stage(self, stage: Stage) -> None:
+        """Build one stage's products whose producers did not fail, as one Dagster run."""
+        runnable = self._skip_blocked(stage)
         if not runnable:
             return
-        notify("start", stage, runnable)
-        with lock:
-            in_flight.update(p.key for p in runnable)
+        self.notify(StageStarted(stage.domain, tuple(p.spec.name for p in runnable)))
+        with self.lock:
+            self.in_flight.update(p.key for p in runnable)
         run_id = str(uuid.uuid4())
-        with _reporting_waits(instance, run_id, notify):
-            if limit > 1:
-                interrupted = _execute_in_child(
-                    stage.domain, runnable, run_id, owner_tags, results, failed, lock
-                )
+        with _reporting_waits(self.instance, run_id, self.notify):
+            if self.limit > 1:
+                built, interrupted = _execute_in_child(stage.domain, runnable, run_id, self.tags)
             else:
-                interrupted = _execute(stage.domain, runnable, instance, run_id, owner_tags, results, failed)
+                built, interrupted = _execute(stage.domain, runnable, self.instance, run_id, self.tags)
+        with self.lock:
+            for result in built:
+                self.results[result.product] = result
+                if result.status != RunStatus.OK:
+                    self.failed.add(result.product)
         if interrupted:
             raise KeyboardInterrupt
-        for product in runnable:
-            notify("done", product, results[product.key])
-        with lock:
-            in_flight.difference_update(p.key for p in runnable)
+        for result in built:
+            self.notify(ProductFinished(result))
+        with self.lock:
+            self.in_flight.difference_update(p.key for p in runnable)
 
-    limit = parallel_limit(env, instance)
-    with _interrupts_raise():
-        try:
-            run_stages(
-                plan(ordered), build_stage, limit, lambda building: notify("parallel", building, limit)
-            )
-            if not products and (not domains or GOVERNANCE_DOMAIN in domains):
-                governance = load_location(GOVERNANCE_DOMAIN)
-                run_id = str(uuid.uuid4())
-                with _reporting_waits(instance, run_id, notify):
-                    outcome = governance.resolve_implicit_global_asset_job_def().execute_in_process(
-                        instance=instance,
-                        raise_on_error=False,
-                        run_config=QUIET,
-                        run_id=run_id,
-                        tags=owner_tags,
+    def _skip_blocked(self, stage: Stage) -> list[Product]:
+        """The stage's products to build; each one reading a failed product is skipped (and reported)."""
+        runnable = []
+        with self.lock:
+            for product in stage.products:
+                blocked = [i.product for i in product.spec.product_inputs if i.product in self.failed]
+                if blocked:
+                    result = ProductResult(
+                        product.key, RunStatus.SKIPPED, error=f"upstream failed: {', '.join(blocked)}"
                     )
-                if _was_interrupted(outcome):
-                    raise KeyboardInterrupt
-                built = sorted(
-                    e.asset_key.to_user_string() for e in outcome.get_asset_materialization_events()
+                    self.results[product.key] = result
+                    self.failed.add(product.key)
+                    self.notify(ProductFinished(result))
+                else:
+                    runnable.append(product)
+        return runnable
+
+    def governance(self) -> None:
+        """Build the governance location's assets (scorecard, catalog, ...) once every domain is built."""
+        governance = load_location(GOVERNANCE_DOMAIN)
+        run_id = str(uuid.uuid4())
+        with _reporting_waits(self.instance, run_id, self.notify):
+            outcome = governance.resolve_implicit_global_asset_job_def().execute_in_process(
+                instance=self.instance,
+                raise_on_error=False,
+                run_config=QUIET,
+                run_id=run_id,
+                tags=self.tags,
+            )
+        if _was_interrupted(outcome):
+            raise KeyboardInterrupt
+        built = sorted(e.asset_key.to_user_string() for e in outcome.get_asset_materialization_events())
+        self.notify(GovernanceBuilt(outcome.success, tuple(built)))
+
+    def interrupt(self) -> None:
+        """Every product not built says `interrupted`."""
+        with self.lock:
+            for product in self.ordered:
+                result = self.results.get(product.key)
+                if result is None:
+                    result = ProductResult(product.key, RunStatus.INTERRUPTED)
+                elif product.key not in self.in_flight or result.status == RunStatus.OK:
+                    # A product of the interrupted stage that published before the interrupt stays `ok`.
+                    continue
+                self.results[product.key] = replace(
+                    result, status=RunStatus.INTERRUPTED, error="not built: the run was interrupted"
                 )
-                notify("governance", outcome.success, built)
-        except KeyboardInterrupt:
-            for result in results.values():
-                # A product of the interrupted stage that published before the interrupt stays `ok`.
-                if result.status == "pending" or (result.product.key in in_flight and result.status != "ok"):
-                    result.status = "interrupted"
-                    result.error = "not built: the run was interrupted"
-            notify("interrupted", None, None)
-    return list(results.values())
+
+    def outcome(self) -> list[ProductResult]:
+        """One result per product, in build order."""
+        with self.lock:
+            return [self.results[p.key] for p in self.ordered]
 
 
 def _defer(env: environment.Environment, registry, selected: list[str]):
@@ -252,7 +300,7 @@ WAIT_REPORT_EVERY_S = 10.0
 
 
 @contextmanager
-def _reporting_waits(instance: dg.DagsterInstance, run_id: str, notify) -> Iterator[None]:
+def _reporting_waits(instance: dg.DagsterInstance, run_id: str, notify: OnEvent) -> Iterator[None]:
     """While the run executes, report (and reclaim dead) holders of the pool its steps wait for."""
     done = threading.Event()
 
@@ -271,13 +319,12 @@ def _reporting_waits(instance: dg.DagsterInstance, run_id: str, notify) -> Itera
                 if now < next_report:
                     continue
                 # A holder may have died while we wait: reclaim it rather than wait for it forever.
-                for reclaimed in reclaim.reclaim_dead_runs(instance, reclaimer="mesh run"):
-                    notify("reclaimed", reclaimed.run_id, reclaimed.reason)
+                _reclaim_dead(instance, notify)
                 holders = [h.describe() for h in reclaim.pool_holders(instance) if h.run_id != run_id]
-                notify("waiting", steps, (now - waiting_since, holders))
+                notify(WaitingForPool(tuple(steps), now - waiting_since, tuple(holders)))
                 next_report = now + WAIT_REPORT_EVERY_S
             except Exception as exc:  # a report must never break the run it reports on
-                notify("waiting", [], (0.0, [f"could not read the pool's holders: {exc}"]))
+                notify(WaitingForPool((), 0.0, (f"could not read the pool's holders: {exc}",)))
                 next_report = time.monotonic() + WAIT_REPORT_EVERY_S
 
     watcher = threading.Thread(target=watch, name=f"mesh-wait-{run_id[:8]}", daemon=True)
@@ -290,15 +337,10 @@ def _reporting_waits(instance: dg.DagsterInstance, run_id: str, notify) -> Itera
 
 
 def _execute(
-    domain: str,
-    runnable: list[Product],
-    instance: dg.DagsterInstance,
-    run_id: str,
-    tags: dict[str, str],
-    results: dict[str, ProductResult],
-    failed: set[str],
-) -> bool:
-    """Build `runnable` as one in-process Dagster run of `domain`'s location; whether it was interrupted."""
+    domain: str, runnable: list[Product], instance: dg.DagsterInstance, run_id: str, tags: dict[str, str]
+) -> tuple[list[ProductResult], bool]:
+    """Build `runnable` as one in-process Dagster run of `domain`'s location: their results, and whether
+    the run was interrupted."""
     defs = load_location(domain)
     job = defs.resolve_implicit_global_asset_job_def()
     keys = [key for product in runnable for key in _product_keys(defs, product)]
@@ -311,28 +353,19 @@ def _execute(
         run_id=run_id,
         tags=tags,
     )
-    _collect(outcome, runnable, results, time.monotonic() - started, failed)
-    return _was_interrupted(outcome)
-
-
-RESULT_FIELDS = ("status", "rows", "checks_passed", "checks_failed", "checks_blocking", "seconds", "error")
+    return _collect(outcome, runnable, time.monotonic() - started), _was_interrupted(outcome)
 
 
 def _execute_in_child(
-    domain: str,
-    runnable: list[Product],
-    run_id: str,
-    tags: dict[str, str],
-    results: dict[str, ProductResult],
-    failed: set[str],
-    lock: threading.Lock,
-) -> bool:
+    domain: str, runnable: list[Product], run_id: str, tags: dict[str, str]
+) -> tuple[list[ProductResult], bool]:
     """`_execute` in a child process (`python -m mesh_assets.run.runner`), for stages built at once.
 
     Dagster's in-process runs cannot start in two threads of one process (each run start reconfigures
     Python logging while the other's events take logging's locks: a deadlock), so a stage built beside
     another runs in its own process, on the same instance. Its output goes to a log beside the run's
-    data; its results come back as JSON. Ctrl-C reaches it too (same process group).
+    data; its results come back as JSON (`ProductResult.to_record`). Ctrl-C reaches it too (same process
+    group); a product it did not get to has no result.
     """
     import json
     import subprocess
@@ -352,17 +385,12 @@ def _execute_in_child(
                 stderr=subprocess.STDOUT,
             )
         answer = json.loads(out.read_text()) if out.exists() else None
-    with lock:
-        for product in runnable:
-            result = results[product.key]
-            if answer is None:
-                result.status, result.error = "failed", f"the stage's process exited {code} with no result"
-            else:
-                for name, value in answer["results"][product.key].items():
-                    setattr(result, name, value)
-            if result.status == "failed":
-                failed.add(product.key)
-    return (answer is None and code in {130, -2}) or bool(answer and answer["interrupted"])
+    if answer is None:
+        error = f"the stage's process exited {code} with no result"
+        return [ProductResult(p.key, RunStatus.FAILED, error=error) for p in runnable], code in {130, -2}
+    records = answer["results"]
+    results = [ProductResult.from_record(records[p.key]) for p in runnable if p.key in records]
+    return results, bool(answer["interrupted"])
 
 
 def _child_main(request_json: str, out: str) -> None:
@@ -373,21 +401,16 @@ def _child_main(request_json: str, out: str) -> None:
     env = environment.resolve()
     registry = load_registry(env.root)
     runnable = [registry.products[key] for key in request["products"]]
-    results = {p.key: ProductResult(p) for p in runnable}
     instance = ensure_instance(env)
+    results: list[ProductResult] = []
     with _interrupts_raise():
         try:
             # The run is this process's: a kill of it (not of the parent) must be reclaimable.
             tags = {**request["tags"], **reclaim.Owner.current().tags()}
-            interrupted = _execute(
-                request["domain"], runnable, instance, request["run_id"], tags, results, set()
-            )
+            results, interrupted = _execute(request["domain"], runnable, instance, request["run_id"], tags)
         except KeyboardInterrupt:
             interrupted = True
-    answer = {
-        "interrupted": interrupted,
-        "results": {key: {name: getattr(r, name) for name in RESULT_FIELDS} for key, r in results.items()},
-    }
+    answer = {"interrupted": interrupted, "results": {r.product: r.to_record() for r in results}}
     Path(out).write_text(json.dumps(answer))
 
 
@@ -399,55 +422,89 @@ def _root_cause(event) -> str:
     return error.message.strip().splitlines()[0] if error.message.strip() else error.cls_name or "error"
 
 
-def _collect(
-    outcome, runnable: list[Product], results: dict[str, ProductResult], elapsed: float, failed: set[str]
-) -> None:
-    by_prefix = {(p.spec.domain, p.spec.name): results[p.key] for p in runnable}
+@dataclass
+class _Tally:
+    """What a run's events say about one product, added up while they are read."""
+
+    rows: dict[str, int | None] = field(default_factory=dict)
+    passed: int = 0
+    warnings: int = 0
+    blocking: int = 0
+
+
+def _tally(outcome, runnable: list[Product]) -> dict[tuple[str, ...], _Tally]:
+    """Rows published per port and check outcomes, per (domain, product) of `runnable`."""
+    tallies: dict[tuple[str, ...], _Tally] = {(p.spec.domain, p.spec.name): _Tally() for p in runnable}
     for event in outcome.get_asset_materialization_events():
         key = event.asset_key
-        result = by_prefix.get(tuple(key.path[:2]))
-        if result is not None and addressing.is_port_key(key):
+        tally = tallies.get(tuple(key.path[:2]))
+        if tally is not None and addressing.is_port_key(key):
             rows = event.materialization.metadata.get("dagster/row_count")
-            result.rows[key.path[2]] = rows.value if rows is not None else None
+            tally.rows[key.path[2]] = rows.value if rows is not None else None
     for evaluation in outcome.get_asset_check_evaluations():
-        result = by_prefix.get(tuple(evaluation.asset_key.path[:2]))
-        if result is not None:
-            if evaluation.passed:
-                result.checks_passed += 1
-            else:
-                result.checks_failed += 1
-                result.checks_blocking += evaluation.severity == dg.AssetCheckSeverity.ERROR
-    failures = [e for e in outcome.all_events if e.is_step_failure]
-    # Why dbt did not build a product's model (`builders/dbt.py` records it as an observation).
-    not_built: dict[tuple[str, ...], list[str]] = {}
+        tally = tallies.get(tuple(evaluation.asset_key.path[:2]))
+        if tally is None:
+            continue
+        if evaluation.passed:
+            tally.passed += 1
+        elif evaluation.severity == dg.AssetCheckSeverity.ERROR:
+            tally.blocking += 1
+        else:
+            tally.warnings += 1
+    return tallies
+
+
+def _not_built(outcome) -> dict[tuple[str, ...], list[str]]:
+    """Why dbt did not build a product's models (`builders/dbt.py` records it as an observation)."""
+    reasons: dict[tuple[str, ...], list[str]] = {}
     for event in outcome.all_events:
         if event.event_type == dg.DagsterEventType.ASSET_OBSERVATION:
             observation = event.asset_observation_data.asset_observation
             reason = observation.metadata.get(DBT_FAILURE)
             if reason is not None:
-                not_built.setdefault(tuple(observation.asset_key.path[:2]), []).append(str(reason.value))
+                reasons.setdefault(tuple(observation.asset_key.path[:2]), []).append(str(reason.value))
+    return reasons
+
+
+def _collect(outcome, runnable: list[Product], elapsed: float) -> list[ProductResult]:
+    """Each of `runnable`'s result, from the events of the run that built them."""
+    tallies = _tally(outcome, runnable)
+    not_built = _not_built(outcome)
+    failures = [e for e in outcome.all_events if e.is_step_failure]
+    failed: set[str] = set()  # producers are before their consumers in `runnable`
+    results = []
     for product in runnable:
-        result = results[product.key]
-        result.seconds = elapsed
-        expected = {f"v{p.major}" for p in product.spec.output_ports}
-        missing = sorted(expected - set(result.rows))
-        if missing or result.checks_blocking:
-            result.status = "failed"
+        where = (product.spec.domain, product.spec.name)
+        tally = tallies[where]
+        status, error = _judge(product, tally, failures, not_built.get(where, []), failed)
+        if status != RunStatus.OK:
             failed.add(product.key)
-            own = f"{product.spec.domain}__{product.spec.name}__v"
-            mine = [f for f in failures if own in (f.step_key or "")]
-            errors = [f for f in (mine or failures) if f.step_failure_data and f.step_failure_data.error]
-            reasons = list(dict.fromkeys(not_built.get((product.spec.domain, product.spec.name), [])))
-            upstream = [i.product for i in product.spec.product_inputs if i.product in failed]
-            if upstream and not reasons and not mine:
-                # Its producer in this stage failed, so Dagster never ran it: skipped, as across stages.
-                result.status, result.error = "skipped", f"upstream failed: {', '.join(upstream)}"
-                continue
-            reasons += [_root_cause(f) for f in errors]
-            detail = f"ports not published: {', '.join(missing)}" if missing else "blocking checks failed"
-            result.error = "; ".join([detail, *reasons[:2]])
-        else:
-            result.status = "ok"
+        results.append(
+            ProductResult(
+                product.key, status, tally.rows, tally.passed, tally.warnings, tally.blocking, elapsed, error
+            )
+        )
+    return results
+
+
+def _judge(
+    product: Product, tally: _Tally, failures: list, not_built: list[str], failed: set[str]
+) -> tuple[RunStatus, str]:
+    """A product's status and error: ok when every port published and no blocking check failed."""
+    missing = sorted({f"v{p.major}" for p in product.spec.output_ports} - set(tally.rows))
+    if not missing and not tally.blocking:
+        return RunStatus.OK, ""
+    own = f"{product.spec.domain}__{product.spec.name}__v"
+    mine = [f for f in failures if own in (f.step_key or "")]
+    errors = [f for f in (mine or failures) if f.step_failure_data and f.step_failure_data.error]
+    reasons = list(dict.fromkeys(not_built))
+    upstream = [i.product for i in product.spec.product_inputs if i.product in failed]
+    if upstream and not reasons and not mine:
+        # Its producer in this stage failed, so Dagster never ran it: skipped, as across stages.
+        return RunStatus.SKIPPED, f"upstream failed: {', '.join(upstream)}"
+    reasons += [_root_cause(f) for f in errors]
+    detail = f"ports not published: {', '.join(missing)}" if missing else "blocking checks failed"
+    return RunStatus.FAILED, "; ".join([detail, *reasons[:2]])
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import pytest
 
 from mesh_assets.observe.anomalies import latest_monitors
 from mesh_assets.product.registry import load_registry
+from mesh_assets.run.results import RunStatus
 from mesh_assets.run.runner import plan, run_mesh
 
 pytestmark = pytest.mark.slow
@@ -45,15 +46,17 @@ def test_the_whole_mesh_builds_every_port_with_rows_and_a_rerun_is_idempotent(
     isolated: Path, repo_root: Path
 ) -> None:
     results = run_mesh()
-    assert [r.status for r in results] == ["ok"] * len(results), [(r.product.key, r.error) for r in results]
-    assert {r.product.key for r in results} == set(load_registry(repo_root).products)
-    assert all(r.checks_blocking == 0 and r.checks_passed >= 3 for r in results)
+    assert [r.status for r in results] == [RunStatus.OK] * len(results), [
+        (r.product, r.error) for r in results
+    ]
+    assert {r.product for r in results} == set(load_registry(repo_root).products)
+    assert all(r.blocking_failed == 0 and r.checks_passed >= 3 for r in results)
     tables = port_tables(repo_root)
     first = snapshot(isolated / "mesh.duckdb", tables)
     assert all(rows > 0 for rows, _ in first.values()), first
 
     rerun = run_mesh()
-    assert all(r.status == "ok" for r in rerun)
+    assert all(r.status == RunStatus.OK for r in rerun)
     assert snapshot(isolated / "mesh.duckdb", tables) == first
     # The same data published again is normal: no learned monitor cries wolf at cold start (a day still
     # filling, an update-time day or a month just begun is never judged against settled ones).
@@ -66,9 +69,12 @@ def test_the_whole_mesh_builds_every_port_with_rows_and_a_rerun_is_idempotent(
     assert monitors and not [(m.port, m.monitor, m.reason) for m in monitors if m.status == "anomaly"]
     assert event is not None and event.asset_materialization is not None
     lineage = event.asset_materialization.metadata["dagster/column_lineage"].value
-    assert dg.TableColumnDep(
-        asset_key=dg.AssetKey(["customers", "customer_master", "v1"]), column_name="country_code"
-    ) in lineage.deps_by_column["country_code"]
+    assert (
+        dg.TableColumnDep(
+            asset_key=dg.AssetKey(["customers", "customer_master", "v1"]), column_name="country_code"
+        )
+        in lineage.deps_by_column["country_code"]
+    )
 
     with duckdb.connect(str(isolated / "mesh.duckdb"), read_only=True) as con:
         overview = con.execute("SELECT COUNT(*) FROM governance.product_overview WHERE rows > 0").fetchone()[
@@ -109,10 +115,10 @@ def test_consumers_are_skipped_when_their_producer_fails_its_blocking_checks(
             ').sort_values("customer_id", ignore_index=True).pipe(lambda d: pd.concat([d, d.head(2)]))',
         )
     )
-    results = {r.product.key: r for r in run_mesh(domains=["customers", "diagnostics"])}
-    assert results["customers.customer_master"].status == "failed"
+    results = {r.product: r for r in run_mesh(domains=["customers", "diagnostics"])}
+    assert results["customers.customer_master"].status == RunStatus.FAILED
     assert "v1" in results["customers.customer_master"].error
-    assert results["diagnostics.instrument_runs"].status == "skipped"
+    assert results["diagnostics.instrument_runs"].status == RunStatus.SKIPPED
     assert "customers.customer_master" in results["diagnostics.instrument_runs"].error
 
 

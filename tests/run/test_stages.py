@@ -11,6 +11,8 @@ import pytest
 from mesh_assets.infra import environment
 from mesh_assets.product.registry import load_registry, topological_order
 from mesh_assets.run import runner, stages
+from mesh_assets.run.events import RunEvent, StagesInParallel
+from mesh_assets.run.results import RunStatus
 from mesh_assets.run.stages import Stage, dependencies, parallel_limit, plan, run_stages
 
 BOUND_S = 60  # a deadlock guard for the threads below, not a timing window
@@ -89,14 +91,14 @@ def test_independent_domains_build_at_once_each_stage_its_own_process_on_one_ins
 ) -> None:
     """The parallel path end to end on DuckDB (where the pool and the file lock still serialise writes)."""
     monkeypatch.setattr(runner, "parallel_limit", lambda env, instance: 2)
-    events: list[tuple[str, object]] = []
+    events: list[RunEvent] = []
 
-    results = runner.run_mesh(
-        ["customers", "sales"], on_event=lambda kind, subject, detail: events.append((kind, subject))
-    )
+    results = runner.run_mesh(["customers", "sales"], on_event=events.append)
 
-    assert [r.status for r in results] == ["ok"] * len(results), [(r.product.key, r.error) for r in results]
-    parallel = [sorted(stage.domain for stage in subject) for kind, subject in events if kind == "parallel"]
+    assert [r.status for r in results] == [RunStatus.OK] * len(results), [
+        (r.product, r.error) for r in results
+    ]
+    parallel = [sorted(e.domains) for e in events if isinstance(e, StagesInParallel)]
     assert ["customers", "sales"] in parallel
     runs = dg.DagsterInstance.get().get_run_records()
     assert len(runs) == 2 and all(r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in runs)
