@@ -36,10 +36,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from mesh_assets.product import addressing
+from mesh_assets.product import addressing, kinds
 from mesh_assets.product.errors import SpecIssue
 from mesh_assets.product.registry import Product, Registry, effective_status
-from mesh_assets.product.spec import DbtTransformation, SqlTransformation, Status
+from mesh_assets.product.spec import Status
 
 INPUT_MARKER = "__mesh_input__"
 """Schema `input()` renders to in the lint: declared inputs the builder already checks."""
@@ -87,14 +87,8 @@ class _Map:
                 self.ports[(relation.schema, relation.name)] = (product, port.major)
                 for batch in ("candidate", "staging"):
                     self._own(schema, f"{spec.name}_v{port.major}__{batch}", product, f"{batch} batch")
-            transformation = spec.transformation
-            if isinstance(transformation, SqlTransformation):
-                for name in transformation.internals:
-                    relation = addressing.internal_relation(spec.domain, spec.name, name)
-                    self._own(relation.schema, relation.name, product, "internal model")
-            elif isinstance(transformation, DbtTransformation):
-                for name in [*transformation.internals, *(spec.port_model(p) for p in spec.output_ports)]:
-                    self._own(schema, name, product, "dbt model")
+            for relation, what in kinds.kind_of(spec).owned_relations(spec):
+                self._own(relation.schema, relation.name, product, what)
             for source in spec.source_inputs:
                 relation = addressing.source_relation(spec.domain, source.source)
                 # Several products of a domain may land the same extract: the first (by key) is named.
@@ -143,12 +137,11 @@ def _port_to_use(registry: Registry, key: str) -> tuple[str, int] | None:
 
 
 def _how_to_read(consumer: Product, key: str, major: int) -> str:
-    domain, name = key.split(".")
     line = f"declare '- product: {key}, version: \"^{major}\"' in input_ports of {consumer.key}"
-    if isinstance(consumer.spec.transformation, DbtTransformation):
-        source = f"{{{{ source('port_{domain}', '{name}_v{major}') }}}}"
-        return f"{line}, run `mesh prepare`, and read it with {source}"
-    return f"{line} and read it with {{{{ input('{key}') }}}}"
+    kind = kinds.kind_of(consumer)
+    if kind.needs_prepare:
+        return f"{line}, run `mesh prepare`, and read it with {kind.port_reference(key, major)}"
+    return f"{line} and read it with {kind.port_reference(key, major)}"
 
 
 def _findings(source: SqlSource, tables: list[tuple[str, str, str]], mesh: _Map) -> list[SpecIssue]:
@@ -157,7 +150,7 @@ def _findings(source: SqlSource, tables: list[tuple[str, str, str]], mesh: _Map)
     registry = mesh.registry
     issues: list[SpecIssue] = []
     reported: set[tuple[str, str]] = set()
-    is_sql = isinstance(consumer.spec.transformation, SqlTransformation)
+    is_sql = kinds.kind_of(consumer).templated_sql
     origin = "" if source.origin in ("rendered", "raw") else f" (in its {source.origin} code)"
 
     def issue(written: str, message: str, fix: str) -> None:
@@ -297,11 +290,7 @@ def _render_sql_model(product: Product, registry: Registry, path: Path) -> str |
 
 
 def _sql_sources(product: Product, registry: Registry) -> Iterator[SqlSource]:
-    spec = product.spec
-    transformation = spec.transformation
-    assert isinstance(transformation, SqlTransformation)
-    models = [*transformation.internals, *(spec.port_model(p) for p in spec.output_ports)]
-    for model in dict.fromkeys(models):
+    for model in kinds.kind_of(product).models(product.spec):
         path = product.folder / f"{model}.sql"
         if not path.exists():
             continue  # the registry reports the missing file
@@ -424,10 +413,7 @@ def _render_dbt_raw(raw: str, project: _DbtProject, product: Product) -> str | N
 
 def _dbt_sources(products: list[Product], project: _DbtProject) -> Iterator[SqlSource]:
     for product in products:
-        transformation = product.spec.transformation
-        assert isinstance(transformation, DbtTransformation)
-        models = [*transformation.internals, *(product.spec.port_model(p) for p in product.spec.output_ports)]
-        for model in dict.fromkeys(models):
+        for model in kinds.kind_of(product).models(product.spec):
             node = project.nodes.get(model)
             if node is not None:
                 file = project.root / node["original_file_path"]
@@ -459,13 +445,14 @@ def sql_sources(registry: Registry) -> list[SqlSource]:
     dbt: dict[str, list[Product]] = {}
     for key in sorted(registry.products):
         product = registry.products[key]
-        transformation = product.spec.transformation
-        if isinstance(transformation, SqlTransformation):
+        kind = kinds.kind_of(product)
+        project = kind.project(product.spec)
+        if kind.templated_sql:
             found += _sql_sources(product, registry)
-        elif isinstance(transformation, DbtTransformation):
-            dbt.setdefault(transformation.project, []).append(product)
+        elif project is not None and kind.sql_code:
+            dbt.setdefault(project, []).append(product)
     for name, products in sorted(dbt.items()):
-        root = registry.root / "dbt_projects" / name
+        root = registry.root / kinds.DBT_PROJECTS / name
         if (root / "dbt_project.yml").exists():
             found += _dbt_sources(products, _dbt_project(root))
     return found

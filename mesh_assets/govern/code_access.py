@@ -31,10 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mesh_assets.govern import backdoors
-from mesh_assets.product import addressing
+from mesh_assets.product import addressing, kinds
 from mesh_assets.product.errors import SpecIssue
 from mesh_assets.product.registry import Product, Registry
-from mesh_assets.product.spec import DbtTransformation
 
 GENERATORS = frozenset({"range", "generate_series", "unnest"})
 """Table functions that make rows from their arguments and read nothing: allowed."""
@@ -205,7 +204,7 @@ def _named_in_string(registry: Registry, consumer: Product, written: str) -> str
         spec = product.spec
         return (
             table.startswith((f"{spec.name}__", f"{spec.name}_v"))
-            or table in getattr(spec.transformation, "internals", [])
+            or table in kinds.kind_of(spec).internals(spec)
             or table in {addressing.source_relation(domain, s.source).name for s in spec.source_inputs}
         )
 
@@ -216,13 +215,8 @@ def _named_in_string(registry: Registry, consumer: Product, written: str) -> str
 
 
 def _fix(consumer: Product, registry: Registry, finding: Finding) -> str:
-    dbt = isinstance(consumer.spec.transformation, DbtTransformation)
-    read_port = (
-        "{{ source('port_<domain>', '<product>_v<major>') }} (after `mesh prepare`)"
-        if dbt
-        else ("{{ input('<domain>.<product>') }}")
-    )
-    read_source = "{{ source('<system>', '<extract>') }}" if dbt else "{{ source('<system>.<extract>') }}"
+    kind = kinds.kind_of(consumer)
+    read_port, read_source = kind.port_read_hint, kind.source_read_hint
     named = _named_in_string(registry, consumer, finding.written) if "(" in finding.written else None
     if named is not None:
         key = named.split("'- product: ")[1].split("'")[0]
@@ -251,7 +245,7 @@ def lint(registry: Registry) -> list[SpecIssue]:
     issues: list[SpecIssue] = []
     csvs: dict[Path, set[str]] = {}
     for source in backdoors.sql_sources(registry):
-        dbt = isinstance(source.product.spec.transformation, DbtTransformation)
+        dbt = kinds.kind_of(source.product).compiled_by_tool
         texts = _texts(source.file, source.sql)
         seen: set[tuple[str, str]] = set()
         seeds = _own_seeds(source.product, registry, csvs) if dbt else set()
@@ -277,13 +271,12 @@ def _own_seeds(product: Product, registry: Registry, csvs: dict[Path, set[str]])
 
     `csvs` caches each project's CSV file names (one scan per project, not per model).
     """
-    transformation = product.spec.transformation
-    assert isinstance(transformation, DbtTransformation)
-    project = registry.root / "dbt_projects" / transformation.project
+    spec = product.spec
+    project = registry.root / kinds.DBT_PROJECTS / str(kinds.kind_of(spec).project(spec))
     if project not in csvs:
         csvs[project] = {path.stem for path in project.rglob("*.csv") if "target" not in path.parts}
     names = csvs[project]
-    return {name.lower() for name in transformation.internals if name in names}
+    return {name.lower() for name in kinds.kind_of(spec).internals(spec) if name in names}
 
 
 def _texts(file: Path, sql: str) -> list[str]:

@@ -26,6 +26,7 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
+from mesh_assets.product import kinds
 from mesh_assets.product.errors import SpecIssue
 from mesh_assets.product.registry import Product, Registry
 from mesh_assets.product.spec import PythonTransformation
@@ -185,8 +186,10 @@ def lint(registry: Registry) -> list[SpecIssue]:
     issues: list[SpecIssue] = []
     for key in sorted(registry.products):
         product = registry.products[key]
-        transformation = product.spec.transformation
-        if not isinstance(transformation, PythonTransformation) or transformation.external_access:
+        if kinds.kind_of(product).model is not PythonTransformation:
+            continue  # only Python code is read here; SQL is the back-door lint's
+        transformation = kinds.narrow(product.spec.transformation, PythonTransformation)
+        if transformation.external_access:
             continue
         # The module and every module beside it that it may import (tests excepted: they are not run).
         modules = [product.folder / transformation.module] + [

@@ -21,11 +21,11 @@ from typing import Any
 from mesh_assets.assets.builders import sql as sql_builder
 from mesh_assets.assets.dbt_contracts import GENERATED_FILE, generated_yaml
 from mesh_assets.govern import access_lint, backdoors, code_access, python_access
-from mesh_assets.product import access
+from mesh_assets.product import access, kinds
 from mesh_assets.product import spec as spec_module
 from mesh_assets.product.errors import MeshSpecError, SpecIssue
 from mesh_assets.product.registry import HasIssues, Registry, load_registry
-from mesh_assets.product.spec import DbtTransformation, ExpectationRule, SqlRule, SqlTransformation
+from mesh_assets.product.spec import ExpectationRule, SqlRule
 
 SCHEMA_PATH = Path(__file__).parent.parent / "schemas" / "dataproduct.schema.json"
 AGREEMENT_SCHEMA_PATH = SCHEMA_PATH.with_name("agreement.schema.json")
@@ -253,25 +253,15 @@ def validate(root: Path) -> Report:
     registry = load_registry(root)
     issues = list(registry.issues)
     for product in registry.products.values():
-        transformation = product.spec.transformation
-        if isinstance(transformation, SqlTransformation) and not registry.errors:
-            models = [
-                *transformation.internals,
-                *(product.spec.port_model(p) for p in product.spec.output_ports),
-            ]
-            for model in dict.fromkeys(models):
+        kind = kinds.kind_of(product)
+        if kind.templated_sql and not registry.errors:
+            for model in kind.models(product.spec):
                 if (product.folder / f"{model}.sql").exists():
                     try:
                         sql_builder.render(product, registry, model)
                     except MeshSpecError as exc:
                         issues += exc.issues
-    projects = sorted(
-        {
-            p.spec.transformation.project
-            for p in registry.products.values()
-            if isinstance(p.spec.transformation, DbtTransformation)
-        }
-    )
+    projects = kinds.projects([p.spec for p in registry.products.values()])
     for project in projects:
         generated = root / "dbt_projects" / project / GENERATED_FILE
         if not generated.exists() or generated.read_text() != generated_yaml(registry, project):

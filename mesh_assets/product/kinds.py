@@ -52,8 +52,9 @@ class TransformationKind:
     """What `mesh new product --kind <name>` writes as the product's code (`selfservice.scaffold`)."""
     scaffold_fields: Mapping[str, Any] = field(default_factory=dict)
     """The `transformation` fields of a new product's spec, besides `kind` (a dbt project is chosen)."""
-    table_reads_refused: bool = False
-    """Naming a declared port by its table is refused: the code reads ports through `input()`."""
+    templated_sql: bool = False
+    """Its models are `<model>.sql` files in the product folder that the platform renders (`input()`,
+    `source()`, `ref()`): `mesh validate` renders them, and a port named by its table is refused."""
     compiled_by_tool: bool = False
     """Its SQL is compiled by its own tool (dbt): names may carry a database, seeds are its own."""
     needs_prepare: bool = False
@@ -189,7 +190,7 @@ KINDS: Mapping[str, TransformationKind] = MappingProxyType(
                 sql_code=True,
                 scaffold_template="sql_model",
                 scaffold_fields={"internals": []},
-                table_reads_refused=True,
+                templated_sql=True,
             ),
             _Python(
                 "python",
