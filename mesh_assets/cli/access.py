@@ -224,11 +224,12 @@ def register(app: typer.Typer) -> None:
         """Make the warehouse grant exactly what the agreements in force need (on DuckDB: the plan)."""
         from mesh_assets.govern import access_audit, access_grants, access_sync
         from mesh_assets.infra import environment
+        from mesh_assets.infra.warehouse.snowflake_names import DEFAULT_DATABASE
 
         env = environment.resolve()
         _, registry = _loaded()
         now = _now()
-        name = database or (env.database if env.target == "snowflake" else "MESH")
+        name = database or (env.database if env.target == "snowflake" else DEFAULT_DATABASE)
         wanted = access_grants.desired(registry, now.date(), name, role_prefix)
         if env.target != "snowflake":
             empty = access_grants.plan(wanted, access_grants.CurrentState())

@@ -46,6 +46,7 @@ def register(app: typer.Typer) -> None:
         """
         from mesh_assets.govern import grants as grants_module
         from mesh_assets.infra import environment
+        from mesh_assets.infra.warehouse.snowflake_names import DEFAULT_DATABASE
         from mesh_assets.product.registry import load_registry
 
         if target.lower() not in TARGETS:
@@ -71,7 +72,7 @@ def register(app: typer.Typer) -> None:
                 err=True,
             )
             raise typer.Exit(1)
-        name = database or (env.database if env.target == "snowflake" else "MESH")
+        name = database or (env.database if env.target == "snowflake" else DEFAULT_DATABASE)
         prefix = role_prefix or env.role_prefix
         sql = grants_module.render(
             registry,

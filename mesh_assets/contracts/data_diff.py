@@ -17,6 +17,9 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mesh_assets.contracts.markdown import markdown_cell
+from mesh_assets.product.sql_text import quote_identifier, quote_literal
+
 if TYPE_CHECKING:
     from mesh_assets.infra.warehouse.base import WarehouseSession
     from mesh_assets.product.spec import OutputPort
@@ -192,9 +195,9 @@ def _collect_examples(
         return
     keys = diff.keys
     values = [c for c in common if c not in keys]
-    order = ", ".join(f"b.{_q(k)}" for k in keys)
+    order = ", ".join(f"b.{quote_identifier(k)}" for k in keys)
     if diff.changed and values:
-        select = [f"b.{_q(k)}" for k in keys]
+        select = [f"b.{quote_identifier(k)}" for k in keys]
         for c in values:
             select += [_val("p", c, c in retyped), _val("b", c, c in retyped)]
             select.append(f"CASE WHEN {_differs([c], retyped)} THEN 1 ELSE 0 END")
@@ -219,9 +222,9 @@ def _collect_examples(
         if not count:
             continue
         rows = session.query(
-            f"SELECT {', '.join(f'{side}.{_q(k)}' for k in keys)} "
+            f"SELECT {', '.join(f'{side}.{quote_identifier(k)}' for k in keys)} "
             f"FROM {_join(keys, branch_sql, prod_sql, 'FULL OUTER')} WHERE {other}.{_SIDE} IS NULL "
-            f"ORDER BY {', '.join(f'{side}.{_q(k)}' for k in keys)} LIMIT {int(examples)}"
+            f"ORDER BY {', '.join(f'{side}.{quote_identifier(k)}' for k in keys)} LIMIT {int(examples)}"
         )
         out.extend(tuple(_show(v, k in masked) for k, v in zip(keys, row, strict=False)) for row in rows)
 
@@ -236,7 +239,9 @@ def _drift(
 ) -> list[ColumnDrift]:
     if not columns:
         return []
-    select = ", ".join(f"COUNT({_q(c)}), COUNT(DISTINCT {_q(c)})" for c in columns)
+    select = ", ".join(
+        f"COUNT({quote_identifier(c)}), COUNT(DISTINCT {quote_identifier(c)})" for c in columns
+    )
     prod = session.query(f"SELECT {select} FROM {prod_sql}")[0]
     branch = session.query(f"SELECT {select} FROM {branch_sql}")[0]
 
@@ -255,17 +260,9 @@ def _drift(
     ]
 
 
-def _q(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _val(alias: str, column: str, as_text: bool) -> str:
     # A retyped column is compared as text: the two sides' types need not compare with each other.
-    ref = f"{alias}.{_q(column)}"
+    ref = f"{alias}.{quote_identifier(column)}"
     return f"CAST({ref} AS VARCHAR)" if as_text else ref
 
 
@@ -278,7 +275,7 @@ def _differs(columns: list[str], retyped: set[str]) -> str:
 
 
 def _join(keys: list[str], branch_sql: str, prod_sql: str, kind: str) -> str:
-    on = " AND ".join(f"b.{_q(k)} = p.{_q(k)}" for k in keys)
+    on = " AND ".join(f"b.{quote_identifier(k)} = p.{quote_identifier(k)}" for k in keys)
     return (
         f"(SELECT t.*, 1 AS {_SIDE} FROM {branch_sql} t) b {kind} JOIN "
         f"(SELECT t.*, 1 AS {_SIDE} FROM {prod_sql} t) p ON {on}"
@@ -306,12 +303,12 @@ def _catalog_sql(dialect: str, relation_sql: str) -> str:
     *database, schema, table = _parts(relation_sql)
     source, where = (
         "information_schema.columns",
-        f"table_schema = {_lit(schema)} AND table_name = {_lit(table)}",
+        f"table_schema = {quote_literal(schema)} AND table_name = {quote_literal(table)}",
     )
     if database and dialect == "snowflake":
-        source = f"{_q(database[0])}.information_schema.columns"
+        source = f"{quote_identifier(database[0])}.information_schema.columns"
     elif database:
-        where += f" AND table_catalog = {_lit(database[0])}"
+        where += f" AND table_catalog = {quote_literal(database[0])}"
     elif dialect != "snowflake":  # unqualified: the session's own database, not a same-named attached table
         where += " AND table_catalog = current_database()"
     return (
@@ -334,10 +331,6 @@ def _show(value: Any, masked: bool) -> str:
         return "NULL"
     text = str(value)
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 1] + "…"
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def to_markdown(diff: PortDataDiff) -> str:
@@ -378,10 +371,12 @@ def to_markdown(diff: PortDataDiff) -> str:
         lines += ["", "**Example changed rows** (PII masked)", "", "| key | column | prod | branch |"]
         lines.append("|---|---|---|---|")
         for ex in diff.changed_examples:
-            key = _cell(", ".join(ex.key))
-            lines += [f"| {key} | `{c}` | {_cell(a)} | {_cell(b)} |" for c, a, b in ex.changes]
+            key = markdown_cell(", ".join(ex.key))
+            lines += [
+                f"| {key} | `{c}` | {markdown_cell(a)} | {markdown_cell(b)} |" for c, a, b in ex.changes
+            ]
     for label, keys in (("added", diff.added_examples), ("removed", diff.removed_examples)):
         if keys:
-            shown = "; ".join(_cell(", ".join(k)) for k in keys)
+            shown = "; ".join(markdown_cell(", ".join(k)) for k in keys)
             lines += ["", f"Example {label} keys: {shown}"]
     return "\n".join(lines) + "\n"

@@ -29,10 +29,12 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from mesh_assets.govern.grants import PROTECTED_SUFFIX, ROLE_PREFIX, identifier
+from mesh_assets.infra.warehouse.snowflake_names import DEFAULT_DATABASE
 from mesh_assets.product import access
 from mesh_assets.product.agreement import ConsumerKind, State
 from mesh_assets.product.registry import Registry, effective_status
 from mesh_assets.product.spec import Status
+from mesh_assets.product.sql_text import quote_identifier
 
 ACCESS_ROLE_INFIX = "AGR_"
 """Access roles are `<prefix>AGR_<KIND>_<ID>`: the prefix keeps them apart from the account's roles."""
@@ -46,10 +48,6 @@ _KIND_TAG = {
 def canonical(name: str) -> str:
     """A Snowflake name as SHOW prints it, for comparison: quotes dropped, upper case."""
     return name.replace('"', "").upper()
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass(frozen=True, order=True)
@@ -130,11 +128,13 @@ def holder(kind: ConsumerKind, consumer_id: str, prefix: str = ROLE_PREFIX) -> t
     """Who holds a consumer's access role: its user (person, service principal) or its team's role."""
     if kind == ConsumerKind.TEAM:
         return "ROLE", identifier(prefix + "TEAM_" + consumer_id)
-    return "USER", _quote(consumer_id.upper()) if kind == ConsumerKind.PERSON else identifier(consumer_id)
+    if kind == ConsumerKind.PERSON:
+        return "USER", quote_identifier(consumer_id.upper())
+    return "USER", identifier(consumer_id)
 
 
 def desired(
-    registry: Registry, today: date, database: str = "MESH", prefix: str = ROLE_PREFIX
+    registry: Registry, today: date, database: str = DEFAULT_DATABASE, prefix: str = ROLE_PREFIX
 ) -> DesiredState:
     """The grants every agreement in force on `today` needs, in the environment's `database`."""
     state = DesiredState(database, prefix)
@@ -145,10 +145,11 @@ def desired(
         for port in spec.output_ports:
             if effective_status(spec, port, today) == Status.RETIRED:
                 continue
-            schema = f"{db}.{_quote(spec.domain)}"
-            table = f"{schema}.{_quote(f'{spec.name}_v{port.major}')}"
+            schema = f"{db}.{quote_identifier(spec.domain)}"
+            table = f"{schema}.{quote_identifier(f'{spec.name}_v{port.major}')}"
             has_pii = bool(access.pii_columns(port))
-            view = f"{schema}.{_quote(f'{spec.name}_v{port.major}{PROTECTED_SUFFIX}')}" if has_pii else None
+            protected = f"{spec.name}_v{port.major}{PROTECTED_SUFFIX}"
+            view = f"{schema}.{quote_identifier(protected)}" if has_pii else None
             served[(key, port.major)] = (schema, table, view)
             state.port_objects.append(("TABLE", table))
             if view:

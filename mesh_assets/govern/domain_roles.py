@@ -26,6 +26,7 @@ from mesh_assets.infra.warehouse.snowflake import domain_role
 from mesh_assets.product import access, addressing
 from mesh_assets.product.registry import GOVERNANCE_DOMAIN, Registry, effective_status
 from mesh_assets.product.spec import Status
+from mesh_assets.product.sql_text import qualified, quote_identifier, quote_literal
 
 PLATFORM_ROLE = "SYSADMIN"
 """The role the domain roles are granted to: the platform's service user holds it."""
@@ -48,30 +49,28 @@ def statements(
     domains = sorted({p.spec.domain for p in registry.products.values()} - {GOVERNANCE_DOMAIN})
     for domain in domains:
         role = domain_role(domain, prefix)
-        add(
-            "role",
-            f"CREATE ROLE IF NOT EXISTS {role} COMMENT = "
-            f"'mesh: the {domain} domain''s transformations run as this role'",
-        )
+        said = f"mesh: the {domain} domain's transformations run as this role"
+        comment = quote_literal(said, backslash_escapes=True)
+        add("role", f"CREATE ROLE IF NOT EXISTS {role} COMMENT = {comment}")
         add("grant_role", f"GRANT ROLE {role} TO ROLE {platform_role}")
         add("grant_usage", f"GRANT USAGE ON DATABASE {db} TO ROLE {role}")
         if warehouse:
             add("grant_usage", f"GRANT USAGE ON WAREHOUSE {warehouse} TO ROLE {role}")
         for schema in (domain, domain + addressing.INTERNAL_SCHEMA_SUFFIX):
-            qualified = f'{db}."{schema}"'
-            add("schema", f"CREATE SCHEMA IF NOT EXISTS {qualified}")
+            name = f"{db}.{quote_identifier(schema)}"
+            add("schema", f"CREATE SCHEMA IF NOT EXISTS {name}")
             owned = f"TO ROLE {role} COPY CURRENT GRANTS"
-            add("grant_ownership", f"GRANT OWNERSHIP ON SCHEMA {qualified} {owned}")
+            add("grant_ownership", f"GRANT OWNERSHIP ON SCHEMA {name} {owned}")
             # Tables created before the role existed (by the platform role) must be replaceable by it.
             add(
                 "grant_ownership",
-                f"GRANT OWNERSHIP ON ALL TABLES IN SCHEMA {qualified} {owned}",
+                f"GRANT OWNERSHIP ON ALL TABLES IN SCHEMA {name} {owned}",
             )
         reads = _reads(registry, domain, today)
         for schema in sorted({schema for schema, _, _ in reads}):
-            add("grant_usage", f'GRANT USAGE ON SCHEMA {db}."{schema}" TO ROLE {role}')
+            add("grant_usage", f"GRANT USAGE ON SCHEMA {db}.{quote_identifier(schema)} TO ROLE {role}")
         for schema, name, kind in reads:
-            add("grant_select", f'GRANT SELECT ON {kind} {db}."{schema}"."{name}" TO ROLE {role}')
+            add("grant_select", f"GRANT SELECT ON {kind} {db}.{qualified(schema, name)} TO ROLE {role}")
 
 
 def _reads(registry: Registry, domain: str, today: date) -> list[tuple[str, str, str]]:

@@ -36,13 +36,15 @@ on the ports they declare (PII ports too: the platform's read masks them, as on 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from mesh_assets.govern import domain_roles
+from mesh_assets.infra.warehouse.snowflake_names import DEFAULT_DATABASE
 from mesh_assets.product import access
 from mesh_assets.product.registry import Registry, effective_status
 from mesh_assets.product.spec import Column, LogicalType, OutputPort, PiiHandling, Status
+from mesh_assets.product.sql_text import qualified, quote_identifier, quote_literal
 
 ROLE_PREFIX = "MESH_"
 """Prefix of every role the mesh creates (roles live at account level, shared with other systems)."""
@@ -82,7 +84,7 @@ def identifier(name: str) -> str:
     upper = name.upper()
     if re.fullmatch(r"[A-Z_][A-Z0-9_$]*", upper):
         return upper
-    return '"' + name.replace('"', '""') + '"'
+    return quote_identifier(name)
 
 
 def role_name(role: str, prefix: str = ROLE_PREFIX) -> str:
@@ -95,23 +97,20 @@ def pii_role(prefix: str = ROLE_PREFIX) -> str:
     return role_name(access.PII_ROLE, prefix)
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _string(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
 def policy_name(handling: PiiHandling, column: Column) -> str:
     """The masking policy protecting a column with `handling`, e.g. `mesh_pii_mask_string`."""
     return f"mesh_pii_{handling.value}_{_FAMILY[column.type].lower()}"
 
 
+def _string(text: str) -> str:
+    # Snowflake reads a backslash in a string literal as an escape: it is doubled to stand for itself.
+    return quote_literal(text, backslash_escapes=True)
+
+
 def policy_body(handling: PiiHandling, family: str, pii: str) -> str:
     """The policy's expression over `val`: clear text for a session holding the PII role."""
     if handling == PiiHandling.MASK:
-        hidden = "'" + access.MASK + "'" if family == "STRING" else "NULL"
+        hidden = _string(access.MASK) if family == "STRING" else "NULL"
     elif handling == PiiHandling.HASH:
         hidden = {"STRING": "SHA2(val, 256)", "NUMBER": "HASH(val)", "FLOAT": "CAST(HASH(val) AS FLOAT)"}.get(
             family, "NULL"
@@ -134,152 +133,183 @@ def _served_ports(registry: Registry, today: date) -> list[tuple[str, str, Outpu
     return found
 
 
-def statements(
-    registry: Registry,
-    database: str = "MESH",
-    prefix: str = ROLE_PREFIX,
-    today: date | None = None,
-    platform_role: str = domain_roles.PLATFORM_ROLE,
-    warehouse: str | None = None,
-) -> list[Statement]:
-    """Every statement of the script, in the order it must run."""
-    today = today or registry.today
-    db = identifier(database)
-    pii = pii_role(prefix)
-    products = registry.products
-    served = _served_ports(registry, today)
-    readers_of = {key: access.reader_roles(p.spec) for key, p in products.items()}
-    out: list[Statement] = []
-    section = ""
+@dataclass
+class _Script:
+    """The script being written, one step (a method) at a time, each under its section."""
 
-    def add(kind: str, sql: str) -> None:
-        out.append(Statement(kind, sql, section))
+    registry: Registry
+    db: str
+    """The database, as SQL."""
+    prefix: str
+    pii: str
+    """The PII privilege role, as SQL."""
+    served: list[tuple[str, str, OutputPort]]
+    out: list[Statement] = field(default_factory=list)
+    section: str = ""
 
-    # 1. Roles.
-    section = "Roles: the PII privilege, then every reader and denied role of the specs"
-    add(
-        "role",
-        f"CREATE ROLE IF NOT EXISTS {pii} COMMENT = "
-        + _string("mesh: sees PII in clear text in the ports a reader role grants"),
-    )
-    named = sorted(
-        {
-            role
-            for p in products.values()
-            for role in [*readers_of[p.key], *p.spec.access_policy.denied_roles]
-            if role.lower() not in access.CATCH_ALL_ROLES
-        },
-        key=str.lower,
-    )
-    for role in named:
-        add(
+    def __post_init__(self) -> None:
+        self.readers_of = {key: access.reader_roles(p.spec) for key, p in self.registry.products.items()}
+
+    def add(self, kind: str, sql: str) -> None:
+        """Append one statement to the current section."""
+        self.out.append(Statement(kind, sql, self.section))
+
+    def role(self, role: str) -> str:
+        return role_name(role, self.prefix)
+
+    def roles(self) -> None:
+        """1. The PII privilege role, then every reader and denied role named in a spec."""
+        self.section = "Roles: the PII privilege, then every reader and denied role of the specs"
+        self.add(
             "role",
-            f"CREATE ROLE IF NOT EXISTS {role_name(role, prefix)} COMMENT = "
-            + _string(f"mesh role '{role}' (named in the access_policy of the data product specs)"),
+            f"CREATE ROLE IF NOT EXISTS {self.pii} COMMENT = "
+            + _string("mesh: sees PII in clear text in the ports a reader role grants"),
         )
+        named = sorted(
+            {
+                role
+                for p in self.registry.products.values()
+                for role in [*self.readers_of[p.key], *p.spec.access_policy.denied_roles]
+                if role.lower() not in access.CATCH_ALL_ROLES
+            },
+            key=str.lower,
+        )
+        for role in named:
+            self.add(
+                "role",
+                f"CREATE ROLE IF NOT EXISTS {self.role(role)} COMMENT = "
+                + _string(f"mesh role '{role}' (named in the access_policy of the data product specs)"),
+            )
 
-    # 2. Masking policies, one per (handling, type family) in use.
-    used: dict[tuple[PiiHandling, str], None] = {}
-    for _, key, port in served:
-        handling = products[key].spec.access_policy.pii_handling
-        for column in access.pii_columns(port):
-            used[(handling, _FAMILY[column.type])] = None
-    if used:
-        section = f"Masking policies: clear text only for sessions holding {pii}"
-        schema = f"{db}.{_quote(GOVERNANCE_SCHEMA)}"
-        add("schema", f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    def masking_policies(self) -> None:
+        """2. Masking policies, one per (handling, type family) in use."""
+        products = self.registry.products
+        used: dict[tuple[PiiHandling, str], None] = {}
+        for _, key, port in self.served:
+            handling = products[key].spec.access_policy.pii_handling
+            for column in access.pii_columns(port):
+                used[(handling, _FAMILY[column.type])] = None
+        if not used:
+            return
+        self.section = f"Masking policies: clear text only for sessions holding {self.pii}"
+        schema = f"{self.db}.{quote_identifier(GOVERNANCE_SCHEMA)}"
+        self.add("schema", f"CREATE SCHEMA IF NOT EXISTS {schema}")
         for handling, family in sorted(used, key=lambda h: (h[0].value, h[1])):
-            name = f"{schema}.{_quote(f'mesh_pii_{handling.value}_{family.lower()}')}"
-            body = policy_body(handling, family, pii)
+            name = f"{schema}.{quote_identifier(f'mesh_pii_{handling.value}_{family.lower()}')}"
+            body = policy_body(handling, family, self.pii)
             comment = _string(f"mesh: PII handling '{handling.value}' for {family} columns")
-            add(
+            self.add(
                 "masking_policy",
                 f"CREATE MASKING POLICY IF NOT EXISTS {name} AS (val {family}) RETURNS {family} -> "
                 f"{body} COMMENT = {comment}",
             )
             # IF NOT EXISTS keeps an older body; SET BODY brings it to the current one. (CREATE OR REPLACE
             # is refused while the policy is attached to a column.)
-            add("masking_body", f"ALTER MASKING POLICY {name} SET BODY -> {body}")
+            self.add("masking_body", f"ALTER MASKING POLICY {name} SET BODY -> {body}")
 
-    # 3. Usage on the database and on the port schemas (never on <domain>_internal).
-    section = "Usage on the database and on the port schemas (nothing on <domain>_internal)"
-    for role in sorted({r for _, key, _ in served for r in readers_of[key]}, key=str.lower):
-        add("grant_usage", f"GRANT USAGE ON DATABASE {db} TO ROLE {role_name(role, prefix)}")
-    for domain in sorted({d for d, _, _ in served}):
-        roles = sorted({r for d, key, _ in served if d == domain for r in readers_of[key]}, key=str.lower)
-        for role in roles:
-            add(
-                "grant_usage",
-                f"GRANT USAGE ON SCHEMA {db}.{_quote(domain)} TO ROLE {role_name(role, prefix)}",
+    def usage(self) -> None:
+        """3. Usage on the database and on the port schemas (never on <domain>_internal)."""
+        self.section = "Usage on the database and on the port schemas (nothing on <domain>_internal)"
+        readers_of = self.readers_of
+        for role in sorted({r for _, key, _ in self.served for r in readers_of[key]}, key=str.lower):
+            self.add("grant_usage", f"GRANT USAGE ON DATABASE {self.db} TO ROLE {self.role(role)}")
+        for domain in sorted({d for d, _, _ in self.served}):
+            roles = sorted(
+                {r for d, key, _ in self.served if d == domain for r in readers_of[key]}, key=str.lower
             )
+            for role in roles:
+                self.add(
+                    "grant_usage",
+                    f"GRANT USAGE ON SCHEMA {self.db}.{quote_identifier(domain)} TO ROLE {self.role(role)}",
+                )
 
-    # 4. Each served port.
-    for domain, key, port in served:
-        spec = products[key].spec
-        table = f"{db}.{_quote(domain)}.{_quote(f'{spec.name}_v{port.major}')}"
-        readers = [role_name(r, prefix) for r in readers_of[key]]
-        denied = [role_name(r, prefix) for r in spec.access_policy.denied_roles]
+    def port(self, domain: str, key: str, port: OutputPort) -> None:
+        """4. One served port: SELECT on its table, or on its masked secure view when it has PII."""
+        spec = self.registry.products[key].spec
+        table = f"{self.db}.{qualified(domain, f'{spec.name}_v{port.major}')}"
+        readers = [self.role(r) for r in self.readers_of[key]]
+        denied = [self.role(r) for r in spec.access_policy.denied_roles]
         pii_cols = access.pii_columns(port)
-        handling = spec.access_policy.pii_handling
-        section = f"{key} v{port.major}: " + (
+        self.section = f"{key} v{port.major}: " + (
             f"readers {', '.join(readers)}" if readers else "no reader role (secure by default)"
         )
         if denied:
-            section += f"; denied {', '.join(denied)}"
+            self.section += f"; denied {', '.join(denied)}"
         if not pii_cols:
             for r in readers:
-                add("grant_select", f"GRANT SELECT ON TABLE {table} TO ROLE {r}")
+                self.add("grant_select", f"GRANT SELECT ON TABLE {table} TO ROLE {r}")
             for r in denied:
-                add("revoke_select", f"REVOKE SELECT ON TABLE {table} FROM ROLE {r}")
-            continue
-        section += f"; PII {', '.join(c.name for c in pii_cols)} {_DONE[handling]} through a secure view"
-        view = f"{db}.{_quote(domain)}.{_quote(f'{spec.name}_v{port.major}{PROTECTED_SUFFIX}')}"
-        columns = ", ".join(_quote(c.name) for c in port.columns)
+                self.add("revoke_select", f"REVOKE SELECT ON TABLE {table} FROM ROLE {r}")
+            return
+        handling = spec.access_policy.pii_handling
+        self.section += f"; PII {', '.join(c.name for c in pii_cols)} {_DONE[handling]} through a secure view"
+        view = f"{self.db}.{qualified(domain, f'{spec.name}_v{port.major}{PROTECTED_SUFFIX}')}"
+        columns = ", ".join(quote_identifier(c.name) for c in port.columns)
         comment = _string(
             f"mesh: {key} v{port.major} for readers; PII columns "
-            f"({', '.join(c.name for c in pii_cols)}) {handling.value} without {pii}"
+            f"({', '.join(c.name for c in pii_cols)}) {handling.value} without {self.pii}"
         )
         # Re-created (no grants), then masked, then granted: a run never exposes an unmasked view.
-        add(
+        self.add(
             "secure_view",
             f"CREATE OR REPLACE SECURE VIEW {view} COMMENT = {comment} AS SELECT {columns} FROM {table}",
         )
         for column in pii_cols:
-            policy = f"{db}.{_quote(GOVERNANCE_SCHEMA)}.{_quote(policy_name(handling, column))}"
-            add(
+            policy = f"{self.db}.{qualified(GOVERNANCE_SCHEMA, policy_name(handling, column))}"
+            self.add(
                 "set_masking_policy",
-                f"ALTER VIEW {view} MODIFY COLUMN {_quote(column.name)} SET MASKING POLICY {policy} FORCE",
+                f"ALTER VIEW {view} MODIFY COLUMN {quote_identifier(column.name)} "
+                f"SET MASKING POLICY {policy} FORCE",
             )
         for r in readers:
-            add("grant_select", f"GRANT SELECT ON VIEW {view} TO ROLE {r}")
+            self.add("grant_select", f"GRANT SELECT ON VIEW {view} TO ROLE {r}")
         # Readers go through the view: a grant on the base table would bypass the masking.
         for r in readers:
-            add("revoke_select", f"REVOKE SELECT ON TABLE {table} FROM ROLE {r}")
+            self.add("revoke_select", f"REVOKE SELECT ON TABLE {table} FROM ROLE {r}")
         for r in denied:
-            add("revoke_select", f"REVOKE SELECT ON VIEW {view} FROM ROLE {r}")
-            add("revoke_select", f"REVOKE SELECT ON TABLE {table} FROM ROLE {r}")
+            self.add("revoke_select", f"REVOKE SELECT ON VIEW {view} FROM ROLE {r}")
+            self.add("revoke_select", f"REVOKE SELECT ON TABLE {table} FROM ROLE {r}")
 
-    # 5. Deny wins over inheritance: a denied role must not hold a reader role of the product denying it.
-    section = "Denied roles must not inherit a reader role of the product that denies them"
-    pairs = sorted(
-        {
-            (reader, denied)
-            for key, p in products.items()
-            for denied in p.spec.access_policy.denied_roles
-            for reader in readers_of[key]
-        },
-        key=lambda pair: (pair[1].lower(), pair[0].lower()),
-    )
-    for reader, denied in pairs:
-        add("revoke_role", f"REVOKE ROLE {role_name(reader, prefix)} FROM ROLE {role_name(denied, prefix)}")
+    def denials(self) -> None:
+        """5. Deny wins over inheritance: a denied role must not hold a reader role of its denier."""
+        self.section = "Denied roles must not inherit a reader role of the product that denies them"
+        pairs = sorted(
+            {
+                (reader, denied)
+                for key, p in self.registry.products.items()
+                for denied in p.spec.access_policy.denied_roles
+                for reader in self.readers_of[key]
+            },
+            key=lambda pair: (pair[1].lower(), pair[0].lower()),
+        )
+        for reader, denied in pairs:
+            self.add("revoke_role", f"REVOKE ROLE {self.role(reader)} FROM ROLE {self.role(denied)}")
 
+
+def statements(
+    registry: Registry,
+    database: str = DEFAULT_DATABASE,
+    prefix: str = ROLE_PREFIX,
+    today: date | None = None,
+    platform_role: str = domain_roles.PLATFORM_ROLE,
+    warehouse: str | None = None,
+) -> list[Statement]:
+    """Every statement of the script, in the order it must run (steps 1-6 of the module docstring)."""
+    today = today or registry.today
+    script = _Script(registry, identifier(database), prefix, pii_role(prefix), _served_ports(registry, today))
+    script.roles()
+    script.masking_policies()
+    script.usage()
+    for domain, key, port in script.served:
+        script.port(domain, key, port)
+    script.denials()
     # 6. The domains' own roles: what each domain's transformations run as (never the platform's role).
-    section = (
+    script.section = (
         f"Domain roles: each domain's steps run as its own role, owning its schemas and reading only the "
         f"ports it declares (granted to {platform_role})"
     )
-    domain_roles.statements(registry, add, db, prefix, platform_role, today, warehouse)
-    return out
+    domain_roles.statements(registry, script.add, script.db, prefix, platform_role, today, warehouse)
+    return script.out
 
 
 def unreadable_ports(registry: Registry, today: date | None = None) -> list[str]:
@@ -294,7 +324,7 @@ def unreadable_ports(registry: Registry, today: date | None = None) -> list[str]
 
 def render(
     registry: Registry,
-    database: str = "MESH",
+    database: str = DEFAULT_DATABASE,
     prefix: str = ROLE_PREFIX,
     today: date | None = None,
     platform_role: str = domain_roles.PLATFORM_ROLE,

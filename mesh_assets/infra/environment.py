@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from mesh_assets.infra.errors import MeshEnvironmentError
 from mesh_assets.infra.warehouse.base import Warehouse
+from mesh_assets.infra.warehouse.snowflake_names import DEFAULT_DATABASE
 
 if TYPE_CHECKING:
     from mesh_assets.product.registry import Product
@@ -97,7 +98,7 @@ class Environment:
     """The environment's name (`MESH_ENV`, default `dev`); only `prod` publishes where consumers read."""
     data_root_dir: Path | None = None
     """`MESH_DATA_DIR` as resolved; None means `<root>/data`."""
-    snowflake_base: str = "MESH"
+    snowflake_base: str = DEFAULT_DATABASE
     """`SNOWFLAKE_DATABASE`: prod's database, and the stem of every other environment's."""
     defer: str = ""
     """`MESH_DEFER` as given (`prod`, `none` or empty: from the environment's base)."""
@@ -318,7 +319,7 @@ def resolve(start: Path | None = None, environ: Mapping[str, str] | None = None)
         root=root,
         duckdb_path=duckdb_path,
         data_root_dir=data_root,
-        snowflake_base=environ.get("SNOWFLAKE_DATABASE") or "MESH",
+        snowflake_base=environ.get("SNOWFLAKE_DATABASE") or DEFAULT_DATABASE,
         defer=environ.get("MESH_DEFER", ""),
         catalog_override=_path(environ, "MESH_CATALOG_DIR"),
         sources_override=_path(environ, "MESH_SOURCES_DIR"),

@@ -27,8 +27,10 @@ import dagster as dg
 from pydantic import Field
 
 from mesh_assets.infra.warehouse.base import Warehouse, WarehouseSession
+from mesh_assets.infra.warehouse.snowflake_names import DEFAULT_DATABASE
 from mesh_assets.product.addressing import Relation
 from mesh_assets.product.spec import Column, LogicalType
+from mesh_assets.product.sql_text import qualified, quote_identifier
 from mesh_assets.product.sql_types import fixed_point
 
 if TYPE_CHECKING:
@@ -75,11 +77,6 @@ _UNQUOTED_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 def domain_role(domain: str, prefix: str = "MESH_") -> str:
     """The role a domain's transformations run as on Snowflake, e.g. `MESH_DOMAIN_SALES` (`mesh grants`)."""
     return re.sub(r"[^A-Za-z0-9_]", "_", f"{prefix}DOMAIN_{domain}").upper()
-
-
-def quote(identifier: str) -> str:
-    """`identifier` as a Snowflake quoted identifier (case kept, embedded quotes doubled)."""
-    return '"' + identifier.replace('"', '""') + '"'
 
 
 def canonical_type(physical: str) -> str:
@@ -129,7 +126,7 @@ def copy_into_sql(
         raise ValueError(f"unsupported extract format {file_format!r}; expected one of {EXTRACT_FORMATS}")
     if not columns:
         raise ValueError(f"the extract for {relation.dotted} has no columns")
-    definition = ", ".join(f"{quote(name)} {physical}" for name, physical in columns)
+    definition = ", ".join(f"{quote_identifier(name)} {physical}" for name, physical in columns)
     if file_format == "csv":
         options = (
             "FILE_FORMAT = (TYPE = CSV SKIP_HEADER = 1 FIELD_OPTIONALLY_ENCLOSED_BY = '\"' "
@@ -268,7 +265,9 @@ class SnowflakeSession(WarehouseSession):
         """
         if df.columns.empty:
             raise ValueError(f"cannot write a DataFrame without columns to {relation.dotted}")
-        definition = ", ".join(f"{quote(str(name))} {frame_column_type(df[name])}" for name in df.columns)
+        definition = ", ".join(
+            f"{quote_identifier(str(name))} {frame_column_type(df[name])}" for name in df.columns
+        )
         self.ensure_schema(relation.schema)
         self.execute(f"CREATE OR REPLACE TABLE {relation.sql} ({definition})")
         if df.empty:
@@ -299,7 +298,7 @@ class SnowflakeSession(WarehouseSession):
         """
         columns = extract_columns(path, file_format)
         self.ensure_schema(relation.schema)
-        stage = f"{quote(relation.schema)}.{quote('mesh_extract_' + uuid.uuid4().hex)}"
+        stage = qualified(relation.schema, "mesh_extract_" + uuid.uuid4().hex)
         self.execute(f"CREATE TEMPORARY STAGE {stage}")
         self.execute(put_sql(path, f"@{stage}", file_format))
         for statement in copy_into_sql(relation, f"@{stage}", file_format, columns):
@@ -383,7 +382,8 @@ class SnowflakeWarehouse(dg.ConfigurableResource, Warehouse):
         default=None, description="Virtual warehouse that runs the queries; the user's default if unset."
     )
     database: str = Field(
-        default="MESH", description="Database holding every domain's schemas; created if it does not exist."
+        default=DEFAULT_DATABASE,
+        description="Database holding every domain's schemas; created if it does not exist.",
     )
     query_tag: str = Field(
         default="mesh", description="QUERY_TAG set on every session, to find the platform's queries."
@@ -438,7 +438,7 @@ class SnowflakeWarehouse(dg.ConfigurableResource, Warehouse):
         """`<PROD_DB>."schema"."name"` when deferring: the same account reads prod by its full name."""
         if not self.prod_database:
             return None
-        return f"{self.prod_database}.{quote(relation.schema)}.{quote(relation.name)}"
+        return f"{self.prod_database}.{qualified(relation.schema, relation.name)}"
 
     def dbt_output_overrides(self) -> dict[str, Any]:
         """The environment's database: a dbt product of a non-prod environment builds into `<DB>_<ENV>`,
