@@ -16,8 +16,6 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
-from pathlib import Path
 from typing import Literal
 
 import dagster as dg
@@ -31,44 +29,39 @@ POOL = "warehouse"
 Liveness = Literal["alive", "dead", "unknown"]
 
 
-@cache
-def _boot_time() -> float | None:
-    try:
-        for line in Path("/proc/stat").read_text().splitlines():
-            if line.startswith("btime "):
-                return float(line.split()[1])
-    except OSError:
-        pass
-    return None
+STARTED_TOLERANCE_S = 0.05
+"""How far a process's start time may differ from the one recorded in `mesh/pid_started` and still be the
+same process. Tags hold it to 10 ms (`f"{started:.2f}"`, as the /proc reader before psutil wrote them: jiffies
+of 10 ms), while psutil gives a float (Linux: the same jiffies, boot time added; macOS: microseconds), so an
+equality test would call a live owner dead. 50 ms is five jiffies: far above the rounding, far below the gap
+between a pid's owner dying and the kernel handing that pid to a new process (it cycles through the whole
+pid space first)."""
 
 
 def process_started(pid: int) -> float | None:
-    """When process `pid` started (epoch seconds, 10 ms resolution), or None where /proc cannot tell."""
-    boot = _boot_time()
+    """When process `pid` started (epoch seconds), or None when it is gone or the system will not say."""
+    # Imported here: reclaim is loaded with every code location, and psutil costs 10-40 ms to import
+    # (most of it a garbage collection its import triggers in a process that has Dagster loaded).
+    import psutil
+
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return psutil.Process(pid).create_time()
+    except (psutil.Error, OSError, ValueError):  # ValueError: a negative pid, from a hand-edited tag
         return None
-    if boot is None:
-        return None
-    # The command name (field 2) may hold spaces and parentheses: count fields after its closing ')'.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return round(boot + int(fields[19]) / os.sysconf("SC_CLK_TCK"), 2)
 
 
 def pid_alive(pid: int) -> bool:
     """Whether a process with this pid exists (zombies count as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    import psutil
+
+    if not psutil.pid_exists(pid):
         return False
-    except PermissionError:
-        return True
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except (psutil.Error, OSError):  # it exists, but this user may not inspect it: not ours to call dead
         return True
-    return state != "Z"
 
 
 @dataclass(frozen=True)
@@ -106,6 +99,7 @@ class Owner:
         """Run tags recording this owner."""
         tags = {HOST_TAG: self.host, PID_TAG: str(self.pid)}
         if self.started is not None:
+            # 10 ms, the format runs recorded before psutil carry: see STARTED_TOLERANCE_S.
             tags[PID_STARTED_TAG] = f"{self.started:.2f}"
         return tags
 
@@ -118,7 +112,7 @@ class Owner:
         if self.started is not None:
             now_started = process_started(self.pid)
             # The pid was reused by a process that started after the owner: the owner is gone.
-            if now_started is not None and abs(now_started - self.started) > 0.05:
+            if now_started is not None and abs(now_started - self.started) > STARTED_TOLERANCE_S:
                 return "dead"
         return "alive"
 

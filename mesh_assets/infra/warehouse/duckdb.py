@@ -9,19 +9,19 @@ steps so the UI shows who is waiting.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import dagster as dg
+import filelock
 from pydantic import Field, PrivateAttr
 
 from mesh_assets.infra.reclaim import Owner, pid_alive, record_owner
@@ -65,54 +65,79 @@ _COMPATIBLE = {
 }
 
 
+_ACQUIRING_RUN: ContextVar[str | None] = ContextVar("_ACQUIRING_RUN", default=None)
+"""The run on whose behalf this thread acquires a `FileLock`: the holder record `_record_holder` writes."""
+
+
+def _record_holder(fd: int) -> None:
+    """Write who holds the lock into the lock file (filelock's `on_acquired` hook: first acquisition only).
+
+    One module-level function, not a closure per `FileLock`: filelock's singleton (the per-process
+    reentrancy) refuses a second instance for the path with a different hook. The run comes from
+    `_ACQUIRING_RUN`, set by the acquiring thread around `acquire`, which runs this hook synchronously.
+    """
+    me = Owner.current()
+    record = {"host": me.host, "pid": me.pid, "pid_started": me.started}
+    record.update(run_id=_ACQUIRING_RUN.get(), since=time.time())
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(record).encode(), 0)
+
+
 class FileLock:
     """A cross-process lock on a file, reentrant within a process, that says who holds it.
 
-    Reentrancy matters because an asset holds the lock while it runs the dbt CLI, and must still be
-    able to open its own session inside that block. The holder writes its run, pid, host and start time
-    into the lock file, so a waiter can say on what and for whom it waits (and whether that process
-    still lives: the kernel releases the lock of a killed process, so a dead holder never blocks).
+    The lock itself is the `filelock` library's (`flock` on Unix, `msvcrt.locking` on Windows): the kernel
+    releases the lock of a killed process, so a dead holder never blocks. One filelock instance per path
+    and process (`is_singleton`), its count shared by every thread (`thread_local=False`), makes it
+    reentrant within the process. Reentrancy matters because an asset holds the lock while it runs the
+    dbt CLI, and must still be able to open its own session inside that block. The holder writes its run,
+    pid, host and start time into the lock file (`_record_holder`), so a waiter can say on what and for whom
+    it waits, and whether that process still lives.
     """
 
-    _holders: ClassVar[dict[str, tuple[int, int]]] = {}
-    _guard: ClassVar[threading.RLock] = threading.RLock()
     report_every_s: ClassVar[float] = 10.0
     """How often a waiter repeats who holds the lock (the first report comes after one second)."""
 
-    def __init__(self, path: Path, timeout_s: float, log=None, run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        timeout_s: float,
+        log: Callable[[str], None] | None = None,
+        run_id: str | None = None,
+    ) -> None:
         self.path = Path(f"{path}.lock")
         self.timeout_s = timeout_s
         self.log = log
         self.run_id = run_id
 
+    def _lock(self) -> filelock.BaseFileLock:
+        # The path resolved: the singleton is keyed on it, and `data/x` and `./data/x` are one lock.
+        return filelock.FileLock(
+            self.path.resolve(),
+            thread_local=False,
+            is_singleton=True,
+            # No soft-lock fallback where flock is missing: its lock file outlives a killed holder.
+            fallback_to_soft=False,
+            on_acquired=_record_holder,
+        )
+
     def held_here(self) -> bool:
         """Whether this process already holds the lock."""
-        with self._guard:
-            return str(self.path.resolve()) in self._holders
+        return self._lock().is_locked
 
     @contextmanager
     def hold(self) -> Iterator[None]:
         """Acquire the lock (waiting up to `timeout_s`) for the length of the block."""
-        key = str(self.path.resolve())
-        with self._guard:
-            fd, depth = self._holders.get(key, (-1, 0))
-            if depth:
-                self._holders[key] = (fd, depth + 1)
-        if not depth:
-            fd = self._acquire()
-            with self._guard:
-                self._holders[key] = (fd, 1)
+        lock = self._lock()  # held by this frame: the singleton lives as long as the lock is held
+        token = _ACQUIRING_RUN.set(self.run_id)
+        try:
+            self._acquire(lock)
+        finally:
+            _ACQUIRING_RUN.reset(token)
         try:
             yield
         finally:
-            with self._guard:
-                fd, depth = self._holders[key]
-                if depth == 1:
-                    del self._holders[key]
-                    fcntl.flock(fd, fcntl.LOCK_UN)
-                    os.close(fd)
-                else:
-                    self._holders[key] = (fd, depth - 1)
+            lock.release()
 
     def holder(self) -> str:
         """Who holds the lock, as its holder recorded it (run, pid, host, alive or dead, since when)."""
@@ -125,37 +150,31 @@ class FileLock:
         since = datetime.fromtimestamp(recorded.get("since", 0)).strftime("%H:%M:%S")
         return f"{run}pid {owner.pid} on {owner.host} ({owner.liveness()}), since {since}"
 
-    def _acquire(self) -> int:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    def _acquire(self, lock: filelock.BaseFileLock) -> None:
+        """Wait for the lock in slices, saying who holds it after a second, then every `report_every_s`."""
         started = time.monotonic()
         deadline = started + self.timeout_s
         next_report = started + 1.0
         while True:
+            now = time.monotonic()
+            # Reentrant acquisitions return at once, whatever the slice.
+            slice_s = max(0.0, min(deadline, next_report if self.log else deadline) - now)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
+                lock.acquire(timeout=slice_s, poll_interval=0.05)
+                return
+            except filelock.Timeout:
                 now = time.monotonic()
-                if now > deadline:
-                    os.close(fd)
-                    raise TimeoutError(
-                        f"waited {self.timeout_s:g}s for the DuckDB writer lock {self.path}, held by "
-                        f"{self.holder()}. Wait for its run to finish, or raise MESH_DUCKDB_LOCK_TIMEOUT."
-                    ) from None
-                if self.log and now >= next_report:
-                    self.log(
-                        f"waiting {now - started:.0f}s for the DuckDB writer lock {self.path}: "
-                        f"held by {self.holder()}"
-                    )
-                    next_report = now + self.report_every_s
-                time.sleep(0.05)
-        me = Owner.current()
-        record = {"host": me.host, "pid": me.pid, "pid_started": me.started}
-        record.update(run_id=self.run_id, since=time.time())
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(record).encode(), 0)
-        return fd
+            if now >= deadline:
+                raise TimeoutError(
+                    f"waited {self.timeout_s:g}s for the DuckDB writer lock {self.path}, held by "
+                    f"{self.holder()}. Wait for its run to finish, or raise MESH_DUCKDB_LOCK_TIMEOUT."
+                ) from None
+            if self.log and now >= next_report:
+                self.log(
+                    f"waiting {now - started:.0f}s for the DuckDB writer lock {self.path}: "
+                    f"held by {self.holder()}"
+                )
+                next_report = now + self.report_every_s
 
 
 class DuckDBSession(WarehouseSession):
