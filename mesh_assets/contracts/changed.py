@@ -4,7 +4,8 @@ What `mesh ci` builds (and `mesh run --changed-since` would): the changed produc
 downstream of them, because a consumer's data changes when its producer's does.
 
 Files map onto products by where they live:
-- `domains/<d>/products/<p>/**` → product `<d>.<p>` (its spec, SQL, Python), but not its `access/`
+- `domains/<d>/products/<p>/**` → product `<d>.<p>` (its spec, SQL, Python; whether the spec parses or
+  not, and then its consumers are those of the ports it had at the base), but not its `access/`
   folder: agreements change who may read, not what is built (`mesh ci`'s access step judges them);
 - `domains/<d>/**` elsewhere (its `definitions.py`) → every product of domain `<d>`;
 - `dbt_projects/<project>/models/**/<model>.sql|.yml` → the product that owns `<model>`; any other file
@@ -16,13 +17,15 @@ Files map onto products by where they live:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from mesh_assets.contracts.diff_git import ContractDiffError, _git
+from mesh_assets.contracts.diff_consumers import readers, unique_consumers
+from mesh_assets.contracts.diff_git import ContractDiffError, _git, read_specs_at
 from mesh_assets.product.agreement import ACCESS_FOLDER
-from mesh_assets.product.spec import DbtTransformation
+from mesh_assets.product.spec import DataProductSpec, DbtTransformation
 
 if TYPE_CHECKING:
     from mesh_assets.product.registry import Registry
@@ -97,8 +100,9 @@ def products_of_file(path: str, registry: Registry) -> set[str]:
         if len(parts) >= 6 and parts[2] == "products" and parts[4] == ACCESS_FOLDER:
             return set()  # agreements change who may read, not what is built: `mesh validate` judges them
         if len(parts) >= 5 and parts[2] == "products":
+            # The folder names the product: a spec that no longer parses is still this product's change.
             key = f"{domain}.{parts[3]}"
-            return {key} if key in registry.products else set()
+            return {key} if key in registry.products or key in registry.unreadable else set()
         return {k for k, p in registry.products.items() if p.spec.domain == domain}
     if parts[0] == "dbt_projects" and len(parts) >= 3:
         project = parts[1]
@@ -117,14 +121,33 @@ def products_of_file(path: str, registry: Registry) -> set[str]:
     return set()
 
 
-def downstream_of(keys: set[str], registry: Registry) -> dict[str, list[str]]:
-    """Every product that reads (transitively) a port of one of `keys`, with the changed ones it follows."""
+def consumers_of(
+    producer: str, registry: Registry, base_specs: Mapping[str, DataProductSpec] | None = None
+) -> list[str]:
+    """The products reading a port of `producer` (keys).
+
+    Resolved in the working tree; for a producer whose spec does not parse there (so has no ports), against
+    the ports it published at the base (`base_specs`), which its consumers' ranges were written for.
+    """
+    if producer in registry.products or not base_specs or producer not in base_specs:
+        return [resolved.consumer.key for resolved in registry.consumers_of(producer)]
+    working_tree = (p.spec for p in registry.products.values())
+    found = readers(working_tree, producer, base_specs[producer].output_ports)
+    return [consumer.product for consumer in unique_consumers(c for cs in found.values() for c in cs)]
+
+
+def downstream_of(
+    keys: set[str], registry: Registry, base_specs: Mapping[str, DataProductSpec] | None = None
+) -> dict[str, list[str]]:
+    """Every product that reads (transitively) a port of one of `keys`, with the changed ones it follows.
+
+    `base_specs` (the specs at the base) name the consumers of a changed product whose spec no longer parses.
+    """
     found: dict[str, set[str]] = {}
     frontier = [(key, key) for key in keys]
     while frontier:
         producer, origin = frontier.pop()
-        for resolved in registry.consumers_of(producer):
-            key = resolved.consumer.key
+        for key in consumers_of(producer, registry, base_specs):
             if key in keys:
                 continue
             if origin not in found.setdefault(key, set()):
@@ -140,5 +163,8 @@ def changes_against(root: Path, registry: Registry, base: str) -> ChangeSet:
     for path in files:
         for key in products_of_file(path, registry):
             changes.changed.setdefault(key, []).append(path)
-    changes.downstream = downstream_of(set(changes.changed), registry)
+    broken = registry.unreadable & set(changes.changed)
+    # Only a changed spec that no longer parses needs the base (one `git cat-file` of the specs).
+    base_specs = read_specs_at(root, base).specs if broken else None
+    changes.downstream = downstream_of(set(changes.changed), registry, base_specs)
     return changes

@@ -215,6 +215,8 @@ def diff_mesh(
     changes: list[Change] = []
     for key in sorted(set(base) | set(head) | set(head_unreadable) | set(base_unreadable)):
         if key in head_unreadable:
+            # Who it may break is known from the base, where it parsed: the ports its consumers read.
+            readers_at_base = readers(consumer_specs, key, base[key].output_ports) if key in base else {}
             changes.append(
                 Change(
                     key,
@@ -225,6 +227,7 @@ def diff_mesh(
                     f"the working-tree spec does not parse ({head_unreadable[key]}), so its "
                     "contract cannot be checked",
                     fix="fix it: run `mesh validate`",
+                    consumers=tuple(unique_consumers(c for cs in readers_at_base.values() for c in cs)),
                 )
             )
             continue

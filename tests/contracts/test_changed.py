@@ -91,3 +91,27 @@ def test_an_unknown_base_says_how_to_fetch_it(tmp_path: Path) -> None:
     _git(root, "commit", "-qm", "base")
     with pytest.raises(ContractDiffError, match="fetch-depth"):
         changes_against(root, load_registry(root), "origin/main")
+
+
+def test_a_product_whose_spec_no_longer_parses_is_still_changed_and_its_base_consumers_rebuild(
+    tmp_path: Path,
+) -> None:
+    root = copy_mesh(tmp_path / "repo")
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-qm", "base")
+    spec = root / "domains/customers/products/customer_master/dataproduct.yaml"
+    spec.write_text(spec.read_text() + "not_a_field: true\n")
+    registry = load_registry(root)
+    assert "customers.customer_master" in registry.unreadable
+
+    changes = changes_against(root, registry, "main")
+
+    # A file in the product's folder is that product's change, whether its spec parses or not ...
+    assert changes.changed == {"customers.customer_master": [str(spec.relative_to(root))]}
+    # ... and who reads it is known from the base, where it parsed.
+    assert changes.downstream == {
+        "commercial_analytics.customer_360": ["customers.customer_master"],
+        "commercial_analytics.sales_forecast": ["customers.customer_master"],
+        "diagnostics.instrument_runs": ["customers.customer_master"],
+    }

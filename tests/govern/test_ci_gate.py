@@ -269,3 +269,31 @@ def test_two_developers_build_the_same_product_at_once_in_their_own_environments
         # Each built its own table and reads the rest from prod; neither wrote into the other's file.
         assert kinds["customers.customer_master_v1"] == "BASE TABLE"
         assert kinds["sales.orders_v1"] == "VIEW"
+
+
+def test_a_spec_that_no_longer_parses_is_named_as_the_change_and_its_consumers_as_affected(
+    tmp_path: Path,
+) -> None:
+    # No prod is needed: a mesh that does not validate is never built.
+    mesh = Mesh(copy_mesh(tmp_path / "repo"), tmp_path / "data", tmp_path / "sources")
+    mesh.git("init", "-q", "-b", "main")
+    mesh.git("add", "-A")
+    mesh.git("commit", "-q", "-m", "the example mesh")
+    mesh.branch("feature/broken-spec")
+    mesh.edit(
+        f"{CUSTOMER_MASTER}/dataproduct.yaml", "status: active\n", "status: active\nnot_a_field: true\n"
+    )
+    mesh.git("commit", "-qam", "break the spec")
+
+    done = mesh.mesh("ci", "--base", "main", "--env", "ci_broken")
+
+    assert done.returncode == 1, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "changed against main: customers.customer_master; downstream: " in done.stdout
+    report, _, build = mesh.report("ci_broken")
+    assert "| `customers.customer_master` | `commercial_analytics.customer_360`" in report
+    contract = report.split("### contract diff")[1].split("###")[0]
+    unreadable = next(line for line in contract.splitlines() if "spec_unreadable" in line)
+    # Its consumers are known from the base, where the spec parsed.
+    assert "Affects commercial_analytics.customer_360 (" in unreadable
+    assert "diagnostics.instrument_runs (" in unreadable
+    assert build == [] and "not built: the mesh does not validate" in report
