@@ -17,6 +17,7 @@ import dagster as dg
 
 from mesh_assets.assets.bindings import binding_check_specs
 from mesh_assets.assets.ports import PortContext, port_spec
+from mesh_assets.infra.reclaim import POOL as WAREHOUSE_POOL
 from mesh_assets.infra.warehouse.base import Warehouse, WarehouseSession
 from mesh_assets.product import addressing
 from mesh_assets.product.registry import Product
@@ -24,9 +25,6 @@ from mesh_assets.product.spec import OutputPort, parse_duration
 from mesh_assets.quality.checks import AuditContext, audit, check_specs
 from mesh_assets.quality.monitors import PortMonitors
 from mesh_assets.quality.profile import PROFILE_KEY
-
-WAREHOUSE_POOL = "warehouse"
-"""Dagster pool of every step that writes to the warehouse (limit 1 on DuckDB: one writer per file)."""
 
 BuildCandidate = Callable[[dg.AssetExecutionContext, WarehouseSession, addressing.Relation], None]
 """Writes a port's next batch to the given candidate relation."""

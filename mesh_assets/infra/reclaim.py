@@ -25,6 +25,8 @@ PID_TAG = "mesh/pid"
 PID_STARTED_TAG = "mesh/pid_started"
 LAUNCHED_BY_TAG = "mesh/launched_by"
 POOL = "warehouse"
+"""Dagster pool of every step that writes to the warehouse (limit 1 on DuckDB: one writer per file); the
+builders put their steps in it as `mesh_assets.assets.publish.WAREHOUSE_POOL`."""
 
 Liveness = Literal["alive", "dead", "unknown"]
 
