@@ -52,6 +52,9 @@ class TransformationKind:
     """What `mesh new product --kind <name>` writes as the product's code (`selfservice.scaffold`)."""
     scaffold_fields: Mapping[str, Any] = field(default_factory=dict)
     """The `transformation` fields of a new product's spec, besides `kind` (a dbt project is chosen)."""
+    shared_project: bool = False
+    """Its products are built in a shared project under `dbt_projects/` (`project`), which `mesh new
+    product` chooses or creates."""
     templated_sql: bool = False
     """Its models are `<model>.sql` files in the product folder that the platform renders (`input()`,
     `source()`, `ref()`): `mesh validate` renders them, and a port named by its table is refused."""
@@ -206,6 +209,7 @@ KINDS: Mapping[str, TransformationKind] = MappingProxyType(
                 sql_code=True,
                 scaffold_template="dbt_model",
                 scaffold_fields={"internals": []},
+                shared_project=True,
                 compiled_by_tool=True,
                 needs_prepare=True,
                 dry_run=False,

@@ -8,15 +8,18 @@ from __future__ import annotations
 import importlib.util
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from mesh_assets.product import kinds
 from mesh_assets.product.registry import Product, Registry, load_registry
-from mesh_assets.product.spec import LogicalType
+from mesh_assets.product.spec import LogicalType, PythonTransformation
 
 if TYPE_CHECKING:
     from mesh_assets.infra.warehouse.duckdb import DuckDBSession
+    from mesh_assets.product.addressing import Relation
 
 
 def product_problems(root: Path, keys: list[str]) -> dict[str, list[str]]:
@@ -35,10 +38,10 @@ def product_problems(root: Path, keys: list[str]) -> dict[str, list[str]]:
         domain, _, name = key.partition(".")
         files = {(root / "domains" / domain / "products" / name).resolve()}
         product = registry.products.get(key)
-        if product is not None and product.spec.transformation.kind == "dbt":
-            project_dir = (root / "dbt_projects" / product.spec.transformation.project).resolve()
-            models = {*product.spec.transformation.internals}
-            models |= {product.spec.port_model(p) for p in product.spec.output_ports}
+        project = kinds.kind_of(product).project(product.spec) if product is not None else None
+        if product is not None and project is not None:  # its models live in a shared project
+            project_dir = (root / kinds.DBT_PROJECTS / project).resolve()
+            models = set(kinds.kind_of(product).models(product.spec))
             files |= {(project_dir / GENERATED_FILE).resolve()}
             for folder in [project_dir, *project_dir.rglob("*")]:
                 if folder.suffix == ".sql" and folder.stem in models:
@@ -109,7 +112,6 @@ def check_product(root: Path, key: str) -> list[str]:
     """
     import duckdb
 
-    from mesh_assets.assets.builders import sql as sql_builder
     from mesh_assets.assets.publish import candidate_relation
     from mesh_assets.infra.warehouse.duckdb import DuckDBSession
     from mesh_assets.product import addressing
@@ -122,39 +124,24 @@ def check_product(root: Path, key: str) -> list[str]:
         return problems
     product = registry.products[key]
     spec = product.spec
-    transformation = spec.transformation
-    if transformation.kind == "dbt":
+    kind = kinds.kind_of(product)
+    if not kind.dry_run:
         return []
+    build = DRY_RUN_BUILDS[kind.name]
     with duckdb.connect() as connection:
         session = DuckDBSession(connection)
         skipped = _dry_run_inputs(session, product, registry)
         if skipped:
             warnings.warn(f"{key}: dry run skipped: {'; '.join(skipped)}", stacklevel=2)
             return []
-        if transformation.kind == "sql":
-            for internal in transformation.internals:
-                rendered = sql_builder.render(product, registry, internal)
-                session.create_table_as(
-                    addressing.internal_relation(spec.domain, spec.name, internal), rendered.sql
-                )
+        for internal in kind.internals(spec):
+            relation = addressing.internal_relation(spec.domain, spec.name, internal)
+            build(session, product, registry, internal, relation)
         for port in spec.output_ports:
             candidate = candidate_relation(product, port)
             model = spec.port_model(port)
             try:
-                if transformation.kind == "sql":
-                    session.create_table_as(candidate, sql_builder.render(product, registry, model).sql)
-                else:
-                    from mesh_assets.assets.builders.python import input_relations
-                    from mesh_assets.product import access
-
-                    # Read the inputs exactly as the builder does (PII protected per the producer).
-                    protected = access.input_queries(product, registry, session.dialect)
-                    frames = {
-                        name: session.query_df(protected.get(name, f"SELECT * FROM {relation.sql}"))
-                        for name, (relation, _) in input_relations(product, registry).items()
-                    }
-                    function = _load_function(product.folder / transformation.module, model)
-                    session.write_dataframe(candidate, function(frames))
+                build(session, product, registry, model, candidate)
             except Exception as exc:  # the user's code: report whatever it raises, as a problem
                 problems.append(f"{key} v{port.major}: {model} failed: {type(exc).__name__}: {exc}")
                 continue
@@ -163,6 +150,36 @@ def check_product(root: Path, key: str) -> list[str]:
                 details = "; ".join(f"{k}: {', '.join(v)}" for k, v in outcome.details.items() if v)
                 problems.append(f"{key} v{port.major}: the result does not match the contract ({details})")
     return problems
+
+
+def _build_sql(
+    session: DuckDBSession, product: Product, registry: Registry, model: str, relation: Relation
+) -> None:
+    from mesh_assets.assets.builders import sql as sql_builder
+
+    session.create_table_as(relation, sql_builder.render(product, registry, model).sql)
+
+
+def _build_python(
+    session: DuckDBSession, product: Product, registry: Registry, model: str, relation: Relation
+) -> None:
+    from mesh_assets.assets.builders.python import input_relations
+    from mesh_assets.product import access
+
+    # Read the inputs exactly as the builder does (PII protected per the producer).
+    protected = access.input_queries(product, registry, session.dialect)
+    frames = {
+        name: session.query_df(protected.get(name, f"SELECT * FROM {source.sql}"))
+        for name, (source, _) in input_relations(product, registry).items()
+    }
+    module = kinds.narrow(product.spec.transformation, PythonTransformation).module
+    function = _load_function(product.folder / module, model)
+    session.write_dataframe(relation, function(frames))
+
+
+DryRunBuild = Callable[["DuckDBSession", Product, Registry, str, "Relation"], None]
+DRY_RUN_BUILDS: Mapping[str, DryRunBuild] = MappingProxyType({"sql": _build_sql, "python": _build_python})
+"""How each kind that is dry-run (`kinds.TransformationKind.dry_run`) builds a model into a relation."""
 
 
 def _load_function(path: Path, name: str) -> Callable[[dict[str, Any]], Any]:

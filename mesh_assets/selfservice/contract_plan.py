@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mesh_assets.product import kinds
 from mesh_assets.product.registry import Product, Registry, effective_status
 from mesh_assets.product.spec import IDENTIFIER, LogicalType, OutputPort, Status
 from mesh_assets.selfservice.errors import ScaffoldError
@@ -196,8 +197,7 @@ EXAMPLE_COLUMNS = [
 def _column_entry(column: Any, *, kind: str, nullable: bool | None = None, unique: bool = False) -> dict:
     entry: dict[str, Any] = {"name": column.name, "type": column.type.value}
     if column.type == LogicalType.DECIMAL:
-        if kind == "python":
-            # pandas reads decimals as floats: a Python product publishes them as doubles.
+        if kinds.kind_of(kind).decimals_as_double:
             entry["type"] = "double"
         else:
             entry["precision"], entry["scale"] = column.precision, column.scale

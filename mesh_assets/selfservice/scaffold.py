@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mesh_assets.product import kinds
 from mesh_assets.product.registry import GOVERNANCE_DOMAIN, Registry, load_registry
 from mesh_assets.product.spec import ProductType
 from mesh_assets.selfservice.changes import Changes, Scaffolded
@@ -33,6 +35,7 @@ from mesh_assets.selfservice.check import check_product, product_problems
 from mesh_assets.selfservice.contract_plan import (
     Contract,
     InputChoice,
+    SourceChoice,
     plan_contract,
     resolve_input,
     resolve_source,
@@ -71,7 +74,7 @@ __all__ = [
     "new_product",
 ]
 
-KINDS = ("sql", "python", "dbt")
+KINDS = tuple(kinds.KINDS)
 
 
 def new_domain(root: Path, name: str, description: str | None = None) -> Scaffolded:
@@ -141,13 +144,7 @@ def _choose_project(root: Path, registry: Registry, request: ProductRequest) -> 
         check_identifier("dbt project", request.project)
         project = request.project
     else:
-        used = sorted(
-            {
-                p.spec.transformation.project
-                for p in registry.domain_products(request.domain)
-                if p.spec.transformation.kind == "dbt"
-            }
-        )
+        used = kinds.projects([p.spec for p in registry.domain_products(request.domain)])
         project = used[0] if used else request.domain
     others = sorted({p.spec.domain for p in products_of_project(registry, project)} - {request.domain})
     if others:
@@ -167,11 +164,59 @@ def _choose_project(root: Path, registry: Registry, request: ProductRequest) -> 
 # --------------------------------------------------------------------------------------------------
 
 
+@dataclass
+class _Draft:
+    """A new product as it is being put together, step by step: what each step needs from the last."""
+
+    root: Path
+    request: ProductRequest
+    registry: Registry
+    folder: Path
+    kind: kinds.TransformationKind
+    inputs: list[InputChoice] = field(default_factory=list)
+    sources: list[SourceChoice] = field(default_factory=list)
+    contract: Contract | None = None
+    title: str = ""
+    purpose: str = ""
+    project: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.request.domain}.{self.request.name}"
+
+    @property
+    def model(self) -> str:
+        return f"{self.request.name}_v1"
+
+    @property
+    def planned(self) -> Contract:
+        assert self.contract is not None, "the contract is planned before the spec is written"
+        return self.contract
+
+
 def new_product(root: Path, request: ProductRequest, asker: Asker | None = None) -> Scaffolded:
     """`mesh new product`: a complete spec, a transformation that runs, and a test; or a refusal."""
-    from mesh_assets.infra import environment
+    draft = _check_request(root.resolve(), request)
+    _plan_reads(draft)
+    spec_text = _spec_text(draft, asker)
+    changes = Changes(draft.root)
+    try:
+        notes = _write_product(draft, spec_text, changes)
+        _refuse_invalid(draft)
+    except BaseException:
+        changes.rollback()
+        raise
+    created, modified = changes.report()
+    return Scaffolded(
+        created=created,
+        modified=modified,
+        notes=notes + _contract_notes(draft.planned),
+        next_steps=_next_steps(draft),
+    )
 
-    root = root.resolve()
+
+def _check_request(root: Path, request: ProductRequest) -> _Draft:
+    """The request's names, kind and key checked against the mesh, before anything is asked or planned."""
     domain, name = request.domain, request.name
     domains = existing_domains(root)
     if domain not in domains:
@@ -192,35 +237,47 @@ def new_product(root: Path, request: ProductRequest, asker: Asker | None = None)
         )
     for key in request.primary_key:
         check_identifier("column", key)
-    inputs = [resolve_input(registry, reference, f"{domain}.{name}") for reference in request.inputs]
-    seen = [i.reference for i in inputs]
+    return _Draft(root, request, registry, folder, kinds.kind_of(request.kind))
+
+
+def _plan_reads(draft: _Draft) -> None:
+    """The input ports and source extracts it reads, and the contract they start it from."""
+    from mesh_assets.infra import environment
+
+    request = draft.request
+    draft.inputs = [resolve_input(draft.registry, reference, draft.key) for reference in request.inputs]
+    seen = [i.reference for i in draft.inputs]
     twice = sorted({r for r in seen if seen.count(r) > 1})
     if twice:
         raise ScaffoldError(f"--input {', '.join(twice)} given twice; declare each input once")
     sources_dir = environment.resolve().sources_dir if request.sources else Path()
-    sources = [resolve_source(s, sources_dir) for s in dict.fromkeys(request.sources)]
-    contract = plan_contract(request.kind, inputs, sources, request.primary_key)
+    draft.sources = [resolve_source(s, sources_dir) for s in dict.fromkeys(request.sources)]
+    draft.contract = plan_contract(request.kind, draft.inputs, draft.sources, request.primary_key)
 
+
+def _spec_text(draft: _Draft, asker: Asker | None) -> str:
+    """The spec file: governance and description answered (or defaulted), then every section filled."""
+    request, inputs, contract = draft.request, draft.inputs, draft.planned
+    domain, name = request.domain, request.name
     input_classes = [i.producer.spec.classification.value for i in inputs]
     floor = "confidential" if contract.pii else "internal"
-    default_class = max([floor, *input_classes], key=CLASS_ORDER.index)
     governance = resolve_governance(
-        root,
-        registry,
+        draft.root,
+        draft.registry,
         domain,
         **request_choices(request),
-        default_classification=default_class,
+        default_classification=max([floor, *input_classes], key=CLASS_ORDER.index),
         default_status="draft",
         asker=asker,
     )
-    title = request.title or humanize(name)
-    read = [i.reference for i in inputs] + [s.source for s in sources]
+    draft.title = request.title or humanize(name)
+    read = [i.reference for i in inputs] + [s.source for s in draft.sources]
     purpose_default = (
-        f"{title}, built from {', '.join(read)} for the {domain} domain."
+        f"{draft.title}, built from {', '.join(read)} for the {domain} domain."
         if read
-        else f"{title}: a data product of the {domain} domain, starting from sample rows."
+        else f"{draft.title}: a data product of the {domain} domain, starting from sample rows."
     )
-    purpose = answer(
+    draft.purpose = answer(
         request.description,
         label="Purpose (what the product is for)",
         flag="--description",
@@ -246,10 +303,26 @@ def new_product(root: Path, request: ProductRequest, asker: Asker | None = None)
     for tag in request.tags:
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", tag):
             raise ScaffoldError(f"--tag {tag}: tags are lowercase letters, digits, '-' or '_'")
-    tags = list(dict.fromkeys([domain.replace("_", "-"), *request.tags]))
+    document = spec_document(
+        name=name,
+        domain=domain,
+        title=draft.title,
+        purpose=draft.purpose,
+        usage=usage,
+        limitations=limitations,
+        governance=governance,
+        product_type=product_type,
+        tags=list(dict.fromkeys([domain.replace("_", "-"), *request.tags])),
+        input_ports=_input_ports(draft),
+        transformation=_transformation(draft),
+        output_ports=[_output_port(contract)],
+    )
+    return render_spec(document, draft.folder)
 
-    input_ports: list[dict[str, Any]] = [dict(i.entry) for i in inputs]
-    for source in sources:
+
+def _input_ports(draft: _Draft) -> list[dict[str, Any]]:
+    input_ports: list[dict[str, Any]] = [dict(i.entry) for i in draft.inputs]
+    for source in draft.sources:
         input_ports.append(
             {
                 "source": source.source,
@@ -257,17 +330,21 @@ def new_product(root: Path, request: ProductRequest, asker: Asker | None = None)
                 "description": f"The {source.source} extract.",
             }
         )
-    model = f"{name}_v1"
-    transformation: dict[str, Any] = {"kind": request.kind}
-    project = ""
-    if request.kind == "sql":
-        transformation["internals"] = Flow([])
-    elif request.kind == "python":
-        transformation["module"] = "transform.py"
-    else:
-        project = _choose_project(root, registry, request)
-        transformation["project"] = project
-        transformation["internals"] = Flow([])
+    return input_ports
+
+
+def _transformation(draft: _Draft) -> dict[str, Any]:
+    """The spec's `transformation`: the kind's starting fields (a shared project chosen first)."""
+    transformation: dict[str, Any] = {"kind": draft.kind.name}
+    if draft.kind.shared_project:
+        draft.project = _choose_project(draft.root, draft.registry, draft.request)
+        transformation["project"] = draft.project
+    for field_name, value in draft.kind.scaffold_fields.items():
+        transformation[field_name] = Flow(list(value)) if isinstance(value, list) else value
+    return transformation
+
+
+def _output_port(contract: Contract) -> dict[str, Any]:
     quality: dict[str, Any] = {"row_count": FlowMap({"min": 1})}
     quality["rules"] = contract.rules
     port: dict[str, Any] = {
@@ -278,55 +355,40 @@ def new_product(root: Path, request: ProductRequest, asker: Asker | None = None)
     if contract.event_time:
         port["event_time"] = contract.event_time
     port["quality"] = quality
-    document = spec_document(
-        name=name,
-        domain=domain,
-        title=title,
-        purpose=purpose,
-        usage=usage,
-        limitations=limitations,
-        governance=governance,
-        product_type=product_type,
-        tags=tags,
-        input_ports=input_ports,
-        transformation=transformation,
-        output_ports=[port],
-    )
-    spec_text = render_spec(document, folder)
+    return port
 
-    changes = Changes(root)
-    notes: list[str] = []
-    try:
-        changes.write(folder / "dataproduct.yaml", spec_text)
-        if request.kind == "sql":
-            changes.write(folder / f"{model}.sql", sql_model(f"{domain}.{name}", 1, title, contract, "sql"))
-        elif request.kind == "python":
-            changes.write(
-                folder / "transform.py", python_module(f"{domain}.{name}", model, title, purpose, contract)
-            )
-        else:
-            notes += _write_dbt_model(root, project, domain, name, model, title, contract, changes)
-        _write_test(root, domain, name, request.kind, model, contract, changes)
-        if request.kind == "dbt":
-            from mesh_assets.assets.dbt_contracts import GENERATED_FILE, prepare
 
-            for written in (GENERATED_FILE, "target", "logs"):
-                changes.record(root / "dbt_projects" / project / written)
-            try:
-                prepare(load_registry(root), project)
-            except RuntimeError as exc:
-                raise ScaffoldError(str(exc), exit_code=1) from exc
-        problems = product_problems(root, [f"{domain}.{name}"])[f"{domain}.{name}"]
-        if problems:
-            raise ScaffoldError(
-                "the product would not validate, so nothing was written:\n"
-                + "\n".join(f"  - {p}" for p in problems),
-                exit_code=1,
-            )
-    except BaseException:
-        changes.rollback()
-        raise
-    created, modified = changes.report()
+def _write_product(draft: _Draft, spec_text: str, changes: Changes) -> list[str]:
+    """The spec, the kind's code, the test, and (for a shared project) its generated contracts."""
+    changes.write(draft.folder / "dataproduct.yaml", spec_text)
+    write_code, test_extra = _CODE_WRITERS[draft.kind.scaffold_template]
+    notes = write_code(draft, changes)
+    _write_test(draft, test_extra, changes)
+    if draft.kind.needs_prepare:
+        from mesh_assets.assets.dbt_contracts import GENERATED_FILE, prepare
+
+        for written in (GENERATED_FILE, "target", "logs"):
+            changes.record(draft.root / kinds.DBT_PROJECTS / draft.project / written)
+        try:
+            prepare(load_registry(draft.root), draft.project)
+        except RuntimeError as exc:
+            raise ScaffoldError(str(exc), exit_code=1) from exc
+    return notes
+
+
+def _refuse_invalid(draft: _Draft) -> None:
+    problems = product_problems(draft.root, [draft.key])[draft.key]
+    if problems:
+        raise ScaffoldError(
+            "the product would not validate, so nothing was written:\n"
+            + "\n".join(f"  - {p}" for p in problems),
+            exit_code=1,
+        )
+
+
+def _contract_notes(contract: Contract) -> list[str]:
+    """What the planned contract joined, left out, and why."""
+    notes = []
     for choice, key, added in contract.joins:
         notes.append(f"joined {choice.reference} on {', '.join(key)} (adds {len(added)} column(s))")
     for choice in contract.unjoined:
@@ -337,12 +399,66 @@ def new_product(root: Path, request: ProductRequest, asker: Asker | None = None)
             f"left out PII column(s) {', '.join(contract.dropped_pii)}: this product would read them masked "
             "unless their owner approves an agreement granting PII in clear (`mesh access request --pii`)"
         )
+    return notes
+
+
+def _next_steps(draft: _Draft) -> list[str]:
+    domain, name = draft.request.domain, draft.request.name
     where = f"domains/{domain}/tests/test_{name}.py"
     steps = ["mesh validate", f"mesh run --domain {domain}", f"pytest {where}"]
-    upstream = sorted({i.producer.spec.domain for i in inputs} - {domain})
+    upstream = sorted({i.producer.spec.domain for i in draft.inputs} - {domain})
     if upstream:
         steps[1] = "mesh run " + " ".join(f"--domain {d}" for d in [*upstream, domain])
-    return Scaffolded(created=created, modified=modified, notes=notes, next_steps=steps)
+    return steps
+
+
+def _write_sql_model(draft: _Draft, changes: Changes) -> list[str]:
+    code = sql_model(draft.key, 1, draft.title, draft.planned, draft.kind.name)
+    changes.write(draft.folder / f"{draft.model}.sql", code)
+    return []
+
+
+def _write_python_module(draft: _Draft, changes: Changes) -> list[str]:
+    module = str(draft.kind.scaffold_fields["module"])
+    code = python_module(draft.key, draft.model, draft.title, draft.purpose, draft.planned)
+    changes.write(draft.folder / module, code)
+    return []
+
+
+def _write_dbt(draft: _Draft, changes: Changes) -> list[str]:
+    request = draft.request
+    return _write_dbt_model(
+        draft.root,
+        draft.project,
+        request.domain,
+        request.name,
+        draft.model,
+        draft.title,
+        draft.planned,
+        changes,
+    )
+
+
+def _python_test(draft: _Draft, text: str) -> str:
+    """The test of a Python product also calls its function on sample frames."""
+    domain, name, contract = draft.request.domain, draft.request.name, draft.planned
+    imports = PYTHON_TEST_IMPORTS_FULL
+    if contract.base is None:
+        imports = imports.replace("import pandas as pd\n\n", "")  # no hand-made inputs to build
+    text = text.replace(PYTHON_TEST_IMPORTS, imports)
+    return text + PYTHON_TEST_EXTRA.format(
+        key=draft.key, domain=domain, name=name, function=draft.model, inputs=sample_frame_code(contract)
+    )
+
+
+CodeWriter = Callable[[_Draft, Changes], list[str]]
+TestExtra = Callable[[_Draft, str], str]
+_CODE_WRITERS: dict[str, tuple[CodeWriter, TestExtra | None]] = {
+    "sql_model": (_write_sql_model, None),
+    "python_module": (_write_python_module, _python_test),
+    "dbt_model": (_write_dbt, None),
+}
+"""What each kind's `scaffold_template` writes (its code, and what its test adds), with notes."""
 
 
 def _write_dbt_model(
@@ -371,9 +487,8 @@ def _write_dbt_model(
     return notes
 
 
-def _write_test(
-    root: Path, domain: str, name: str, kind: str, model: str, contract: Contract, changes: Changes
-) -> None:
+def _write_test(draft: _Draft, extra: TestExtra | None, changes: Changes) -> None:
+    root, domain, name = draft.root, draft.request.domain, draft.request.name
     tests = root / "domains" / domain / "tests"
     if not (tests / "__init__.py").exists():
         # A package, so same-named test files of two domains never collide under pytest.
@@ -382,16 +497,6 @@ def _write_test(
     text = TEST_TEMPLATE.format(
         key=f"{domain}.{name}", name=name, domain=domain, test_path=path.relative_to(root)
     )
-    if kind == "python":
-        imports = PYTHON_TEST_IMPORTS_FULL
-        if contract.base is None:
-            imports = imports.replace("import pandas as pd\n\n", "")  # no hand-made inputs to build
-        text = text.replace(PYTHON_TEST_IMPORTS, imports)
-        text += PYTHON_TEST_EXTRA.format(
-            key=f"{domain}.{name}",
-            domain=domain,
-            name=name,
-            function=model,
-            inputs=sample_frame_code(contract),
-        )
+    if extra is not None:
+        text = extra(draft, text)
     changes.write(path, text)

@@ -10,6 +10,7 @@ import keyword
 import textwrap
 from collections.abc import Callable
 
+from mesh_assets.product import kinds
 from mesh_assets.selfservice.contract_plan import Contract, InputChoice, SourceChoice
 
 
@@ -47,18 +48,8 @@ def _aliases(contract: Contract) -> dict[int, str]:
 
 def _relation_sql(choice: InputChoice | SourceChoice, kind: str) -> str:
     if isinstance(choice, InputChoice):
-        if kind == "dbt":
-            from mesh_assets.assets.dbt_contracts import port_source_name
-            from mesh_assets.product.addressing import port_relation
-
-            spec = choice.producer.spec
-            table = port_relation(spec.domain, spec.name, choice.port.major).name
-            return f"{{{{ source('{port_source_name(spec.domain)}', '{table}') }}}}"
-        return f"{{{{ input('{choice.reference}') }}}}"
-    if kind == "dbt":
-        system, extract = choice.source.split(".")
-        return f"{{{{ source('{system}', '{extract}') }}}}"
-    return f"{{{{ source('{choice.source}') }}}}"
+        return kinds.kind_of(kind).port_reference(choice.reference, choice.port.major)
+    return kinds.kind_of(kind).source_reference(choice.source)
 
 
 def sql_model(spec_key: str, major: int, title: str, contract: Contract, kind: str) -> str:
