@@ -17,13 +17,16 @@ alert router, or a test receiver).
 Delivery is at-least-once. A notification is retried with exponential backoff inside the tick (bounded
 tries and a per-tick time budget); if it still fails it stays in the sensor cursor's outbox and is retried
 on the next tick, in order. A destination that failed is not tried again in the same tick, so one dead
-receiver costs one bounded retry sequence per tick and never delays alerts to other destinations. The
-webhook body carries a stable `id` so a receiver can drop the rare duplicate (a daemon crash between
-delivering and saving the cursor).
+receiver costs one bounded retry sequence per tick and never delays alerts to other destinations. A
+throttled destination (HTTP 429, from Slack or a webhook) is waited for as long as its `Retry-After` asks,
+but never past the tick's budget: a longer wait leaves the alert for the next tick, saying so, so a huge
+`Retry-After` never stalls the sensor. The webhook body carries a stable `id` so a receiver can drop the
+rare duplicate (a daemon crash between delivering and saving the cursor).
 """
 
 from __future__ import annotations
 
+import email.utils
 import json
 import os
 import time
@@ -196,11 +199,36 @@ def payload(note: Mapping[str, Any], routing: AlertRouting) -> dict[str, Any]:
 
 
 class DeliveryError(Exception):
-    """A notifier could not deliver; `retryable` says whether trying again can help."""
+    """A notifier could not deliver; `retryable` says whether trying again can help, and `retry_after_s`
+    how long the destination asked to be left alone first (its `Retry-After`), if it said."""
 
-    def __init__(self, message: str, retryable: bool = True) -> None:
+    def __init__(self, message: str, retryable: bool = True, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after_s = retry_after_s
+
+
+def retry_after_seconds(headers: Mapping[str, Any] | None, now: datetime | None = None) -> float | None:
+    """A response's `Retry-After` in seconds (delay-seconds or an HTTP-date), or None if absent or unreadable.
+
+    `now` is for the HTTP-date form only (default: the current time); a date in the past is no wait.
+    """
+    if not headers:
+        return None
+    value = next((str(v) for k, v in headers.items() if str(k).lower() == "retry-after"), "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # an HTTP-date is GMT by definition
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class Notifier(Protocol):
@@ -235,7 +263,9 @@ class WebhookNotifier:
         except urllib.error.HTTPError as exc:
             # Server errors, timeouts and throttling may pass; other client errors will not.
             raise DeliveryError(
-                f"HTTP {exc.code}", retryable=exc.code >= 500 or exc.code in {408, 429}
+                f"HTTP {exc.code}",
+                retryable=exc.code >= 500 or exc.code in {408, 429},
+                retry_after_s=retry_after_seconds(exc.headers) if exc.code in {429, 503} else None,
             ) from exc
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             raise DeliveryError(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}") from exc
@@ -266,6 +296,10 @@ class SlackNotifier:
             raise DeliveryError(
                 f"Slack API error {exc.response.get('error', status)}",
                 retryable=status >= 500 or status == 429,
+                # Slack rate limits per method and channel, and says for how long in Retry-After.
+                retry_after_s=retry_after_seconds(getattr(exc.response, "headers", None))
+                if status == 429
+                else None,
             ) from exc
         except Exception as exc:  # network errors of every kind: retry
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
@@ -374,9 +408,14 @@ def _send_with_retries(
     clock: Callable[[], float],
     deadline: float,
 ) -> str | None:
-    """Try up to `routing.tries` times with exponential backoff; the last error, or None if delivered."""
+    """Try up to `routing.tries` times with exponential backoff; the last error, or None if delivered.
+
+    A destination's `Retry-After` lengthens the wait before the next try, within the tick's `deadline`:
+    a longer one ends the tries, and the alert waits in the outbox for the next tick.
+    """
     error = "not attempted"
     for attempt in range(routing.tries):
+        retry_after: float | None = None
         try:
             notifier.send(note, routing, log)
             return None
@@ -384,10 +423,27 @@ def _send_with_retries(
             error = str(exc)
             if not exc.retryable:
                 return error
+            retry_after = exc.retry_after_s
         except Exception as exc:  # a notifier bug must not crash the sensor
             error = f"{type(exc).__name__}: {exc}"
         delay = routing.backoff_s * (2**attempt)
-        if attempt + 1 >= routing.tries or clock() + delay >= deadline:
+        if attempt + 1 >= routing.tries:
+            break
+        if retry_after is not None:
+            left = deadline - clock()
+            if retry_after >= left:
+                log.warning(
+                    f"SLO alert {note.get('id')}: {notifier.destination} asked to wait {retry_after:g}s "
+                    f"(Retry-After), longer than the {max(0.0, left):.0f}s left of this tick's delivery "
+                    "budget: not waiting, it is retried on the next tick"
+                )
+                break
+            log.info(
+                f"SLO alert {note.get('id')}: {notifier.destination} asked to wait {retry_after:g}s "
+                "(Retry-After); waiting before the next try"
+            )
+            delay = max(delay, retry_after)
+        if clock() + delay >= deadline:
             break
         sleep(delay)
     return error
