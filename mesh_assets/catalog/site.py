@@ -30,9 +30,9 @@ from mesh_assets.catalog.bindings import binding_views
 from mesh_assets.catalog.column_views import column_lineage
 from mesh_assets.catalog.runtime import PortRuntime, unpublished_slos
 from mesh_assets.contracts import odcs, odps
-from mesh_assets.product import access, addressing, lifecycle
-from mesh_assets.product.registry import Product, Registry
-from mesh_assets.product.spec import Classification, ProductType, Status
+from mesh_assets.product import access, addressing, kinds, lifecycle
+from mesh_assets.product.registry import Product, Registry, ResolvedInput
+from mesh_assets.product.spec import Classification, DataProductSpec, OutputPort, ProductType, Status
 
 MARKER = ".mesh-catalog"
 """File marking a folder as a catalog the builder may replace."""
@@ -92,17 +92,7 @@ def _relative(target: Path, start: Path) -> str:
 def _code_files(product: Product, root: Path) -> list[Path]:
     """The spec and the files of its transformation."""
     spec, folder = product.spec, product.folder
-    found = [product.path]
-    transformation = spec.transformation
-    if transformation.kind == "python":
-        found.append(folder / transformation.module)
-    elif transformation.kind == "sql":
-        found += sorted(folder.glob("*.sql"))
-    else:
-        models = root / "dbt_projects" / transformation.project / "models"
-        wanted = [*transformation.internals, *(spec.port_model(p) for p in spec.output_ports)]
-        for model in dict.fromkeys(wanted):
-            found += sorted(models.rglob(f"{model}.sql"))
+    found = [product.path, *kinds.kind_of(spec).code_files(spec, folder, root)]
     return [f for f in found if f.exists()]
 
 
@@ -234,92 +224,148 @@ def _product_view(
     now: datetime,
 ) -> dict[str, Any]:
     spec = product.spec
-    today = _local_day(now)
     consumers = registry.consumers_of(spec.key)
-    ports = []
-    for port in sorted(spec.output_ports, key=lambda p: -p.major):
-        key = addressing.port_key(spec.domain, spec.name, port.major)
-        relation = addressing.published(spec, port)
-        state = runtime.get(key)
-        published_at = state.published_at if state else None
-        checks = state.checks if state else []
-        if not checks:
-            checks_view = [
-                {
-                    "name": rule.name,
-                    "description": rule.description,
-                    "severity": rule.severity.value,
-                    "status": "not yet run",
-                    "observed": "",
-                    "threshold": "",
-                    "at": "",
-                }
-                for rule in odcs.port_rules(spec, port)
-            ]
-        else:
-            checks_view = [
-                {
-                    "name": c.name,
-                    "description": c.description,
-                    "severity": c.severity,
-                    "status": c.status,
-                    "observed": c.observed,
-                    "threshold": c.threshold,
-                    "at": _when(c.at, now) if c.at else "",
-                }
-                for c in checks
-            ]
-        slos = state.slos if state else unpublished_slos(spec, now)
-        status = spec.port_status(port).value
-        ports.append(
+    ports = [
+        _port_view(product, port, registry, runtime, deployment, consumers, now)
+        for port in sorted(spec.output_ports, key=lambda p: -p.major)
+    ]
+    return {
+        "key": spec.key,
+        "name": spec.name,
+        "domain": spec.domain,
+        "title": spec.title,
+        "status": spec.status.value,
+        "product_type": spec.product_type.value,
+        "classification": spec.classification.value,
+        "business_capability": spec.business_capability,
+        "tags": list(spec.tags),
+        "description": spec.description.model_dump(),
+        "owner": spec.owner.model_dump(),
+        "support": {
+            "channel": spec.support.channel,
+            "kind": spec.support.kind,
+        },
+        "access": spec.access.model_dump(mode="json"),
+        "access_policy": spec.access_policy.model_dump(mode="json"),
+        "distribution_rights": spec.distribution_rights.model_dump(mode="json"),
+        "data_sharing_agreement": spec.data_sharing_agreement.model_dump(mode="json"),
+        "slos": spec.slos.model_dump(mode="json"),
+        "request_access": _request_access(product),
+        "agreement_readers": _agreement_readers(product, registry),
+        "ports": ports,
+        "inputs": _input_views(product, registry, _local_day(now)),
+        "consumer_count": len({c.consumer.key for c in consumers}),
+        "lineage": lineage.product_lineage(product, registry, page_name),
+        "how": _how_view(product),
+        "code": [
+            {"label": f.resolve().relative_to(root.resolve()).as_posix(), "href": _relative(f, pages_dir)}
+            for f in _code_files(product, root)
+        ],
+        "odps_href": f"../{CONTRACTS_DIR}/" + odps.descriptor_file_name(spec.domain, spec.name),
+        "deprecated_ports": [p for p in ports if p["deprecation"]],
+    }
+
+
+def _port_view(
+    product: Product,
+    port: OutputPort,
+    registry: Registry,
+    runtime: dict[dg.AssetKey, PortRuntime],
+    deployment: odcs.Deployment,
+    consumers: list[ResolvedInput],
+    now: datetime,
+) -> dict[str, Any]:
+    """One output port: its address, contract, last publish, checks, anomalies, SLOs and consumers."""
+    spec = product.spec
+    key = addressing.port_key(spec.domain, spec.name, port.major)
+    relation = addressing.published(spec, port)
+    state = runtime.get(key)
+    published_at = state.published_at if state else None
+    checks_view = _checks_view(spec, port, state, now)
+    slos = state.slos if state else unpublished_slos(spec, now)
+    return {
+        "major": port.major,
+        "version": port.version,
+        "status": spec.port_status(port).value,
+        "description": port.description,
+        "deprecation": port.deprecation.model_dump(mode="json") if port.deprecation else None,
+        # Past its sunset: still served, shown in red until its owner retires it.
+        "overdue": lifecycle.is_overdue(spec, port, _local_day(now)),
+        "lifecycle": lifecycle.describe(spec, port, _local_day(now)),
+        "uri": addressing.port_uri(spec.domain, spec.name, port.major),
+        "asset_key": key.to_user_string(),
+        "table": relation.dotted,
+        "duckdb_table": f"{deployment.duckdb_path} · {relation.dotted}",
+        "snowflake_table": f'{deployment.snowflake_database}."{relation.schema}"."{relation.name}"',
+        "columns": _column_views(product, port, registry),
+        "primary_key": ", ".join(port.primary_key),
+        "event_time": port.event_time,
+        "row_count_min": port.quality.row_count.min,
+        "snippets": _snippets(product, port.major, spec.access_policy.allowed_roles, deployment),
+        "bindings": binding_views(deployment, spec, port),
+        "contract_href": f"../{CONTRACTS_DIR}/"
+        + addressing.contract_file_name(spec.domain, spec.name, port.major),
+        "contract_id": addressing.contract_id(spec.domain, spec.name, port.major),
+        "published": published_at is not None,
+        "published_at": _when(published_at, now),
+        "run_id": state.run_id if state else None,
+        "row_count": state.row_count if state else None,
+        "checks": checks_view,
+        "checks_failed": sum(1 for c in checks_view if c["status"] == "failed"),
+        "anomalies": [
             {
-                "major": port.major,
-                "version": port.version,
-                "status": status,
-                "description": port.description,
-                "deprecation": port.deprecation.model_dump(mode="json") if port.deprecation else None,
-                # Past its sunset: still served, shown in red until its owner retires it.
-                "overdue": lifecycle.is_overdue(spec, port, today),
-                "lifecycle": lifecycle.describe(spec, port, today),
-                "uri": addressing.port_uri(spec.domain, spec.name, port.major),
-                "asset_key": key.to_user_string(),
-                "table": relation.dotted,
-                "duckdb_table": f"{deployment.duckdb_path} · {relation.dotted}",
-                "snowflake_table": f'{deployment.snowflake_database}."{relation.schema}"."{relation.name}"',
-                "columns": _column_views(product, port, registry),
-                "primary_key": ", ".join(port.primary_key),
-                "event_time": port.event_time,
-                "row_count_min": port.quality.row_count.min,
-                "snippets": _snippets(product, port.major, spec.access_policy.allowed_roles, deployment),
-                "bindings": binding_views(deployment, spec, port),
-                "contract_href": f"../{CONTRACTS_DIR}/"
-                + addressing.contract_file_name(spec.domain, spec.name, port.major),
-                "contract_id": addressing.contract_id(spec.domain, spec.name, port.major),
-                "published": published_at is not None,
-                "published_at": _when(published_at, now),
-                "run_id": state.run_id if state else None,
-                "row_count": state.row_count if state else None,
-                "checks": checks_view,
-                "checks_failed": sum(1 for c in checks_view if c["status"] == "failed"),
-                "anomalies": [
-                    {
-                        "monitor": a.monitor,
-                        "bucket": a.bucket or "",
-                        "reason": a.reason,
-                        "at": _when(datetime.fromtimestamp(a.at, tz=UTC), now) if a.at else "",
-                    }
-                    for a in (state.anomalies if state else [])
-                ],
-                "slos": [vars(s) for s in slos],
-                "consumers": [
-                    {"key": c.consumer.key, "href": page_name(c.consumer.key), "purpose": c.declared.purpose}
-                    for c in sorted(consumers, key=lambda c: c.consumer.key)
-                    if c.port.major == port.major
-                ],
+                "monitor": a.monitor,
+                "bucket": a.bucket or "",
+                "reason": a.reason,
+                "at": _when(datetime.fromtimestamp(a.at, tz=UTC), now) if a.at else "",
             }
-        )
+            for a in (state.anomalies if state else [])
+        ],
+        "slos": [vars(s) for s in slos],
+        "consumers": [
+            {"key": c.consumer.key, "href": page_name(c.consumer.key), "purpose": c.declared.purpose}
+            for c in sorted(consumers, key=lambda c: c.consumer.key)
+            if c.port.major == port.major
+        ],
+    }
+
+
+def _checks_view(
+    spec: DataProductSpec, port: OutputPort, state: PortRuntime | None, now: datetime
+) -> list[dict[str, Any]]:
+    """The port's checks as last run; before its first publish, the contract's rules, not yet run."""
+    checks = state.checks if state else []
+    if not checks:
+        return [
+            {
+                "name": rule.name,
+                "description": rule.description,
+                "severity": rule.severity.value,
+                "status": "not yet run",
+                "observed": "",
+                "threshold": "",
+                "at": "",
+            }
+            for rule in odcs.port_rules(spec, port)
+        ]
+    return [
+        {
+            "name": c.name,
+            "description": c.description,
+            "severity": c.severity,
+            "status": c.status,
+            "observed": c.observed,
+            "threshold": c.threshold,
+            "at": _when(c.at, now) if c.at else "",
+        }
+        for c in checks
+    ]
+
+
+def _input_views(product: Product, registry: Registry, today: date) -> list[dict[str, Any]]:
+    """The product's inputs: source extracts, and other products' ports with what they resolve to."""
     inputs = []
-    for declared in spec.input_ports:
+    for declared in product.spec.input_ports:
         source = getattr(declared, "source", None)
         if source is not None:
             inputs.append(
@@ -352,50 +398,18 @@ def _product_view(
                 entry["deprecation"] = resolved.port.deprecation.model_dump(mode="json")
                 entry["overdue"] = lifecycle.is_overdue(resolved.producer.spec, resolved.port, today)
         inputs.append(entry)
-    transformation = spec.transformation
-    how = {"kind": transformation.kind}
-    if transformation.kind == "dbt":
-        how["detail"] = f"dbt project `{transformation.project}`"
-    elif transformation.kind == "python":
-        how["detail"] = f"pandas functions in `{transformation.module}`"
-    else:
-        how["detail"] = "SQL models run in the warehouse (DuckDB dialect, transpiled for Snowflake)"
-    how["internals"] = list(getattr(transformation, "internals", []))
-    how["models"] = [spec.port_model(p) for p in sorted(spec.output_ports, key=lambda p: -p.major)]
+    return inputs
+
+
+def _how_view(product: Product) -> dict[str, Any]:
+    """How the product is built, in the words of its kind (`product.kinds`)."""
+    spec = product.spec
+    kind = kinds.kind_of(spec)
     return {
-        "key": spec.key,
-        "name": spec.name,
-        "domain": spec.domain,
-        "title": spec.title,
-        "status": spec.status.value,
-        "product_type": spec.product_type.value,
-        "classification": spec.classification.value,
-        "business_capability": spec.business_capability,
-        "tags": list(spec.tags),
-        "description": spec.description.model_dump(),
-        "owner": spec.owner.model_dump(),
-        "support": {
-            "channel": spec.support.channel,
-            "kind": spec.support.kind,
-        },
-        "access": spec.access.model_dump(mode="json"),
-        "access_policy": spec.access_policy.model_dump(mode="json"),
-        "distribution_rights": spec.distribution_rights.model_dump(mode="json"),
-        "data_sharing_agreement": spec.data_sharing_agreement.model_dump(mode="json"),
-        "slos": spec.slos.model_dump(mode="json"),
-        "request_access": _request_access(product),
-        "agreement_readers": _agreement_readers(product, registry),
-        "ports": ports,
-        "inputs": inputs,
-        "consumer_count": len({c.consumer.key for c in consumers}),
-        "lineage": lineage.product_lineage(product, registry, page_name),
-        "how": how,
-        "code": [
-            {"label": f.resolve().relative_to(root.resolve()).as_posix(), "href": _relative(f, pages_dir)}
-            for f in _code_files(product, root)
-        ],
-        "odps_href": f"../{CONTRACTS_DIR}/" + odps.descriptor_file_name(spec.domain, spec.name),
-        "deprecated_ports": [p for p in ports if p["deprecation"]],
+        "kind": kind.name,
+        "detail": kind.detail(spec),
+        "internals": kind.internals(spec),
+        "models": [spec.port_model(p) for p in sorted(spec.output_ports, key=lambda p: -p.major)],
     }
 
 
