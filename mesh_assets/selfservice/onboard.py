@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +51,23 @@ from mesh_assets.selfservice.yaml_style import Flow, FlowMap
 __all__ = ["OnboardError", "OnboardRequest", "onboard", "plan_onboarding"]
 
 
-def onboard(root: Path, request: OnboardRequest, asker: Asker | None = None) -> Scaffolded:
-    """Onboard the dbt project at `request.path` as the new domain `request.domain`; or refuse."""
-    from mesh_assets.assets.dbt_contracts import GENERATED_FILE, prepare
+@dataclass(frozen=True)
+class _Placement:
+    """Where the dbt project comes from and where it goes under `dbt_projects/`."""
+
+    source: Path
+    config: dict[str, Any]
+    """The project's `dbt_project.yml`."""
+    project: str
+    target: Path
+    in_place: bool
+    """The project is already under `dbt_projects/` (and used by no product): onboarded where it is."""
+
+
+def _check_request(root: Path, request: OnboardRequest) -> _Placement:
+    """Refuse a domain that exists, a folder that is no dbt project, a taken project folder, a bad key."""
     from mesh_assets.product.registry import GOVERNANCE_DOMAIN, load_registry
 
-    root = root.resolve()
     domain = request.domain
     check_identifier("domain", domain)
     if (
@@ -70,11 +82,9 @@ def onboard(root: Path, request: OnboardRequest, asker: Asker | None = None) -> 
     if not (source / "dbt_project.yml").is_file():
         raise OnboardError(f"{request.path} is not a dbt project: it has no dbt_project.yml")
     config = yaml.safe_load((source / "dbt_project.yml").read_text()) or {}
-    profile = str(config.get("profile") or config.get("name") or domain)
     project = request.project or domain
     check_identifier("dbt project", project)
     target = root / "dbt_projects" / project
-    # A project already placed under dbt_projects/ (and used by no product) is onboarded where it is.
     in_place = target.exists() and target.resolve() == source
     if in_place and any(
         getattr(p.spec.transformation, "project", None) == project
@@ -86,77 +96,139 @@ def onboard(root: Path, request: OnboardRequest, asker: Asker | None = None) -> 
     for key in request.primary_keys.values():
         for column in key:
             check_identifier("column", column)
+    return _Placement(source, config, project, target, in_place)
 
+
+def _place(placement: _Placement, request: OnboardRequest, changes: Changes) -> list[str]:
+    """Copy or link the project under `dbt_projects/`, with the platform's profile and quoting."""
+    target = placement.target
+    if not placement.in_place:
+        place_project(placement.source, target, request.link, changes)
+    profile = str(placement.config.get("profile") or placement.config.get("name") or request.domain)
+    notes = write_profile(target, profile, request.domain, request.link or placement.in_place, changes)
+    project_file = target / "dbt_project.yml"
+    if "quoting" not in (yaml.safe_load(project_file.read_text()) or {}):
+        changes.write(project_file, project_file.read_text().rstrip("\n") + "\n" + QUOTING)
+    changes.record(target / "dbt_packages")  # `dbt deps` may install them (into a linked project too)
+    return notes
+
+
+_ColumnTypes = dict[str, list[tuple[str, str]]]
+"""`(column, DuckDB type)` of each built model, by unique id."""
+
+
+def _build(target: Path, dbt_vars: dict[str, Any]) -> tuple[dict[str, Any], _ColumnTypes, str | None]:
+    """`dbt build --empty` into a scratch DuckDB file: the manifest, each model's column types, dbt's
+    message when some models did not build."""
+    with tempfile.TemporaryDirectory(prefix="mesh-onboard-") as folder:
+        scratch = Path(folder)
+        manifest, build_problem = build_empty(target, scratch, dbt_vars)
+        owned = [n for n in manifest["nodes"].values() if n.get("resource_type") == "model"]
+        types = relation_types(scratch / "onboard.duckdb", owned)
+    return manifest, types, build_problem
+
+
+def _plan(
+    manifest: dict[str, Any],
+    types: _ColumnTypes,
+    request: OnboardRequest,
+    asker: Asker | None,
+    build_problem: str | None,
+) -> Plan:
+    """The ports, products and internals to write; a refusal caused by dbt carries dbt's own words."""
+    try:
+        return plan_onboarding(manifest, types, request.domain, request, asker)
+    except OnboardError as exc:
+        if build_problem and "did not build on DuckDB" in str(exc):
+            message = f"{exc}\ndbt's message when it built the project empty:\n{build_problem}"
+            raise OnboardError(message, exc.exit_code) from exc
+        raise
+
+
+def _governance(root: Path, request: OnboardRequest, plan: Plan, asker: Asker | None) -> Governance:
+    """Owner, steward, classification, status...: flags, else asked, else defaults (a dbt group's owner)."""
+    from mesh_assets.product.registry import load_registry
+
+    group = plan.group_owner
+    pii = any(c.get("pii") for p in plan.ports for c in p.columns)
+    return resolve_governance(
+        root,
+        load_registry(root),
+        request.domain,
+        **request_choices(request),
+        default_classification="confidential" if pii else "internal",
+        default_status="active",
+        asker=asker,
+        defaults={"team": group[0], "steward": group[1]} if group else None,
+    )
+
+
+def _write_domain(
+    root: Path,
+    placement: _Placement,
+    request: OnboardRequest,
+    manifest: dict[str, Any],
+    plan: Plan,
+    governance: Governance,
+    changes: Changes,
+) -> None:
+    """Edit the project's YAML, create the domain, write each product's spec, generate the dbt contracts."""
+    from mesh_assets.assets.dbt_contracts import GENERATED_FILE, prepare
+    from mesh_assets.product.registry import load_registry
+
+    domain, project, target = request.domain, placement.project, placement.target
+    edit_project(target, manifest, plan, changes)
+    name = placement.config.get("name", project)
+    create_domain(root, domain, request.description or f"onboarded from the dbt project {name}", changes)
+    for port in plan.ports:
+        _write_spec(root, domain, project, port, plan, governance, changes)
+    for written in (GENERATED_FILE, "target", "logs"):
+        changes.record(target / written)  # in a linked project, undo what dbt writes too
+    try:
+        prepare(load_registry(root), project)
+    except RuntimeError as exc:
+        raise OnboardError(str(exc), exit_code=1) from exc
+
+
+def _summary(domain: str, plan: Plan) -> list[str]:
+    """One line per port made (model, columns, key, rules, internals, inputs), then the plan's warnings."""
+    notes = [
+        f"{domain}.{port.product}: port v{Semver.parse(port.version).major} from model {port.model} "
+        f"({len(port.columns)} columns, key {', '.join(port.primary_key)}, {len(port.rules)} rule(s)); "
+        f"internals: {', '.join(port.internals) or 'none'}"
+        + (f"; reads {', '.join(port.inputs)}" if port.inputs else "")
+        for port in plan.ports
+    ]
+    return notes + [f"warning: {w}" for w in plan.warnings]
+
+
+def onboard(root: Path, request: OnboardRequest, asker: Asker | None = None) -> Scaffolded:
+    """Onboard the dbt project at `request.path` as the new domain `request.domain`; or refuse."""
+    root = root.resolve()
+    placement = _check_request(root, request)
     changes = Changes(root)
     notes: list[str] = []
     try:
-        if not in_place:
-            place_project(source, target, request.link, changes)
-        notes += write_profile(target, profile, domain, request.link or in_place, changes)
-        project_file = target / "dbt_project.yml"
-        if "quoting" not in (yaml.safe_load(project_file.read_text()) or {}):
-            changes.write(project_file, project_file.read_text().rstrip("\n") + "\n" + QUOTING)
-        changes.record(target / "dbt_packages")  # `dbt deps` may install them (into a linked project too)
-        with tempfile.TemporaryDirectory(prefix="mesh-onboard-") as folder:
-            scratch = Path(folder)
-            manifest, build_problem = build_empty(target, scratch, request.dbt_vars)
-            owned = [n for n in manifest["nodes"].values() if n.get("resource_type") == "model"]
-            types = relation_types(scratch / "onboard.duckdb", owned)
+        notes += _place(placement, request, changes)
+        manifest, types, build_problem = _build(placement.target, request.dbt_vars)
         if build_problem:
             notes.append(
                 "some models did not build on DuckDB; their contracts use the YAML's data types:\n"
                 + build_problem
             )
-        registry = load_registry(root)
-        try:
-            plan = plan_onboarding(manifest, types, domain, request, asker)
-        except OnboardError as exc:
-            if build_problem and "did not build on DuckDB" in str(exc):
-                # The refusal's cause is dbt's: show dbt's own words beside it.
-                message = f"{exc}\ndbt's message when it built the project empty:\n{build_problem}"
-                raise OnboardError(message, exc.exit_code) from exc
-            raise
-        group = plan.group_owner
-        pii = any(c.get("pii") for p in plan.ports for c in p.columns)
-        governance = resolve_governance(
-            root,
-            registry,
-            domain,
-            **request_choices(request),
-            default_classification="confidential" if pii else "internal",
-            default_status="active",
-            asker=asker,
-            defaults={"team": group[0], "steward": group[1]} if group else None,
-        )
-        edit_project(target, manifest, plan, changes)
-        description = request.description or f"onboarded from the dbt project {config.get('name', project)}"
-        create_domain(root, domain, description, changes)
-        for port in plan.ports:
-            _write_spec(root, domain, project, port, plan, governance, changes)
-        for written in (GENERATED_FILE, "target", "logs"):
-            changes.record(target / written)  # in a linked project, undo what dbt writes too
-        try:
-            prepare(load_registry(root), project)
-        except RuntimeError as exc:
-            raise OnboardError(str(exc), exit_code=1) from exc
-        notes += _settle(root, domain, project, plan, governance, changes)
+        plan = _plan(manifest, types, request, asker, build_problem)
+        governance = _governance(root, request, plan, asker)
+        _write_domain(root, placement, request, manifest, plan, governance, changes)
+        notes += _settle(root, request.domain, placement.project, plan, governance, changes)
     except BaseException:
         changes.rollback()
         raise
     created, modified = changes.report()
-    for port in plan.ports:
-        notes.append(
-            f"{domain}.{port.product}: port v{Semver.parse(port.version).major} from model {port.model} "
-            f"({len(port.columns)} columns, key {', '.join(port.primary_key)}, {len(port.rules)} rule(s)); "
-            f"internals: {', '.join(port.internals) or 'none'}"
-            + (f"; reads {', '.join(port.inputs)}" if port.inputs else "")
-        )
-    notes += [f"warning: {w}" for w in plan.warnings]
     return Scaffolded(
         created=created,
         modified=modified,
-        notes=notes,
-        next_steps=["mesh validate", f"mesh run --domain {domain}"],
+        notes=notes + _summary(request.domain, plan),
+        next_steps=["mesh validate", f"mesh run --domain {request.domain}"],
     )
 
 
