@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import BaseModel, Tag
+from pydantic.fields import FieldInfo
 
 from mesh_assets.product.spec import DataProductSpec
 
@@ -49,18 +53,65 @@ class ImportResult:
         return self.draft.get("domain")
 
 
-def _field_descriptions() -> dict[str, str]:
-    """Every spec field name to its description, to say what a missing field is for."""
-    from pydantic import BaseModel
-
-    from mesh_assets.product import spec as spec_module
-
-    found: dict[str, str] = {}
-    for value in vars(spec_module).values():
-        if isinstance(value, type) and issubclass(value, BaseModel) and value is not BaseModel:
-            for name, info in value.model_fields.items():
-                found.setdefault(info.alias or name, info.description or "")
+def _models_in(annotation: Any) -> list[tuple[type[BaseModel], tuple[str, ...]]]:
+    """The spec models a field's type can hold (through `| None`, lists, dicts, `Annotated` and unions),
+    each with the union tags (`Tag("source")`) it is chosen by."""
+    found: list[tuple[type[BaseModel], tuple[str, ...]]] = []
+    pending: list[tuple[Any, tuple[str, ...]]] = [(annotation, ())]
+    while pending:
+        current, tags = pending.pop(0)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            found.append((current, tags))
+            continue
+        args = typing.get_args(current)
+        if typing.get_origin(current) is typing.Annotated:
+            marks = tuple(str(mark.tag) for mark in args[1:] if isinstance(mark, Tag))
+            pending.append((args[0], tags + marks))
+        else:
+            pending.extend((arg, tags) for arg in args)
     return found
+
+
+def _field_of(model: type[BaseModel], name: str) -> FieldInfo | None:
+    """The field `name` of a model, by its name or its alias (`$schema`)."""
+    for field_name, info in model.model_fields.items():
+        if name in (field_name, info.alias):
+            return info
+    return None
+
+
+def _tagged(model: type[BaseModel], tags: tuple[str, ...], part: str) -> bool:
+    """Is `part` the union branch tag of `model`: its `Tag`, or the value of its `Literal` field (`kind`)?"""
+    if part in tags or part == model.__name__:  # a union without a discriminator is tagged by class name
+        return True
+    return any(
+        typing.get_origin(info.annotation) is typing.Literal and part in typing.get_args(info.annotation)
+        for info in model.model_fields.values()
+    )
+
+
+def field_description(loc: Sequence[Any]) -> str:
+    """The description of the spec field at a pydantic error location, resolved through the models
+    (`DataProductSpec` -> `output_ports` -> `OutputPort` -> `columns` -> `Column` -> `type`), so a field
+    is described by its own model, never by a namesake of another one; "" when the path leads nowhere."""
+    candidates: list[tuple[type[BaseModel], tuple[str, ...]]] = [(DataProductSpec, ())]
+    description = ""
+    for part in loc:
+        if isinstance(part, int):
+            continue  # a list's position: the same model
+        tagged = [(model, tags) for model, tags in candidates if _tagged(model, tags, str(part))]
+        if len(candidates) > 1 and tagged:
+            # A union's branch tag, which pydantic puts in the location (`input_ports[0].product.version`
+            # names ProductInput's `version`, though `product` is also one of its fields).
+            candidates, description = tagged, ""
+            continue
+        holders = [(model, _field_of(model, str(part))) for model, _ in candidates]
+        held = [(model, info) for model, info in holders if info is not None]
+        if not held:
+            return ""
+        description = held[0][1].description or ""
+        candidates = [found for _, info in held for found in _models_in(info.annotation)]
+    return description
 
 
 def _path(loc: Sequence[Any], draft: Mapping[str, Any]) -> str:
@@ -87,12 +138,11 @@ def check_draft(draft: Mapping[str, Any]) -> tuple[list[FieldGap], list[str]]:
     try:
         DataProductSpec.model_validate(dict(draft))
     except ValidationError as exc:
-        hints = _field_descriptions()
         missing, problems = [], []
         for error in exc.errors():
             where = _path(error["loc"], draft)
             if error["type"] == "missing":
-                missing.append(FieldGap(where, hints.get(str(error["loc"][-1]), "")))
+                missing.append(FieldGap(where, field_description(error["loc"])))
             else:
                 problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
         return missing, problems

@@ -20,7 +20,7 @@ from mesh_assets.assets.ports import PortContext, port_metadata
 from mesh_assets.cli import contract_io
 from mesh_assets.contracts import odcs
 from mesh_assets.product.registry import Registry, load_registry
-from mesh_assets.product.spec import DataProductSpec
+from mesh_assets.product.spec import Column, DataProductSpec
 from mesh_assets.quality import checks
 from mesh_assets.quality.monitors import monitor_checks
 
@@ -445,6 +445,34 @@ def test_a_foreign_contract_leaves_out_what_it_cannot_say_and_reports_it() -> No
     assert missing == mandatory - said
     assert not any(key in result.draft for key in missing)
     assert result.problems == []
+
+
+def test_each_field_still_to_fill_is_described_by_its_own_model() -> None:
+    contract = yaml.safe_load(FOREIGN)
+    del contract["description"]
+    # A column of a type the spec has none for: its type is left out, to fill.
+    amount = {"name": "amount", "logicalType": "array", "description": "Gross."}
+    contract["schema"][0]["properties"][1] = amount
+    result = odcs.import_contract(contract)
+    hints = {gap.field: gap.hint for gap in result.missing}
+    # Not the namesakes of other models (a rule's description, a rule's type).
+    assert hints["description"] == DataProductSpec.model_fields["description"].description
+    assert hints["output_ports[0].columns[1].type"] == Column.model_fields["type"].description
+    assert hints["owner"] == DataProductSpec.model_fields["owner"].description
+
+
+def test_a_field_path_is_described_through_the_models_and_their_union_branches() -> None:
+    from mesh_assets.contracts.odcs_draft import field_description
+    from mesh_assets.product.spec import DbtTransformation, ProductInput
+
+    assert field_description(("transformation", "dbt", "project")) == (
+        DbtTransformation.model_fields["project"].description
+    )
+    # `product` is ProductInput's branch tag here, then its field `version`.
+    assert field_description(("input_ports", 0, "product", "version")) == (
+        ProductInput.model_fields["version"].description
+    )
+    assert field_description(("output_ports", 0, "no_such_field")) == ""
 
 
 @pytest.fixture
