@@ -15,7 +15,6 @@ saving the cursor re-sends that tick's alerts with the same stable `id`.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,34 +25,29 @@ import dagster as dg
 from mesh_assets.infra.environment import env_name
 from mesh_assets.observe import alerts
 from mesh_assets.observe.anomalies import MonitorState, latest_monitors
+from mesh_assets.observe.cursor import VersionedCursor
 from mesh_assets.product.registry import Registry
 
 SENSOR = "mesh_monitor_alerts"
-CURSOR_VERSION = 1
 KIND = "anomaly"
 
 
 @dataclass
-class AnomalyCursor:
+class AnomalyCursor(VersionedCursor):
     """Open episodes (`<port>|<monitor>` to the run that opened it) and the undelivered outbox."""
 
+    VERSION = 1
     open: dict[str, str] = field(default_factory=dict)
     outbox: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def loads(cls, text: str | None) -> AnomalyCursor:
-        """Parse a cursor; an empty or foreign one starts afresh."""
-        if not text:
-            return cls()
-        data = json.loads(text)
-        if not isinstance(data, dict) or data.get("v") != CURSOR_VERSION:
-            return cls()
+    def from_payload(cls, data: Mapping[str, Any]) -> AnomalyCursor:
+        """The cursor stored as `{"v": 1, "open": {...}, "out": [...]}`."""
         return cls(open=dict(data.get("open", {})), outbox=list(data.get("out", [])))
 
-    def dumps(self) -> str:
-        """Serialize compactly (stored with every tick)."""
-        data = {"v": CURSOR_VERSION, "open": self.open, "out": self.outbox}
-        return json.dumps(data, separators=(",", ":"), sort_keys=True)
+    def to_payload(self) -> dict[str, Any]:
+        """The open episodes and the outbox as `out`."""
+        return {"open": self.open, "out": self.outbox}
 
 
 def new_episodes(
@@ -112,11 +106,7 @@ def anomaly_tick(
 ) -> dg.SensorResult:
     """One evaluation: queue alerts for new episodes, deliver the outbox, remember both in the cursor."""
     routing = routing or alerts.AlertRouting.from_env()
-    try:
-        cursor = AnomalyCursor.loads(context.cursor)
-    except (ValueError, TypeError, AttributeError):
-        context.log.error("the anomaly alert cursor is unreadable; starting afresh (alerts may repeat)")
-        cursor = AnomalyCursor()
+    cursor = AnomalyCursor.load(context.cursor, context.log, "anomaly alert")
     states = latest_monitors(context.instance, registry)
     notes, still_open = new_episodes(registry, states, cursor.open, time.time())
     notes = [{**note, "environment": env_name()} for note in notes]

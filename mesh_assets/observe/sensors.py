@@ -45,6 +45,7 @@ from dagster import AssetRecordsFilter, DagsterEventType, EventRecordsFilter
 from mesh_assets.infra.environment import env_name
 from mesh_assets.infra.warehouse.base import Warehouse
 from mesh_assets.observe import alerts, budget, feed
+from mesh_assets.observe.cursor import VersionedCursor
 from mesh_assets.observe.sli import (
     DATA_TIME_KEY,
     STATE_KEY,
@@ -55,10 +56,10 @@ from mesh_assets.observe.sli import (
     observation_metadata,
 )
 from mesh_assets.product.registry import Registry
+from mesh_assets.product.sql_text import quote_identifier
 
 MONITOR = "mesh_slo_monitor"
 DATA_TIME = "mesh_slo_data_time"
-CURSOR_VERSION = 1
 HEARTBEAT_S = 24 * 3600
 """Every port gets an SLI observation at least this often (plots stay current; restarts stay cheap)."""
 REBUILD_SCAN_S = HEARTBEAT_S + 3600
@@ -72,9 +73,12 @@ DATA_TIME_LOCK_WAIT_S = 5.0
 
 
 @dataclass
-class MonitorCursor:
+class MonitorCursor(VersionedCursor):
     """The monitor's cursor: compact JSON, sparse in ports (only those with an open breach appear)."""
 
+    VERSION = 1
+    ON_RESET = "open breaches may alert again"
+    SORT_KEYS = False  # written in field order since version 1
     token: str | None = None
     """Identifies the in-memory state this cursor was written with."""
     hwm: dict[str, int] = field(default_factory=dict)
@@ -83,13 +87,8 @@ class MonitorCursor:
     outbox: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def loads(cls, text: str | None) -> MonitorCursor:
-        """Parse a cursor; an empty or foreign one starts afresh."""
-        if not text:
-            return cls()
-        data = json.loads(text)
-        if data.get("v") != CURSOR_VERSION:
-            return cls()
+    def from_payload(cls, data: Mapping[str, Any]) -> MonitorCursor:
+        """The cursor stored as `{"v": 1, "t": token, "h": {...}, "open": {...}, "out": [...]}`."""
         return cls(
             token=data.get("t"),
             hwm={k: int(v) for k, v in data.get("h", {}).items()},
@@ -97,12 +96,9 @@ class MonitorCursor:
             outbox=data.get("out", []),
         )
 
-    def dumps(self) -> str:
-        """Serialize compactly (the cursor is stored with every tick)."""
-        return json.dumps(
-            {"v": CURSOR_VERSION, "t": self.token, "h": self.hwm, "open": self.open, "out": self.outbox},
-            separators=(",", ":"),
-        )
+    def to_payload(self) -> dict[str, Any]:
+        """The token as `t`, the high-water marks as `h`, the open breaches and the outbox as `out`."""
+        return {"t": self.token, "h": self.hwm, "open": self.open, "out": self.outbox}
 
 
 @dataclass
@@ -339,11 +335,7 @@ def monitor_tick(
     routing = routing or alerts.AlertRouting.from_env()
     instance = context.instance
     log = context.log
-    try:
-        cursor = MonitorCursor.loads(context.cursor)
-    except (ValueError, TypeError, AttributeError):
-        log.error("the SLO monitor cursor is unreadable; starting afresh (open breaches may alert again)")
-        cursor = MonitorCursor()
+    cursor = MonitorCursor.load(context.cursor, log, "SLO monitor")
 
     states = load_states(instance, ports, cursor, now, sensor_name, log)
     since = now - max((slo.window_s for slo in ports.values()), default=0.0)
@@ -506,7 +498,9 @@ def data_time_tick(
                 slo = watched[name]
                 if not session.exists(slo.relation):
                     continue
-                value = session.query(f'SELECT MAX("{slo.event_time}") FROM {slo.relation.sql}')[0][0]
+                value = session.query(
+                    f"SELECT MAX({quote_identifier(slo.event_time)}) FROM {slo.relation.sql}"
+                )[0][0]
                 measured = _epoch(value)
                 if measured is None:
                     continue

@@ -7,7 +7,6 @@ and the outbox of alerts not delivered yet, so a receiver that is down loses not
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,44 +15,35 @@ import dagster as dg
 
 from mesh_assets.infra.environment import env_name
 from mesh_assets.observe import alerts
-
-CURSOR_VERSION = 1
-"""Bumped when the cursor's shape changes: an older cursor then starts afresh."""
+from mesh_assets.observe.cursor import VersionedCursor
 
 Due = Callable[[Mapping[str, str]], tuple[list[dict[str, Any]], dict[str, str]]]
 """Given the steps already queued per key: the notes due now, and the steps queued per key after them."""
 
 
 @dataclass
-class StepCursor:
+class StepCursor(VersionedCursor):
     """A step-alert sensor's cursor: the step last queued per key, and the undelivered outbox."""
 
+    VERSION = 1
     sent: dict[str, str] = field(default_factory=dict)
     outbox: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def loads(cls, text: str | None) -> StepCursor:
-        """Parse a cursor; an empty or foreign one starts afresh."""
-        data = json.loads(text) if text else None
-        if not isinstance(data, dict) or data.get("v") != CURSOR_VERSION:
-            return cls()
+    def from_payload(cls, data: Mapping[str, Any]) -> StepCursor:
+        """The cursor stored as `{"v": 1, "sent": {...}, "out": [...]}`."""
         return cls(sent=dict(data.get("sent", {})), outbox=list(data.get("out", [])))
 
-    def dumps(self) -> str:
-        """Serialize compactly (stored with every tick)."""
-        payload = {"v": CURSOR_VERSION, "sent": self.sent, "out": self.outbox}
-        return json.dumps(payload, separators=(",", ":"), sort_keys=True)
+    def to_payload(self) -> dict[str, Any]:
+        """`sent` and the outbox as `out`."""
+        return {"sent": self.sent, "out": self.outbox}
 
 
 def step_tick(
     context: dg.SensorEvaluationContext, what: str, day: str, due: Due, routing: alerts.AlertRouting
 ) -> dg.SensorResult:
     """One evaluation: queue the `what` alerts `due` on `day`, deliver the outbox, remember both."""
-    try:
-        cursor = StepCursor.loads(context.cursor)
-    except (ValueError, TypeError, AttributeError):
-        context.log.error(f"the {what} alert cursor is unreadable; starting afresh (alerts may repeat)")
-        cursor = StepCursor()
+    cursor = StepCursor.load(context.cursor, context.log, f"{what} alert")
     notes, sent = due(cursor.sent)
     # A non-prod environment's alerts are labelled `[env]`, like SLO alerts (`alerts.render`).
     notes = [{**note, "environment": env_name()} for note in notes]
