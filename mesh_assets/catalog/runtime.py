@@ -204,7 +204,15 @@ def freshness_status(spec: DataProductSpec, published_at: datetime | None, now: 
     measured = f"last publish {_age(age)} ago"
     try:
         state = freshness_state(slo, published_at.timestamp(), now.timestamp())
-    except Exception:  # pragma: no cover - a cron deadline uses Dagster's private cron arithmetic
+    except (ValueError, LookupError) as exc:
+        # A cron deadline goes through Dagster's cron arithmetic, which refuses a cron it cannot read
+        # (croniter's errors are ValueErrors) or an unknown timezone (ZoneInfoNotFoundError, a KeyError).
+        # The spec does not check either, so the catalog says `unknown` rather than fail, and logs why.
+        rule = f"deadline cron {slo.cron!r} ({slo.cron_timezone})" if slo.cron else f"max_age {slo.max_age!r}"
+        dg.get_dagster_logger().warning(
+            f"freshness of {spec.domain}.{spec.name} is unknown: its {rule} cannot be evaluated "
+            f"({type(exc).__name__}: {exc}); fix slos.freshness in its dataproduct.yaml"
+        )
         state = "UNKNOWN"
     return SloStatus("freshness", target, measured, _STATUS_OF_STATE[state])
 

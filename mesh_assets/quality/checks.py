@@ -134,8 +134,15 @@ def audit(
     if scan is not None:
         try:
             values = scan(expressions)
-        except Exception:  # what rides on the scan (the monitors' profile) must never stop the audit:
-            values = None  # the rules get a scan of their own; the monitors profile again and say why
+        except Exception as exc:  # what rides on the scan (the monitors' profile) must never stop the audit:
+            # the rules get a scan of their own; the monitors profile again and say why. Logged, with the
+            # traceback, so the operator sees why the batch was scanned twice.
+            dg.get_dagster_logger().warning(
+                f"the audit's shared scan of {batch.sql} failed ({type(exc).__name__}: {exc}); "
+                "the contract rules scan the batch on their own",
+                exc_info=True,
+            )
+            values = None
     if values is None:
         values = answer(session, batch, expressions)
     # Expectations with a SQL form were counted in the scan; GX (imported only here) judges the rest.
