@@ -417,3 +417,20 @@ def test_a_masking_policy_shows_clear_text_only_with_the_pii_role(
     else:
         assert shown == hidden
     assert evaluate(False, "NULL") is None
+
+
+def test_a_role_named_with_a_quote_and_a_backslash_gets_a_comment_snowflake_reads_back_as_written(
+    mesh_copy: Path,
+) -> None:
+    hostile = "o'brien\\ops"
+    edit_spec(mesh_copy, "sales.orders", lambda d: d["access_policy"].update(allowed_roles=[hostile]))
+
+    listed = grants.statements(load_registry(mesh_copy))
+
+    [create] = [s.sql for s in listed if s.kind == "role" and "BRIEN" in s.sql]
+    comment = create.split(" COMMENT = ", 1)[1]
+    assert comment == "'mesh role ''o''brien\\\\ops'' (named in the access_policy of the data product specs)'"
+    assert (
+        parse(f"SELECT {comment}").selects[0].this
+        == f"mesh role '{hostile}' (named in the access_policy of the data product specs)"
+    )
