@@ -187,6 +187,26 @@ class ContractDerivation:
         """The port's columns, key, rules and descriptions, from the built relation and the dbt YAML."""
         node = self.project.models[port.uid]
         yaml_columns = node.get("columns") or {}
+        columns = self._columns(port, yaml_columns)
+        names = [c["name"] for c in columns]
+        not_null, key_candidates = _constraints(node, yaml_columns)
+        unique: set[str] = set()
+        rules = self._rules(port, ports, names, not_null, unique, key_candidates)
+        key = self._primary_key(port, node, names, not_null, unique, key_candidates)
+        for column in columns:
+            _describe_column(column, yaml_columns.get(column["name"]) or {}, port, not_null, unique, key)
+        port.columns = [FlowMap(_ordered(c)) for c in columns]
+        port.primary_key = key
+        event_time = (node.get("config") or {}).get("event_time")
+        port.event_time = event_time if event_time in names else None
+        port.rules = rules
+        port.description = (node.get("description") or "").strip()
+        port.title = str(mesh_meta(node).get("title") or humanize(port.product))
+        tags = (node.get("config") or {}).get("tags") or node.get("tags") or []
+        port.tags = ["dbt", *(t for t in tags if re.fullmatch(r"[a-z0-9][a-z0-9_-]*", str(t)))]
+
+    def _columns(self, port: PortPlan, yaml_columns: dict[str, Any]) -> list[dict[str, Any]]:
+        """The port's columns and types: as the model built on DuckDB, else as its YAML declares them."""
         built = self.types.get(port.uid)
         problems = []
         columns: list[dict[str, Any]] = []
@@ -224,25 +244,24 @@ class ContractDerivation:
             raise OnboardError(
                 "the port's contract cannot be derived:\n" + "\n".join(f"  - {p}" for p in problems)
             )
-        names = [c["name"] for c in columns]
-        bad = [n for n in names if not re.fullmatch(r"[a-z][a-z0-9_]*", n)]
+        bad = [c["name"] for c in columns if not re.fullmatch(r"[a-z][a-z0-9_]*", c["name"])]
         if bad:
             raise OnboardError(
                 f"{port.model}: column(s) {', '.join(bad)} are not lowercase identifiers; "
                 "alias them in the model"
             )
-        not_null: set[str] = set()
-        unique: set[str] = set()
-        key_candidates: list[list[str]] = []
-        for name, column in yaml_columns.items():
-            for constraint in column.get("constraints") or []:
-                if constraint.get("type") == "not_null":
-                    not_null.add(name)
-                if constraint.get("type") == "primary_key":
-                    key_candidates.insert(0, [name])
-        for constraint in node.get("constraints") or []:
-            if constraint.get("type") == "primary_key" and constraint.get("columns"):
-                key_candidates.insert(0, list(constraint["columns"]))
+        return columns
+
+    def _rules(
+        self,
+        port: PortPlan,
+        ports: dict[str, PortPlan],
+        names: list[str],
+        not_null: set[str],
+        unique: set[str],
+        key_candidates: list[list[str]],
+    ) -> list[dict[str, Any]]:
+        """The port's dbt tests mapped (`map_test`): quality rules, and column properties and keys."""
         rules: list[dict[str, Any]] = []
         for test in self.project.tests:
             attached = test.get("attached_node")
@@ -252,8 +271,19 @@ class ContractDerivation:
             if attached != port.uid and not (attached is None and single):
                 continue
             self.map_test(test, port, ports, names, not_null, unique, key_candidates, rules)
-        mesh = mesh_meta(node)
-        flagged = self.request.primary_keys.get(port.model) or mesh.get("primary_key")
+        return rules
+
+    def _primary_key(
+        self,
+        port: PortPlan,
+        node: dict[str, Any],
+        names: list[str],
+        not_null: set[str],
+        unique: set[str],
+        key_candidates: list[list[str]],
+    ) -> list[str]:
+        """The key flagged (request, `meta.mesh`), else the one tests and constraints show, else asked."""
+        flagged = self.request.primary_keys.get(port.model) or mesh_meta(node).get("primary_key")
         if isinstance(flagged, str):
             flagged = [k.strip() for k in flagged.split(",")]
         if flagged:
@@ -281,34 +311,7 @@ class ContractDerivation:
             raise OnboardError(
                 f"{port.model}: primary key column(s) {', '.join(unknown)} not in {', '.join(names)}"
             )
-        for column in columns:
-            name = column["name"]
-            props = yaml_columns.get(name) or {}
-            description = (props.get("description") or "").strip()
-            if name in not_null or name in key:
-                column["nullable"] = False  # nullable is the default; specs state only `false`
-            if name in unique or key == [name]:
-                column["unique"] = True
-            meta = node_meta(props)
-            if meta.get("pii") or meta.get("contains_pii") or (meta.get("mesh") or {}).get("pii"):
-                column["pii"] = True
-            column["description"] = (
-                description if len(description) >= 3 else f"`{name}` of the dbt model {port.model}."
-            )
-            if "widened" in column:
-                column["description"] += (
-                    f" The model returns DuckDB's {column.pop('widened')} (a sum of integers); the port "
-                    "publishes it as decimal(38,0), Snowflake's type for the same sum."
-                )
-        port.columns = [FlowMap(_ordered(c)) for c in columns]
-        port.primary_key = key
-        event_time = (node.get("config") or {}).get("event_time")
-        port.event_time = event_time if event_time in names else None
-        port.rules = rules
-        port.description = (node.get("description") or "").strip()
-        port.title = str(mesh.get("title") or humanize(port.product))
-        tags = (node.get("config") or {}).get("tags") or node.get("tags") or []
-        port.tags = ["dbt", *(t for t in tags if re.fullmatch(r"[a-z0-9][a-z0-9_-]*", str(t)))]
+        return key
 
     def map_test(
         self,
@@ -392,6 +395,50 @@ class ContractDerivation:
         self.warnings.append(
             f"the dbt test {label} is not carried over (it reads other models); add it as a quality rule "
             "(type: sql) in the product's spec if it still matters"
+        )
+
+
+def _constraints(node: dict[str, Any], yaml_columns: dict[str, Any]) -> tuple[set[str], list[list[str]]]:
+    """Not-null columns and key candidates from the model's constraints (a primary key first)."""
+    not_null: set[str] = set()
+    key_candidates: list[list[str]] = []
+    for name, column in yaml_columns.items():
+        for constraint in column.get("constraints") or []:
+            if constraint.get("type") == "not_null":
+                not_null.add(name)
+            if constraint.get("type") == "primary_key":
+                key_candidates.insert(0, [name])
+    for constraint in node.get("constraints") or []:
+        if constraint.get("type") == "primary_key" and constraint.get("columns"):
+            key_candidates.insert(0, list(constraint["columns"]))
+    return not_null, key_candidates
+
+
+def _describe_column(
+    column: dict[str, Any],
+    props: dict[str, Any],
+    port: PortPlan,
+    not_null: set[str],
+    unique: set[str],
+    key: list[str],
+) -> None:
+    """A column's nullability, uniqueness, PII flag and description, from the tests, key and YAML."""
+    name = column["name"]
+    description = (props.get("description") or "").strip()
+    if name in not_null or name in key:
+        column["nullable"] = False  # nullable is the default; specs state only `false`
+    if name in unique or key == [name]:
+        column["unique"] = True
+    meta = node_meta(props)
+    if meta.get("pii") or meta.get("contains_pii") or (meta.get("mesh") or {}).get("pii"):
+        column["pii"] = True
+    column["description"] = (
+        description if len(description) >= 3 else f"`{name}` of the dbt model {port.model}."
+    )
+    if "widened" in column:
+        column["description"] += (
+            f" The model returns DuckDB's {column.pop('widened')} (a sum of integers); the port "
+            "publishes it as decimal(38,0), Snowflake's type for the same sum."
         )
 
 
