@@ -82,7 +82,7 @@ def small_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def mesh_command_dir() -> Path:
     """The folder holding the installed `mesh` command (the venv's `bin`), to put first on a PATH."""
     folder = Path(sys.executable).parent
-    assert (folder / "mesh").exists(), f"no `mesh` beside {sys.executable}: run `make install`"
+    assert (folder / "mesh").exists(), f"no `mesh` beside {sys.executable}: run `make setup`"
     return folder
 
 

@@ -2,7 +2,7 @@
 
 `definitions(registry, env)` is the governance feature: the `mesh_slo_monitor` and `mesh_slo_data_time`
 sensors over every served port of every domain, and `mesh_sunset_alerts` (deprecated ports' consumers
-alerted before and after the sunset, `slo/sunset.py`) and `mesh_monitor_alerts` (once per anomaly episode of
+alerted before and after the sunset, `sunset`) and `mesh_monitor_alerts` (once per anomaly episode of
 a port's learned monitors, `anomaly_alerts`; `anomalies` reads the monitors' latest results), and
 `mesh_access_alerts` (requests waiting, access ending, agreements due for reassessment, `access_alerts`);
 the last two share one tick and cursor, `step_alerts`. See `docs/slos.md`, `docs/monitors.md` and
