@@ -1,4 +1,5 @@
-"""An ODCS v3 contract written elsewhere as a `dataproduct.yaml` draft (one output port).
+"""An ODCS v3 contract written elsewhere as a `dataproduct.yaml` draft (one output port), or one draft per
+table of a contract that has several (`import_tables`).
 
 What the contract does not say is left out, never invented, so `mesh validate` names it; the import
 reports those fields as the ones to fill (`odcs_draft`). Mesh attributes the export keeps in
@@ -7,6 +8,7 @@ reports those fields as the ones to fill (`odcs_draft`). Mesh attributes the exp
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -186,14 +188,33 @@ PORT_ORDER = tuple(OutputPort.model_fields)
 """The fields of the draft's output port, likewise."""
 
 
-def import_contract(document: Mapping[str, Any], domain: str | None = None) -> ImportResult:
+def import_contract(
+    document: Mapping[str, Any], domain: str | None = None, table: str | None = None
+) -> ImportResult:
     """A `dataproduct.yaml` draft (one output port) from an ODCS v3 contract; see `ImportResult`.
 
     Mesh attributes the export keeps in `customProperties` are read back, so a contract exported by the
     platform imports to the same spec. A contract from elsewhere fills what ODCS says; mandatory fields
     it cannot say (product type, access, transformation, ...) are left out and reported as `missing`.
+    A port is one table: `table` names the contract's table (schema object) to draft, by default its first.
     """
-    notes: list[str] = []
+    objects = tables_of(document)
+    notes = _validity_notes(document)
+    obj = _chosen_table(objects, table)
+    if table is None and len(objects) > 1:
+        notes.append(_other_tables_note(objects))
+    return _import_table(document, obj, domain, len(objects) > 1, notes)
+
+
+def import_tables(document: Mapping[str, Any], domain: str | None = None) -> list[ImportResult]:
+    """One `dataproduct.yaml` draft per table of an ODCS v3 contract (each named after its table)."""
+    objects = tables_of(document)
+    notes = _validity_notes(document)
+    return [_import_table(document, obj, domain, len(objects) > 1, list(notes)) for obj in objects]
+
+
+def tables_of(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The tables (schema objects) of an ODCS v3 contract; a v2 contract, or one without, is refused."""
     api = str(document.get("apiVersion", ""))
     if api.startswith("v2") or "dataset" in document:
         raise ContractError(
@@ -202,42 +223,136 @@ def import_contract(document: Mapping[str, Any], domain: str | None = None) -> I
     objects = [o for o in document.get("schema") or [] if isinstance(o, Mapping)]
     if not objects:
         raise ContractError("the contract has no 'schema': there is no table to build an output port from")
+    return objects
+
+
+def _validity_notes(document: Mapping[str, Any]) -> list[str]:
     invalid = schema_errors(document)
-    if invalid:
-        notes.append(
-            f"the contract is not valid ODCS {API_VERSION} ({len(invalid)} problem(s), e.g. {invalid[0]})"
-        )
-    obj = objects[0]
-    if len(objects) > 1:
-        others = ", ".join(str(o.get("name")) for o in objects[1:])
-        notes.append(f"a port is one table: imported '{obj.get('name')}', not {others}")
+    if not invalid:
+        return []
+    return [f"the contract is not valid ODCS {API_VERSION} ({len(invalid)} problem(s), e.g. {invalid[0]})"]
+
+
+def _table_name(obj: Mapping[str, Any]) -> str:
+    return str(obj.get("name") or obj.get("physicalName") or "")
+
+
+def _chosen_table(objects: list[Mapping[str, Any]], table: str | None) -> Mapping[str, Any]:
+    """The table named `table` (its name, else its physical name; any case), by default the first."""
+    if table is None:
+        return objects[0]
+    for same in (lambda a, b: a == b, lambda a, b: a.lower() == b.lower()):
+        for obj in objects:
+            if any(same(str(obj.get(key) or ""), table) for key in ("name", "physicalName")):
+                return obj
+    names = [_table_name(o) for o in objects]
+    close = difflib.get_close_matches(table, names, n=len(names), cutoff=0.6)
+    if not close:
+        lowered = {name.lower(): name for name in names}
+        close = [lowered[n] for n in difflib.get_close_matches(table.lower(), lowered, n=5, cutoff=0.6)]
+    ordered = close + [name for name in names if name not in close]
+    raise ContractError(
+        f"the contract has no table '{table}'"
+        + (f"; did you mean {' or '.join(repr(name) for name in close[:3])}?" if close else ";")
+        + f" pass --table with one of its {len(names)} tables: {', '.join(ordered)}"
+    )
+
+
+def _other_tables_note(objects: list[Mapping[str, Any]]) -> str:
+    others = [_table_name(o) for o in objects[1:]]
+    shown = ", ".join(others[:10]) + (f" and {len(others) - 10} more" if len(others) > 10 else "")
+    return (
+        f"the contract has {len(objects)} tables and a port is one table: drafted '{_table_name(objects[0])}'"
+        f", not {shown}; pass --table <name> for another, or --all-tables for one product per table"
+    )
+
+
+def _import_table(
+    document: Mapping[str, Any],
+    obj: Mapping[str, Any],
+    domain: str | None,
+    several: bool,
+    notes: list[str],
+) -> ImportResult:
+    """The draft of one table of the contract, in the spec's field order, judged by the spec models."""
     custom = custom_values(document.get("customProperties"))
+    draft: dict[str, Any] = {
+        **_identity_in(document, obj, custom, domain, several),
+        **_governance_in(document, obj, custom, notes),
+    }
+    slos, sla_element = _slos(document, notes)
+    if slos:
+        draft["slos"] = slos
+    tags = _tags_in(document)
+    if tags:
+        draft["tags"] = tags
+    if isinstance(custom.get("inputPorts"), list):
+        draft["input_ports"] = list(custom["inputPorts"])
+    if isinstance(custom.get("transformation"), Mapping):
+        draft["transformation"] = dict(custom["transformation"])
+    draft["output_ports"] = [_port_in(document, obj, custom, sla_element, notes)]
+    ordered = {key: draft[key] for key in SPEC_ORDER if key in draft}
+    missing, problems = check_draft(ordered)
+    return ImportResult(draft=ordered, missing=missing, problems=problems, notes=notes)
+
+
+def _identity_in(
+    document: Mapping[str, Any],
+    obj: Mapping[str, Any],
+    custom: Mapping[str, Any],
+    domain: str | None,
+    several: bool,
+) -> dict[str, Any]:
+    """Name, domain, title and description of the product; one of several tables is named after itself."""
+    draft: dict[str, Any] = {}
     table = obj.get("name") or obj.get("physicalName")
+    by_table = identifier_of(re.sub(r"_v\d+$", "", str(table or "")))
     # The mesh export names the product; else the (deprecated) ODCS `dataProduct`, else the table.
     name = (
-        identifier_of(custom.get("product"))
+        (by_table if several else None)
+        or identifier_of(custom.get("product"))
         or identifier_of(document.get("dataProduct"))
-        or identifier_of(re.sub(r"_v\d+$", "", str(table or "")))
+        or by_table
         or identifier_of(document.get("name"))
     )
-    draft: dict[str, Any] = {}
     if name:
         draft["name"] = name
     chosen_domain = domain or identifier_of(document.get("domain"))
     if chosen_domain:
         draft["domain"] = chosen_domain
-    title = (
-        custom.get("title") or document.get("name") or document.get("dataProduct") or obj.get("businessName")
-    )
+    whole = document.get("name") or document.get("dataProduct")
+    if several:  # the contract's name is every table's: the table names this product
+        title = obj.get("businessName") or (f"{whole}: {table}" if whole else table)
+    else:
+        title = custom.get("title") or whole or obj.get("businessName")
     if isinstance(title, str) and len(title.strip()) >= 3:
         draft["title"] = title.strip()
+    description = _description_in(document, obj if several else None)
+    if description:
+        draft["description"] = description
+    return draft
+
+
+def _description_in(document: Mapping[str, Any], obj: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """Purpose, usage and limitations from the contract's description (a table's own is its purpose)."""
+    found: dict[str, str] = {}
     description = document.get("description")
     if isinstance(description, Mapping):
         parts = {k: description[k] for k in ("purpose", "usage", "limitations") if description.get(k)}
-        if parts:
-            draft["description"] = {k: str(v).strip() for k, v in parts.items()}
+        found = {k: str(v).strip() for k, v in parts.items()}
     elif isinstance(description, str) and description.strip():
-        draft["description"] = {"purpose": description.strip()}
+        found = {"purpose": description.strip()}
+    own = obj.get("description") if obj is not None else None
+    if isinstance(own, str) and len(own.strip()) >= 3:
+        found["purpose"] = own.strip()
+    return found or None
+
+
+def _governance_in(
+    document: Mapping[str, Any], obj: Mapping[str, Any], custom: Mapping[str, Any], notes: list[str]
+) -> dict[str, Any]:
+    """Owner, type, status, classification, access, agreements and support, as far as the contract says."""
+    draft: dict[str, Any] = {}
     owner = _owner(document, notes)
     if owner:
         draft["owner"] = owner
@@ -270,24 +385,17 @@ def import_contract(document: Mapping[str, Any], domain: str | None = None) -> I
     support = _support_in(document)
     if support:
         draft["support"] = support
-    slos, sla_element = _slos(document, notes)
-    if slos:
-        draft["slos"] = slos
+    return draft
+
+
+def _tags_in(document: Mapping[str, Any]) -> list[str]:
+    """The contract's tags as the spec's slugs (`Finance` -> `finance`), each once."""
     tags = []
     for tag in document.get("tags") or []:
         slug = re.sub(r"[^a-z0-9_-]+", "-", str(tag).strip().lower()).strip("-")
         if slug:
             tags.append(slug)
-    if tags:
-        draft["tags"] = list(dict.fromkeys(tags))
-    if isinstance(custom.get("inputPorts"), list):
-        draft["input_ports"] = list(custom["inputPorts"])
-    if isinstance(custom.get("transformation"), Mapping):
-        draft["transformation"] = dict(custom["transformation"])
-    draft["output_ports"] = [_port_in(document, obj, custom, sla_element, notes)]
-    ordered = {key: draft[key] for key in SPEC_ORDER if key in draft}
-    missing, problems = check_draft(ordered)
-    return ImportResult(draft=ordered, missing=missing, problems=problems, notes=notes)
+    return list(dict.fromkeys(tags))
 
 
 def _port_in(
