@@ -6,6 +6,7 @@ Computed from the specs and the warehouse, refreshed whenever any port is publis
 import dagster as dg
 
 from mesh_assets.assets.automation import after_upstream_settles
+from mesh_assets.contracts.markdown import markdown_cell
 from mesh_assets.infra.environment import Environment
 from mesh_assets.infra.warehouse.base import Warehouse
 from mesh_assets.product import addressing
@@ -41,16 +42,6 @@ def overview_rows(registry: Registry) -> list[dict[str, object]]:
                 }
             )
     return rows
-
-
-def markdown_cell(value: object) -> str:
-    """`value` as the text of one markdown table cell.
-
-    Descriptions, owners and names are free text: a `|` would end the cell and a line break the row, so a
-    `|` is escaped (and the backslash that could escape it), and every run of whitespace becomes a space.
-    """
-    text = str(value).replace("\\", "\\\\").replace("|", "\\|")
-    return " ".join(text.split())
 
 
 def markdown_table(rows: list[dict[str, object]], columns: list[str]) -> str:

@@ -39,6 +39,7 @@ from mesh_assets.product.spec import (
     PiiHandling,
     portable_sql_type,
 )
+from mesh_assets.product.sql_text import quote_identifier as _quote
 
 if TYPE_CHECKING:
     from mesh_assets.product.agreement_files import LoadedAgreement
@@ -255,10 +256,6 @@ def protection(
     if not columns or (consumer is not None and pii_privilege(producer, consumer)):
         return {}
     return {c.name: producer.access_policy.pii_handling for c in columns}
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _null_type(column: Column) -> str:

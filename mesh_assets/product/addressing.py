@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
+from mesh_assets.product.sql_text import qualified
+
 if TYPE_CHECKING:
     from mesh_assets.product.registry import Product, Registry
     from mesh_assets.product.spec import DataProductSpec, OutputPort
@@ -32,7 +34,7 @@ class Relation:
     @property
     def sql(self) -> str:
         """The quoted, qualified name to use in SQL."""
-        return f'"{self.schema}"."{self.name}"'
+        return qualified(self.schema, self.name)
 
     @property
     def dotted(self) -> str:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mesh_assets.product.spec import LogicalType
+from mesh_assets.product.sql_text import quote_literal
 
 NUMERIC = {LogicalType.INTEGER, LogicalType.BIGINT, LogicalType.DOUBLE, LogicalType.DECIMAL}
 TEXT = {LogicalType.STRING}
@@ -133,10 +134,8 @@ class _Args:
         if _is_number(value):
             return repr(value)
         if isinstance(value, str):
-            text = value.replace("'", "''")
-            if self.dialect == "snowflake":  # Snowflake reads backslash escapes in string literals
-                text = text.replace("\\", "\\\\")
-            return f"'{text}'"
+            # Snowflake reads backslash escapes in string literals; DuckDB reads a backslash as itself.
+            return quote_literal(value, backslash_escapes=self.dialect == "snowflake")
         raise _NotCompilable
 
     def missing(self, column: str) -> str:

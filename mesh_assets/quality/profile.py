@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from mesh_assets.infra.warehouse.base import WarehouseSession
 from mesh_assets.product.addressing import Relation
 from mesh_assets.product.spec import LogicalType, OutputPort
+from mesh_assets.product.sql_text import quote_identifier, quote_literal
 
 if TYPE_CHECKING:  # dagster is only needed to read and write profiles, never to compute them
     import dagster as dg
@@ -280,7 +281,7 @@ def _equals(column: str, value: str, kind: str) -> str:
     """SQL condition `column = value` for a value as profiles name it (`str()` of the warehouse's)."""
     if kind.startswith("BOOL"):
         return f'"{column}" = {"TRUE" if value == "True" else "FALSE"}'
-    return f"CAST(\"{column}\" AS VARCHAR) = '{value.replace(chr(39), chr(39) * 2)}'"
+    return f"CAST({quote_identifier(column)} AS VARCHAR) = {quote_literal(value)}"
 
 
 def _has_unknown(totals: dict[str, float | None], column: str, values: list[str]) -> bool:

@@ -14,6 +14,7 @@ from mesh_assets.infra.warehouse.isolation import undeclared_reads
 from mesh_assets.product import spec as specs
 from mesh_assets.product.addressing import Relation
 from mesh_assets.product.spec import OutputPort
+from mesh_assets.product.sql_text import quote_literal
 from mesh_assets.quality.expectations_sql import CompiledExpectation, compile_expectation
 from mesh_assets.quality.rules import AuditContext, Outcome, Rule
 
@@ -23,7 +24,7 @@ def _literal(value: object) -> str:
         return "TRUE" if value else "FALSE"
     if isinstance(value, int | float):
         return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
+    return quote_literal(value)
 
 
 def sample_rows(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mesh_assets.product.addressing import Relation
+from mesh_assets.product.sql_text import quote_literal
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,8 +74,7 @@ class WarehouseSession(abc.ABC):
     def regex_sql(self, column: str, regex: str) -> str:
         """Predicate: the column contains a match of `regex` (anchor it for a full match)."""
         # Snowflake's REGEXP_LIKE matches the whole string; REGEXP_INSTR keeps search semantics, as DuckDB.
-        quoted = regex.replace("'", "''")
-        return f"REGEXP_INSTR(\"{column}\", '{quoted}') > 0"
+        return f"REGEXP_INSTR(\"{column}\", {quote_literal(regex)}) > 0"
 
     def relations_read(self, sql: str) -> set[tuple[str, str]] | None:
         """`(schema, table)` of every table a query would scan, as the engine binds it (views expanded);
