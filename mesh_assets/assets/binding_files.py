@@ -58,6 +58,38 @@ class ParquetSnapshot:
     files: list[str]
 
 
+SINGLE_FILE = "part-0.parquet"
+"""The one file of an unpartitioned snapshot (which the Iceberg binding may share: `binding_iceberg`)."""
+
+
+def copy_to_parquet(table: pa.Table, target: Path, partition_by: list[str] | None = None) -> None:
+    """Write `table` as Parquet: one file at `target`, or a Hive folder `target` split by `partition_by`.
+
+    Measured at 1M rows (CPU seconds, which is what a busy 2-core machine runs out of): one file costs
+    0.16 with pyarrow's writer, 0.26 with DuckDB's; a Hive folder 0.34 with DuckDB's multi-threaded
+    writer, whose layout (`col=value/part-<i>.parquet`, nulls as `NULL`) the catalog's snippets read.
+    DuckDB runs in its own in-memory database: the warehouse's isolated session may not write files.
+    """
+    if not partition_by:
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, target)
+        return
+    import duckdb
+
+    connection = duckdb.connect(":memory:")
+    try:
+        connection.register("batch", table)
+        path = str(target).replace("'", "''")
+        columns = ", ".join('"' + c.replace('"', '""') + '"' for c in partition_by)
+        connection.execute(
+            f"COPY batch TO '{path}' (FORMAT parquet, PARTITION_BY ({columns}), "
+            "FILENAME_PATTERN 'part-{i}')"
+        )
+    finally:
+        connection.close()
+
+
 def write_snapshot(
     folder: Path,
     publish_id: str,
@@ -66,30 +98,16 @@ def write_snapshot(
     facts: dict[str, Any],
 ) -> ParquetSnapshot:
     """Write `table` as snapshot `publish_id` under `folder` (not yet the latest: see `switch_latest`)."""
-    import duckdb
-
     snapshots = folder / "snapshots"
     snapshots.mkdir(parents=True, exist_ok=True)
     tmp = snapshots / f"{_TMP_PREFIX}{publish_id}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    # DuckDB's multi-threaded writer, in its own in-memory database: at 1M rows partitioned it took 0.75 s
-    # where pyarrow's `write_to_dataset` took 1.26 s (same Hive layout, both Snappy).
-    connection = duckdb.connect(":memory:")
-    try:
-        connection.register("batch", table)
-        target = str(tmp).replace("'", "''")
-        if partition_by:
-            columns = ", ".join('"' + c.replace('"', '""') + '"' for c in partition_by)
-            connection.execute(
-                f"COPY batch TO '{target}' (FORMAT parquet, PARTITION_BY ({columns}), "
-                "FILENAME_PATTERN 'part-{i}')"
-            )
-        else:
-            tmp.mkdir()
-            connection.execute(f"COPY batch TO '{target}/part-0.parquet' (FORMAT parquet)")
-    finally:
-        connection.close()
+    if partition_by:
+        copy_to_parquet(table, tmp, partition_by)
+    else:
+        tmp.mkdir()
+        copy_to_parquet(table, tmp / SINGLE_FILE)
     tmp.mkdir(exist_ok=True)  # an empty batch partitioned writes no folder: its snapshot is still one
     files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*.parquet"))
     manifest = {

@@ -7,9 +7,11 @@ so its credentials never pass through the mesh. Prod's tables are in the namespa
 environment writes `<env>__<domain>`, so a branch never overwrites what consumers read even when every
 environment shares one REST catalog.
 
-Each publish is one `overwrite` in one transaction: the catalog moves the table's metadata pointer once,
-so a run killed before that commit leaves the table at its previous snapshot (orphaned data files are
-harmless). Iceberg records an overwrite as a delete and an append snapshot; the append's summary carries
+Each publish is one transaction (the previous files deleted, the new file added: an overwrite): the
+catalog moves the table's metadata pointer once, so a run killed before that commit leaves the table at
+its previous snapshot (orphaned data files are harmless). The data file is written by DuckDB and
+registered with `add_files`, or shared with an unpartitioned Parquet binding (see `write`). Iceberg
+records the overwrite as a delete and an append snapshot; the append's summary carries
 `mesh.publish_id`, `mesh.rows` and `mesh.checksum`, which is how a reader time-travels by publish.
 pyiceberg is imported only here, only when a binding is written or read.
 """
@@ -17,11 +19,13 @@ pyiceberg is imported only here, only when a binding is written or read.
 from __future__ import annotations
 
 import functools
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mesh_assets.assets.binding_files import bindings_root
+from mesh_assets.assets.binding_files import bindings_root, copy_to_parquet
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -82,32 +86,97 @@ def _load_catalog(name: str, properties: tuple[tuple[str, str], ...]) -> Any:
     return load_catalog(name, **settings)
 
 
-def write(where: IcebergPlace, table: pa.Table, publish_id: str, facts: dict[str, str]) -> int:
-    """Overwrite the table with `table` in one commit; the id of the snapshot that holds the rows."""
+@dataclass(frozen=True)
+class Written:
+    """What one publish's commit made: the snapshot holding the rows, and whether its file is shared."""
+
+    snapshot_id: int
+    linked: bool
+    """The data file is a hard link to the `source` given to `write` (one write served two bindings)."""
+
+
+def write(
+    where: IcebergPlace, table: pa.Table, publish_id: str, facts: dict[str, Any], source: Path | None = None
+) -> Written:
+    """Overwrite the table with `table` in one commit (see `Written`).
+
+    When the table's data folder is a local one (the default SQL catalog), the rows go to one Parquet file
+    there (`binding_files.copy_to_parquet`), or are hard-linked from `source`, a finished Parquet file of
+    exactly these rows and columns (an unpartitioned Parquet binding's snapshot: one write serves both).
+    The file is registered by `add_files` in the same transaction as the delete of the previous publish's
+    files: one metadata commit, as pyiceberg's `overwrite`. Elsewhere (an object store behind a REST
+    catalog) pyiceberg's `overwrite` writes the rows itself.
+    """
     import warnings
 
+    iceberg = _table(where, table.schema)
+    properties = {PUBLISH_ID: publish_id, **{f"mesh.{k}": str(v) for k, v in facts.items()}}
+    location = iceberg.location().rstrip("/")
+    folder = local_path(location)
+    with warnings.catch_warnings():
+        # The first publish deletes from an empty table; pyiceberg warns that nothing matched.
+        warnings.simplefilter("ignore", UserWarning)
+        if folder is None:
+            with iceberg.transaction() as tx:
+                tx.overwrite(table, snapshot_properties=properties)
+            return Written(iceberg.current_snapshot().snapshot_id, linked=False)
+        from uuid import uuid4
+
+        from pyiceberg.expressions import AlwaysTrue
+
+        # A unique name: a retried publish, or a run killed before its commit, never overwrites a file that
+        # a kept snapshot references (a killed run's file is an orphan no snapshot reads).
+        name = f"data/{publish_id}-{uuid4().hex[:12]}.parquet"
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if source is not None:
+            _link(source, path)
+        else:
+            copy_to_parquet(table, path)
+        with iceberg.transaction() as tx:
+            tx.delete(AlwaysTrue(), snapshot_properties=properties)
+            tx.add_files([f"{location}/{name}"], snapshot_properties=properties, check_duplicate_files=False)
+    return Written(iceberg.current_snapshot().snapshot_id, linked=source is not None)
+
+
+def _table(where: IcebergPlace, schema: pa.Schema) -> Any:
     catalog = _catalog(where)
     catalog.create_namespace_if_not_exists(where.namespace)
     iceberg = catalog.create_table_if_not_exists(
         where.identifier,
-        schema=table.schema,
+        schema=schema,
         # Each commit writes a new metadata file; keep a few, not one per publish forever.
         properties={
             "write.metadata.delete-after-commit.enabled": "true",
             "write.metadata.previous-versions-max": "10",
         },
     )
-    if [f.name for f in iceberg.schema().fields] != table.schema.names:
-        # A minor version added a column: evolve the table (a major version is a table of its own).
+    if [f.name for f in iceberg.schema().fields] != schema.names:
+        # A minor version added a column: evolve the table (a major version is a table of its own), then
+        # put the columns in the port's order (a union appends the new ones), as its readers expect.
         with iceberg.update_schema() as update:
-            update.union_by_name(table.schema)
-    properties = {PUBLISH_ID: publish_id, **{f"mesh.{k}": str(v) for k, v in facts.items()}}
-    with warnings.catch_warnings():
-        # The first publish deletes from an empty table; pyiceberg warns that nothing matched.
-        warnings.simplefilter("ignore", UserWarning)
-        with iceberg.transaction() as tx:
-            tx.overwrite(table, snapshot_properties=properties)
-    return iceberg.current_snapshot().snapshot_id
+            update.union_by_name(schema)
+        with iceberg.update_schema() as update:
+            update.move_first(schema.names[0])
+            for before, name in zip(schema.names, schema.names[1:], strict=False):
+                update.move_after(name, before)
+    return iceberg
+
+
+def _link(source: Path, target: Path) -> None:
+    # A hard link: the two bindings expire independently (removing one name keeps the other's file), and
+    # neither ever rewrites a published file in place. Across file systems, a copy.
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def local_path(location: str) -> Path | None:
+    """The local path of an Iceberg file or folder location, or None when it is not on a local disk."""
+    if location.startswith("file:") or location.startswith("/"):
+        return Path(location.removeprefix("file://").removeprefix("file:"))
+    return None
 
 
 @dataclass(frozen=True)
@@ -156,16 +225,21 @@ def read(where: IcebergPlace, publish_id: str | None = None) -> pa.Table:
     raise LookupError(f"{where.identifier} keeps no snapshot of publish {publish_id}")
 
 
+def columns(where: IcebergPlace) -> list[str]:
+    """The table's column names, in its schema's order (what its readers get)."""
+    return [f.name for f in _catalog(where).load_table(where.identifier).schema().fields]
+
+
 def data_files(where: IcebergPlace) -> list[Path] | None:
     """The data files of the table's current snapshot, if all are local files (else None).
 
     Every publish overwrites the whole table, so no delete file applies to them.
     """
     iceberg = _catalog(where).load_table(where.identifier)
-    paths = [task.file.file_path for task in iceberg.scan().plan_files()]
-    if not all(p.startswith("file:") or p.startswith("/") for p in paths):
+    paths = [local_path(task.file.file_path) for task in iceberg.scan().plan_files()]
+    if any(p is None for p in paths):
         return None
-    return [Path(p.removeprefix("file://").removeprefix("file:")) for p in paths]
+    return [p for p in paths if p is not None]
 
 
 def expire(where: IcebergPlace, keep: int) -> int:
@@ -187,9 +261,10 @@ def expire(where: IcebergPlace, keep: int) -> int:
     referenced = set().union(*(_data_files(iceberg, s) for s in snapshots if s.snapshot_id in kept))
     unreferenced = set().union(*(_data_files(iceberg, s) for s in snapshots if s.snapshot_id in old))
     iceberg.maintenance.expire_snapshots().by_ids(old).commit()
-    for path in unreferenced - referenced:
-        if path.startswith("file:") or path.startswith("/"):
-            Path(path.removeprefix("file://").removeprefix("file:")).unlink(missing_ok=True)
+    for location in unreferenced - referenced:
+        path = local_path(location)
+        if path is not None:
+            path.unlink(missing_ok=True)
     return len(old)
 
 
