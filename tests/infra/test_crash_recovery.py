@@ -10,6 +10,7 @@ candidate table may be left behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import psutil
 import pytest
 from conftest import REPO, TEST_SCALE
 
@@ -161,17 +163,60 @@ def wait_for_marker(world: World, process: subprocess.Popen, marker: Path) -> di
     return json.loads(marker.read_text())
 
 
+def stop_dbt_inside_its_build(world: World, process: subprocess.Popen, dbt_pid: int) -> psutil.Process:
+    """Suspend (SIGSTOP) the run's dbt once it is seen with the warehouse file open, i.e. building.
+
+    Each look is taken with dbt suspended, so what is seen still holds when this returns: dbt is alive and
+    inside its build, and stays so until resumed, however loaded the machine. Fails the test if dbt ends
+    before it is ever seen building (the kill would then not land during dbt at all).
+    """
+    database = world.database.resolve()
+    deadline = time.monotonic() + BOUND_S
+    try:
+        dbt = psutil.Process(dbt_pid)
+        while True:
+            dbt.suspend()
+            # SIGSTOP lands when the kernel next schedules dbt: look only once it has.
+            while (status := dbt.status()) != psutil.STATUS_STOPPED:
+                if status == psutil.STATUS_ZOMBIE:
+                    raise psutil.ZombieProcess(dbt_pid)
+                assert time.monotonic() < deadline, f"dbt (pid {dbt_pid}) never stopped: {status}"
+                time.sleep(0.01)
+            if any(Path(f.path) == database for f in dbt.open_files()):
+                return dbt
+            dbt.resume()
+            assert process.poll() is None, f"mesh run ended while dbt ran:\n{world.output(process)}"
+            assert time.monotonic() < deadline, f"dbt never opened {database}:\n{world.output(process)}"
+            time.sleep(0.05)
+    except psutil.NoSuchProcess:
+        pytest.fail(f"the run's dbt (pid {dbt_pid}) ended before it was seen building: nothing to kill it in")
+    except BaseException:
+        with contextlib.suppress(psutil.Error, UnboundLocalError):
+            dbt.resume()  # never leave a stopped dbt behind a failed test
+        raise
+
+
 def kill_at(world: World, point: str, **extra: str) -> tuple[int, dict]:
-    """Start `mesh run` on extracts B, SIGKILL it at `point`; the killed pid and what the marker said."""
+    """Start `mesh run` on extracts B, SIGKILL it at `point`; the killed pid and what the marker said.
+
+    At `dbt`, `mesh run` is killed while its dbt is alive and building (suspended for the kill, resumed
+    right after it), so the orphan is certain to outlive the run; the marker then says `dbt_alive_at_kill`.
+    """
     marker = world.root / "crash.json"
     process = world.start(
         CRASHING_MESH, MESH_TEST_CRASH_AT=point, MESH_TEST_CRASH_MARKER=str(marker), **extra
     )
     said = wait_for_marker(world, process, marker)
-    if point == "dbt":
-        time.sleep(1.0)  # let dbt get into its models: the kill lands mid-build, not at its start
-    process.kill()
-    process.wait(timeout=BOUND_S)
+    dbt = stop_dbt_inside_its_build(world, process, said["dbt_pid"]) if point == "dbt" else None
+    try:
+        process.kill()
+        process.wait(timeout=BOUND_S)
+        if dbt is not None:
+            # Suspended since it was seen building: it cannot have ended in between.
+            said["dbt_alive_at_kill"] = dbt.is_running() and dbt.status() == psutil.STATUS_STOPPED
+    finally:
+        if dbt is not None and dbt.is_running():
+            dbt.resume()  # never leave a stopped orphan behind, whatever failed
     return process.pid, said
 
 
@@ -242,6 +287,8 @@ def test_a_run_killed_during_dbt_is_reclaimed_while_its_orphaned_dbt_finishes(
     world = scenario(baseline, tmp_path)
     pid, said = kill_at(world, "dbt")
     dbt_pid = said["dbt_pid"]
+    # Otherwise the check below would also pass for a dbt that had finished before the kill.
+    assert said["dbt_alive_at_kill"], f"the run's dbt (pid {dbt_pid}) was not alive when mesh run was killed"
 
     # The next run starts at once, while the dead run's dbt may still have the DuckDB file open: it waits
     # for that process, saying so, rather than failing on DuckDB's own lock.
