@@ -104,13 +104,14 @@ def lock_holder(lock_path: Path) -> str:
 
 
 def process_command(pid: int) -> str | None:
-    """Process `pid`'s command line, where /proc shows it (this host only)."""
+    """Process `pid`'s command line (this host only), or None where the system does not show it."""
+    import psutil  # imported here: the doctor is not loaded by code locations, but keep it off import paths
+
     try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
+        parts = psutil.Process(pid).cmdline()
+    except (psutil.Error, OSError):  # gone, a zombie, or another user's process the OS hides
         return None
-    command = " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)
-    return command[:200] or None
+    return " ".join(parts)[:200] or None
 
 
 def check_file(path: Path) -> CheckResult:

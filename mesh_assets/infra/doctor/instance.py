@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mesh_assets.infra.doctor.report import CheckResult, cannot_tell, failed, passed
+from mesh_assets.infra.reclaim import POOL as POOL_NAME
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -23,10 +24,6 @@ LOADS = "Dagster instance loads"
 STORAGE = "instance storage migrated"
 POOL = "`warehouse` pool limited"
 DAEMON = "daemon heartbeat"
-
-POOL_NAME = "warehouse"
-"""The pool every warehouse-writing step is in (`mesh_assets.assets.publish.WAREHOUSE_POOL`; infra cannot
-import build, and tests/infra/test_doctor.py holds the two equal)."""
 
 
 def instance_checks(
