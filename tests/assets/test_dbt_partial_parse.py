@@ -38,7 +38,7 @@ def test_every_dbt_invocation_reuses_the_prepared_parse(mesh_copy: Path, isolate
     # The copy has no parsed manifest: loading the sales location parses it, rendering the profile with
     # the warehouse file the runs use, so even the first invocation reuses that parse.
     first = run_mesh(["sales"])
-    assert [r.status for r in first] == ["ok"] * len(first), [(r.product.key, r.error) for r in first]
+    assert [r.status for r in first] == ["ok"] * len(first), [(r.product, r.error) for r in first]
     data = isolated / "data"
     first_invocations = invocations(data)
     assert len(first_invocations) >= 1

@@ -99,7 +99,7 @@ def test_a_dbt_step_run_in_process_leaves_the_process_environment_as_it_found_it
 
     results = run_mesh(products=["sales.orders"])
 
-    outcome = [(r.product.key, r.status) for r in results]
+    outcome = [(r.product, r.status) for r in results]
     assert outcome == [("sales.orders", "ok")], [r.error for r in results]
     changed = {k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k)}
     assert changed == set(), f"the build wrote the process environment: {sorted(changed)}"

@@ -184,8 +184,8 @@ def test_a_whole_mesh_run_builds_every_port_on_any_later_day(day: date, isolated
     with at(day):
         results = run_mesh()
 
-    assert [r.status for r in results] == ["ok"] * len(results), [(r.product.key, r.error) for r in results]
-    built = {r.product.key: r.rows for r in results}
+    assert [r.status for r in results] == ["ok"] * len(results), [(r.product, r.error) for r in results]
+    built = {r.product: r.rows for r in results}
     assert built[SALES]["v1"] and built[SALES]["v2"]  # the overdue port is still served
     assert built[CUSTOMER_360]["v1"]  # and its consumer still built from it
 
