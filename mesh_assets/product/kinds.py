@@ -65,7 +65,8 @@ class TransformationKind:
     decimals_as_double: bool = False
     """pandas reads decimals as floats: a new product of the kind publishes them as doubles."""
     dry_run: bool = True
-    """`mesh new product` builds it once in memory before writing it (dbt products are not dry-run)."""
+    """`check_product` (what a product's tests call) builds it once in an in-memory DuckDB; a dbt
+    product is built by dbt itself, in `mesh run`."""
     port_read_hint: str = "{{ input('<domain>.<product>') }}"
     """How its code reads a port, with placeholders (for a fix that does not know the port yet)."""
     source_read_hint: str = "{{ source('<system>.<extract>') }}"
