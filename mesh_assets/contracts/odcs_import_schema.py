@@ -112,16 +112,80 @@ def columns_in(obj: Mapping[str, Any], notes: list[str]) -> tuple[list[dict[str,
     return columns, [name for _, _, name in sorted(keyed)]
 
 
+_Entry = tuple[str | None, Mapping[str, Any]]
+"""An ODCS quality entry and the column it is on (None: on the table)."""
+
+
+def _quality_entries(obj: Mapping[str, Any]) -> list[_Entry]:
+    """The table's quality entries, then each property's."""
+    entries: list[_Entry] = [(None, e) for e in obj.get("quality") or [] if isinstance(e, Mapping)]
+    for prop in obj.get("properties") or []:
+        if isinstance(prop, Mapping):
+            entries += [(prop.get("name"), e) for e in prop.get("quality") or [] if isinstance(e, Mapping)]
+    return entries
+
+
+def _key_in(
+    entry: Mapping[str, Any],
+    column: str | None,
+    severity: str | None,
+    port: dict[str, Any],
+    quality: dict[str, Any],
+    notes: list[str],
+) -> None:
+    """The key check's severity; its columns as the primary key when the schema named none."""
+    if severity and column is None:
+        quality["key_severity"] = severity
+    listed = (entry.get("arguments") or {}).get("properties")
+    if column is None and listed and not port.get("primary_key"):
+        port["primary_key"] = [str(p) for p in listed]
+        notes.append(f"primary key taken from the uniqueness rule on ({', '.join(map(str, listed))})")
+
+
+def _column_promise_in(
+    entry: Mapping[str, Any], metric: str, column: str, port: dict[str, Any], notes: list[str]
+) -> None:
+    """No nulls / no duplicates (`mustBe: 0`): what the spec's `nullable: false` / `unique: true` promise."""
+    if not (
+        entry.get("mustBe") == 0 or (entry.get("mustBeLessThan") == 1 and entry.get("unit") != "percent")
+    ):
+        notes.append(f"quality rule {metric} on {column} not imported: only 'mustBe: 0' maps to the spec")
+        return
+    for spec_column in port.get("columns", []):
+        if spec_column.get("name") == column:
+            if metric == "nullValues":
+                spec_column["nullable"] = False
+            elif column not in port.get("primary_key", []):
+                spec_column["unique"] = True
+
+
+def _values_rule_in(
+    entry: Mapping[str, Any], ident: Any, metric: Any, column: str, severity: str | None, notes: list[str]
+) -> dict[str, Any] | None:
+    """An `invalidValues` entry as an `accepted_values` or `pattern` rule, if it gives values or a pattern."""
+    arguments = entry.get("arguments") or {}
+    rule = {
+        "type": None,
+        "column": column,
+        **({"name": identifier_of(ident)} if identifier_of(ident) else {}),
+    }
+    if arguments.get("validValues"):
+        rule.update(type="accepted_values", values=list(arguments["validValues"]))
+    elif arguments.get("pattern"):
+        rule.update(type="pattern", regex=str(arguments["pattern"]))
+    if rule["type"] is None:
+        notes.append(f"quality rule {ident or metric} on {column} not imported: no valid values or pattern")
+        return None
+    if severity:
+        rule["severity"] = severity
+    return {k: v for k, v in rule.items() if v is not None}
+
+
 def quality_in(obj: Mapping[str, Any], port: dict[str, Any], notes: list[str]) -> dict[str, Any]:
     """The spec's `quality` block from ODCS quality entries (schema- and property-level)."""
     quality: dict[str, Any] = {}
     rules: list[dict[str, Any]] = []
-    entries: list[tuple[str | None, Mapping[str, Any]]] = [
-        (None, e) for e in obj.get("quality") or [] if isinstance(e, Mapping)
-    ]
-    for prop in obj.get("properties") or []:
-        if isinstance(prop, Mapping):
-            entries += [(prop.get("name"), e) for e in prop.get("quality") or [] if isinstance(e, Mapping)]
+    entries = _quality_entries(obj)
     seen_rules: set[str] = set()
     ordered: list[tuple[int, int, dict[str, Any]]] = []  # rules carried from a mesh export, by position
     for column, entry in entries:
@@ -136,17 +200,11 @@ def quality_in(obj: Mapping[str, Any], port: dict[str, Any], notes: list[str]) -
                 seen_rules.add(key)
                 position = carried.get("rulePosition")
                 ordered.append((position if isinstance(position, int) else len(entries), len(ordered), rule))
-            continue
-        if ident == SCHEMA_CHECK:
+        elif ident == SCHEMA_CHECK:
             if severity:
                 quality["schema_severity"] = severity
         elif ident == KEY_CHECK or (column is None and metric == "duplicateValues"):
-            if severity and column is None:
-                quality["key_severity"] = severity
-            listed = (entry.get("arguments") or {}).get("properties")
-            if column is None and listed and not port.get("primary_key"):
-                port["primary_key"] = [str(p) for p in listed]
-                notes.append(f"primary key taken from the uniqueness rule on ({', '.join(map(str, listed))})")
+            _key_in(entry, column, severity, port, quality, notes)
         elif metric == "rowCount":
             bounds = _row_count_in(entry)
             if bounds:
@@ -156,39 +214,10 @@ def quality_in(obj: Mapping[str, Any], port: dict[str, Any], notes: list[str]) -
         elif ident == TIMELINESS_CHECK and isinstance(carried.get("timeliness"), Mapping):
             quality["timeliness"] = dict(carried["timeliness"])
         elif metric in ("nullValues", "duplicateValues") and column is not None:
-            # "No nulls" / "no duplicates" is what the spec's `nullable: false` / `unique: true` promise.
-            if entry.get("mustBe") == 0 or (
-                entry.get("mustBeLessThan") == 1 and entry.get("unit") != "percent"
-            ):
-                for spec_column in port.get("columns", []):
-                    if spec_column.get("name") == column:
-                        if metric == "nullValues":
-                            spec_column["nullable"] = False
-                        elif column not in port.get("primary_key", []):
-                            spec_column["unique"] = True
-            else:
-                notes.append(
-                    f"quality rule {metric} on {column} not imported: only 'mustBe: 0' maps to the spec"
-                )
+            _column_promise_in(entry, metric, column, port, notes)
         elif metric == "invalidValues" and column is not None:
-            arguments = entry.get("arguments") or {}
-            rule = {
-                "type": None,
-                "column": column,
-                **({"name": identifier_of(ident)} if identifier_of(ident) else {}),
-            }
-            if arguments.get("validValues"):
-                rule.update(type="accepted_values", values=list(arguments["validValues"]))
-            elif arguments.get("pattern"):
-                rule.update(type="pattern", regex=str(arguments["pattern"]))
-            if rule["type"] is None:
-                notes.append(
-                    f"quality rule {ident or metric} on {column} not imported: no valid values or pattern"
-                )
-                continue
-            if severity:
-                rule["severity"] = severity
-            rules.append({k: v for k, v in rule.items() if v is not None})
+            found = _values_rule_in(entry, ident, metric, column, severity, notes)
+            rules += [found] if found else []
         else:
             what = ident or metric or entry.get("type") or "rule"
             where = f" on {column}" if column else ""
