@@ -422,7 +422,26 @@ def _port_in(
         port["columns"] = columns
     if primary_key:
         port["primary_key"] = primary_key
-    names = {c.get("name") for c in columns}
+    event_time = _event_time_in(obj, custom, sla_element, {c.get("name") for c in columns})
+    if event_time:
+        port["event_time"] = event_time
+    quality = quality_in(obj, port, notes)
+    if quality:
+        port["quality"] = quality
+    if isinstance(custom.get("monitors"), Mapping):  # the learned monitors' tuning, as the export kept it
+        port["monitors"] = dict(custom["monitors"])
+    if isinstance(custom.get("lineage"), Mapping):  # declared column lineage, as the export kept it
+        port["lineage"] = dict(custom["lineage"])
+    if isinstance(custom.get("bindings"), list):  # the formats it is served in besides the table
+        port["bindings"] = [dict(b) for b in custom["bindings"] if isinstance(b, Mapping)]
+    _deprecation_in(document, custom, port)
+    return {key: port[key] for key in PORT_ORDER if key in port}
+
+
+def _event_time_in(
+    obj: Mapping[str, Any], custom: Mapping[str, Any], sla_element: str | None, names: set[Any]
+) -> str | None:
+    """The port's event-time column: as the export kept it, else a property marked so, else the SLA's."""
     event_time = custom.get("eventTime")
     if not event_time:
         event_time = next(
@@ -434,17 +453,11 @@ def _port_in(
             ),
             None,
         ) or (sla_element if sla_element in names else None)
-    if event_time in names:
-        port["event_time"] = event_time
-    quality = quality_in(obj, port, notes)
-    if quality:
-        port["quality"] = quality
-    if isinstance(custom.get("monitors"), Mapping):  # the learned monitors' tuning, as the export kept it
-        port["monitors"] = dict(custom["monitors"])
-    if isinstance(custom.get("lineage"), Mapping):  # declared column lineage, as the export kept it
-        port["lineage"] = dict(custom["lineage"])
-    if isinstance(custom.get("bindings"), list):  # the formats it is served in besides the table
-        port["bindings"] = [dict(b) for b in custom["bindings"] if isinstance(b, Mapping)]
+    return event_time if event_time in names else None
+
+
+def _deprecation_in(document: Mapping[str, Any], custom: Mapping[str, Any], port: dict[str, Any]) -> None:
+    """The port's deprecation as the export kept it; else a deprecated contract's end of life as sunset."""
     if isinstance(custom.get("deprecation"), Mapping):
         port["deprecation"] = dict(custom["deprecation"])
     elif _status_in(document.get("status")) == "deprecated":
@@ -458,7 +471,6 @@ def _port_in(
         )
         port["status"] = "deprecated"
         port["deprecation"] = {"sunset": str(end)[:10]} if end else {}
-    return {key: port[key] for key in PORT_ORDER if key in port}
 
 
 def read_contract(path: Path) -> dict[str, Any]:
