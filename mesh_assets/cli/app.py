@@ -111,9 +111,9 @@ def prepare(
     from mesh_assets.assets.dbt_contracts import prepare as prepare_dbt
     from mesh_assets.govern.validate import schema_texts
     from mesh_assets.infra import environment
+    from mesh_assets.product import kinds
     from mesh_assets.product.errors import MeshSpecError
     from mesh_assets.product.registry import load_registry
-    from mesh_assets.product.spec import DbtTransformation
 
     env = environment.resolve()
     for schema_path, text in schema_texts().items():
@@ -125,13 +125,7 @@ def prepare(
             schema_path.write_text(text)
             console.print(f"  wrote {schema_path.relative_to(env.root)}")
     registry = load_registry(env.root)
-    projects = sorted(
-        {
-            p.spec.transformation.project
-            for p in registry.products.values()
-            if isinstance(p.spec.transformation, DbtTransformation)
-        }
-    )
+    projects = kinds.projects([p.spec for p in registry.products.values()])
     for project in projects:
         started = time.monotonic()
         try:

@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING
 
 from mesh_assets.contracts.diff_consumers import readers, unique_consumers
 from mesh_assets.contracts.diff_git import ContractDiffError, _git, read_specs_at
+from mesh_assets.product import kinds
 from mesh_assets.product.agreement import ACCESS_FOLDER
-from mesh_assets.product.spec import DataProductSpec, DbtTransformation
+from mesh_assets.product.spec import DataProductSpec
 
 if TYPE_CHECKING:
     from mesh_assets.product.registry import Registry
@@ -76,14 +77,11 @@ def _dbt_owners(registry: Registry) -> dict[tuple[str, str], str]:
     """(project, model) → product key, for every dbt model a product owns."""
     owners = {}
     for product in registry.products.values():
-        transformation = product.spec.transformation
-        if isinstance(transformation, DbtTransformation):
-            models = [
-                *transformation.internals,
-                *(product.spec.port_model(p) for p in product.spec.output_ports),
-            ]
-            for model in models:
-                owners[(transformation.project, model)] = product.key
+        kind = kinds.kind_of(product)
+        project = kind.project(product.spec)
+        if project is not None:
+            for model in kind.models(product.spec):
+                owners[(project, model)] = product.key
     return owners
 
 
@@ -108,12 +106,8 @@ def products_of_file(path: str, registry: Registry) -> set[str]:
         project = parts[1]
         if parts[2] in {"target", "logs", "dbt_packages"}:
             return set()
-        in_project = {
-            p.key
-            for p in registry.products.values()
-            if isinstance(p.spec.transformation, DbtTransformation)
-            and p.spec.transformation.project == project
-        }
+        products = registry.products.values()
+        in_project = {p.key for p in products if kinds.kind_of(p).project(p.spec) == project}
         if parts[2] == "models" and PurePosixPath(path).suffix in {".sql", ".py"}:
             owner = _dbt_owners(registry).get((project, PurePosixPath(path).stem))
             return {owner} if owner else in_project

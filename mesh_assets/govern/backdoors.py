@@ -268,9 +268,7 @@ def tables_in(sql: str, dialect: str = "duckdb") -> list[tuple[str, str, str]]:
 
 
 def _render_sql_model(product: Product, registry: Registry, path: Path) -> str | None:
-    import jinja2
-
-    from mesh_assets.assets.builders.sql import render_template
+    from mesh_assets.assets.builders.sql import ModelTemplateError, render_template
 
     spec = product.spec
 
@@ -285,7 +283,7 @@ def _render_sql_model(product: Product, registry: Registry, path: Path) -> str |
 
     try:
         return render_template(path.read_text(), input=_input, source=_source, ref=_ref)
-    except jinja2.TemplateError:
+    except ModelTemplateError:
         return None  # the builder reports template errors with the fix
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from mesh_assets.assets.builders.sql import render_template
+from mesh_assets.assets.builders.sql import ModelTemplateError, render_template
 
 REPO = Path(__file__).resolve().parents[2]
 FUNCTIONS = {
@@ -41,8 +41,9 @@ def test_a_model_text_renders_exactly_as_jinja_renders_it(text: str) -> None:
     try:
         expected = _jinja(text)
     except jinja2.TemplateError as exc:
-        with pytest.raises(type(exc)):
+        with pytest.raises(ModelTemplateError) as raised:
             render_template(text, **FUNCTIONS)
+        assert type(raised.value.__cause__) is type(exc)
     else:
         assert render_template(text, **FUNCTIONS) == expected
 
@@ -63,3 +64,29 @@ def test_the_functions_are_called_in_the_order_the_calls_are_written() -> None:
     render_template("{{ ref('x') }} {{ input('a.b') }} {{ source('s.t') }} {{ ref('y') }}", **record)
 
     assert called == ["ref:x", "input:a.b", "source:s.t", "ref:y"]
+
+
+@pytest.mark.parametrize("domain", ["customers", "diagnostics", "commercial_analytics"])
+def test_a_location_without_dbt_loads_without_importing_jinja2_or_sqlglot(
+    domain: str, repo_root: Path, tmp_path: Path
+) -> None:
+    # Its SQL models call only input()/source()/ref(), rendered without Jinja; dbt locations import both
+    # through dagster-dbt, which is why this holds for the locations without dbt only.
+    import os
+    import subprocess
+    import sys
+
+    from mesh_assets.product import kinds
+    from mesh_assets.product.registry import load_registry
+
+    products = [p for p in load_registry(repo_root).products.values() if p.spec.domain == domain]
+    assert products and not kinds.projects([p.spec for p in products]), f"{domain} has dbt products"
+    probe = (
+        f"import sys; import domains.{domain}.definitions as d; d.defs(); "
+        "print(sorted(m for m in ('jinja2', 'sqlglot', 'dagster_dbt') if m in sys.modules))"
+    )
+    env = {**os.environ, "MESH_DATA_DIR": str(tmp_path / "data"), "MESH_ROOT": str(repo_root)}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True, cwd=repo_root
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -33,14 +33,6 @@ KIND_NAMES = {"sql", "python", "dbt"}
 REGISTRY_MODULES = {"mesh_assets/product/kinds.py"}
 """Where a kind may be decided by name or by its spec model: the registry itself."""
 
-NOT_YET_MIGRATED = {
-    # Owned by others while issue 23 is under way; each still decides the dbt kind itself (`isinstance(
-    # ..., DbtTransformation)`, reading `.project`). Migrate them to `kinds.kind_of(...).project(spec)`,
-    # `kinds.projects(...)` and `.models(spec)`, then empty this set.
-    "mesh_assets/cli/app.py",  # `mesh prepare`'s dbt projects: kinds.projects([p.spec for p in ...])
-    "mesh_assets/contracts/changed.py",  # `mesh ci`'s dbt owners: kind.project(spec), kind.models(spec)
-    "mesh_assets/assets/bindings.py",  # listed by the lead while it is being edited
-}
 
 
 def _spec(transformation: dict[str, Any], **changes: Any) -> DataProductSpec:
@@ -269,16 +261,10 @@ def test_no_module_decides_a_transformation_kind_outside_the_registry() -> None:
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
         relative = path.relative_to(root).as_posix()
-        if relative in REGISTRY_MODULES | NOT_YET_MIGRATED:
+        if relative in REGISTRY_MODULES:
             continue
         found += [f"{relative}:{line}: {code}" for line, code in _kind_checks(ast.parse(path.read_text()))]
     assert not found, (
         "decided a transformation kind by name or spec model; ask `product.kinds` instead "
         "(kind_of(...).<question>, narrow(...) for a kind's own fields):\n" + "\n".join(found)
     )
-
-
-def test_the_modules_waiting_to_migrate_still_exist() -> None:
-    # An exemption for a file that is gone is dead weight: drop it from NOT_YET_MIGRATED.
-    root = PACKAGE.parent
-    assert [m for m in sorted(NOT_YET_MIGRATED) if not (root / m).exists()] == []

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
-import jinja2
 
 from mesh_assets.assets.column_lineage import ProductLineage, dagster_lineage
 from mesh_assets.assets.ports import code_reference, owners, product_tags
@@ -105,12 +104,12 @@ def render(product: Product, registry: Registry, model: str, target: str = "duck
 
     try:
         sql = render_template(path.read_text(), input=_input, source=_source, ref=_ref)
-    except jinja2.TemplateError as exc:
+    except ModelTemplateError as exc:
         raise MeshSpecError(
             [
                 SpecIssue(
                     path,
-                    f"line {getattr(exc, 'lineno', '?')}",
+                    f"line {exc.lineno or '?'}",
                     f"template error: {exc}",
                     "use only input('<domain>.<product>'), source('<system>.<extract>') "
                     "and ref('<internal>')",
@@ -134,6 +133,18 @@ _CALL = re.compile(r"""\{\{\s*(input|source|ref)\(\s*(?:'([^'\\\r\n]*)'|"([^"\\\
 """`{{ input('...') }}`, `{{ source("...") }}` or `{{ ref('...') }}`: a call with one plain string."""
 
 
+class ModelTemplateError(Exception):
+    """A model's Jinja could not be rendered; `lineno` is Jinja's line, when it knows it.
+
+    The platform's own type, so that code locations, which render every SQL model while they load, need not
+    import jinja2 unless a model really uses more of Jinja than `input()`/`source()`/`ref()` calls.
+    """
+
+    def __init__(self, message: str, lineno: int | None) -> None:
+        super().__init__(message)
+        self.lineno = lineno
+
+
 def render_template(text: str, **functions: Callable[[str], str]) -> str:
     """A model's text rendered by Jinja with `functions` (`input`, `source`, `ref`) and nothing else.
 
@@ -148,8 +159,13 @@ def render_template(text: str, **functions: Callable[[str], str]) -> str:
     if only_calls and functions.keys() >= {"input", "source", "ref"}:
         source = text[:-1] if text.endswith("\n") else text  # as Jinja drops it from the template
         return _CALL.sub(lambda m: functions[m[1]](m[2] if m[2] is not None else m[3]), source)
+    import jinja2
+
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-    return env.from_string(text).render(**functions)
+    try:
+        return env.from_string(text).render(**functions)
+    except jinja2.TemplateError as exc:
+        raise ModelTemplateError(str(exc), getattr(exc, "lineno", None)) from exc
 
 
 def for_dialect(sql: str, session: WarehouseSession) -> str:
