@@ -40,7 +40,7 @@ class _Tables:
         self.nodes[key] = node
         if columns:
             self.schema.setdefault(key[0], {})[key[1]] = {c.lower(): "VARCHAR" for c in columns}
-        return f'"{relation.schema}"."{relation.name}"'
+        return relation.sql
 
     def read(
         self, sql: str, dialect: str, how: How, fallback: tuple[ColumnDep, ...], outputs: list[str]

@@ -101,7 +101,7 @@ def _snippets(
 ) -> dict[str, str]:
     spec = product.spec
     relation = addressing.port_relation(spec.domain, spec.name, major)
-    quoted = f'"{relation.schema}"."{relation.name}"'
+    quoted = relation.sql
     role = allowed_roles[0].upper() if allowed_roles else "<ROLE>"
     roles = (
         f"-- a role allowed to read: {', '.join(allowed_roles)}"

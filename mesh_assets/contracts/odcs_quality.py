@@ -23,6 +23,7 @@ from mesh_assets.contracts.odcs_vocabulary import (
 )
 from mesh_assets.product.addressing import contract_file_name
 from mesh_assets.product.spec import DataProductSpec, OutputPort
+from mesh_assets.product.sql_text import quote_literal
 
 if TYPE_CHECKING:
     from mesh_assets.product.registry import Product, Registry
@@ -50,7 +51,7 @@ def _literal(value: Any) -> str:
         return "TRUE" if value else "FALSE"
     if isinstance(value, int | float):
         return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
+    return quote_literal(value)
 
 
 def _row_count_operator(low: int, high: int | None) -> dict[str, Any]:

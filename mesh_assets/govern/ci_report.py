@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from xml.etree import ElementTree
 
+from mesh_assets.contracts.markdown import markdown_cell
+
 if TYPE_CHECKING:
     from mesh_assets.govern.ci_gate import CiResult
 
@@ -34,7 +36,7 @@ def markdown(result: CiResult) -> str:
     ]
     for step in result.steps:
         mark = "✅" if step.ok else "❌"
-        lines.append(f"| {step.name} | {mark} | {_cell(step.summary)} |")
+        lines.append(f"| {step.name} | {mark} | {markdown_cell(step.summary)} |")
     for step in result.steps:
         if step.details:
             lines += ["", f"### {step.name}", ""]
@@ -80,10 +82,6 @@ def write_reports(result: CiResult, out: Path) -> tuple[Path, Path]:
     md.write_text(markdown(result))
     xml.write_text(junit(result))
     return md, xml
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _inline(text: str) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 from mesh_assets.product import kinds
 from mesh_assets.product.registry import Product, Registry, effective_status
 from mesh_assets.product.spec import IDENTIFIER, LogicalType, OutputPort, Status
+from mesh_assets.product.sql_text import quote_literal
 from mesh_assets.selfservice.errors import ScaffoldError
 from mesh_assets.selfservice.yaml_style import Flow, FlowMap
 
@@ -125,11 +126,11 @@ def resolve_source(source: str, sources_dir: Path) -> SourceChoice:
         if path.exists():
             import duckdb
 
-            quoted = str(path).replace("'", "''")
+            quoted = quote_literal(path)
             reader = (
-                f"read_csv('{quoted}', header = true, all_varchar = true)"
+                f"read_csv({quoted}, header = true, all_varchar = true)"
                 if file_format == "csv"
-                else f"read_parquet('{quoted}')"
+                else f"read_parquet({quoted})"
             )
             columns = [row[0] for row in duckdb.sql(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
             bad = [c for c in columns if not re.fullmatch(IDENTIFIER, c)]

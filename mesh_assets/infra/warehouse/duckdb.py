@@ -28,6 +28,7 @@ from mesh_assets.infra.reclaim import Owner, pid_alive, record_owner
 from mesh_assets.infra.warehouse.base import NotAQueryError, Warehouse, WarehouseSession
 from mesh_assets.product.addressing import Relation
 from mesh_assets.product.spec import Column, LogicalType, portable_sql_type
+from mesh_assets.product.sql_text import quote_identifier, quote_literal
 
 if TYPE_CHECKING:
     import duckdb
@@ -205,11 +206,11 @@ class DuckDBSession(WarehouseSession):
     def load_extract(self, relation: Relation, path: Path, file_format: str) -> None:
         # Extracts land as text: typing and cleaning is the product's job, in its own transformation,
         # so a dirty value never fails the landing step.
-        quoted = str(path).replace("'", "''")
+        quoted = quote_literal(path)
         reader = (
-            f"read_csv('{quoted}', header = true, all_varchar = true)"
+            f"read_csv({quoted}, header = true, all_varchar = true)"
             if file_format == "csv"
-            else f"read_parquet('{quoted}')"
+            else f"read_parquet({quoted})"
         )
         self.create_table_as(relation, f"SELECT * FROM {reader}")
 
@@ -302,8 +303,7 @@ class DuckDBSession(WarehouseSession):
             raise
 
     def regex_sql(self, column: str, regex: str) -> str:
-        quoted = regex.replace("'", "''")
-        return f"regexp_matches(\"{column}\", '{quoted}')"
+        return f"regexp_matches({quote_identifier(column)}, {quote_literal(regex)})"
 
     def distinct_keys_sql(self, keys: Sequence[str]) -> str:
         # DuckDB has no multi-column COUNT(DISTINCT a, b); count row values, skipping any-null keys
@@ -517,9 +517,9 @@ def attach_when_free(
     connection: duckdb.DuckDBPyConnection, path: str, alias: str, timeout_s: float, log
 ) -> None:
     """`ATTACH path AS alias (READ_ONLY)`, waiting (and saying for whom) while a writer has the file open."""
-    quoted = path.replace("'", "''")
+    statement = f"ATTACH IF NOT EXISTS {quote_literal(path)} AS {quote_identifier(alias)} (READ_ONLY)"
     _retry_while_locked(
-        lambda: connection.execute(f"ATTACH IF NOT EXISTS '{quoted}' AS \"{alias}\" (READ_ONLY)"),
+        lambda: connection.execute(statement),
         path,
         timeout_s,
         log,
