@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mesh_assets.cli.commands import group
+from mesh_assets.infra.warehouse.snowflake_names import DEFAULT_ROLE_PREFIX
 from mesh_assets.product.purposes import PurposeCategory
 
 if TYPE_CHECKING:
@@ -211,7 +212,7 @@ def sync(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Read and plan; change nothing.")] = False,
     prune: Annotated[bool, typer.Option("--prune", help="Also revoke grants no agreement made.")] = False,
     database: Annotated[str | None, typer.Option(help="Database of the ports (default: the env's).")] = None,
-    role_prefix: Annotated[str, typer.Option(help="Prefix of the mesh's roles.")] = "MESH_",
+    role_prefix: Annotated[str, typer.Option(help="Prefix of the mesh's roles.")] = DEFAULT_ROLE_PREFIX,
 ) -> None:
     """Make the warehouse grant exactly what the agreements in force need (on DuckDB: the plan)."""
     from mesh_assets.govern import access_audit, access_grants, access_sync

@@ -40,13 +40,13 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from mesh_assets.govern import domain_roles
-from mesh_assets.infra.warehouse.snowflake_names import DEFAULT_DATABASE
+from mesh_assets.infra.warehouse.snowflake_names import DEFAULT_DATABASE, DEFAULT_ROLE_PREFIX
 from mesh_assets.product import access
 from mesh_assets.product.registry import Registry, effective_status
 from mesh_assets.product.spec import Column, LogicalType, OutputPort, PiiHandling, Status
 from mesh_assets.product.sql_text import qualified, quote_identifier, quote_literal
 
-ROLE_PREFIX = "MESH_"
+ROLE_PREFIX = DEFAULT_ROLE_PREFIX
 """Prefix of every role the mesh creates (roles live at account level, shared with other systems)."""
 GOVERNANCE_SCHEMA = "governance"
 """Schema holding the masking policies (also the governance location's tables)."""

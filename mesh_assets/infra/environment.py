@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from mesh_assets.infra.errors import MeshEnvironmentError
 from mesh_assets.infra.warehouse.base import Warehouse
-from mesh_assets.infra.warehouse.snowflake_names import DEFAULT_DATABASE
+from mesh_assets.infra.warehouse.snowflake_names import DEFAULT_DATABASE, DEFAULT_ROLE_PREFIX
 
 if TYPE_CHECKING:
     from mesh_assets.product.registry import Product
@@ -118,7 +118,7 @@ class Environment:
     """`MESH_SNOWFLAKE_DOMAIN_ROLES` (default on): each domain's steps run as its own Snowflake role."""
     snowflake_warehouse: str | None = None
     """`SNOWFLAKE_WAREHOUSE`, if set: the virtual warehouse (not a secret; `mesh grants` names it)."""
-    role_prefix: str = "MESH_"
+    role_prefix: str = DEFAULT_ROLE_PREFIX
     """`MESH_ROLE_PREFIX`: prefix of every Snowflake role the mesh creates (`mesh grants`) and uses."""
     iceberg_catalog: str | None = None
     """`MESH_ICEBERG_CATALOG`, if set: the pyiceberg catalog (configured the pyiceberg way, e.g. a REST
@@ -328,7 +328,7 @@ def resolve(start: Path | None = None, environ: Mapping[str, str] | None = None)
         parallel_stages=int(_number(environ, "MESH_PARALLEL_STAGES", 0)) or None,
         snowflake_sign_in=sign_in_variables(environ),
         domain_roles=_switch(environ, "MESH_SNOWFLAKE_DOMAIN_ROLES", default=True),
-        role_prefix=environ.get("MESH_ROLE_PREFIX", "").strip() or "MESH_",
+        role_prefix=environ.get("MESH_ROLE_PREFIX", "").strip() or DEFAULT_ROLE_PREFIX,
         snowflake_warehouse=environ.get("SNOWFLAKE_WAREHOUSE", "").strip() or None,
         iceberg_catalog=environ.get("MESH_ICEBERG_CATALOG", "").strip() or None,
     )

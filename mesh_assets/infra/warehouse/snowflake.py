@@ -27,7 +27,7 @@ import dagster as dg
 from pydantic import Field
 
 from mesh_assets.infra.warehouse.base import Warehouse, WarehouseSession
-from mesh_assets.infra.warehouse.snowflake_names import DEFAULT_DATABASE
+from mesh_assets.infra.warehouse.snowflake_names import DEFAULT_DATABASE, DEFAULT_ROLE_PREFIX
 from mesh_assets.product.addressing import Relation
 from mesh_assets.product.spec import Column, LogicalType
 from mesh_assets.product.sql_text import qualified, quote_identifier
@@ -74,7 +74,7 @@ _TIMESTAMP_SYNONYMS = {"TIMESTAMP", "DATETIME"}
 _UNQUOTED_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 
 
-def domain_role(domain: str, prefix: str = "MESH_") -> str:
+def domain_role(domain: str, prefix: str = DEFAULT_ROLE_PREFIX) -> str:
     """The role a domain's transformations run as on Snowflake, e.g. `MESH_DOMAIN_SALES` (`mesh grants`)."""
     return re.sub(r"[^A-Za-z0-9_]", "_", f"{prefix}DOMAIN_{domain}").upper()
 
