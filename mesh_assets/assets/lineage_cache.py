@@ -9,9 +9,6 @@ simply a new key (no modification times to trust for SQL files).
 from __future__ import annotations
 
 import hashlib
-import os
-import pickle
-import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -19,7 +16,7 @@ from types import MappingProxyType
 
 from mesh_assets.assets import lineage_models
 from mesh_assets.assets.column_lineage import ProductLineage, input_nodes, python_lineage
-from mesh_assets.product import kinds
+from mesh_assets.product import kinds, pickle_store
 from mesh_assets.product.registry import Product, Registry
 
 FORMAT = 1
@@ -32,7 +29,7 @@ def cache_file(root: Path) -> Path:
     """Where the lineage of the mesh under `root` is kept: beside the installed packages, never in a
     working copy. One file per mesh, holding only its products, so a load reads no other mesh's lineage."""
     digest = hashlib.blake2b(str(root.resolve()).encode(), digest_size=8).hexdigest()
-    return Path(sys.prefix) / "var" / "cache" / "mesh" / f"lineage-{digest}.pickle"
+    return pickle_store.cache_dir() / f"lineage-{digest}.pickle"
 
 
 _MEMORY: dict[str, ProductLineage] = {}
@@ -90,26 +87,20 @@ def mesh_lineage(registry: Registry, products: list[Product] | None = None) -> d
 
 
 def _read_cache(root: Path) -> dict[str, ProductLineage]:
-    try:
-        entries = pickle.loads(cache_file(root).read_bytes())
-    except Exception:  # missing, truncated or from another version: compute again
-        return {}
-    return entries if isinstance(entries, dict) else {}
+    return pickle_store.read(cache_file(root))
 
 
 def _write_cache(root: Path, entries: dict[str, ProductLineage]) -> None:
     path = cache_file(root)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        partial.write_bytes(pickle.dumps(entries, protocol=pickle.HIGHEST_PROTOCOL))
-        os.replace(partial, path)  # atomic: a concurrent reader sees the old or the new file
-        stale = time.time() - STALE_DAYS * 86400
-        for other in path.parent.glob("lineage-*.pickle"):
+    if not pickle_store.write(path, entries):
+        return  # a read-only installation computes lineage every time
+    stale = time.time() - STALE_DAYS * 86400
+    for other in path.parent.glob("lineage-*.pickle"):
+        try:
             if other != path and other.stat().st_mtime < stale:
                 other.unlink(missing_ok=True)
-    except OSError:
-        pass  # a read-only installation computes lineage every time
+        except OSError:  # removed by a concurrent load meanwhile
+            pass
 
 
 def _python_lineage(product: Product, registry: Registry) -> ProductLineage:

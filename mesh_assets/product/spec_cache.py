@@ -11,13 +11,12 @@ reading the cache would save, and test meshes never touch it. It lives beside th
 from __future__ import annotations
 
 import hashlib
-import os
-import pickle
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from mesh_assets.product import pickle_store
 
 MIN_FILES = 200
 """Meshes with fewer spec files are parsed every time."""
@@ -25,7 +24,7 @@ MIN_FILES = 200
 
 def cache_file() -> Path:
     """Where parsed specs are kept."""
-    return Path(sys.prefix) / "var" / "cache" / "mesh" / "specs.pickle"
+    return pickle_store.cache_dir() / "specs.pickle"
 
 
 def parse_yaml(text: str) -> Any:
@@ -38,11 +37,7 @@ class SpecCache:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            entries = pickle.loads(path.read_bytes())
-        except Exception:  # missing, truncated or from another Python: start over
-            entries = {}
-        self.entries: dict[str, Any] = entries if isinstance(entries, dict) else {}
+        self.entries: dict[str, Any] = pickle_store.read(path)
         self.used: dict[str, Any] = {}
         self.missed = False
 
@@ -61,13 +56,7 @@ class SpecCache:
         """Keep this load's entries (others are dropped, so the file never outgrows one mesh)."""
         if not self.missed and len(self.used) == len(self.entries):
             return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-            partial.write_bytes(pickle.dumps(self.used, protocol=pickle.HIGHEST_PROTOCOL))
-            os.replace(partial, self.path)  # atomic: a concurrent load reads the old or the new file
-        except OSError:
-            pass
+        pickle_store.write(self.path, self.used)
 
 
 def for_mesh(files: int) -> SpecCache | None:
