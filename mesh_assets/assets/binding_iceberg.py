@@ -9,7 +9,7 @@ environment shares one REST catalog.
 
 Each publish is one transaction (the previous files deleted, the new file added: an overwrite): the
 catalog moves the table's metadata pointer once, so a run killed before that commit leaves the table at
-its previous snapshot (orphaned data files are harmless). The data file is written by DuckDB and
+its previous snapshot (orphaned data files are harmless). The data file is written by pyarrow and
 registered with `add_files`, or shared with an unpartitioned Parquet binding (see `write`). Iceberg
 records the overwrite as a delete and an append snapshot; the append's summary carries
 `mesh.publish_id`, `mesh.rows` and `mesh.checksum`, which is how a reader time-travels by publish.

@@ -9,13 +9,14 @@ the `latest` switch). A binding whose write fails keeps its last good snapshot, 
 binding and the error, and is written again at the next publish, since every publish writes every binding.
 
 Parity: per binding, an asset check that the binding, read back from where consumers read it, has the
-table's rows, schema and content checksum (order-independent: the sum of DuckDB's row hashes, computed in
-an in-memory DuckDB over Arrow, so both sides are hashed by the same engine whatever the warehouse is).
+table's rows, schema and content checksum (order-independent: the sum of DuckDB's row hashes; the table's
+side hashed by the warehouse on DuckDB, by an in-memory DuckDB over the fetched Arrow on Snowflake, the
+binding's files by an in-memory DuckDB: the same engine on both sides whatever the warehouse is).
 
 Cost: the rows are fetched once as Arrow per PII treatment and hashed by the warehouse (DuckDB), written
-by DuckDB's Parquet writer (Iceberg: one file registered with `add_files`, shared with an unpartitioned
-Parquet binding) and read back once per binding for parity; benchmarks/bindings.py measures it against
-the port's build.
+by pyarrow's Parquet writers (`binding_files.copy_to_parquet`; Iceberg: one file registered with
+`add_files`, shared with an unpartitioned Parquet binding) and read back once per binding for parity;
+benchmarks/bindings.py measures it against the port's build.
 """
 
 from __future__ import annotations
@@ -206,7 +207,7 @@ def write_bindings(
     """Write every binding of the port from its published table; never raises for a binding's failure.
 
     The table is read once per PII treatment (the session is not shared across threads); then the file
-    bindings are written side by side, one thread each (DuckDB's writer releases the GIL). An Iceberg
+    bindings are written side by side, one thread each (pyarrow's writers release the GIL). An Iceberg
     binding beside an unpartitioned Parquet binding of the same rows is written after it, in its thread,
     and registers the Parquet snapshot's file (hard-linked) instead of writing the rows again.
     """
