@@ -197,6 +197,8 @@ def read(folder: Path, publish_id: str | None = None) -> pa.Table:
     path = (folder / LATEST if publish_id is None else folder / "snapshots" / publish_id).resolve()
     manifest = json.loads((path / MANIFEST).read_text())
     schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(manifest["arrow_schema"])))
+    if not manifest["files"]:  # an empty publish: no file holds a row
+        return schema.empty_table()
     partition_by = manifest["partition_by"]
     partitioning = None
     if partition_by:

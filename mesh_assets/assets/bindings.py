@@ -334,9 +334,14 @@ def binding_fingerprint(
         latest = (where.parquet / binding_files.LATEST).resolve()
         types = dict(expected.schema)
         hive = {c: types[c] for c in binding.partition_by if c in types}
-        return files_fingerprint(sorted(latest.rglob("*.parquet")), columns, hive)
+        files = sorted(latest.rglob("*.parquet"))
+        if not files:  # an empty publish partitioned writes no file: its manifest's schema, no rows
+            return fingerprint(binding_files.read(where.parquet))
+        return files_fingerprint(files, columns, hive)
     files = binding_iceberg.data_files(where.iceberg)
-    if files is None:  # not on a local disk (a REST catalog's object store): read through pyiceberg
+    if not files:
+        # Not on a local disk (a REST catalog's object store), or an empty publish (a scan plans no empty
+        # file, and DuckDB reads no empty list): read through pyiceberg.
         return fingerprint(binding_iceberg.read(where.iceberg))
     # The files, projected as the table's schema says (its order; a column it lacks is not read), so a
     # table whose schema went astray from its files fails on the schema.

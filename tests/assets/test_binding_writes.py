@@ -191,3 +191,11 @@ def test_a_parquet_binding_partitioned_by_a_column_of_any_contract_type_reads_ba
     read = binding_files.read(bench.where.parquet)
     assert read.schema == bench.table().schema
     assert bindings.fingerprint(read) == bindings.fingerprint(bench.table())
+
+
+def test_an_empty_publish_writes_every_binding_in_parity(repo_root: Path, tmp_path: Path) -> None:
+    spec = spec_with([{"kind": "iceberg"}, {"kind": "parquet", "partition_by": ["line"]}])
+    bench = Publisher(repo_root, tmp_path, spec)
+    outcomes = bench.publish(0, "p1")
+    assert [(o.written, o.error, o.parity) for o in outcomes] == [(True, None, [])] * 2
+    assert bindings.read_binding(bench.where, "iceberg").num_rows == 0
