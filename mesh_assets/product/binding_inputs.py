@@ -40,6 +40,7 @@ def iceberg_binding(port: OutputPort) -> IcebergBinding | None:
 def via_issues(consumer: Product, resolved: ResolvedInput, where: str) -> list[SpecIssue]:
     """What is wrong with reading the input `resolved` (declared at `where`, e.g. `input_ports[1]`)
     through its `via`; empty for a table read or a sound binding read."""
+    from mesh_assets.product import kinds
     from mesh_assets.product.access import pii_columns, protection
     from mesh_assets.product.errors import SpecIssue
 
@@ -49,14 +50,14 @@ def via_issues(consumer: Product, resolved: ResolvedInput, where: str) -> list[S
     field = f"{where}.via"
     producer, port = resolved.producer, resolved.port
     issues = []
-    kind = consumer.spec.transformation.kind
-    if kind != "python":
+    kind = kinds.kind_of(consumer.spec)
+    if not kind.reads_bindings:
         issues.append(
             SpecIssue(
                 consumer.path,
                 field,
                 f"only a Python product reads an input through a binding; this product's transformation is "
-                f"{kind}, whose SQL runs in the warehouse's isolated session, which reaches no file",
+                f"{kind.name}, whose SQL runs in the warehouse's isolated session, which reaches no file",
                 "remove `via` (the port's table is read)",
             )
         )

@@ -64,6 +64,9 @@ class TransformationKind:
     """Reading a new input port needs `mesh prepare` first (it writes the dbt sources)."""
     decimals_as_double: bool = False
     """pandas reads decimals as floats: a new product of the kind publishes them as doubles."""
+    reads_bindings: bool = False
+    """Its code reads its inputs in the platform's Python, outside the warehouse's isolated session, so an
+    input may be read through the port's Iceberg binding (`via: iceberg`)."""
     dry_run: bool = True
     """`check_product` (what a product's tests call) builds it once in an in-memory DuckDB; a dbt
     product is built by dbt itself, in `mesh run`."""
@@ -203,6 +206,7 @@ KINDS: Mapping[str, TransformationKind] = MappingProxyType(
                 scaffold_template="python_module",
                 scaffold_fields={"module": "transform.py"},
                 decimals_as_double=True,
+                reads_bindings=True,
             ),
             _Dbt(
                 "dbt",

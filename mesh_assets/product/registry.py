@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from mesh_assets.product import access, addressing, agreement_files, kinds, lifecycle, spec_cache
 from mesh_assets.product import spec as spec_module
 from mesh_assets.product.agreement_files import LoadedAgreement
+from mesh_assets.product.binding_inputs import via_issues
 from mesh_assets.product.errors import MeshSpecError, SpecIssue
 from mesh_assets.product.spec import DataProductSpec, OutputPort, ProductInput, Status
 from mesh_assets.product.spec_issues import issue_from_pydantic
@@ -463,6 +464,7 @@ def _check_inputs(product: Product, registry: Registry) -> None:
         )
         if refusal is not None:
             registry.issues.append(refusal)
+        registry.issues.extend(via_issues(product, resolved, where))
 
 
 def _check_port_status(

@@ -380,6 +380,12 @@ class ProductInput(SpecModel):
     )
     purpose: str = Field(default="", description="What the consumer uses the port for.")
     preview: bool = Field(default=False, description="Opt in to reading a `beta` port.")
+    via: Literal["table", "iceberg"] = Field(
+        default="table",
+        description="Where the consumer reads the port: `table` (its warehouse table) or `iceberg` (the "
+        "port's Iceberg binding, which the port must declare; Python products only). The version range, "
+        "approvals and PII protection apply alike.",
+    )
 
     @field_validator("product")
     @classmethod

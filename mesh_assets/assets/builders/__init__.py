@@ -67,7 +67,7 @@ def _sql_port(
 def _python_port(
     product: Product, registry: Registry, port: OutputPort, env: Environment
 ) -> tuple[BuildCandidate | None, list[dg.AssetKey]]:
-    return python_builder.port_builder(product, registry, port)
+    return python_builder.port_builder(product, registry, port, env)
 
 
 def _dbt_port(

@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from mesh_assets.assets import binding_reads
 from mesh_assets.assets.publish import BuildCandidate
+from mesh_assets.infra import environment
+from mesh_assets.infra.environment import Environment
 from mesh_assets.infra.warehouse.base import WarehouseSession
 from mesh_assets.product import access, addressing, kinds
 from mesh_assets.product.registry import Product, Registry
@@ -72,13 +75,15 @@ def input_relations(
 
 
 def port_builder(
-    product: Product, registry: Registry, port: OutputPort
+    product: Product, registry: Registry, port: OutputPort, env: Environment | None = None
 ) -> tuple[BuildCandidate, list[dg.AssetKey]]:
-    """The candidate builder of a Python port, and the assets it reads."""
+    """The candidate builder of a Python port, and the assets it reads (inputs `via: iceberg` from the
+    producer's binding in `env`, the location's environment)."""
     transformation = kinds.narrow(product.spec.transformation, PythonTransformation)
     module_path = product.folder / transformation.module
     function_name = product.spec.port_model(port)
     inputs = input_relations(product, registry)
+    via_binding = binding_reads.inputs_via_binding(product, registry)
 
     def build(
         context: dg.AssetExecutionContext, session: WarehouseSession, candidate: addressing.Relation
@@ -87,7 +92,11 @@ def port_builder(
         # PII ports reach a consumer without the PII privilege protected per the producer's policy.
         protected = access.input_queries(product, registry, session.dialect)
         frames = {
-            name: session.query_df(protected.get(name, f"SELECT * FROM {relation.sql}"))
+            name: (
+                binding_reads.read_input(via_binding[name], env or environment.resolve(), context.log)
+                if name in via_binding
+                else session.query_df(protected.get(name, f"SELECT * FROM {relation.sql}"))
+            )
             for name, (relation, _) in inputs.items()
         }
         result = function(frames)
