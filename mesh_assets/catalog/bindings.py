@@ -19,6 +19,7 @@ from mesh_assets.assets.bindings import Places
 from mesh_assets.contracts.odcs_servers import Deployment
 from mesh_assets.product.bindings import IcebergBinding, ParquetBinding, ShareBinding
 from mesh_assets.product.spec import DataProductSpec, OutputPort, portable_sql_type
+from mesh_assets.product.sql_text import quote_identifier
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,6 @@ class Snippet:
         if self.language == "sql":
             return f"import duckdb\nrows = duckdb.sql({self.code!r}).fetchall()\nprint(len(rows))\n"
         return f"{self.code}\nprint(len(df))\n"
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def deployment_places(deployment: Deployment, spec: DataProductSpec, port: OutputPort) -> Places:
@@ -86,7 +83,7 @@ def snippets(where: Places, spec: DataProductSpec, port: OutputPort) -> list[Sni
                 if c.name in binding.partition_by
             )
             options = f", hive_partitioning = true, hive_types = {{{types}}}" if types else ""
-            columns = ", ".join(_quote(c.name) for c in port.columns)
+            columns = ", ".join(quote_identifier(c.name) for c in port.columns)
             found.append(
                 Snippet(
                     "parquet",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mesh_assets.infra.warehouse.snowflake_names import DEFAULT_DATABASE
 from mesh_assets.product.spec import Column, DataProductSpec, OutputPort
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ class Deployment:
     """`duckdb` or `snowflake`: whose physical types `physicalType` shows."""
     duckdb_path: str = "data/mesh.duckdb"
     """The DuckDB file as shown to people (relative to the repository when inside it)."""
-    snowflake_database: str = "MESH"
+    snowflake_database: str = DEFAULT_DATABASE
     """The Snowflake database (default of `SnowflakeWarehouse`)."""
     environment: str = "dev"
     """The environment the contract is exported from (`MESH_ENV`): a branch's servers are its own."""
