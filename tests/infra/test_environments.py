@@ -319,6 +319,7 @@ def test_create_and_list_run_on_fakesnow_and_drop_issues_the_exact_statement(
 # --- two environments at once ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # two builds at once: `make test`, not `make check`
 def test_two_environments_build_the_same_product_at_once_without_blocking_each_other(
     isolated: Path, repo_root: Path
 ) -> None:

@@ -191,6 +191,7 @@ WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # two processes writing hundreds of runs: `make test`, not `make check`
 def test_two_processes_writing_runs_at_once_lose_no_events(tmp_path: Path) -> None:
     home = _home(tmp_path / "home")
     with dg.DagsterInstance.from_config(str(home)):

@@ -164,6 +164,7 @@ def test_a_python_transform_opening_the_warehouse_file_is_refused_by_the_engine(
     assert fingerprint(MASTER_PORT) == before
 
 
+@pytest.mark.slow  # a whole dbt run of the sales project: `make test`, not `make check`
 def test_a_dbt_model_reading_a_file_is_refused_by_dbts_own_connection_and_nothing_is_published(
     mesh_copy: Path, isolated: Path
 ) -> None:
