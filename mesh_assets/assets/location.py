@@ -15,6 +15,7 @@ from mesh_assets.assets.automation import after_upstream_settles
 from mesh_assets.assets.builders import python as python_builder
 from mesh_assets.assets.builders import sql as sql_builder
 from mesh_assets.assets.builders.sources import source_asset
+from mesh_assets.assets.dbt_contracts import candidate_reads
 from mesh_assets.assets.ports import PortContext
 from mesh_assets.assets.publish import port_asset
 from mesh_assets.infra import environment
@@ -58,11 +59,20 @@ def build_domain(domain: str) -> dg.Definitions:
             else:
                 build = None
                 deps = [addressing.internal_key(spec.domain, spec.name, spec.port_model(port))]
+            # Built in one dbt run from a producer's candidate: publishes only after the producer's port.
+            candidates: dict[dg.AssetKey, dg.AssetKey] = {}
+            for read in candidate_reads(registry, product):
+                producer = read.producer.spec
+                model = producer.port_model(read.port)
+                candidates[read.key] = addressing.internal_key(producer.domain, producer.name, model)
             references = referenced_ports(product, port, registry)
+            deps = [*deps, *(key for key in candidates if key not in deps)]
             deps = [*deps, *(key for _, key in references.values() if key not in deps)]
             relations = {name: relation for name, (relation, _) in references.items()}
             assets.append(
-                port_asset(product, port, where, deps, transformation.kind, build, eager, relations)
+                port_asset(
+                    product, port, where, deps, transformation.kind, build, eager, relations, candidates
+                )
             )
     if dbt_projects:
         from mesh_assets.assets.builders import dbt as dbt_builder  # dagster-dbt only where dbt is used

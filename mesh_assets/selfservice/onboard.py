@@ -52,7 +52,7 @@ __all__ = ["OnboardError", "OnboardRequest", "onboard", "plan_onboarding"]
 
 def onboard(root: Path, request: OnboardRequest, asker: Asker | None = None) -> Scaffolded:
     """Onboard the dbt project at `request.path` as the new domain `request.domain`; or refuse."""
-    from mesh_assets.assets.dbt_contracts import GENERATED_FILE, prepare
+    from mesh_assets.assets.dbt_contracts import GENERATED_FILE, generated_macros_path, prepare
     from mesh_assets.product.registry import GOVERNANCE_DOMAIN, load_registry
 
     root = root.resolve()
@@ -135,6 +135,7 @@ def onboard(root: Path, request: OnboardRequest, asker: Asker | None = None) -> 
             _write_spec(root, domain, project, port, plan, governance, changes)
         for written in (GENERATED_FILE, "target", "logs"):
             changes.record(target / written)  # in a linked project, undo what dbt writes too
+        changes.record(generated_macros_path(target))
         try:
             prepare(load_registry(root), project)
         except RuntimeError as exc:

@@ -308,10 +308,11 @@ def new_product(root: Path, request: ProductRequest, asker: Asker | None = None)
             notes += _write_dbt_model(root, project, domain, name, model, title, contract, changes)
         _write_test(root, domain, name, request.kind, model, contract, changes)
         if request.kind == "dbt":
-            from mesh_assets.assets.dbt_contracts import GENERATED_FILE, prepare
+            from mesh_assets.assets.dbt_contracts import GENERATED_FILE, generated_macros_path, prepare
 
             for written in (GENERATED_FILE, "target", "logs"):
                 changes.record(root / "dbt_projects" / project / written)
+            changes.record(generated_macros_path(root / "dbt_projects" / project))
             try:
                 prepare(load_registry(root), project)
             except RuntimeError as exc:
