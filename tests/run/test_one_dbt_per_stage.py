@@ -91,3 +91,28 @@ def test_when_orders_fails_its_audit_sales_in_the_same_stage_is_not_published_an
     assert contents(database, PORTS) == last_good
     # ... and now dbt built sales from the new, unaudited orders candidate: only its publish was withheld.
     assert contents(database, [built])[built] != last_good["sales.sales_v2"]
+
+
+def test_a_run_building_the_orders_model_without_its_port_refuses_to_publish_sales_from_it(
+    mesh_copy: Path, isolated: Path
+) -> None:
+    from mesh_assets.run.runner import QUIET, load_location
+
+    defs = load_location("sales")
+    orders_port = dg.AssetKey(["sales", "orders", "v1"])
+    picked = [spec.key for spec in defs.resolve_all_asset_specs() if spec.key != orders_port]
+    with dg.DagsterInstance.get() as instance:
+        outcome = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=instance, asset_selection=picked, raise_on_error=False, run_config=QUIET
+        )
+
+    published = {e.asset_key for e in outcome.get_asset_materialization_events()}
+    assert dg.AssetKey(["sales", "orders", "internal", "orders_v1"]) in published
+    assert not {k for k in published if k.path[:2] == ["sales", "sales"] and k.path[2].startswith("v")}
+    failures = [e for e in outcome.all_events if e.is_step_failure and "sales__sales__v" in e.step_key]
+    assert len(failures) == 2
+    for failure in failures:
+        error, said = failure.step_failure_data.error, ""
+        while error is not None:
+            said, error = said + error.message, error.cause
+        assert "read the candidate of sales/orders/v1" in said
