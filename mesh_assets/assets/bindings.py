@@ -18,9 +18,7 @@ once for parity; benchmarks/bindings.py measures it against the port's build.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -171,39 +169,6 @@ def _select(spec: DataProductSpec, port: OutputPort, pii: BindingPii, dialect: s
     protected = protected_select(spec, port, None, dialect) if pii == BindingPii.PROTECTED else None
     relation = addressing.published(spec, port)
     return protected or f"SELECT * FROM {relation.sql}"
-
-
-PRELOADED = ("pyarrow", "pyarrow.dataset", "pyarrow.parquet")
-"""What every file binding's writer imports; an Iceberg binding also needs `PRELOADED_ICEBERG`."""
-PRELOADED_ICEBERG = ("pyiceberg.catalog.sql", "pyiceberg.io.pyarrow", "pyiceberg.table")
-
-
-def preload(ports: Iterable[OutputPort]) -> threading.Thread | None:
-    """Import the binding writers' libraries in a background thread when one of `ports` has a file binding.
-
-    Their import (~0.9 s of pyarrow and pyiceberg, measured) otherwise lands inside the first publish
-    with bindings. `mesh run` starts this before a stage's Dagster run, whose start (planned events,
-    each committed to the instance) and dbt step wait on disk and on the dbt process, so the import
-    overlaps them. An import that fails here fails again where the binding is written, and is reported
-    there; Python's module locks make the publish wait for an import still in flight.
-    """
-    kinds = {b.kind for port in ports for b in port.bindings if b.kind in FILE_KINDS}
-    if not kinds:
-        return None
-    modules = PRELOADED + (PRELOADED_ICEBERG if "iceberg" in kinds else ())
-
-    def load() -> None:
-        import importlib
-
-        for module in modules:
-            try:
-                importlib.import_module(module)
-            except Exception:  # reported by the binding that needs it, in its step
-                return
-
-    thread = threading.Thread(target=load, name="mesh-binding-preload", daemon=True)
-    thread.start()
-    return thread
 
 
 def write_bindings(

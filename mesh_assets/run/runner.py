@@ -22,7 +22,6 @@ from pathlib import Path
 
 import dagster as dg
 
-from mesh_assets.assets import bindings
 from mesh_assets.assets.dbt_outcomes import DBT_FAILURE
 from mesh_assets.infra import environment, reclaim
 from mesh_assets.product import addressing
@@ -303,9 +302,6 @@ def _execute(
     defs = load_location(domain)
     job = defs.resolve_implicit_global_asset_job_def()
     keys = [key for product in runnable for key in _product_keys(defs, product)]
-    # Binding libraries import while the run starts and dbt works (waits on disk and on a subprocess),
-    # not inside the first publish; started after the location's load, which is CPU-bound imports too.
-    bindings.preload(port for product in runnable for port in product.spec.output_ports)
     started = time.monotonic()
     outcome = job.execute_in_process(
         instance=instance,
