@@ -9,6 +9,8 @@ Points (`MESH_TEST_CRASH_AT`):
 - `landing`: a source extract has just been landed into the warehouse, the step not yet finished;
 - `publish`: inside the publish transaction of port `MESH_TEST_CRASH_PORT` (e.g. `sales.sales_v2`),
   after the new batch replaced the port's table and before COMMIT;
+- `published`: port `MESH_TEST_CRASH_PORT` has just been published (committed), before the step ends and
+  before any port published after it in the same stage (e.g. `sales.orders_v1`, before `sales.sales_v2`);
 - `dbt`: the dbt CLI subprocess has started (the marker names its pid); nothing freezes.
 - `binding`: a port's bindings are being written: its Parquet snapshot is written aside and `latest` not
   yet switched (its Iceberg binding, written in a parallel thread, may or may not have committed).
@@ -70,6 +72,16 @@ def arm(point: str) -> None:
             return execute(self, sql, params)
 
         session.publish, session.execute = wrapped_publish, wrapped_execute
+    elif point == "published":
+        target = os.environ["MESH_TEST_CRASH_PORT"]
+        publish_port = session.publish
+
+        def published(self, staging, port):
+            publish_port(self, staging, port)
+            if port.dotted == target:
+                _freeze(point=point, port=target)
+
+        session.publish = published
     elif point == "dbt":
         popen = subprocess.Popen
 

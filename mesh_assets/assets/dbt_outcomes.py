@@ -63,12 +63,37 @@ def link_seeded_sources(manifest: dict[str, Any]) -> dict[str, Any]:
     an external source that nothing materializes, which would also hold back automation as missing).
     Only the platform's copy changes: dbt itself still reads the source.
     """
-    seeded = seed_source_ids(manifest)
-    if not seeded:
+    return _replace_sources(manifest, seed_source_ids(manifest))
+
+
+def link_candidate_sources(manifest: dict[str, Any], candidates: dict[str, str]) -> dict[str, Any]:
+    """The manifest with each port source read from a sibling's candidate replaced by the producer's model.
+
+    `candidates` maps `<source>.<table>` to the producer's port model (`dbt_contracts.candidate_sources`).
+    The generated `source()` records both the source and the ref when dbt parses; Dagster must see only
+    the model, inside the same dbt multi-asset: an edge to the producer's *port* asset would split the
+    dbt step in two around the producer's publish (two dbt processes where one does).
+    """
+    models = {
+        node["name"]: uid
+        for uid, node in manifest.get("nodes", {}).items()
+        if node.get("resource_type") == "model"
+    }
+    replaced = {
+        uid: models[candidates[f"{source['source_name']}.{source['name']}"]]
+        for uid, source in manifest.get("sources", {}).items()
+        if candidates.get(f"{source['source_name']}.{source['name']}") in models
+    }
+    return _replace_sources(manifest, replaced)
+
+
+def _replace_sources(manifest: dict[str, Any], replaced: dict[str, str]) -> dict[str, Any]:
+    """The manifest with each source unique id of `replaced` replaced by the node id it maps to."""
+    if not replaced:
         return manifest
 
     def swap(ids: list[str]) -> list[str]:
-        return list(dict.fromkeys(seeded.get(i, i) for i in ids))
+        return list(dict.fromkeys(replaced.get(i, i) for i in ids))
 
     for section in ("nodes", "unit_tests"):
         for node in (manifest.get(section) or {}).values():
@@ -80,9 +105,9 @@ def link_seeded_sources(manifest: dict[str, Any]) -> dict[str, Any]:
         for uid in list(graph):
             graph[uid] = swap(graph[uid])
     children = manifest.get("child_map") or {}
-    for source, seed in seeded.items():
-        if seed in children:
-            children[seed] = list(dict.fromkeys([*children[seed], *children.pop(source, [])]))
+    for source, node in replaced.items():
+        if node in children:
+            children[node] = list(dict.fromkeys([*children[node], *children.pop(source, [])]))
         children.pop(source, None)
         (manifest.get("parent_map") or {}).pop(source, None)
         manifest["sources"].pop(source, None)

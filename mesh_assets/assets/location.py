@@ -14,6 +14,7 @@ from mesh_assets.assets import lineage_cache
 from mesh_assets.assets.automation import after_upstream_settles
 from mesh_assets.assets.builders import BUILDERS, KindBuilder
 from mesh_assets.assets.builders.sources import source_asset
+from mesh_assets.assets.dbt_contracts import candidate_reads
 from mesh_assets.assets.ports import PortContext
 from mesh_assets.assets.publish import port_asset
 from mesh_assets.infra import environment
@@ -52,10 +53,19 @@ def build_domain(domain: str) -> dg.Definitions:
             shared.setdefault(project, builder)
         for port in spec.output_ports:
             build, deps = builder.port_builder(product, registry, port, env)
+            # Built in one dbt run from a producer's candidate: publishes only after the producer's port.
+            candidates: dict[dg.AssetKey, dg.AssetKey] = {}
+            for read in candidate_reads(registry, product):
+                producer = read.producer.spec
+                model = producer.port_model(read.port)
+                candidates[read.key] = addressing.internal_key(producer.domain, producer.name, model)
             references = referenced_ports(product, port, registry)
+            deps = [*deps, *(key for key in candidates if key not in deps)]
             deps = [*deps, *(key for _, key in references.values() if key not in deps)]
             relations = {name: relation for name, (relation, _) in references.items()}
-            assets.append(port_asset(product, port, where, deps, kind.name, build, eager, relations))
+            assets.append(
+                port_asset(product, port, where, deps, kind.name, build, eager, relations, candidates)
+            )
     for project, builder in shared.items():
         assert builder.project_assets is not None, f"a kind with shared projects builds them ({project})"
         automation = {p.key: eager for p in products}

@@ -143,10 +143,13 @@ def port_asset(
     build_candidate: BuildCandidate | None,
     automation: dg.AutomationCondition | None,
     references: dict[str, addressing.Relation] | None = None,
+    candidates: dict[dg.AssetKey, dg.AssetKey] | None = None,
 ) -> dg.AssetsDefinition:
     """The port's asset: build the candidate (unless an upstream dbt model did), audit, publish.
 
     `references` maps each port a referential-integrity rule reads to its published relation.
+    `candidates` maps each producer port whose candidate the dbt models may have read in the same run
+    (`dbt_contracts.candidate_reads`) to the producer's port model: the port publishes only after them.
     """
     spec = product.spec
     asset_spec = port_spec(product, port, where, deps, tool, automation)
@@ -169,6 +172,7 @@ def port_asset(
                 build_candidate(context, session, candidate)
             else:
                 refuse_failed_dbt_tests(context, product, port)
+                refuse_unpublished_candidates(context, product, port, candidates or {})
                 source = dbt_candidate(product, port)
             yield from audit_and_publish(context, session, product, port, source, references)
 
@@ -215,5 +219,47 @@ def refuse_failed_dbt_tests(context: dg.AssetExecutionContext, product: Product,
                 "good data."
             ),
             metadata={"failed_dbt_tests": sorted(set(failed))},
+            allow_retries=False,
+        )
+
+
+def refuse_unpublished_candidates(
+    context: dg.AssetExecutionContext,
+    product: Product,
+    port: OutputPort,
+    candidates: dict[dg.AssetKey, dg.AssetKey],
+) -> None:
+    """Refuse to publish a dbt port built from a producer's candidate this run did not publish.
+
+    When one dbt invocation builds a producer's port model and its consumer's models, the consumer read
+    the unaudited candidate. Its port depends on the producer's port, so Dagster runs it after that
+    publish and skips it when the audit fails; a run that built the producer's model without its port
+    (a hand-picked selection) would publish unaudited data, and is refused here instead.
+    """
+    if not candidates:
+        return
+    records = context.instance.get_records_for_run(
+        run_id=context.run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=100_000
+    ).records
+    materialized = {
+        record.event_log_entry.dagster_event.asset_key
+        for record in records
+        if record.event_log_entry.dagster_event is not None
+    }
+    unpublished = sorted(
+        producer.to_user_string()
+        for producer, model in candidates.items()
+        if model in materialized and producer not in materialized
+    )
+    if unpublished:
+        spec = product.spec
+        raise dg.Failure(
+            description=(
+                f"{spec.key} v{port.major} was not published: its dbt models read the candidate of "
+                f"{', '.join(unpublished)}, which this run built but did not publish. Materialize those "
+                f"ports in the same run. The published port {addressing.published(spec, port).dotted} "
+                "keeps its last good data."
+            ),
+            metadata={"unpublished_inputs": unpublished},
             allow_retries=False,
         )

@@ -29,8 +29,22 @@ def _validator() -> Any:
     return jsonschema.validators.validator_for(schema)(schema)
 
 
+@cache
+def _fast_validator() -> Any:
+    import jsonschema_rs
+
+    return jsonschema_rs.validator_for(json_schema())
+
+
 def schema_errors(document: Mapping[str, Any]) -> list[str]:
-    """Where `document` breaks the official JSON Schema: `path: message`, empty when valid."""
+    """Where `document` breaks the official JSON Schema: `path: message`, empty when valid.
+
+    Validity is decided by `jsonschema_rs` (0.5 ms a contract where `jsonschema` takes ~35 ms: the
+    governance run exports every contract, each checked); only a refused document is walked by
+    `jsonschema`, whose messages `mesh contract validate` has always shown (as fitness does).
+    """
+    if _fast_validator().is_valid(dict(document)):
+        return []
     validator = _validator()
     found = []
     for error in sorted(validator.iter_errors(dict(document)), key=lambda e: list(map(str, e.path))):

@@ -36,6 +36,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from mesh_assets.assets.dbt_contracts import GENERATED_MACROS, candidate_reads
 from mesh_assets.product import addressing, kinds
 from mesh_assets.product.errors import SpecIssue
 from mesh_assets.product.registry import Product, Registry, effective_status
@@ -114,6 +115,11 @@ class _Map:
         for source in spec.source_inputs:  # an extract it declares, even if a sibling landed it first
             relation = addressing.source_relation(spec.domain, source.source)
             own.add((relation.schema, relation.name))
+        # A producer's candidate the generated `source()` reads when one dbt invocation builds both
+        # (`dbt_contracts.candidate_reads`): in compiled code, a declared input, not a back door.
+        for read in candidate_reads(self.registry, product):
+            producer = read.producer.spec
+            own.add((producer.domain + addressing.INTERNAL_SCHEMA_SUFFIX, producer.port_model(read.port)))
         declared: dict[tuple[str, str], str] = {}
         for item in spec.product_inputs:
             resolved = self.registry.resolve(product, item)
@@ -348,7 +354,11 @@ def _dbt_project(root: Path) -> _DbtProject:
                     schema = source.get("schema") or source["name"]
                     sources[(source["name"], table["name"])] = f'"{schema}"."{identifier}"'
     folders = [root / str(folder) for folder in config.get("macro-paths") or ["macros"]]
-    files = [file for folder in folders for file in sorted(folder.rglob("*.sql"))]
+    # Not the generated `source()` override: it needs dbt's `builtins`, and its published-port branch is
+    # what this lint's own `source()` renders (the candidate branch is allowed in `_Map.allowed`).
+    files = [
+        file for folder in folders for file in sorted(folder.rglob("*.sql")) if file.name != GENERATED_MACROS
+    ]
     macros = "".join("".join(_MACRO.findall(file.read_text())) for file in files)
     return _DbtProject(root, name, dialect, nodes, relations, sources, mtime, macros)
 

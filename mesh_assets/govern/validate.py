@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mesh_assets.assets.builders import sql as sql_builder
-from mesh_assets.assets.dbt_contracts import GENERATED_FILE, generated_yaml
+from mesh_assets.assets.dbt_contracts import generated_drift
 from mesh_assets.govern import access_lint, backdoors, code_access, python_access
 from mesh_assets.product import access, kinds
 from mesh_assets.product import spec as spec_module
@@ -263,8 +263,7 @@ def validate(root: Path) -> Report:
                         issues += exc.issues
     projects = kinds.projects([p.spec for p in registry.products.values()])
     for project in projects:
-        generated = root / "dbt_projects" / project / GENERATED_FILE
-        if not generated.exists() or generated.read_text() != generated_yaml(registry, project):
+        for generated in generated_drift(registry, project):
             issues.append(
                 SpecIssue(
                     generated,

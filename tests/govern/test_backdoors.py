@@ -155,6 +155,31 @@ def test_dbt_compiled_code_reading_another_domains_internals_is_refused(mesh_cop
     assert "run `mesh prepare`" in finding.fix
 
 
+def test_dbt_compiled_code_reading_the_candidate_of_a_declared_input_built_in_the_same_run_passes(
+    mesh_copy: Path,
+) -> None:
+    # What the generated source() compiles to when one dbt invocation builds orders and sales.
+    compiled = mesh_copy / COMPILED_SALES_V2
+    compiled.parent.mkdir(parents=True)
+    compiled.write_text('select * from "mesh"."sales_internal"."orders_v1" as o\n')
+
+    assert backdoors.lint(load_registry(mesh_copy)) == []
+
+
+def test_dbt_compiled_code_reading_the_candidate_of_a_sibling_it_does_not_declare_is_refused(
+    mesh_copy: Path,
+) -> None:
+    compiled = mesh_copy / "dbt_projects/sales/target/compiled/sales/models/orders/orders_v1.sql"
+    compiled.parent.mkdir(parents=True)
+    compiled.write_text('select * from "mesh"."sales_internal"."sales_v2"\n')
+
+    orders = mesh_copy / "dbt_projects/sales/models/orders/orders_v1.sql"
+    finding = the_finding(backdoors.lint(load_registry(mesh_copy)), orders)
+
+    assert finding.field == "sales_internal.sales_v2"
+    assert "the dbt model of sales.sales" in finding.message
+
+
 def test_dbt_compiled_code_older_than_the_model_is_not_trusted(mesh_copy: Path) -> None:
     compiled = mesh_copy / COMPILED_SALES_V2
     compiled.parent.mkdir(parents=True)

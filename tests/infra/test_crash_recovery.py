@@ -281,6 +281,26 @@ def test_a_run_killed_inside_a_publish_leaves_that_port_whole_and_the_next_run_c
         assert checksum in (baseline.old[port], new[port]), f"{port} holds neither its last good nor new data"
 
 
+def test_a_run_killed_between_two_ports_of_one_dbt_stage_leaves_both_whole_and_the_next_run_completes(
+    baseline: Baseline, tmp_path: Path
+) -> None:
+    # One dbt invocation built orders' candidate and sales' from it; orders then published, sales not yet.
+    world = scenario(baseline, tmp_path)
+    pid, said = kill_at(world, "published", MESH_TEST_CRASH_PORT="sales.orders_v1")
+    assert said["port"] == "sales.orders_v1"
+    at_kill = world.checksums()
+
+    output = world.run()
+    assert_reclaimed_and_clean(world, pid, output)
+    new = world.checksums()
+    # The producer holds its new batch, the consumer still its last good one: each port whole.
+    assert at_kill["sales.orders_v1"] == new["sales.orders_v1"] != baseline.old["sales.orders_v1"]
+    assert at_kill["sales.sales_v2"] == baseline.old["sales.sales_v2"] != new["sales.sales_v2"]
+    assert at_kill["sales.sales_v1"] == baseline.old["sales.sales_v1"] != new["sales.sales_v1"]
+    for port, checksum in at_kill.items():
+        assert checksum in (baseline.old[port], new[port]), f"{port} holds neither its last good nor new data"
+
+
 def test_a_run_killed_during_dbt_is_reclaimed_while_its_orphaned_dbt_finishes(
     baseline: Baseline, tmp_path: Path
 ) -> None:

@@ -28,7 +28,9 @@ from packaging.version import Version
 
 from mesh_assets.assets import column_lineage, lineage_cache
 from mesh_assets.assets.dbt_contracts import (
+    candidate_sources,
     dbt_executable,
+    generated_macros_path,
     port_source_name,
     prepare,
     products_of_project,
@@ -38,6 +40,7 @@ from mesh_assets.assets.dbt_contracts import (
 from mesh_assets.assets.dbt_outcomes import (
     DBT_FAILURE,
     failed_nodes,
+    link_candidate_sources,
     link_seeded_sources,
     seed_backed_sources,
 )
@@ -54,6 +57,7 @@ def _manifest(registry: Registry, project: str, env: Environment, domain: str) -
     project_dir = registry.root / "dbt_projects" / project
     manifest = project_dir / "target" / "manifest.json"
     inputs = [project_dir / "dbt_project.yml", *project_dir.glob("models/**/*")]
+    inputs += [m for m in [generated_macros_path(project_dir)] if m.exists()]
     inputs += [p.path for p in products_of_project(registry, project)]
     stale = not manifest.exists() or max(f.stat().st_mtime for f in inputs) > manifest.stat().st_mtime
     if stale:
@@ -221,6 +225,8 @@ def dbt_project_assets(
     # Raw data a project seeds itself and reads as sources (jaffle-shop's `ecom`): the seed is the source.
     seeds_read_as_sources = set(seed_backed_sources(manifest).values())
     manifest = link_seeded_sources(manifest)
+    # A consumer built in the same dbt invocation as its producer reads the producer's model, not its port.
+    manifest = link_candidate_sources(manifest, candidate_sources(registry, project))
     _refuse_unowned_models(manifest, translator, registry, project)
     dbt_vars = vars_args(project_vars(registry, project))
 
