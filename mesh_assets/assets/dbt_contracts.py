@@ -8,7 +8,9 @@ the spec. Kept apart from the asset builder so validating and preparing never im
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -60,9 +62,45 @@ def candidate_reads(registry: Registry, product: Product) -> list[ResolvedInput]
             kinds.kind_of(producer).project(producer.spec) == project
             and producer.spec.domain == product.spec.domain
             and producer.key != product.key
+            and (port_source_name(producer.spec.domain), resolved.relation.name)
+            not in unit_test_sources(registry.root / kinds.DBT_PROJECTS / project)
         ):
             found.append(resolved)
     return found
+
+
+_SOURCE_CALL = re.compile(r"""source\(\s*['"]([^'"]+)['"]\s*,\s*['"]([^'"]+)['"]\s*\)""")
+
+
+def unit_test_sources(project_dir: Path) -> frozenset[tuple[str, str]]:
+    """`(source, table)` of every source a dbt unit test of the project gives as an input.
+
+    Such a port is read published, never as a candidate: dbt builds a unit test's fixture with the
+    columns of the input's own relation, which for a port is the published table, and that does not exist
+    before the port's first publish (the unit test would fail, naming a missing relation). The consumer's
+    ports then publish from a second dbt process after the producer's, as before one-process stages.
+    """
+    files = sorted(
+        path
+        for folder in ("models", "tests")
+        for pattern in ("*.yml", "*.yaml")
+        for path in (project_dir / folder).rglob(pattern)
+    )
+    return _unit_test_sources(tuple((path, path.stat().st_mtime_ns) for path in files))
+
+
+@functools.lru_cache(maxsize=32)
+def _unit_test_sources(files: tuple[tuple[Path, int], ...]) -> frozenset[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    for path, _ in files:
+        text = path.read_text()
+        if "unit_tests" not in text:  # most property files: no YAML to parse
+            continue
+        document = yaml.safe_load(text) or {}
+        for test in document.get("unit_tests") or [] if isinstance(document, dict) else []:
+            for given in test.get("given") or []:
+                found.update(_SOURCE_CALL.findall(str(given.get("input", ""))))
+    return frozenset(found)
 
 
 def products_of_project(registry: Registry, project: str) -> list[Product]:
@@ -206,14 +244,15 @@ _MACROS = """\
 -#}
 {% macro source(source_name, table_name) -%}
   {%- set candidates = CANDIDATES -%}
-  {%- set model = candidates.get(source_name ~ "." ~ table_name) -%}
+  {%- set producer = candidates.get(source_name ~ "." ~ table_name) -%}
   {%- set published = builtins.source(source_name, table_name) -%}
-  {%- if model is none -%}
+  {#- A unit test gives this input as the source the model names: it has no producer model to read. -#}
+  {%- if producer is none or (model is mapping and model.get("resource_type") == "unit_test") -%}
     {{- return(published) -}}
   {%- endif -%}
   {#- Parsing records the ref too: dbt builds (and tests) the producer's model first. -#}
-  {%- set candidate = builtins.ref(model) -%}
-  {%- if execute and ("model." ~ project_name ~ "." ~ model) in selected_resources -%}
+  {%- set candidate = builtins.ref(producer) -%}
+  {%- if execute and ("model." ~ project_name ~ "." ~ producer) in selected_resources -%}
     {{- return(candidate) -}}
   {%- endif -%}
   {{- return(published) -}}

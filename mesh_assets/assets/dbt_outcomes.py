@@ -15,6 +15,8 @@ from typing import Any
 
 DBT_FAILURE = "mesh/dbt_failure"
 """Metadata key of the observation a dbt step records for a model dbt did not build: dbt's reason."""
+DBT_SKIPPED = "skipped by dbt: "
+"""How the reason of a model dbt skipped for a failure upstream of it starts."""
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -166,7 +168,7 @@ def failed_nodes(manifest: dict[str, Any], results: list[dict[str, Any]]) -> dic
                 for f in sorted(failures)
                 if f != uid and (f in upstream if f in built else bool(set(_parents(manifest, f)) & upstream))
             ]
-            reasons[uid] = "skipped by dbt: " + (
+            reasons[uid] = DBT_SKIPPED + (
                 "; ".join(described(f) for f in causes) or "something upstream of it failed"
             )
     return reasons

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from mesh_assets.assets.dbt_outcomes import DBT_FAILURE
+from mesh_assets.assets.dbt_outcomes import DBT_FAILURE, DBT_SKIPPED
 from mesh_assets.infra import environment, reclaim
 from mesh_assets.product import addressing
 from mesh_assets.product.registry import (
@@ -499,8 +499,9 @@ def _judge(
     errors = [f for f in (mine or failures) if f.step_failure_data and f.step_failure_data.error]
     reasons = list(dict.fromkeys(not_built))
     upstream = [i.product for i in product.spec.product_inputs if i.product in failed]
-    if upstream and not reasons and not mine:
-        # Its producer in this stage failed, so Dagster never ran it: skipped, as across stages.
+    if upstream and not mine and all(r.startswith(DBT_SKIPPED) for r in reasons):
+        # Its producer in this stage failed, so Dagster never ran it (or dbt, building both in one process,
+        # skipped its models for that failure): skipped, as across stages.
         return RunStatus.SKIPPED, f"upstream failed: {', '.join(upstream)}"
     reasons += [_root_cause(f) for f in errors]
     detail = f"ports not published: {', '.join(missing)}" if missing else "blocking checks failed"

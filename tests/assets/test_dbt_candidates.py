@@ -47,7 +47,7 @@ def test_the_generated_source_macro_reads_the_candidate_only_when_the_invocation
     assert '{"port_sales.orders_v1": "orders_v1"}' in text
     # Both branches are recorded at parse time (so dbt orders the models); which one renders is decided
     # by what the invocation selected.
-    assert "builtins.ref(model)" in text and "builtins.source(source_name, table_name)" in text
+    assert "builtins.ref(producer)" in text and "builtins.source(source_name, table_name)" in text
     assert "in selected_resources" in text
     assert (generated_macros_path(repo_root / "dbt_projects" / "sales")).read_text() == text
 
