@@ -22,6 +22,7 @@ if __name__ == "__main__":
         ("wap_split.py", ["--scale", "1000000"]),
         ("event_log.py", []),
         ("monitors.py", []),
+        ("per_product.py", []),
     ]:
         print(f"== {script} {' '.join(args)}", flush=True)
         subprocess.run([sys.executable, str(HERE / script), *args], check=True)
