@@ -1,4 +1,4 @@
-"""A minimal valid product spec for the binding tests (one port, two columns), as a mapping to edit."""
+"""A minimal valid product spec (one port, two columns), as a mapping to edit: shared by the tests."""
 
 from __future__ import annotations
 

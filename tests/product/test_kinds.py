@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from binding_specs import MINIMAL_SPEC
 
 from mesh_assets.assets import lineage_cache
 from mesh_assets.assets.builders import BUILDERS
@@ -36,26 +37,9 @@ REGISTRY_MODULES = {"mesh_assets/product/kinds.py"}
 
 
 def _spec(transformation: dict[str, Any], **changes: Any) -> DataProductSpec:
+    # The shared minimal spec with two ports, the second built by a model not named after the port.
     document: dict[str, Any] = {
-        "name": "widgets",
-        "domain": "sales",
-        "title": "Widgets",
-        "description": {
-            "purpose": "Every widget we sell.",
-            "usage": "Join on widget_id.",
-            "limitations": "None.",
-        },
-        "owner": {"team": "sales_data", "steward": "ana.lopez@example.com"},
-        "product_type": "source-aligned",
-        "status": "active",
-        "business_capability": "Order management",
-        "classification": "internal",
-        "access": {"mode": "open"},
-        "access_policy": {},
-        "distribution_rights": {"redistribute_unmodified": False, "redistribute_modified": True},
-        "data_sharing_agreement": {"reference": "DSA-1", "terms": "Internal use."},
-        "support": {"channel": "#sales-data"},
-        "slos": {"freshness": {"max_age": "24h"}},
+        **copy.deepcopy(MINIMAL_SPEC),
         "transformation": transformation,
         "output_ports": [
             {
