@@ -51,9 +51,11 @@ lint: $(BIN)/.installed
 test: setup lint validate
 	$(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder
 
-# The edit loop: lint and the tests not marked slow (the end-to-end builds run in `make test`).
+# The edit loop: lint and the tests not marked slow (the end-to-end builds run in `make test`). No long
+# file to schedule around here, so tests, not files, are spread over the workers (measured on 2 cores:
+# 1m53s for `-n 3 --dist load`, 2m01s with `-n 4`, 2m22s with `-n 3 --dist loadfile`).
 check: setup lint
-	$(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder -q -m "not slow"
+	$(BIN)/pytest -n 3 --dist load -q -m "not slow"
 
 dev: setup
 	$(BIN)/dagster dev -w workspace.yaml
