@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
@@ -24,7 +25,7 @@ class CursorError(ValueError):
         """False for a well-formed cursor of another format version (expected after an upgrade)."""
 
 
-class VersionedCursor:
+class VersionedCursor(ABC):
     """Base of a sensor cursor stored as compact JSON with its format version under `"v"`.
 
     A subclass (a dataclass whose defaults are the fresh cursor) sets `VERSION` (bumped when its shape
@@ -40,13 +41,13 @@ class VersionedCursor:
     """Whether the JSON keys are sorted; a cursor keeps the byte layout it was first written with."""
 
     @classmethod
+    @abstractmethod
     def from_payload(cls, data: Mapping[str, Any]) -> Self:
         """The cursor held by a stored object of this `VERSION` (may raise on a field of the wrong type)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def to_payload(self) -> dict[str, Any]:
         """The object to store, without `"v"`, keys in the order they are written."""
-        raise NotImplementedError
 
     @classmethod
     def parse(cls, text: str | None) -> Self:

@@ -11,25 +11,24 @@ no file (docs/architecture.md#product-code-runs-isolated).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mesh_assets.product.bindings import BindingPii, IcebergBinding
 
 if TYPE_CHECKING:
     from mesh_assets.product.errors import SpecIssue
     from mesh_assets.product.registry import Product, ResolvedInput
-    from mesh_assets.product.spec import OutputPort
+    from mesh_assets.product.spec import OutputPort, ProductInput
 
 VIA_TABLE = "table"
 """The default: the input reads the port's warehouse table."""
 VIA_ICEBERG = "iceberg"
 """The input reads the port's Iceberg binding."""
-VIAS = (VIA_TABLE, VIA_ICEBERG)
 
 
-def via_of(declared: Any) -> str:
-    """How a declared input reads its port (`ProductInput.via`; `table` when not said)."""
-    return getattr(declared, "via", None) or VIA_TABLE
+def via_of(declared: ProductInput) -> str:
+    """How a declared input reads its port (`ProductInput.via`: `table` unless it says `iceberg`)."""
+    return declared.via
 
 
 def iceberg_binding(port: OutputPort) -> IcebergBinding | None:
