@@ -7,24 +7,33 @@ commits and closes. Its shards are created in WAL mode, so each close also check
 database and unlinks `-wal` and `-shm`. In `mesh run` that is a large share of the platform's overhead
 (`benchmarks/instance_storage.py`: the instance on tmpfs instead of disk saves 13% of a 10k-order run).
 
-`MeshSqliteEventLogStorage` changes two things, both measured with 300 `store_event` calls (check
-evaluations and log lines) on disk:
+`MeshSqliteEventLogStorage` changes three things, measured with `store_event` calls (check evaluations
+and log lines) on disk:
 
 - one engine per shard, cached (a bounded LRU: a webserver reads many runs; evicted engines are
-  disposed): 2.95 s -> 2.06 s. Engines keep `NullPool` and the stock connect arguments, so every use
-  is still its own connection, opened and closed;
+  disposed): 300 calls 2.95 s -> 2.06 s;
 - `PRAGMA journal_mode=TRUNCATE` on each new connection: -> 1.61 s. A rollback journal, truncated
   after each commit instead of unlinked; with the default `synchronous=FULL` as durable as WAL or DELETE
-  (`synchronous=OFF` was faster, 0.99 s, and loses durability: not taken). It converts a shard out of
-  WAL (the mode is stored in the file; the stock class reads either). Leaving WAL needs the only open
-  connection to the file: when another process has one open the pragma fails at once and that
-  connection simply stays in WAL. Unlike WAL, a rollback journal makes readers wait while a writer
-  commits (up to the stock 30 s busy timeout; commits take milliseconds). Keeping WAL with pooled
-  connections was slower (2.16 s) and would hide writes from the UI's live run-log watcher, which
-  watches `<run_id>.db` itself for modifications (WAL writes reach it only at a checkpoint).
+  (`synchronous=OFF` was faster, 0.99 s, and loses durability on power loss: not taken). It converts a
+  shard out of WAL (the mode is stored in the file; the stock class reads either). Leaving WAL needs the
+  only open connection to the file: when another process has one open the pragma fails at once and that
+  connection simply stays in WAL (and is closed after each use, see below). Unlike WAL, a rollback
+  journal makes readers wait while a writer commits (up to the stock 30 s busy timeout; commits take
+  milliseconds). WAL with pooled connections was slower (2.16 s) and would hide writes from the UI's
+  live run-log watcher, which watches `<run_id>.db` itself for modifications (WAL writes reach it only
+  at a checkpoint);
+- one connection kept open per shard (a pool of one) instead of a new connection, journal pragma and
+  close per use: an event is stored through two to five uses of a shard (run shard, index, check
+  tables). 600 calls on a quiet machine, medians of 5: 1.79 s -> 1.24 s (3.0 -> 2.1 ms per event);
+  in `benchmarks/per_product.py`, 99 events per product. An idle SQLite connection holds no lock, so
+  other processes read and write the shard as before, and a commit still writes `<run_id>.db`. A kept
+  connection is dropped when its shard's file was deleted or replaced since it was opened (`wipe`, or
+  another process's), found by the file's inode on each use; a connection that stayed in WAL is closed
+  after each use, as the stock class closes every one.
 
-Together (`benchmarks/event_log.py`, `results/event_log.json`, medians of 3 on a loaded 2-core machine):
-300 `store_event` calls 2.41 s -> 1.98 s, and a whole `mesh run` at 10k orders 31.8 s -> 26.9 s (-15%).
+The first two together (`benchmarks/event_log.py`, `results/event_log.json`, medians of 3 on a loaded
+2-core machine): 300 `store_event` calls 2.41 s -> 1.98 s, and a whole `mesh run` at 10k orders 31.8 s ->
+26.9 s (-15%).
 
 Everything else is the stock class: the same files and layout (so histories move freely between this
 class and the stock one; a shard gains a zero-length `<shard>.db-journal` beside it), the same first-use
@@ -60,7 +69,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as db
 from dagster import Field, StringSource
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 from mesh_assets.product import dagster_private
 
@@ -73,22 +82,37 @@ JOURNAL_MODE = "TRUNCATE"
 MAX_CACHED_ENGINES = 64
 
 
-def _set_journal_mode(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+_IN_WAL = "mesh_in_wal"
+"""Connection info key: the connection works in WAL mode (it could not leave it), so it is not kept open."""
+
+
+def _set_journal_mode(dbapi_connection: sqlite3.Connection, record: Any) -> None:
     """SQLAlchemy "connect" hook: every new DBAPI connection journals in `JOURNAL_MODE`."""
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(f"PRAGMA journal_mode={JOURNAL_MODE}")
+        mode = cursor.execute(f"PRAGMA journal_mode={JOURNAL_MODE}").fetchone()
     except sqlite3.OperationalError:
         # A WAL shard another process has open ("database is locked", raised at once, without waiting),
         # or a read-only file: this connection works in the shard's current mode, as the stock one does.
-        pass
+        mode = cursor.execute("PRAGMA journal_mode").fetchone()
     finally:
         cursor.close()
+    record.info[_IN_WAL] = bool(mode) and str(mode[0]).lower() == "wal"
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """The file's device and inode (None if it does not exist): which file a kept connection has open."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 # Private names, through the one module that lists them (and whose test fails if Dagster changes them).
 SqliteEventLogStorage = dagster_private.sqlite_event_log_storage()
 SQLITE_BUSY_TIMEOUT_SECONDS = dagster_private.sqlite_busy_timeout_seconds()
+INDEX_SHARD_NAME = dagster_private.sqlite_index_shard_name()
 
 
 class MeshSqliteEventLogStorage(SqliteEventLogStorage):
@@ -100,6 +124,8 @@ class MeshSqliteEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None) -> None:
         self._engines: OrderedDict[str, Engine] = OrderedDict()
+        self._files: dict[str, tuple[int, int] | None] = {}
+        self._tables: set[str] = set()
         if base_dir is not None:
             super().__init__(base_dir, inst_data)
         else:
@@ -134,26 +160,84 @@ class MeshSqliteEventLogStorage(SqliteEventLogStorage):
             if shard not in self._initialized_dbs:
                 self._initdb(engine)
                 self._initialized_dbs.add(shard)
-            with engine.connect() as conn, conn.begin():
-                yield conn
+                # The stock initialisation turns the shard to WAL on the connection it used: a new one
+                # (from the connect hook) turns it back.
+                engine.dispose()
+            with engine.connect() as conn:
+                with conn.begin():
+                    yield conn
+                if conn.info.get(_IN_WAL):
+                    # A WAL shard keeps its commits in `-wal` until a checkpoint, which closing the last
+                    # connection makes: not kept open, so the UI's watcher of `<run_id>.db` still sees them.
+                    conn.invalidate()
+            if shard not in self._files:
+                self._files[shard] = _identity(self.path_for_shard(shard))
 
     def _engine(self, shard: str) -> Engine:
-        """The shard's engine, made (with the stock arguments) on first use; call with `_db_lock` held."""
+        """The shard's engine, made (with the stock arguments) on first use; call with `_db_lock` held.
+
+        Its one pooled connection is kept only while the file is the one it opened: a shard deleted or
+        replaced since (`wipe`, another process's `dagster instance wipe`) gets a new engine, so nothing is
+        read from or written to an unlinked file.
+        """
         engine = self._engines.get(shard)
         if engine is not None:
-            self._engines.move_to_end(shard)
-            return engine
+            if _identity(self.path_for_shard(shard)) == self._files.get(shard):
+                self._engines.move_to_end(shard)
+                return engine
+            del self._engines[shard]
+            self._files.pop(shard, None)
+            engine.dispose()
         engine = db.create_engine(
             self.conn_string_for_shard(shard),
-            poolclass=NullPool,
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+            # One connection kept open per shard (uses are serialised by `_db_lock`); an idle SQLite
+            # connection holds no lock, so other processes read and write the shard as before.
+            poolclass=QueuePool,
+            pool_size=1,
+            max_overflow=2,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
         )
         db.event.listen(engine, "connect", _set_journal_mode)
         self._engines[shard] = engine
         while len(self._engines) > self.max_cached_engines:
-            _, evicted = self._engines.popitem(last=False)
+            evicted_shard, evicted = self._engines.popitem(last=False)
+            self._files.pop(evicted_shard, None)
             evicted.dispose()
         return engine
+
+    def has_table(self, table_name: str) -> bool:
+        """Whether the index shard has the table: asked before every check event (`supports_asset_checks`).
+
+        The stock answer builds an engine and opens a connection each time (3,100 times in a 50-product
+        run, 9% of it under cProfile); this one remembers a table once found (Dagster adds tables in
+        migrations and never drops one; `wipe` and `upgrade` forget). It is asked with `_db_lock` held
+        (inside a shard's connection), so it opens its own plain connection, as the stock one does.
+        """
+        if table_name in self._tables:
+            return True
+        path = self.path_for_shard(INDEX_SHARD_NAME)
+        if not os.path.exists(path):
+            return False
+        connection = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
+        try:
+            found = bool(
+                connection.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table_name,)
+                ).fetchone()
+            )
+        finally:
+            connection.close()
+        if found:
+            self._tables.add(table_name)
+        return found
+
+    def wipe(self) -> None:
+        self._tables.clear()
+        super().wipe()
+
+    def upgrade(self) -> None:
+        self._tables.clear()
+        super().upgrade()
 
     @property
     def cached_shards(self) -> list[str]:
@@ -167,3 +251,4 @@ class MeshSqliteEventLogStorage(SqliteEventLogStorage):
             for engine in self._engines.values():
                 engine.dispose()
             self._engines.clear()
+            self._files.clear()

@@ -93,6 +93,12 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
         "The stock engines' busy timeout, kept for the cached ones (infra/instance_storage.py).",
     ),
     PrivateName(
+        "dagster._core.storage.event_log.sqlite.sqlite_event_log",
+        "INDEX_SHARD_NAME",
+        None,
+        "The index shard's name, whose tables `has_table` looks up (infra/instance_storage.py).",
+    ),
+    PrivateName(
         "dagster._serdes",
         "ConfigurableClassData",
         None,
@@ -154,3 +160,10 @@ def sqlite_busy_timeout_seconds() -> int:
     from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 
     return SQLITE_BUSY_TIMEOUT_SECONDS
+
+
+def sqlite_index_shard_name() -> str:
+    """The name of the SQLite event log's index shard (`<name>.db` beside the run shards)."""
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
+
+    return INDEX_SHARD_NAME

@@ -1,7 +1,8 @@
 """The local instance's event log storage (`mesh_assets.infra.instance_storage`) is Dagster's SQLite event
-log with cached engines and a truncated journal: instances built from the repository's `dagster.yaml` run
-real materializations with it, its history and the stock storage's are interchangeable, concurrent
-processes lose no events, and its engine cache stays bounded.
+log with cached engines, a truncated journal and one kept connection per shard: instances built from the
+repository's `dagster.yaml` run real materializations with it, its history and the stock storage's are
+interchangeable, concurrent processes lose no events, a kept connection never outlives its file, and its
+engine cache stays bounded.
 """
 
 from __future__ import annotations
@@ -123,10 +124,15 @@ def test_a_wal_shard_another_process_holds_open_is_still_written(tmp_path: Path)
     try:
         assert other.execute("SELECT count(*) FROM event_logs").fetchone() == (0,)
         mesh = MeshSqliteEventLogStorage(str(tmp_path))
-        with mesh.run_connection("r1") as conn:
-            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-            conn.exec_driver_sql("INSERT INTO event_logs (run_id, event) VALUES ('r1', '{}')")
-        assert other.execute("SELECT count(*) FROM event_logs").fetchone() == (1,)
+        used = []
+        for _ in range(2):
+            with mesh.run_connection("r1") as conn:
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+                conn.exec_driver_sql("INSERT INTO event_logs (run_id, event) VALUES ('r1', '{}')")
+                used.append(conn.connection.dbapi_connection)
+        assert other.execute("SELECT count(*) FROM event_logs").fetchone() == (2,)
+        # Not kept open: its commits stay in `-wal` until the last connection closes and checkpoints.
+        assert used[0] is not used[1]
     finally:
         other.close()
 
@@ -252,3 +258,47 @@ def test_a_wiped_instance_initialises_its_shards_again(tmp_path: Path) -> None:
         assert _materialization_runs(instance) == []
         run_id = _materialize(instance)
         assert _materialization_runs(instance) == [run_id]
+
+
+def test_a_shard_keeps_one_connection_open_between_events(tmp_path: Path) -> None:
+    storage = MeshSqliteEventLogStorage(str(tmp_path))
+    opened: list[object] = []
+    for message in ("one", "two", "three"):
+        storage.store_event(_log_line(message))
+        with storage.run_connection("run") as conn:
+            opened.append(conn.connection.dbapi_connection)
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "truncate"
+    assert opened[0] is opened[1] is opened[2]
+    assert [e.user_message for e in storage.get_logs_for_run("run")] == ["one", "two", "three"]
+    # Idle, it holds no lock: another process's connection writes the shard at once.
+    other = sqlite3.connect(tmp_path / "run.db", timeout=0)
+    try:
+        other.execute("INSERT INTO event_logs (run_id, event) VALUES ('run', 'x')")
+        other.commit()
+    finally:
+        other.close()
+
+
+def test_a_shard_deleted_and_created_again_elsewhere_is_read_from_its_new_file(tmp_path: Path) -> None:
+    """A kept connection to a deleted file would read and write the unlinked file: the inode tells."""
+    storage = MeshSqliteEventLogStorage(str(tmp_path))
+    storage.store_event(_log_line("before"))
+    (tmp_path / "run.db").unlink()  # another process's `dagster instance wipe`, then a new run's events
+    other = MeshSqliteEventLogStorage(str(tmp_path))
+    other.store_event(_log_line("after"))
+    assert [e.user_message for e in storage.get_logs_for_run("run")] == ["after"]
+    storage.store_event(_log_line("again"))
+    assert [e.user_message for e in other.get_logs_for_run("run")] == ["after", "again"]
+
+
+def test_an_index_table_once_found_is_remembered_and_a_missing_one_is_asked_again(tmp_path: Path) -> None:
+    storage = MeshSqliteEventLogStorage(str(tmp_path))
+    assert storage.supports_asset_checks  # asked before every check event
+    assert not storage.has_table("added_later")
+    index = sqlite3.connect(tmp_path / "index.db")
+    try:
+        index.execute("CREATE TABLE added_later (x)")  # a migration run by another process
+        index.commit()
+    finally:
+        index.close()
+    assert storage.has_table("added_later")
