@@ -71,11 +71,17 @@ def copy_to_parquet(table: pa.Table, target: Path, partition_by: list[str] | Non
     small row group per input batch and partition: 40% bigger files). The layout is DuckDB's too
     (`col=value/part-<i>.parquet`, values URI-escaped, nulls as `__HIVE_DEFAULT_PARTITION__`), so
     `read_parquet(..., hive_partitioning = true)` and pyarrow's Hive discovery read it alike.
+
+    Only text, dates and booleans are dictionary-encoded (`dictionary_columns`): pyarrow tries a
+    dictionary for every column by default and gives it up for high-cardinality numbers (amounts, ids,
+    counts) only after building it. At 1M rows of `sales.sales` v2's shape, the Hive write took 0.116 s
+    with every column tried and 0.081 s with these (-30%), for files 8% bigger (11.1 -> 12.0 MB).
     """
     import pyarrow.parquet as pq
 
+    dictionary = dictionary_columns(table.schema)
     if not partition_by:
-        pq.write_table(table, target)
+        pq.write_table(table, target, use_dictionary=dictionary)
         return
     import pyarrow as pa
     import pyarrow.dataset as ds
@@ -89,7 +95,23 @@ def copy_to_parquet(table: pa.Table, target: Path, partition_by: list[str] | Non
         basename_template="part-{i}.parquet",
         min_rows_per_group=122_880,
         max_rows_per_group=1 << 20,
+        file_options=ds.ParquetFileFormat().make_write_options(use_dictionary=dictionary),
     )
+
+
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The columns worth a Parquet dictionary: text, binary, dates and booleans (few distinct values are
+    the rule there, and a dictionary of repeated strings saves the most)."""
+    import pyarrow as pa
+
+    kinds = (
+        pa.types.is_string,
+        pa.types.is_large_string,
+        pa.types.is_binary,
+        pa.types.is_date,
+        pa.types.is_boolean,
+    )
+    return [f.name for f in schema if any(kind(f.type) for kind in kinds)]
 
 
 def write_snapshot(

@@ -7,13 +7,18 @@ so its credentials never pass through the mesh. Prod's tables are in the namespa
 environment writes `<env>__<domain>`, so a branch never overwrites what consumers read even when every
 environment shares one REST catalog.
 
-Each publish is one transaction (the previous files deleted, the new file added: an overwrite): the
+Each publish is one transaction (the previous files deleted, the new files added: an overwrite): the
 catalog moves the table's metadata pointer once, so a run killed before that commit leaves the table at
-its previous snapshot (orphaned data files are harmless). The data file is written by pyarrow and
-registered with `add_files`, or shared with an unpartitioned Parquet binding (see `write`). Iceberg
-records the overwrite as a delete and an append snapshot; the append's summary carries
-`mesh.publish_id`, `mesh.rows` and `mesh.checksum`, which is how a reader time-travels by publish.
-pyiceberg is imported only here, only when a binding is written or read.
+its previous snapshot (orphaned data files are harmless). Beside a Parquet binding of the same rows, the
+table registers that binding's snapshot files (hard links, `Shared`) and takes its partitioning: Hive
+folders `col=value/` whose files do not hold the partition columns, which the table declares as identity
+partitions with each file's values in its manifest entry, as the Iceberg spec provides for tables
+migrated from Hive ("values for field ids not present in a data file ... from partition metadata if an
+identity transform exists"); one Parquet encode then serves both. Alone (or when that binding failed,
+or partitions by a type this module does not read from a path), the table's rows go to one file of its
+own, unpartitioned. Iceberg records the overwrite as a delete and an append snapshot; the append's
+summary carries `mesh.publish_id`, `mesh.rows` and `mesh.checksum`, which is how a reader time-travels
+by publish. pyiceberg is imported only here, only when a binding is written or read.
 """
 
 from __future__ import annotations
@@ -87,36 +92,59 @@ def _load_catalog(name: str, properties: tuple[tuple[str, str], ...]) -> Any:
 
 
 @dataclass(frozen=True)
+class Shared:
+    """A Parquet binding's finished snapshot of exactly the rows being published, for the table to add."""
+
+    folder: Path
+    files: list[str]
+    """Paths relative to `folder`: `part-0.parquet`, or Hive folders `col=value/.../part-<i>.parquet`."""
+    partition_by: list[str]
+
+
+def shareable(schema: pa.Schema, partition_by: list[str]) -> bool:
+    """Whether the table can register files partitioned by `partition_by`: each partition value is read
+    from its path exactly (text, integers, dates, booleans; pyarrow reads no decimal from a path, and a
+    float or timestamp path value need not round-trip), so the manifest holds what the rows held."""
+    import pyarrow as pa
+
+    exact = (pa.types.is_string, pa.types.is_large_string, pa.types.is_integer, pa.types.is_date32)
+    return all(any(t(schema.field(c).type) for t in (*exact, pa.types.is_boolean)) for c in partition_by)
+
+
+@dataclass(frozen=True)
 class Written:
-    """What one publish's commit made: the snapshot holding the rows, and whether its file is shared."""
+    """What one publish's commit made: the snapshot holding the rows, and whether its files are shared."""
 
     snapshot_id: int
     linked: bool
-    """The data file is a hard link to the `source` given to `write` (one write served two bindings)."""
+    """The data files are hard links to a Parquet binding's snapshot (one write served two bindings)."""
 
 
 def write(
-    where: IcebergPlace, table: pa.Table, publish_id: str, facts: dict[str, Any], source: Path | None = None
+    where: IcebergPlace, table: pa.Table, publish_id: str, facts: dict[str, Any], shared: Shared | None = None
 ) -> Written:
     """Overwrite the table with `table` in one commit (see `Written`).
 
-    When the table's data folder is a local one (the default SQL catalog), the rows go to one Parquet file
-    there (`binding_files.copy_to_parquet`), or are hard-linked from `source`, a finished Parquet file of
-    exactly these rows and columns (an unpartitioned Parquet binding's snapshot: one write serves both).
-    The file is registered by `add_files` in the same transaction as the delete of the previous publish's
-    files: one metadata commit, as pyiceberg's `overwrite`. Elsewhere (an object store behind a REST
-    catalog) pyiceberg's `overwrite` writes the rows itself.
+    When the table's data folder is a local one (the default SQL catalog), the table registers the files
+    of `shared` (hard-linked under its own data folder, Hive layout kept) or, without it, one Parquet
+    file of its own (`binding_files.copy_to_parquet`). The files are added in the same transaction as
+    the delete of the previous publish's files: one metadata commit, as pyiceberg's `overwrite`.
+    Elsewhere (an object store behind a REST catalog) pyiceberg's `overwrite` writes the rows itself.
     """
     import warnings
 
-    iceberg = _table(where, table.schema)
+    folder = None
     properties = {PUBLISH_ID: publish_id, **{f"mesh.{k}": str(v) for k, v in facts.items()}}
+    partition_by = shared.partition_by if shared is not None else []
+    iceberg = _table(where, table.schema, partition_by)
     location = iceberg.location().rstrip("/")
     folder = local_path(location)
     with warnings.catch_warnings():
         # The first publish deletes from an empty table; pyiceberg warns that nothing matched.
         warnings.simplefilter("ignore", UserWarning)
         if folder is None:
+            if partition_by:
+                raise ValueError("a table whose files are not local is never given shared files")
             with iceberg.transaction() as tx:
                 tx.overwrite(table, snapshot_properties=properties)
             return Written(iceberg.current_snapshot().snapshot_id, linked=False)
@@ -124,22 +152,103 @@ def write(
 
         from pyiceberg.expressions import AlwaysTrue
 
-        # A unique name: a retried publish, or a run killed before its commit, never overwrites a file that
-        # a kept snapshot references (a killed run's file is an orphan no snapshot reads).
-        name = f"data/{publish_id}-{uuid4().hex[:12]}.parquet"
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if source is not None:
-            _link(source, path)
+        # A unique folder: a retried publish, or a run killed before its commit, never overwrites a file
+        # that a kept snapshot references (a killed run's files are orphans no snapshot reads).
+        prefix = f"data/{publish_id}-{uuid4().hex[:12]}"
+        if shared is None:
+            names = [f"{prefix}.parquet"]
+            (folder / "data").mkdir(parents=True, exist_ok=True)
+            copy_to_parquet(table, folder / names[0])
         else:
-            copy_to_parquet(table, path)
+            names = [f"{prefix}/{name}" for name in shared.files]
+            for name, source in zip(names, shared.files, strict=True):
+                (folder / name).parent.mkdir(parents=True, exist_ok=True)
+                _link(shared.folder / source, folder / name)
         with iceberg.transaction() as tx:
             tx.delete(AlwaysTrue(), snapshot_properties=properties)
-            tx.add_files([f"{location}/{name}"], snapshot_properties=properties, check_duplicate_files=False)
-    return Written(iceberg.current_snapshot().snapshot_id, linked=source is not None)
+            if not partition_by:
+                tx.add_files([f"{location}/{n}" for n in names], properties, check_duplicate_files=False)
+            else:
+                _add_partitioned(tx, iceberg, [(f"{location}/{n}", folder / n, n) for n in names], properties)
+    return Written(iceberg.current_snapshot().snapshot_id, linked=shared is not None)
 
 
-def _table(where: IcebergPlace, schema: pa.Schema) -> Any:
+def _add_partitioned(tx: Any, iceberg: Any, files: list[tuple[str, Path, str]], properties: dict) -> None:
+    """Append Hive-partitioned files to the transaction, each with its partition values from its path.
+
+    `add_files` infers a file's partition from the column's statistics, which a Hive file does not hold
+    (its partition columns are in its path): the data files are described here the way `add_files`
+    describes them (statistics from the Parquet footer, the table's name mapping for files without field
+    ids), with the partition record read from the path.
+    """
+    import pyarrow.parquet as pq
+    from pyiceberg.io.pyarrow import (
+        compute_statistics_plan,
+        data_file_statistics_from_parquet_metadata,
+        parquet_path_to_id_mapping,
+    )
+    from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+    from pyiceberg.table import TableProperties
+    from pyiceberg.typedef import Record
+
+    metadata = tx.table_metadata
+    schema, spec = metadata.schema(), metadata.spec()
+    if metadata.name_mapping() is None:
+        tx.set_properties(**{TableProperties.DEFAULT_NAME_MAPPING: schema.name_mapping.model_dump_json()})
+    names = [schema.find_field(f.source_id).name for f in spec.fields]
+    plan = compute_statistics_plan(schema, metadata.properties)
+    mapping = parquet_path_to_id_mapping(schema)
+    with tx.update_snapshot(snapshot_properties=properties).fast_append() as append:
+        for uri, path, relative in files:
+            values = partition_values(relative, iceberg.schema(), names)
+            statistics = data_file_statistics_from_parquet_metadata(
+                parquet_metadata=pq.read_metadata(path), stats_columns=plan, parquet_column_mapping=mapping
+            )
+            partition = Record(*_partition_record(spec, schema, values))
+            append.append_data_file(
+                DataFile.from_args(
+                    content=DataFileContent.DATA,
+                    file_path=uri,
+                    file_format=FileFormat.PARQUET,
+                    partition=partition,
+                    file_size_in_bytes=path.stat().st_size,
+                    sort_order_id=None,
+                    spec_id=metadata.default_spec_id,
+                    equality_ids=None,
+                    key_metadata=None,
+                    **statistics.to_serialized_dict(),
+                )
+            )
+
+
+def _partition_record(spec: Any, schema: Any, values: dict[str, Any]) -> list[Any]:
+    """A file's partition record, as Iceberg stores it (a date as days, ...), from its typed values."""
+    from pyiceberg.partitioning import partition_record_value
+
+    return [
+        partition_record_value(f, values[schema.find_field(f.source_id).name], schema) for f in spec.fields
+    ]
+
+
+def partition_values(relative: str, schema: Any, names: list[str]) -> dict[str, Any]:
+    """The values of partition columns `names` in a Hive path (`col=value/.../file`), typed as the
+    Iceberg `schema` types them (None for `__HIVE_DEFAULT_PARTITION__`)."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    from pyiceberg.io.pyarrow import schema_to_pyarrow
+
+    arrow = schema_to_pyarrow(schema)
+    fields = [arrow.field(n).remove_metadata() for n in names]
+    partitioning = ds.partitioning(pa.schema(fields), flavor="hive")
+    # A trailing separator: pyarrow takes the last segment of a path for the file's name.
+    keys = ds.get_partition_keys(partitioning.parse("/" + str(Path(relative).parent) + "/"))
+    missing = [n for n in names if n not in keys]
+    if missing:
+        raise ValueError(f"{relative}: no Hive folder gives the partition column(s) {missing}")
+    return {n: keys[n] for n in names}
+
+
+def _table(where: IcebergPlace, schema: pa.Schema, partition_by: list[str]) -> Any:
     catalog = _catalog(where)
     catalog.create_namespace_if_not_exists(where.namespace)
     iceberg = catalog.create_table_if_not_exists(
@@ -160,6 +269,17 @@ def _table(where: IcebergPlace, schema: pa.Schema) -> Any:
             update.move_first(schema.names[0])
             for before, name in zip(schema.names, schema.names[1:], strict=False):
                 update.move_after(name, before)
+    current = [iceberg.schema().find_field(f.source_id).name for f in iceberg.spec().fields]
+    if current != partition_by:
+        # The shared files' partitioning changed (or sharing began or stopped): evolve the spec. Every
+        # publish replaces all files, so no file stays under the old spec after this commit.
+        from pyiceberg.transforms import IdentityTransform
+
+        with iceberg.update_spec() as update:
+            for field in iceberg.spec().fields:
+                update.remove_field(field.name)
+            for name in partition_by:
+                update.add_field(name, IdentityTransform(), name)
     return iceberg
 
 
@@ -240,6 +360,41 @@ def data_files(where: IcebergPlace) -> list[Path] | None:
     if any(p is None for p in paths):
         return None
     return [p for p in paths if p is not None]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The current snapshot's data files, the table's partition columns, and any file whose partition
+    record (what readers take a partition column from) differs from its Hive path (what was written)."""
+
+    files: list[Path]
+    partition_by: list[str]
+    mismatches: list[str]
+    rows: int
+    """The rows the manifests count (what engines answer `count(*)` from)."""
+
+
+def layout(where: IcebergPlace) -> Layout | None:
+    """The table's current files and partitioning, if all its files are local (else None)."""
+    iceberg = _catalog(where).load_table(where.identifier)
+    schema, spec = iceberg.schema(), iceberg.spec()
+    names = [schema.find_field(f.source_id).name for f in spec.fields]
+    files, mismatches, rows = [], [], 0
+    data = iceberg.location().rstrip("/") + "/data/"
+    for task in iceberg.scan().plan_files():
+        path = local_path(task.file.file_path)
+        if path is None:
+            return None
+        files.append(path)
+        rows += task.file.record_count
+        if names:
+            written = partition_values(task.file.file_path.removeprefix(data), schema, names)
+            expected = _partition_record(spec, schema, written)
+            recorded = [task.file.partition[i] for i in range(len(names))]
+            if recorded != expected:
+                where_ = f"{path.parent.name}/{path.name}"
+                mismatches.append(f"partition {recorded} of {where_} (its path: {expected})")
+    return Layout(files, names, mismatches, rows)
 
 
 def expire(where: IcebergPlace, keep: int) -> int:

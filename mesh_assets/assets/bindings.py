@@ -14,13 +14,14 @@ side hashed by the warehouse on DuckDB, by an in-memory DuckDB over the fetched 
 binding's files by an in-memory DuckDB: the same engine on both sides whatever the warehouse is).
 
 Cost: the rows are fetched once as Arrow per PII treatment and hashed by the warehouse (DuckDB), written
-by pyarrow's Parquet writers (`binding_files.copy_to_parquet`; Iceberg: one file registered with
-`add_files`, shared with an unpartitioned Parquet binding) and read back once per binding for parity;
+by pyarrow's Parquet writers (`binding_files.copy_to_parquet`; Iceberg registers the files of a Parquet
+binding of the same rows, or one file of its own) and read back once per binding for parity;
 benchmarks/bindings.py measures it against the port's build.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -78,6 +79,8 @@ class Fingerprint:
     rows: int
     checksum: str
     schema: list[tuple[str, str]]
+    problems: tuple[str, ...] = ()
+    """What the binding's metadata gets wrong beyond its files' content (a partition record)."""
 
 
 def fingerprint(table: pa.Table) -> Fingerprint:
@@ -205,8 +208,8 @@ def write_bindings(
 
     The table is read once per PII treatment (the session is not shared across threads); then the file
     bindings are written side by side, one thread each (pyarrow's writers release the GIL). An Iceberg
-    binding beside an unpartitioned Parquet binding of the same rows is written after it, in its thread,
-    and registers the Parquet snapshot's file (hard-linked) instead of writing the rows again.
+    binding beside a Parquet binding of the same rows is written after it, in its thread, and registers
+    the Parquet snapshot's files (hard-linked, partitioned alike) instead of writing the rows again.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -224,7 +227,17 @@ def write_bindings(
     # The shared read is part of every file binding's cost; it is counted once, in the first's seconds.
     fetched = time.perf_counter() - started
 
-    def write(binding: IcebergBinding | ParquetBinding, source: Path | None = None) -> BindingOutcome:
+    def failed(binding: IcebergBinding | ParquetBinding, outcome: BindingOutcome, exc: Exception) -> None:
+        outcome.error = f"{type(exc).__name__}: {exc}"
+        if log is not None:
+            log.error(
+                f"{spec.key} v{port.major}: the {binding.kind} binding was not written "
+                f"({outcome.error}); it keeps its last good snapshot and is written again next publish"
+            )
+
+    def write(
+        binding: IcebergBinding | ParquetBinding, shared: binding_iceberg.Shared | None = None
+    ) -> BindingOutcome:
         started = time.perf_counter()
         outcome = BindingOutcome(binding.kind, written=False)
         try:
@@ -234,20 +247,30 @@ def write_bindings(
             table, expected = batch
             facts = {"rows": expected.rows, "checksum": expected.checksum}
             if isinstance(binding, IcebergBinding):
-                outcome.facts = _write_iceberg(where.iceberg, binding, table, publish_id, facts, source)
+                outcome.facts = _write_iceberg(where.iceberg, binding, table, publish_id, facts, shared)
             else:
                 outcome.facts = _write_parquet(where.parquet, binding, table, publish_id, facts)
             outcome.written = True
-            outcome.parity = parity(expected, binding_fingerprint(where, binding, expected))
         except Exception as exc:  # any failure of a binding leaves it at its last good snapshot
-            outcome.error = f"{type(exc).__name__}: {exc}"
-            if log is not None:
-                log.error(
-                    f"{spec.key} v{port.major}: the {binding.kind} binding was not written "
-                    f"({outcome.error}); it keeps its last good snapshot and is written again next publish"
-                )
+            failed(binding, outcome, exc)
         outcome.seconds = round(time.perf_counter() - started, 3)
         return outcome
+
+    def check(
+        binding: IcebergBinding | ParquetBinding,
+        outcome: BindingOutcome,
+        shared: binding_iceberg.Shared | None = None,
+    ) -> None:
+        if not outcome.written:
+            return
+        started = time.perf_counter()
+        try:
+            _, expected = batches[binding.pii]  # type: ignore[misc]  # written: the batch was read
+            found = shared_fingerprint(where, shared, expected) if shared is not None else None
+            outcome.parity = parity(expected, found or binding_fingerprint(where, binding, expected))
+        except Exception as exc:
+            failed(binding, outcome, exc)
+        outcome.seconds = round(outcome.seconds + time.perf_counter() - started, 3)
 
     files = [b for b in port.bindings if isinstance(b, IcebergBinding | ParquetBinding)]
     pairs = _pairs(files)
@@ -255,11 +278,18 @@ def write_bindings(
 
     def write_pair(pair: list[IcebergBinding | ParquetBinding]) -> None:
         first = written[id(pair[0])] = write(pair[0])
-        source = None
-        if len(pair) == 2 and first.written and not first.parity:
-            source = Path(first.facts["folder"]) / binding_files.SINGLE_FILE
-        if len(pair) == 2:
-            written[id(pair[1])] = write(pair[1], source)
+        if len(pair) == 1:
+            check(pair[0], first)
+            return
+        # Iceberg registers the Parquet snapshot's files while they are read back for the Parquet parity;
+        # if that passes, Iceberg's parity needs only its metadata (`shared_fingerprint`).
+        shared = _shared(pair[0], pair[1], first, batches[pair[0].pii])
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mesh-binding-parity") as side:
+            parquet_parity = side.submit(check, pair[0], first)
+            second = written[id(pair[1])] = write(pair[1], shared)
+            parquet_parity.result()
+        in_parity = first.error is None and not first.parity and "shares_file_of" in second.facts
+        check(pair[1], second, shared if in_parity else None)
 
     with ThreadPoolExecutor(max_workers=max(1, len(pairs)), thread_name_prefix="mesh-binding") as pool:
         list(pool.map(write_pair, pairs))
@@ -276,13 +306,39 @@ def write_bindings(
 
 
 def _pairs(files: list[IcebergBinding | ParquetBinding]) -> list[list[IcebergBinding | ParquetBinding]]:
-    """The file bindings grouped by thread: an unpartitioned Parquet binding and an Iceberg binding of the
-    same rows together (Parquet first, so Iceberg can share its file), every other binding alone."""
-    parquet = next((b for b in files if isinstance(b, ParquetBinding) and not b.partition_by), None)
+    """The file bindings grouped by thread: a Parquet binding and an Iceberg binding of the same rows
+    together (Parquet first, so Iceberg can share its files), every other binding alone."""
     iceberg = next((b for b in files if isinstance(b, IcebergBinding)), None)
-    if parquet is None or iceberg is None or parquet.pii != iceberg.pii:
+    parquet = next(
+        (b for b in files if isinstance(b, ParquetBinding) and iceberg is not None and b.pii == iceberg.pii),
+        None,
+    )
+    if parquet is None or iceberg is None:
         return [[b] for b in files]
     return [[parquet, iceberg]] + [[b] for b in files if b is not parquet and b is not iceberg]
+
+
+def _shared(
+    parquet: IcebergBinding | ParquetBinding,
+    iceberg: IcebergBinding | ParquetBinding,
+    outcome: BindingOutcome,
+    batch: tuple[pa.Table, Fingerprint] | BaseException,
+) -> binding_iceberg.Shared | None:
+    """The Parquet snapshot the Iceberg binding registers: one just written of the same rows, partitioned
+    by columns whose values a path gives back exactly, unless the Iceberg binding declares
+    `share_partitioned_files: false` (else Iceberg writes its own file)."""
+    if not isinstance(parquet, ParquetBinding) or not isinstance(iceberg, IcebergBinding):
+        return None
+    if not outcome.written or isinstance(batch, BaseException):
+        return None
+    if parquet.partition_by and not iceberg.share_partitioned_files:
+        return None
+    if not binding_iceberg.shareable(batch[0].schema, parquet.partition_by):
+        return None
+    snapshot = binding_files.snapshot_at(Path(outcome.facts["folder"]))
+    if snapshot is None or not snapshot.files:  # an empty publish writes no file to share
+        return None
+    return binding_iceberg.Shared(snapshot.folder, snapshot.files, list(parquet.partition_by))
 
 
 def _write_iceberg(
@@ -291,9 +347,9 @@ def _write_iceberg(
     table: pa.Table,
     publish_id: str,
     facts: dict[str, Any],
-    source: Path | None = None,
+    shared: binding_iceberg.Shared | None = None,
 ) -> dict[str, Any]:
-    written = binding_iceberg.write(where, table, publish_id, facts, source)
+    written = binding_iceberg.write(where, table, publish_id, facts, shared)
     expired = binding_iceberg.expire(where, binding.keep_snapshots)
     return {
         "publish_id": publish_id,
@@ -335,14 +391,45 @@ def binding_fingerprint(
         if not files:  # an empty publish partitioned writes no file: its manifest's schema, no rows
             return fingerprint(binding_files.read(where.parquet))
         return files_fingerprint(files, columns, hive)
-    files = binding_iceberg.data_files(where.iceberg)
-    if not files:
+    layout = binding_iceberg.layout(where.iceberg)
+    if layout is None or not layout.files:
         # Not on a local disk (a REST catalog's object store), or an empty publish (a scan plans no empty
         # file, and DuckDB reads no empty list): read through pyiceberg.
         return fingerprint(binding_iceberg.read(where.iceberg))
     # The files, projected as the table's schema says (its order; a column it lacks is not read), so a
-    # table whose schema went astray from its files fails on the schema.
-    return files_fingerprint(files, binding_iceberg.columns(where.iceberg), {})
+    # table whose schema went astray from its files fails on the schema. Files shared with a partitioned
+    # Parquet binding hold no partition column: DuckDB reads it from the Hive path, and the partition
+    # records Iceberg's readers take it from are checked against that path.
+    types = dict(expected.schema)
+    hive = {c: types[c] for c in layout.partition_by if c in types}
+    found = files_fingerprint(layout.files, binding_iceberg.columns(where.iceberg), hive)
+    return dataclasses.replace(found, problems=tuple(layout.mismatches))
+
+
+def shared_fingerprint(
+    where: Places, shared: binding_iceberg.Shared, expected: Fingerprint
+) -> Fingerprint | None:
+    """The Iceberg binding's fingerprint from its metadata, when it registers the very files (the same
+    inodes: one set of bytes under two names) of a Parquet snapshot that was just read back in parity
+    with the table; None when it does not (then its files are read).
+
+    What Iceberg adds to those bytes is checked from its metadata: the snapshot's file list, each file's
+    partition record against its path, the rows its manifests count, the columns in the port's order.
+    """
+    layout = binding_iceberg.layout(where.iceberg)
+    if layout is None:
+        return None
+    listed = sorted(_inode(f) for f in layout.files)
+    if listed != sorted(_inode(shared.folder / f) for f in shared.files):
+        return None
+    if binding_iceberg.columns(where.iceberg) != [name for name, _ in expected.schema]:
+        return None
+    return Fingerprint(layout.rows, expected.checksum, expected.schema, tuple(layout.mismatches))
+
+
+def _inode(path: Path) -> tuple[int, int]:
+    found = path.stat()
+    return found.st_dev, found.st_ino
 
 
 def read_binding(where: Places, kind: str, publish_id: str | None = None) -> pa.Table:
@@ -361,7 +448,7 @@ def parity(expected: Fingerprint, actual: Fingerprint) -> list[str]:
         differences.append(f"schema {actual.schema} (table: {expected.schema})")
     if actual.checksum != expected.checksum:
         differences.append(f"checksum {actual.checksum} (table: {expected.checksum})")
-    return differences
+    return differences + list(actual.problems)
 
 
 def _share(

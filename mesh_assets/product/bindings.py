@@ -43,6 +43,14 @@ class IcebergBinding(BindingBase):
     """An Iceberg table per port version, one commit per publish, readable by any Iceberg engine."""
 
     kind: Literal["iceberg"] = Field(description="An Iceberg table (through pyiceberg).")
+    share_partitioned_files: bool = Field(
+        default=True,
+        description="Beside a partitioned Parquet binding of the same rows, register its Hive files (one "
+        "Parquet encode serves both) with the partition values in the manifests, not in the files, as "
+        "Iceberg's own migration of a Hive table does; every Iceberg reader must read them (spec: Column "
+        "Projection). `false`: the table writes its own file holding every column, as the spec asks new "
+        "writers to. An unpartitioned Parquet binding's file holds every column and is shared either way.",
+    )
 
 
 class ParquetBinding(BindingBase):

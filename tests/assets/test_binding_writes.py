@@ -139,7 +139,8 @@ def test_a_binding_whose_files_were_tampered_with_fails_parity_on_its_checksum(
         _tamper(sorted(binding_files.latest(bench.where.parquet).folder.rglob("*.parquet"))[0])
     else:
         _tamper(binding_iceberg.data_files(bench.where.iceberg)[0])
-    shared = not bench.port.bindings[1].partition_by
+    # Iceberg registers the Parquet binding's files (hard links): tampering with one is seen by both.
+    shared = "shares_file_of" in next(o for o in outcomes if o.kind == "iceberg").facts
     for binding in bench.port.bindings:
         differences = bindings.parity(expected, bindings.binding_fingerprint(bench.where, binding, expected))
         if binding.kind == tampered or shared:
@@ -199,3 +200,105 @@ def test_an_empty_publish_writes_every_binding_in_parity(repo_root: Path, tmp_pa
     outcomes = bench.publish(0, "p1")
     assert [(o.written, o.error, o.parity) for o in outcomes] == [(True, None, [])] * 2
     assert bindings.read_binding(bench.where, "iceberg").num_rows == 0
+
+
+def test_iceberg_registers_a_partitioned_parquet_bindings_files_and_reads_the_partition_from_its_metadata(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    spec = spec_with(
+        [{"kind": "iceberg"}, {"kind": "parquet", "partition_by": ["line"], "keep_snapshots": 1}]
+    )
+    bench = Publisher(repo_root, tmp_path, spec)
+    for rows, publish_id in ((30, "p1"), (45, "p2")):
+        iceberg, parquet = bench.publish(rows, publish_id)  # every fifth line is NULL: a default partition
+        assert iceberg.written and parquet.written and not iceberg.parity and not parquet.parity
+    assert iceberg.facts["shares_file_of"] == "parquet"
+    files = binding_iceberg.data_files(bench.where.iceberg)
+    latest = sorted(binding_files.latest(bench.where.parquet).folder.rglob("*.parquet"))
+    assert len(files) == len(latest) == 4  # a, b, c and NULL
+    assert sorted(os.stat(f).st_ino for f in files) == sorted(os.stat(f).st_ino for f in latest)
+    assert all("line" not in pq.read_schema(f).names for f in files)  # the value is in the path only
+    table = binding_iceberg._catalog(bench.where.iceberg).load_table(bench.where.iceberg.identifier)
+    assert [(f.name, str(f.transform)) for f in table.spec().fields] == [("line", "identity")]
+    # pyiceberg fills the column from each file's partition record, in the port's order and types.
+    read = binding_iceberg.read(bench.where.iceberg)
+    assert read.column_names == bench.table().column_names
+    assert bindings.fingerprint(read) == bindings.fingerprint(bench.table())
+    # The Parquet binding kept one snapshot; Iceberg still time-travels to the first publish's files.
+    assert binding_files.snapshots(bench.where.parquet) == ["p2"]
+    assert binding_iceberg.read(bench.where.iceberg, "p1").num_rows == 30
+
+
+@pytest.mark.parametrize(
+    ("column", "iceberg"),
+    [
+        ("price", {"kind": "iceberg"}),
+        ("ratio", {"kind": "iceberg"}),
+        ("at", {"kind": "iceberg"}),
+        # Declared: every column in the table's own files, as the Iceberg spec asks new writers to.
+        ("line", {"kind": "iceberg", "share_partitioned_files": False}),
+    ],
+)
+def test_iceberg_writes_its_own_file_beside_a_parquet_binding_partitioned_by_a_value_a_path_may_not_keep(
+    repo_root: Path, tmp_path: Path, column: str, iceberg: dict
+) -> None:
+    data = {**MINIMAL_SPEC, "output_ports": [dict(MINIMAL_SPEC["output_ports"][0])]}
+    described = [{**c, "description": f"The {c['name']}."} for c in EVERY_COLUMN]
+    data["output_ports"][0]["columns"] = [*MINIMAL_SPEC["output_ports"][0]["columns"], *described]
+    data["output_ports"][0]["bindings"] = [iceberg, {"kind": "parquet", "partition_by": [column]}]
+    bench = Publisher(repo_root, tmp_path, DataProductSpec.model_validate(data))
+    written, parquet = bench.publish(20, "p1")
+    assert written.written and parquet.written and not written.parity and not parquet.parity
+    assert "shares_file_of" not in written.facts
+    [own] = binding_iceberg.data_files(bench.where.iceberg)
+    assert column in pq.read_schema(own).names
+    assert bindings.fingerprint(binding_iceberg.read(bench.where.iceberg)) == bindings.fingerprint(
+        bench.table()
+    )
+
+
+def test_the_iceberg_partitioning_follows_the_parquet_binding_it_shares_and_stops_when_sharing_stops(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    def partitioning(bench: Publisher) -> list[str]:
+        table = binding_iceberg._catalog(bench.where.iceberg).load_table(bench.where.iceberg.identifier)
+        return [table.schema().find_field(f.source_id).name for f in table.spec().fields]
+
+    declared = [
+        [{"kind": "iceberg"}, {"kind": "parquet", "partition_by": ["line"]}],
+        [{"kind": "iceberg"}, {"kind": "parquet", "partition_by": ["line", "widget_id"]}],
+        [{"kind": "iceberg"}],
+    ]
+    for n, bindings_ in enumerate(declared, start=1):
+        bench = Publisher(repo_root, tmp_path, spec_with(bindings_))
+        outcomes = bench.publish(10 * n, f"p{n}")
+        assert all(o.written and not o.parity for o in outcomes), [
+            (o.kind, o.error, o.parity) for o in outcomes
+        ]
+        read = binding_iceberg.read(bench.where.iceberg)
+        assert bindings.fingerprint(read) == bindings.fingerprint(bench.table())
+        assert partitioning(bench) == (bindings_[1]["partition_by"] if len(bindings_) == 2 else [])
+    assert binding_iceberg.read(bench.where.iceberg, "p2").num_rows == 20
+
+
+def test_an_iceberg_partition_record_that_differs_from_its_files_path_fails_parity(
+    repo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bench = Publisher(
+        repo_root, tmp_path, spec_with([{"kind": "iceberg"}, {"kind": "parquet", "partition_by": ["line"]}])
+    )
+    honest, add = binding_iceberg.partition_values, binding_iceberg._add_partitioned
+
+    def add_with_a_wrong_line(*args: object) -> None:
+        # Only the write records a wrong value; the parity check reads the paths honestly.
+        monkeypatch.setattr(binding_iceberg, "partition_values", lambda *a: {**honest(*a), "line": "b"})
+        try:
+            add(*args)
+        finally:
+            monkeypatch.setattr(binding_iceberg, "partition_values", honest)
+
+    monkeypatch.setattr(binding_iceberg, "_add_partitioned", add_with_a_wrong_line)
+    iceberg, parquet = bench.publish(30, "p1")
+    assert parquet.written and not parquet.parity
+    # The files are the table's rows; what an Iceberg reader fills the column with is not.
+    assert iceberg.written and [d.split()[0] for d in iceberg.parity] == ["partition"] * 3
