@@ -110,6 +110,9 @@ def to_yaml(document: Mapping[str, Any], header: str = "") -> str:
     """A document as YAML in its own key order, with an optional comment header."""
     import yaml
 
-    text = yaml.safe_dump(dict(document), sort_keys=False, allow_unicode=True, width=110)
+    # libyaml's emitter when PyYAML has it: the same text (the example's contracts compared byte for byte)
+    # in a fifth of the time; every governance run writes every port's contract.
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    text = yaml.dump(dict(document), Dumper=dumper, sort_keys=False, allow_unicode=True, width=110)
     lines = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines())
     return lines + text
