@@ -133,18 +133,17 @@ def write(
     """
     import warnings
 
-    folder = None
     properties = {PUBLISH_ID: publish_id, **{f"mesh.{k}": str(v) for k, v in facts.items()}}
-    partition_by = shared.partition_by if shared is not None else []
-    iceberg = _table(where, table.schema, partition_by)
+    iceberg = _table(where, table.schema)
     location = iceberg.location().rstrip("/")
     folder = local_path(location)
+    if folder is None:
+        shared = None  # an object store's table cannot hold links to local files: it writes its own
+    _partition(iceberg, shared.partition_by if shared is not None else [])
     with warnings.catch_warnings():
         # The first publish deletes from an empty table; pyiceberg warns that nothing matched.
         warnings.simplefilter("ignore", UserWarning)
         if folder is None:
-            if partition_by:
-                raise ValueError("a table whose files are not local is never given shared files")
             with iceberg.transaction() as tx:
                 tx.overwrite(table, snapshot_properties=properties)
             return Written(iceberg.current_snapshot().snapshot_id, linked=False)
@@ -166,7 +165,7 @@ def write(
                 _link(shared.folder / source, folder / name)
         with iceberg.transaction() as tx:
             tx.delete(AlwaysTrue(), snapshot_properties=properties)
-            if not partition_by:
+            if shared is None or not shared.partition_by:
                 tx.add_files([f"{location}/{n}" for n in names], properties, check_duplicate_files=False)
             else:
                 _add_partitioned(tx, iceberg, [(f"{location}/{n}", folder / n, n) for n in names], properties)
@@ -248,7 +247,7 @@ def partition_values(relative: str, schema: Any, names: list[str]) -> dict[str, 
     return {n: keys[n] for n in names}
 
 
-def _table(where: IcebergPlace, schema: pa.Schema, partition_by: list[str]) -> Any:
+def _table(where: IcebergPlace, schema: pa.Schema) -> Any:
     catalog = _catalog(where)
     catalog.create_namespace_if_not_exists(where.namespace)
     iceberg = catalog.create_table_if_not_exists(
@@ -269,6 +268,11 @@ def _table(where: IcebergPlace, schema: pa.Schema, partition_by: list[str]) -> A
             update.move_first(schema.names[0])
             for before, name in zip(schema.names, schema.names[1:], strict=False):
                 update.move_after(name, before)
+    return iceberg
+
+
+def _partition(iceberg: Any, partition_by: list[str]) -> None:
+    """Make the table identity-partitioned by `partition_by` (unpartitioned when empty), if it is not."""
     current = [iceberg.schema().find_field(f.source_id).name for f in iceberg.spec().fields]
     if current != partition_by:
         # The shared files' partitioning changed (or sharing began or stopped): evolve the spec. Every
@@ -280,7 +284,6 @@ def _table(where: IcebergPlace, schema: pa.Schema, partition_by: list[str]) -> A
                 update.remove_field(field.name)
             for name in partition_by:
                 update.add_field(name, IdentityTransform(), name)
-    return iceberg
 
 
 def _link(source: Path, target: Path) -> None:

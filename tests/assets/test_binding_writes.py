@@ -101,11 +101,13 @@ def test_an_unpartitioned_parquet_binding_and_iceberg_share_one_written_file_and
     assert binding_iceberg.read(bench.where.iceberg, "p1").num_rows == 10
 
 
+@pytest.mark.parametrize("partition_by", [[], ["line"]])
 def test_iceberg_on_a_catalog_whose_files_are_not_local_is_written_by_pyiceberg(
-    repo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    repo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, partition_by: list[str]
 ) -> None:
     monkeypatch.setattr(binding_iceberg, "local_path", lambda location: None)
-    bench = Publisher(repo_root, tmp_path, spec_with([{"kind": "iceberg"}, {"kind": "parquet"}]))
+    parquet = {"kind": "parquet", "partition_by": partition_by}
+    bench = Publisher(repo_root, tmp_path, spec_with([{"kind": "iceberg"}, parquet]))
     iceberg, _ = bench.publish(25, "p1")
     assert iceberg.written and not iceberg.parity and "shares_file_of" not in iceberg.facts
     assert bindings.read_binding(bench.where, "iceberg").num_rows == 25
@@ -177,21 +179,27 @@ EVERY_COLUMN = [
 
 
 @pytest.mark.parametrize("column", ["price", "small", "big", "ratio", "even", "day", "at", "line"])
-def test_a_parquet_binding_partitioned_by_a_column_of_any_contract_type_reads_back_the_tables_rows(
+def test_parquet_and_iceberg_partitioned_by_a_column_of_any_contract_type_read_back_the_tables_rows(
     repo_root: Path, tmp_path: Path, column: str
 ) -> None:
     data = {**MINIMAL_SPEC, "output_ports": [dict(MINIMAL_SPEC["output_ports"][0])]}
     described = [{**c, "description": f"The {c['name']}."} for c in EVERY_COLUMN]
     data["output_ports"][0]["columns"] = [*MINIMAL_SPEC["output_ports"][0]["columns"], *described]
-    data["output_ports"][0]["bindings"] = [{"kind": "parquet", "partition_by": [column]}]
+    data["output_ports"][0]["bindings"] = [{"kind": "iceberg"}, {"kind": "parquet", "partition_by": [column]}]
     bench = Publisher(repo_root, tmp_path, DataProductSpec.model_validate(data))
     # Values that need escaping in a path, and a NULL partition.
     odd = EVERY_TYPE.replace("['a', 'b', 'c']", "['a b', 'x/y=1', '50%,é']")
-    [outcome] = bench.publish(12, "p1", odd)
-    assert outcome.written and not outcome.parity, (outcome.error, outcome.parity)
+    iceberg, parquet = bench.publish(12, "p1", odd)
+    assert parquet.written and not parquet.parity, (parquet.error, parquet.parity)
     read = binding_files.read(bench.where.parquet)
     assert read.schema == bench.table().schema
     assert bindings.fingerprint(read) == bindings.fingerprint(bench.table())
+    # Iceberg shares the files when the path gives the value back exactly, and reads the same rows.
+    assert iceberg.written and not iceberg.parity, (iceberg.error, iceberg.parity)
+    assert ("shares_file_of" in iceberg.facts) == (column in {"small", "big", "even", "day", "line"})
+    assert bindings.fingerprint(binding_iceberg.read(bench.where.iceberg)) == bindings.fingerprint(
+        bench.table()
+    )
 
 
 def test_an_empty_publish_writes_every_binding_in_parity(repo_root: Path, tmp_path: Path) -> None:
