@@ -419,11 +419,24 @@ def expire(where: IcebergPlace, keep: int) -> int:
     referenced = set().union(*(_data_files(iceberg, s) for s in snapshots if s.snapshot_id in kept))
     unreferenced = set().union(*(_data_files(iceberg, s) for s in snapshots if s.snapshot_id in old))
     iceberg.maintenance.expire_snapshots().by_ids(old).commit()
+    data = local_path(iceberg.location().rstrip("/") + "/data")
     for location in unreferenced - referenced:
         path = local_path(location)
         if path is not None:
             path.unlink(missing_ok=True)
+            _remove_empty_folders(path.parent, data)
     return len(old)
+
+
+def _remove_empty_folders(folder: Path, root: Path | None) -> None:
+    """Remove `folder` and its parents up to (not including) `root` while they are empty: a publish's
+    shared files sit in `data/<publish>-<id>/col=value/`, which would otherwise pile up empty."""
+    while root is not None and folder != root and root in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or already gone): the parents are not empty either
+            return
+        folder = folder.parent
 
 
 def _data_files(iceberg: Any, snapshot: Any) -> set[str]:

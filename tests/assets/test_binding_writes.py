@@ -237,6 +237,20 @@ def test_iceberg_registers_a_partitioned_parquet_bindings_files_and_reads_the_pa
     assert binding_iceberg.read(bench.where.iceberg, "p1").num_rows == 30
 
 
+def test_an_expired_iceberg_publish_leaves_no_empty_partition_folders_behind(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    spec = spec_with(
+        [{"kind": "iceberg", "keep_snapshots": 1}, {"kind": "parquet", "partition_by": ["line"]}]
+    )
+    bench = Publisher(repo_root, tmp_path, spec)
+    for n in range(1, 4):
+        assert all(o.written and not o.parity for o in bench.publish(10 * n, f"p{n}"))
+    [current] = {f.parent.parent for f in binding_iceberg.data_files(bench.where.iceberg)}
+    # Only the kept publish's folder is left under data/: the expired ones went with their files.
+    assert [p.name for p in current.parent.iterdir()] == [current.name]
+
+
 @pytest.mark.parametrize(
     ("column", "iceberg"),
     [
