@@ -40,7 +40,7 @@ def definitions(registry: Registry, env: Environment) -> dg.Definitions:
         automation_condition=after_upstream_settles(),
     )
     def catalog(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        from mesh_assets.catalog.runtime import read_runtime
+        from mesh_assets.catalog.runtime import runtime_of_run
         from mesh_assets.catalog.site import build_site
         from mesh_assets.contracts.odcs import Deployment
 
@@ -48,7 +48,7 @@ def definitions(registry: Registry, env: Environment) -> dg.Definitions:
         report = build_site(
             current,
             catalog_dir(env),
-            runtime=read_runtime(context.instance, current),
+            runtime=runtime_of_run(context.run_id, context.instance, current),
             deployment=Deployment.from_environment(env),
         )
         if report.published_ports < report.ports:

@@ -90,13 +90,13 @@ def definitions(registry: Registry, env: Environment) -> dg.Definitions:
         check_specs=check_specs,
     )
     def scorecard(context: dg.AssetExecutionContext):
-        from mesh_assets.catalog.runtime import read_runtime
+        from mesh_assets.catalog.runtime import runtime_of_run
         from mesh_assets.govern import fitness
 
         current = load_registry(env.root)  # specs may have changed since the location loaded
         facts = fitness.Facts(
             catalog=fitness.CatalogFacts.read(env.catalog_dir),
-            runtime=read_runtime(context.instance, current),
+            runtime=runtime_of_run(context.run_id, context.instance, current),
         )
         card = fitness.evaluate(current, facts)
         page = write_page(card.html(catalog_href(env)), scorecard_path(env))
