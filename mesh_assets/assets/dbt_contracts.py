@@ -289,32 +289,36 @@ def generated_macros(registry: Registry, project: str) -> str | None:
     return _MACROS.replace("CANDIDATES", json.dumps(candidates, sort_keys=True))
 
 
+def generated_files(registry: Registry, project: str) -> dict[Path, str | None]:
+    """Each file `mesh prepare` generates in `project`, with the text the specs give it (None: absent)."""
+    project_dir = registry.root / "dbt_projects" / project
+    return {
+        project_dir / GENERATED_FILE: generated_yaml(registry, project),
+        generated_macros_path(project_dir): generated_macros(registry, project),
+    }
+
+
 def generated_drift(registry: Registry, project: str) -> list[Path]:
     """The generated files of `project` that differ from what the specs generate (missing or stale)."""
-    project_dir = registry.root / "dbt_projects" / project
-    drifted = []
-    generated = project_dir / GENERATED_FILE
-    if not generated.exists() or generated.read_text() != generated_yaml(registry, project):
-        drifted.append(generated)
-    macros, wanted = generated_macros_path(project_dir), generated_macros(registry, project)
-    if (macros.read_text() if macros.exists() else None) != wanted:
-        drifted.append(macros)
-    return drifted
+    return list(_drifted(generated_files(registry, project)))
 
 
-def _write_generated(registry: Registry, project: str) -> None:
-    """Write the generated properties and macros of `project` (removing macros it no longer needs)."""
-    project_dir = registry.root / "dbt_projects" / project
-    generated = project_dir / GENERATED_FILE
-    wanted = generated_yaml(registry, project)
-    if not generated.exists() or generated.read_text() != wanted:
-        generated.write_text(wanted)
-    macros, text = generated_macros_path(project_dir), generated_macros(registry, project)
-    if text is None:
-        macros.unlink(missing_ok=True)
-    elif not macros.exists() or macros.read_text() != text:
-        macros.parent.mkdir(parents=True, exist_ok=True)
-        macros.write_text(text)
+def _drifted(files: dict[Path, str | None]) -> dict[Path, str | None]:
+    return {
+        path: wanted
+        for path, wanted in files.items()
+        if (path.read_text() if path.exists() else None) != wanted
+    }
+
+
+def _write(files: dict[Path, str | None]) -> None:
+    """Write each file its wanted text (removing one no longer wanted, e.g. macros no product needs)."""
+    for path, wanted in files.items():
+        if wanted is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(wanted)
 
 
 def dbt_executable() -> str:
@@ -336,7 +340,7 @@ def prepare(
     render it: dbt hashes the rendered connection and throws its partial-parse state away when it differs.
     """
     project_dir = registry.root / "dbt_projects" / project
-    drifted = generated_drift(registry, project)
+    drifted = _drifted(generated_files(registry, project))
     if drifted and check:
         raise MeshSpecError(
             [
@@ -350,8 +354,7 @@ def prepare(
             ],
             registry.root,
         )
-    if drifted:
-        _write_generated(registry, project)
+    _write(drifted)
     with tempfile.TemporaryDirectory(prefix="mesh-dbt-profile-") as scratch:
         profiles_dir = _profiles_dir(registry.root, project_dir, Path(scratch), warehouse)
         result = subprocess.run(
