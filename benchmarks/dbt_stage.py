@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from instance_ab import runs_since
+
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / "dbt_projects" / "sales"
 UNABLE_TO_PARTIAL_PARSE = "I024"
@@ -95,27 +97,10 @@ def _last_elapsed(log: Path) -> float:
 
 def _dagster_profile(home: Path, since: float) -> list[dict]:
     """Each Dagster run started after `since`: its wall seconds and its steps' (from the event log)."""
-    from dagster import DagsterInstance
-
-    os.environ["DAGSTER_HOME"] = str(home)
-    with DagsterInstance.get() as instance:
-        profile = []
-        for run in reversed(instance.get_runs(limit=50)):
-            stats = instance.get_run_stats(run.run_id)
-            if not stats.start_time or stats.start_time < since:
-                continue
-            steps = {
-                s.step_key: round((s.end_time or 0) - (s.start_time or 0), 2)
-                for s in instance.get_run_step_stats(run.run_id)
-            }
-            profile.append(
-                {
-                    "job": run.job_name,
-                    "run_s": round((stats.end_time or 0) - stats.start_time, 2),
-                    "steps_s": dict(sorted(steps.items(), key=lambda kv: -kv[1])),
-                }
-            )
-        return profile
+    return [
+        {"job": run.job_name, "run_s": run_s, "steps_s": dict(sorted(steps.items(), key=lambda kv: -kv[1]))}
+        for _, run, run_s, steps in runs_since(home, since)
+    ]
 
 
 def _median(values: list[float]) -> float:

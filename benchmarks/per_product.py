@@ -38,6 +38,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from instance_ab import runs_since
+
 ROOT = Path(__file__).resolve().parent.parent
 GOAL_S_PER_PRODUCT = 0.3
 ONE, MANY = "bench_one", "bench_many"
@@ -87,40 +89,28 @@ def _timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float
 
 def _runs_since(home: Path, since: float) -> list[dict]:
     """Each Dagster run started after `since`: wall seconds, steps, and its events counted by type."""
-    from dagster import DagsterInstance
-    from dagster._core.instance.ref import InstanceRef
-
-    # An explicit instance reference: this process never writes DAGSTER_HOME into its environment.
-    with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
-        runs = []
-        for run in reversed(instance.get_runs(limit=50)):
-            stats = instance.get_run_stats(run.run_id)
-            if not stats.start_time or stats.start_time < since:
-                continue
-            events = instance.all_logs(run.run_id)
-            kinds = Counter(e.dagster_event.event_type_value for e in events if e.dagster_event)
-            checks = Counter(
-                e.dagster_event.event_specific_data.asset_key.path[1]
-                for e in events
-                if e.dagster_event and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"
-            )
-            steps = {
-                s.step_key: round((s.end_time or 0) - (s.start_time or 0), 3)
-                for s in instance.get_run_step_stats(run.run_id)
+    runs = []
+    for instance, run, run_s, steps in runs_since(home, since, digits=3):
+        events = instance.all_logs(run.run_id)
+        kinds = Counter(e.dagster_event.event_type_value for e in events if e.dagster_event)
+        checks = Counter(
+            e.dagster_event.event_specific_data.asset_key.path[1]
+            for e in events
+            if e.dagster_event and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"
+        )
+        runs.append(
+            {
+                "job": run.job_name,
+                "run_s": run_s,
+                "events": len(events),
+                "events_by_type": dict(kinds.most_common()),
+                "check_evaluations_by_product": dict(checks),
+                "steps": len(steps),
+                "steps_total_s": round(sum(steps.values()), 2),
+                "slowest_steps_s": dict(sorted(steps.items(), key=lambda kv: -kv[1])[:5]),
             }
-            runs.append(
-                {
-                    "job": run.job_name,
-                    "run_s": round((stats.end_time or 0) - stats.start_time, 2),
-                    "events": len(events),
-                    "events_by_type": dict(kinds.most_common()),
-                    "check_evaluations_by_product": dict(checks),
-                    "steps": len(steps),
-                    "steps_total_s": round(sum(steps.values()), 2),
-                    "slowest_steps_s": dict(sorted(steps.items(), key=lambda kv: -kv[1])[:5]),
-                }
-            )
-        return runs
+        )
+    return runs
 
 
 def _profile(cmd: list[str], env: dict[str, str], cwd: Path, out: Path) -> list[dict]:

@@ -348,21 +348,13 @@ def read(where: IcebergPlace, publish_id: str | None = None) -> pa.Table:
     raise LookupError(f"{where.identifier} keeps no snapshot of publish {publish_id}")
 
 
-def columns(where: IcebergPlace) -> list[str]:
-    """The table's column names, in its schema's order (what its readers get)."""
-    return [f.name for f in _catalog(where).load_table(where.identifier).schema().fields]
-
-
 def data_files(where: IcebergPlace) -> list[Path] | None:
     """The data files of the table's current snapshot, if all are local files (else None).
 
     Every publish overwrites the whole table, so no delete file applies to them.
     """
-    iceberg = _catalog(where).load_table(where.identifier)
-    paths = [local_path(task.file.file_path) for task in iceberg.scan().plan_files()]
-    if any(p is None for p in paths):
-        return None
-    return [p for p in paths if p is not None]
+    found = layout(where)
+    return None if found is None else found.files
 
 
 @dataclass(frozen=True)
@@ -371,6 +363,8 @@ class Layout:
     record (what readers take a partition column from) differs from its Hive path (what was written)."""
 
     files: list[Path]
+    columns: list[str]
+    """The table's column names, in its schema's order (what its readers get)."""
     partition_by: list[str]
     mismatches: list[str]
     rows: int
@@ -397,7 +391,7 @@ def layout(where: IcebergPlace) -> Layout | None:
             if recorded != expected:
                 where_ = f"{path.parent.name}/{path.name}"
                 mismatches.append(f"partition {recorded} of {where_} (its path: {expected})")
-    return Layout(files, names, mismatches, rows)
+    return Layout(files, [f.name for f in schema.fields], names, mismatches, rows)
 
 
 def expire(where: IcebergPlace, keep: int) -> int:

@@ -382,15 +382,14 @@ def binding_fingerprint(
     where: Places, binding: IcebergBinding | ParquetBinding, expected: Fingerprint
 ) -> Fingerprint:
     """The fingerprint of a binding's current snapshot, read from its own files."""
-    columns = [name for name, _ in expected.schema]
+    types = dict(expected.schema)
     if isinstance(binding, ParquetBinding):
         latest = (where.parquet / binding_files.LATEST).resolve()
-        types = dict(expected.schema)
         hive = {c: types[c] for c in binding.partition_by if c in types}
         files = sorted(latest.rglob("*.parquet"))
         if not files:  # an empty publish partitioned writes no file: its manifest's schema, no rows
             return fingerprint(binding_files.read(where.parquet))
-        return files_fingerprint(files, columns, hive)
+        return files_fingerprint(files, list(types), hive)
     layout = binding_iceberg.layout(where.iceberg)
     if layout is None or not layout.files:
         # Not on a local disk (a REST catalog's object store), or an empty publish (a scan plans no empty
@@ -400,9 +399,8 @@ def binding_fingerprint(
     # table whose schema went astray from its files fails on the schema. Files shared with a partitioned
     # Parquet binding hold no partition column: DuckDB reads it from the Hive path, and the partition
     # records Iceberg's readers take it from are checked against that path.
-    types = dict(expected.schema)
     hive = {c: types[c] for c in layout.partition_by if c in types}
-    found = files_fingerprint(layout.files, binding_iceberg.columns(where.iceberg), hive)
+    found = files_fingerprint(layout.files, layout.columns, hive)
     return dataclasses.replace(found, problems=tuple(layout.mismatches))
 
 
@@ -422,7 +420,7 @@ def shared_fingerprint(
     listed = sorted(_inode(f) for f in layout.files)
     if listed != sorted(_inode(shared.folder / f) for f in shared.files):
         return None
-    if binding_iceberg.columns(where.iceberg) != [name for name, _ in expected.schema]:
+    if layout.columns != [name for name, _ in expected.schema]:
         return None
     return Fingerprint(layout.rows, expected.checksum, expected.schema, tuple(layout.mismatches))
 

@@ -105,11 +105,7 @@ def _unit_test_sources(files: tuple[tuple[Path, int], ...]) -> frozenset[tuple[s
 
 def products_of_project(registry: Registry, project: str) -> list[Product]:
     """The products built by one dbt project."""
-    return [
-        p
-        for p in registry.products.values()
-        if kinds.kind_of(p).project(p.spec) == project
-    ]
+    return [p for p in registry.products.values() if kinds.kind_of(p).project(p.spec) == project]
 
 
 def project_vars(registry: Registry, project: str) -> dict[str, Any]:
@@ -289,13 +285,15 @@ def generated_macros(registry: Registry, project: str) -> str | None:
     return _MACROS.replace("CANDIDATES", json.dumps(candidates, sort_keys=True))
 
 
+def generated_paths(project_dir: Path) -> list[Path]:
+    """The files `mesh prepare` generates in a dbt project (what an undo of a self-service edit records)."""
+    return [project_dir / GENERATED_FILE, generated_macros_path(project_dir)]
+
+
 def generated_files(registry: Registry, project: str) -> dict[Path, str | None]:
     """Each file `mesh prepare` generates in `project`, with the text the specs give it (None: absent)."""
-    project_dir = registry.root / "dbt_projects" / project
-    return {
-        project_dir / GENERATED_FILE: generated_yaml(registry, project),
-        generated_macros_path(project_dir): generated_macros(registry, project),
-    }
+    properties, macros = generated_paths(registry.root / "dbt_projects" / project)
+    return {properties: generated_yaml(registry, project), macros: generated_macros(registry, project)}
 
 
 def generated_drift(registry: Registry, project: str) -> list[Path]:

@@ -51,14 +51,15 @@ def build_domain(domain: str) -> dg.Definitions:
         project = kind.project(spec)
         if project is not None:
             shared.setdefault(project, builder)
+        # Built in one dbt run from a producer's candidate: its ports publish only after the producer's.
+        candidates = {
+            read.key: addressing.internal_key(
+                read.producer.spec.domain, read.producer.spec.name, read.producer.spec.port_model(read.port)
+            )
+            for read in candidate_reads(registry, product)
+        }
         for port in spec.output_ports:
             build, deps = builder.port_builder(product, registry, port, env)
-            # Built in one dbt run from a producer's candidate: publishes only after the producer's port.
-            candidates: dict[dg.AssetKey, dg.AssetKey] = {}
-            for read in candidate_reads(registry, product):
-                producer = read.producer.spec
-                model = producer.port_model(read.port)
-                candidates[read.key] = addressing.internal_key(producer.domain, producer.name, model)
             references = referenced_ports(product, port, registry)
             deps = [*deps, *(key for key in candidates if key not in deps)]
             deps = [*deps, *(key for _, key in references.values() if key not in deps)]

@@ -64,6 +64,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as db
@@ -100,6 +101,14 @@ def _set_journal_mode(dbapi_connection: sqlite3.Connection, record: Any) -> None
     record.info[_IN_WAL] = bool(mode) and str(mode[0]).lower() == "wal"
 
 
+@dataclass
+class _Kept:
+    """A shard's cached engine and the file (device, inode) its kept connection opened, once known."""
+
+    engine: Engine
+    file: tuple[int, int] | None = None
+
+
 def _identity(path: str) -> tuple[int, int] | None:
     """The file's device and inode (None if it does not exist): which file a kept connection has open."""
     try:
@@ -123,8 +132,7 @@ class MeshSqliteEventLogStorage(SqliteEventLogStorage):
     the index in a run worker, the runs on screen in a webserver."""
 
     def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None) -> None:
-        self._engines: OrderedDict[str, Engine] = OrderedDict()
-        self._files: dict[str, tuple[int, int] | None] = {}
+        self._engines: OrderedDict[str, _Kept] = OrderedDict()
         self._tables: set[str] = set()
         if base_dir is not None:
             super().__init__(base_dir, inst_data)
@@ -155,7 +163,8 @@ class MeshSqliteEventLogStorage(SqliteEventLogStorage):
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
         with self._db_lock:
-            engine = self._engine(shard)
+            kept = self._kept(shard)
+            engine = kept.engine
             # Checked on every use, not only for a new engine: `wipe` and `upgrade` reset the set.
             if shard not in self._initialized_dbs:
                 self._initdb(engine)
@@ -170,24 +179,23 @@ class MeshSqliteEventLogStorage(SqliteEventLogStorage):
                     # A WAL shard keeps its commits in `-wal` until a checkpoint, which closing the last
                     # connection makes: not kept open, so the UI's watcher of `<run_id>.db` still sees them.
                     conn.invalidate()
-            if shard not in self._files:
-                self._files[shard] = _identity(self.path_for_shard(shard))
+            if kept.file is None:  # the file exists now: the one this engine's connection has open
+                kept.file = _identity(self.path_for_shard(shard))
 
-    def _engine(self, shard: str) -> Engine:
+    def _kept(self, shard: str) -> _Kept:
         """The shard's engine, made (with the stock arguments) on first use; call with `_db_lock` held.
 
         Its one pooled connection is kept only while the file is the one it opened: a shard deleted or
         replaced since (`wipe`, another process's `dagster instance wipe`) gets a new engine, so nothing is
         read from or written to an unlinked file.
         """
-        engine = self._engines.get(shard)
-        if engine is not None:
-            if _identity(self.path_for_shard(shard)) == self._files.get(shard):
+        kept = self._engines.get(shard)
+        if kept is not None:
+            if kept.file is None or _identity(self.path_for_shard(shard)) == kept.file:
                 self._engines.move_to_end(shard)
-                return engine
+                return kept
             del self._engines[shard]
-            self._files.pop(shard, None)
-            engine.dispose()
+            kept.engine.dispose()
         engine = db.create_engine(
             self.conn_string_for_shard(shard),
             # One connection kept open per shard (uses are serialised by `_db_lock`); an idle SQLite
@@ -198,12 +206,11 @@ class MeshSqliteEventLogStorage(SqliteEventLogStorage):
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
         )
         db.event.listen(engine, "connect", _set_journal_mode)
-        self._engines[shard] = engine
+        kept = self._engines[shard] = _Kept(engine)
         while len(self._engines) > self.max_cached_engines:
-            evicted_shard, evicted = self._engines.popitem(last=False)
-            self._files.pop(evicted_shard, None)
-            evicted.dispose()
-        return engine
+            _, evicted = self._engines.popitem(last=False)
+            evicted.engine.dispose()
+        return kept
 
     def has_table(self, table_name: str) -> bool:
         """Whether the index shard has the table: asked before every check event (`supports_asset_checks`).
@@ -248,7 +255,6 @@ class MeshSqliteEventLogStorage(SqliteEventLogStorage):
     def dispose(self) -> None:
         super().dispose()
         with self._db_lock:
-            for engine in self._engines.values():
-                engine.dispose()
+            for kept in self._engines.values():
+                kept.engine.dispose()
             self._engines.clear()
-            self._files.clear()

@@ -28,7 +28,7 @@ def product_problems(root: Path, keys: list[str]) -> dict[str, list[str]]:
     An issue is a product's when it is about a file of the product: its folder, or for a dbt product
     its models in the dbt project and the project's generated contracts.
     """
-    from mesh_assets.assets.dbt_contracts import GENERATED_FILE, generated_macros_path
+    from mesh_assets.assets.dbt_contracts import generated_paths
     from mesh_assets.govern.validate import validate
 
     report = validate(root)
@@ -42,7 +42,7 @@ def product_problems(root: Path, keys: list[str]) -> dict[str, list[str]]:
         if product is not None and project is not None:  # its models live in a shared project
             project_dir = (root / kinds.DBT_PROJECTS / project).resolve()
             models = set(kinds.kind_of(product).models(product.spec))
-            files |= {(project_dir / GENERATED_FILE).resolve(), generated_macros_path(project_dir).resolve()}
+            files |= {path.resolve() for path in generated_paths(project_dir)}
             for folder in [project_dir, *project_dir.rglob("*")]:
                 if folder.suffix == ".sql" and folder.stem in models:
                     files.add(folder.resolve())

@@ -173,7 +173,7 @@ def _write_domain(
     changes: Changes,
 ) -> None:
     """Edit the project's YAML, create the domain, write each product's spec, generate the dbt contracts."""
-    from mesh_assets.assets.dbt_contracts import GENERATED_FILE, generated_macros_path, prepare
+    from mesh_assets.assets.dbt_contracts import generated_paths, prepare
     from mesh_assets.product.registry import load_registry
 
     domain, project, target = request.domain, placement.project, placement.target
@@ -182,9 +182,8 @@ def _write_domain(
     create_domain(root, domain, request.description or f"onboarded from the dbt project {name}", changes)
     for port in plan.ports:
         _write_spec(root, domain, project, port, plan, governance, changes)
-    for written in (GENERATED_FILE, "target", "logs"):
-        changes.record(target / written)  # in a linked project, undo what dbt writes too
-    changes.record(generated_macros_path(target))
+    for written in [*generated_paths(target), target / "target", target / "logs"]:
+        changes.record(written)  # in a linked project, undo what dbt writes too
     try:
         prepare(load_registry(root), project)
     except RuntimeError as exc:

@@ -365,11 +365,11 @@ def _write_product(draft: _Draft, spec_text: str, changes: Changes) -> list[str]
     notes = write_code(draft, changes)
     _write_test(draft, test_extra, changes)
     if draft.kind.needs_prepare:
-        from mesh_assets.assets.dbt_contracts import GENERATED_FILE, generated_macros_path, prepare
+        from mesh_assets.assets.dbt_contracts import generated_paths, prepare
 
-        for written in (GENERATED_FILE, "target", "logs"):
-            changes.record(draft.root / kinds.DBT_PROJECTS / draft.project / written)
-        changes.record(generated_macros_path(draft.root / kinds.DBT_PROJECTS / draft.project))
+        project_dir = draft.root / kinds.DBT_PROJECTS / draft.project
+        for written in [*generated_paths(project_dir), project_dir / "target", project_dir / "logs"]:
+            changes.record(written)
         try:
             prepare(load_registry(draft.root), draft.project)
         except RuntimeError as exc:

@@ -264,41 +264,45 @@ def test_a_run_killed_while_landing_a_source_leaves_last_good_ports_and_the_next
 def test_a_run_killed_inside_a_publish_leaves_that_port_whole_and_the_next_run_completes(
     baseline: Baseline, tmp_path: Path
 ) -> None:
-    world = scenario(baseline, tmp_path)
-    pid, said = kill_at(world, "publish", MESH_TEST_CRASH_PORT="sales.sales_v2")
-    assert said["port"] == "sales.sales_v2"
-    at_kill = world.checksums()
-
-    output = world.run()
-    assert_reclaimed_and_clean(world, pid, output)
-    new = world.checksums()
+    at_kill, new = _killed_at_a_port_then_rerun(baseline, tmp_path, "publish", "sales.sales_v2")
     # Killed before COMMIT: the port being replaced still holds exactly its last good batch ...
     assert at_kill["sales.sales_v2"] == baseline.old["sales.sales_v2"]
     # ... ports published earlier in the killed run hold the new batch, and none holds anything else.
     assert at_kill["customers.customer_master_v1"] == new["customers.customer_master_v1"]
     assert at_kill["sales.orders_v1"] == new["sales.orders_v1"]
-    for port, checksum in at_kill.items():
-        assert checksum in (baseline.old[port], new[port]), f"{port} holds neither its last good nor new data"
+    _assert_each_port_holds_its_last_good_or_new_data(at_kill, baseline.old, new)
 
 
 def test_a_run_killed_between_two_ports_of_one_dbt_stage_leaves_both_whole_and_the_next_run_completes(
     baseline: Baseline, tmp_path: Path
 ) -> None:
     # One dbt invocation built orders' candidate and sales' from it; orders then published, sales not yet.
-    world = scenario(baseline, tmp_path)
-    pid, said = kill_at(world, "published", MESH_TEST_CRASH_PORT="sales.orders_v1")
-    assert said["port"] == "sales.orders_v1"
-    at_kill = world.checksums()
-
-    output = world.run()
-    assert_reclaimed_and_clean(world, pid, output)
-    new = world.checksums()
+    at_kill, new = _killed_at_a_port_then_rerun(baseline, tmp_path, "published", "sales.orders_v1")
     # The producer holds its new batch, the consumer still its last good one: each port whole.
     assert at_kill["sales.orders_v1"] == new["sales.orders_v1"] != baseline.old["sales.orders_v1"]
     assert at_kill["sales.sales_v2"] == baseline.old["sales.sales_v2"] != new["sales.sales_v2"]
     assert at_kill["sales.sales_v1"] == baseline.old["sales.sales_v1"] != new["sales.sales_v1"]
+    _assert_each_port_holds_its_last_good_or_new_data(at_kill, baseline.old, new)
+
+
+def _killed_at_a_port_then_rerun(
+    baseline: Baseline, tmp_path: Path, point: str, port: str
+) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
+    """Kill a run at `point` of `port`'s publish, run again: each port's checksum at the kill and after."""
+    world = scenario(baseline, tmp_path)
+    pid, said = kill_at(world, point, MESH_TEST_CRASH_PORT=port)
+    assert said["port"] == port
+    at_kill = world.checksums()
+    output = world.run()
+    assert_reclaimed_and_clean(world, pid, output)
+    return at_kill, world.checksums()
+
+
+def _assert_each_port_holds_its_last_good_or_new_data(
+    at_kill: dict[str, tuple[int, int]], old: dict[str, tuple[int, int]], new: dict[str, tuple[int, int]]
+) -> None:
     for port, checksum in at_kill.items():
-        assert checksum in (baseline.old[port], new[port]), f"{port} holds neither its last good nor new data"
+        assert checksum in (old[port], new[port]), f"{port} holds neither its last good nor new data"
 
 
 def test_a_run_killed_during_dbt_is_reclaimed_while_its_orphaned_dbt_finishes(
