@@ -62,20 +62,20 @@ import os
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as db
-from dagster import Field, StringSource
+from dagster import DagsterInstance, Field, IntSource, StringSource
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import QueuePool
 
 from mesh_assets.product import dagster_private
 
 if TYPE_CHECKING:
-    from dagster import DagsterInstance
+    from dagster import EventLogEntry
     from dagster._config.config_schema import UserConfigSchema
     from dagster._serdes import ConfigurableClassData
 
@@ -122,6 +122,7 @@ def _identity(path: str) -> tuple[int, int] | None:
 SqliteEventLogStorage = dagster_private.sqlite_event_log_storage()
 SQLITE_BUSY_TIMEOUT_SECONDS = dagster_private.sqlite_busy_timeout_seconds()
 INDEX_SHARD_NAME = dagster_private.sqlite_index_shard_name()
+MIRRORED = dagster_private.event_types_mirrored_in_the_sqlite_index()
 
 
 class MeshSqliteEventLogStorage(SqliteEventLogStorage):
@@ -134,13 +135,16 @@ class MeshSqliteEventLogStorage(SqliteEventLogStorage):
     def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None) -> None:
         self._engines: OrderedDict[str, _Kept] = OrderedDict()
         self._tables: set[str] = set()
+        self._joined = threading.local()
         if base_dir is not None:
             super().__init__(base_dir, inst_data)
         else:
             # Built in `register_instance`, once the instance's root is known (the stock default's base).
             self._inst_data = inst_data
             self._obs = None
-            self._db_lock = threading.Lock()
+        # Reentrant: a shard's transaction held open for several uses (`_one_transaction`) is inside the
+        # lock while the uses of the other shard take it again, in the same thread.
+        self._db_lock = threading.RLock()
 
     @classmethod
     def config_type(cls) -> UserConfigSchema:
@@ -158,10 +162,64 @@ class MeshSqliteEventLogStorage(SqliteEventLogStorage):
             # As `InstanceRef.config_defaults`: the instance rooted at R keeps event logs in R/history/runs/.
             runs_dir = os.path.join(instance.root_directory, "history", "runs", "")
             SqliteEventLogStorage.__init__(self, runs_dir, self._inst_data)
+            self._db_lock = threading.RLock()  # the stock `__init__` sets a plain lock
         super().register_instance(instance)
+
+    def _open_transactions(self) -> dict[str, Connection]:
+        """This thread's shards whose transaction `_one_transaction` holds open, by shard."""
+        opened = getattr(self._joined, "shards", None)
+        if opened is None:
+            opened = self._joined.shards = {}
+        return opened
+
+    @contextmanager
+    def _one_transaction(self, *shards: str) -> Iterator[None]:
+        """Every use of these shards inside the block (in this thread) joins one transaction per shard.
+
+        The stock class commits each use of a shard on its own: a check evaluation is three commits (its
+        row in the run's shard, its copy in the index, the check's execution row in the index), each a
+        synchronous write to disk. Joined, the index's two are one transaction, and a batch of planned
+        events is one per shard. The transactions commit when the block ends, the last shard named first:
+        name the index before the run's shard, so a run's rows are committed before their copies in the
+        index (if the index then fails, the run's log has rows the index lacks, as when the stock class
+        fails between its commits; never an index row for a log line that is not there).
+        """
+        opened = self._open_transactions()
+        with ExitStack() as stack:
+            for shard in shards:
+                if shard in opened:
+                    continue
+                opened[shard] = stack.enter_context(self._connect(shard))
+                stack.callback(opened.pop, shard)
+            yield
+
+    def store_event(self, event: EventLogEntry) -> None:
+        """As the stock class, with the event's writes to the index shard in one transaction."""
+        if event.is_dagster_event and event.dagster_event_type in MIRRORED:
+            with self._one_transaction(INDEX_SHARD_NAME):
+                super().store_event(event)
+        else:
+            super().store_event(event)
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """A batch (the planned events of a new run, a step's materializations) in one transaction per shard.
+
+        The stock SQLite class stores a batch event by event, three commits for each planned check. Each
+        event is stored exactly as `store_event` stores it, so the files are the stock class's.
+        """
+        for run_id in dict.fromkeys(event.run_id for event in events):
+            with self._one_transaction(INDEX_SHARD_NAME, run_id):
+                for event in events:
+                    if event.run_id == run_id:
+                        super().store_event(event)
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
+        joined = self._open_transactions().get(shard)
+        if joined is not None:
+            # Inside `_one_transaction`: this use's statements commit with the block's transaction.
+            yield joined
+            return
         with self._db_lock:
             kept = self._kept(shard)
             engine = kept.engine
@@ -258,3 +316,34 @@ class MeshSqliteEventLogStorage(SqliteEventLogStorage):
             for kept in self._engines.values():
                 kept.engine.dispose()
             self._engines.clear()
+
+
+EVENT_BATCH_SIZE = 1000
+"""Events of one batch stored together at most (a new run's planned events come as one batch)."""
+
+
+class MeshInstance(DagsterInstance):
+    """The local Dagster instance: the stock one, handing its event log whole batches of events.
+
+    Dagster emits a new run's planned events (one per asset and one per check: 32 per scaffolded product)
+    as one batch, but stores a batch as a batch only when the environment variable
+    `DAGSTER_EVENT_BATCH_SIZE` is set; otherwise each is stored on its own, with its own commits. The
+    platform reads its settings once and writes no environment, so the batch size is the instance's own
+    setting, `event_batch_size` in `dagster.yaml` (0 stores every event on its own, as stock Dagster).
+    `MeshSqliteEventLogStorage.store_event_batch` then stores a batch in one transaction per shard.
+    """
+
+    def __init__(self, *args: Any, event_batch_size: int = EVENT_BATCH_SIZE, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._mesh_event_batch_size = event_batch_size
+
+    @classmethod
+    def config_schema(cls) -> dict[str, Field]:
+        return {"event_batch_size": Field(IntSource, is_required=False, default_value=EVENT_BATCH_SIZE)}
+
+    @classmethod
+    def config_defaults(cls, base_dir: str) -> Mapping[str, Any]:
+        return dagster_private.instance_config_defaults(base_dir)
+
+    def _get_event_batch_size(self) -> int:
+        return self._mesh_event_batch_size

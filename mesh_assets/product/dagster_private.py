@@ -14,7 +14,7 @@ dagster-dbt's per-invocation start-up).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -98,6 +98,32 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
         None,
         "The index shard's name, whose tables `has_table` looks up (infra/instance_storage.py).",
     ),
+    *(
+        PrivateName(
+            "dagster._core.events",
+            name,
+            None,
+            "The event types the stock SQLite `store_event` also writes to the index shard: the mesh storage "
+            "stores those in one index transaction each (infra/instance_storage.py).",
+        )
+        for name in ("ASSET_EVENTS", "ASSET_CHECK_EVENTS", "EVENT_TYPE_TO_PIPELINE_RUN_STATUS")
+    ),
+    PrivateName(
+        "dagster._core.instance.methods.event_methods",
+        "EventMethods._get_event_batch_size",
+        "(self) -> int",
+        "Overridden by the local instance (infra/instance_storage.py, MeshInstance): Dagster reads the "
+        "batch size only from the DAGSTER_EVENT_BATCH_SIZE environment variable, which the platform must "
+        "not write.",
+    ),
+    PrivateName(
+        "dagster._core.instance.ref",
+        "InstanceRef.config_defaults",
+        "(base_dir: str) -> "
+        "collections.abc.Mapping[str, dagster._serdes.config_class.ConfigurableClassData | None]",
+        "A custom instance class must give its storage defaults; the mesh instance's are the stock ones "
+        "(infra/instance_storage.py, MeshInstance).",
+    ),
     PrivateName(
         "dagster._serdes",
         "ConfigurableClassData",
@@ -167,3 +193,24 @@ def sqlite_index_shard_name() -> str:
     from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME
 
     return INDEX_SHARD_NAME
+
+
+def event_types_mirrored_in_the_sqlite_index() -> frozenset[Any]:
+    """The event types Dagster's SQLite event log copies into its index shard besides the run's own shard.
+
+    Asset events, asset check events and run status changes (`SqliteEventLogStorage.store_event`).
+    """
+    from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, EVENT_TYPE_TO_PIPELINE_RUN_STATUS
+
+    return (
+        frozenset(ASSET_EVENTS)
+        | frozenset(ASSET_CHECK_EVENTS)
+        | frozenset(EVENT_TYPE_TO_PIPELINE_RUN_STATUS.keys())
+    )
+
+
+def instance_config_defaults(base_dir: str) -> Mapping[str, Any]:
+    """The storage classes a stock instance rooted at `base_dir` uses when `dagster.yaml` names none."""
+    from dagster._core.instance.ref import InstanceRef
+
+    return InstanceRef.config_defaults(base_dir)

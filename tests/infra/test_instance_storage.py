@@ -13,16 +13,21 @@ import sys
 import textwrap
 import threading
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 import pytest
+import sqlalchemy as db
 import yaml
 from conftest import REPO
+from dagster._core.events import DagsterEventType
 from dagster._core.events.log import EventLogEntry
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
-from mesh_assets.infra.instance_storage import MeshSqliteEventLogStorage
+from mesh_assets.infra.instance_storage import MIRRORED, MeshInstance, MeshSqliteEventLogStorage
 
 CHECK = dg.AssetCheckKey(dg.AssetKey("orders"), "has_rows")
 
@@ -35,11 +40,12 @@ def orders() -> dg.MaterializeResult:
 
 
 def _home(folder: Path, *, stock: bool = False) -> Path:
-    """A DAGSTER_HOME with the repository's `dagster.yaml`, or with it minus our event log storage."""
+    """A DAGSTER_HOME with the repository's `dagster.yaml`, or with it minus our instance and event log."""
     folder.mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load((REPO / "dagster.yaml").read_text())
     if stock:
-        del config["event_log_storage"]
+        for key in ("event_log_storage", "instance_class", "event_batch_size"):
+            del config[key]
     (folder / "dagster.yaml").write_text(yaml.safe_dump(config))
     return folder
 
@@ -73,6 +79,7 @@ def test_the_repository_instance_uses_the_mesh_storage_under_its_own_root(
     with dg.DagsterInstance.from_config(str(home)) as instance:
         storage = instance.event_log_storage
         assert type(storage) is MeshSqliteEventLogStorage
+        assert type(instance) is MeshInstance
         assert Path(storage._base_dir) == home / "history" / "runs"
         assert instance.info_dict()["event_log_storage"]["class"] == "MeshSqliteEventLogStorage"  # type: ignore[index]
     assert not (tmp_path / "elsewhere").exists()
@@ -238,8 +245,9 @@ def test_the_engine_cache_evicts_the_least_recently_used_shard_and_reopens_it(tm
         storage = instance.event_log_storage
         storage.max_cached_engines = 2
         runs = [_materialize(instance) for _ in range(3)]
-        # Each run ends writing its own shard, then the index (its RUN_SUCCESS is mirrored there).
-        assert storage.cached_shards == [runs[-1], "index"]
+        # Each run ends with its RUN_SUCCESS, mirrored in the index: the index's transaction opens first,
+        # then the run's shard is written inside it.
+        assert storage.cached_shards == ["index", runs[-1]]
 
         # Evicted shards are read (and written) again through new engines.
         for run_id in runs:
@@ -302,3 +310,157 @@ def test_an_index_table_once_found_is_remembered_and_a_missing_one_is_asked_agai
     finally:
         index.close()
     assert storage.has_table("added_later")
+
+
+CHECKS = [f"rule_{n}" for n in range(5)]
+
+
+@dg.asset(check_specs=[dg.AssetCheckSpec(name, asset="port") for name in CHECKS])
+def port() -> dg.MaterializeResult:
+    """A port with five contract rules, each its own check (as every rule of a mesh contract is)."""
+    return dg.MaterializeResult(
+        check_results=[dg.AssetCheckResult(check_name=name, passed=True) for name in CHECKS]
+    )
+
+
+PLANNED = {DagsterEventType.ASSET_MATERIALIZATION_PLANNED, DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED}
+
+
+@contextmanager
+def _commits() -> Iterator[Counter[str]]:
+    """Commits made through SQLAlchemy while the block runs, by file name (`index.db`, `<run_id>.db`)."""
+    counted: Counter[str] = Counter()
+
+    def count(conn: db.Connection) -> None:
+        counted[Path(conn.engine.url.database or "").name] += 1
+
+    db.event.listen(db.Engine, "commit", count)
+    try:
+        yield counted
+    finally:
+        db.event.remove(db.Engine, "commit", count)
+
+
+def _rows(folder: Path, shard: str) -> dict[str, list[tuple[object, ...]]]:
+    """Every table of a shard, row by row, less the columns SQLite fills with the time of writing."""
+    connection = sqlite3.connect(folder / f"{shard}.db")
+    try:
+        tables = [
+            name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
+        found = {}
+        for table in sorted(tables):
+            columns = [
+                column
+                for (_, column, *_rest) in connection.execute(f"PRAGMA table_info('{table}')")
+                if column not in ("create_timestamp", "update_timestamp", "migration_completed")
+            ]
+            listed = ", ".join(f'"{column}"' for column in columns)
+            found[table] = connection.execute(f"SELECT {listed} FROM '{table}' ORDER BY rowid").fetchall()
+        return found
+    finally:
+        connection.close()
+
+
+def test_every_event_is_stored_as_the_stock_class_stores_it_with_one_commit_per_shard(tmp_path: Path) -> None:
+    with dg.DagsterInstance.from_config(str(_home(tmp_path / "source", stock=True))) as instance:
+        run_id = dg.materialize([port], instance=instance).run_id
+        events = instance.all_logs(run_id)
+    planned = [event for event in events if event.dagster_event_type in PLANNED]
+    rest = [event for event in events if event.dagster_event_type not in PLANNED]
+    assert len(planned) == 1 + len(CHECKS)
+
+    stock = SqliteEventLogStorage(str(tmp_path / "stock"))
+    for event in events:
+        stock.store_event(event)
+    mesh = MeshSqliteEventLogStorage(str(tmp_path / "mesh"))
+    with mesh.run_connection(run_id):
+        pass  # the run's shard created (its tables, its migrations' commits) before commits are counted
+    with _commits() as batch:
+        mesh.store_event_batch(planned)
+    with _commits() as one_by_one:
+        for event in rest:
+            mesh.store_event(event)
+
+    for shard in (run_id, "index"):
+        assert _rows(tmp_path / "mesh", shard) == _rows(tmp_path / "stock", shard), shard
+    # The planned events: one transaction per shard, not 2-3 commits each.
+    assert batch == Counter({f"{run_id}.db": 1, "index.db": 1})
+    # The rest: a commit in the run's shard per event, and one in the index per event it mirrors there.
+    mirrored = sum(1 for event in rest if event.dagster_event_type in MIRRORED)
+    assert mirrored >= len(CHECKS) + 3  # the checks' evaluations, the materialization, the run's statuses
+    assert one_by_one == Counter({f"{run_id}.db": len(rest), "index.db": mirrored})
+
+
+def test_a_batch_that_fails_part_way_leaves_nothing_behind_and_the_instance_stores_it_event_by_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed batch rolls back both shards: Dagster then stores its events one by one, each once."""
+    with dg.DagsterInstance.from_config(str(_home(tmp_path / "home"))) as instance:
+        storage = instance.event_log_storage
+        assert isinstance(storage, MeshSqliteEventLogStorage)
+        stock_planned = type(storage)._store_asset_check_evaluation_planned
+        calls: list[str] = []
+        batches: list[int] = []
+
+        def fail_third_in_a_batch(
+            self: MeshSqliteEventLogStorage, event: EventLogEntry, event_id: int
+        ) -> None:
+            calls.append(event.run_id)
+            if len(calls) == 3 and batches:
+                raise sqlite3.OperationalError("disk I/O error")
+            stock_planned(self, event, event_id)
+
+        stock_batch = type(storage).store_event_batch
+
+        def batch(self: MeshSqliteEventLogStorage, events: list[EventLogEntry]) -> None:
+            batches.append(len(events))
+            try:
+                stock_batch(self, events)
+            except sqlite3.OperationalError:
+                run_id = events[0].run_id
+                # Nothing of the failed batch was committed, in either shard.
+                assert not [e for e in self.get_logs_for_run(run_id) if e.dagster_event_type in PLANNED]
+                assert _rows(Path(self._base_dir), "index")["asset_check_executions"] == []
+                raise
+
+        monkeypatch.setattr(type(storage), "_store_asset_check_evaluation_planned", fail_third_in_a_batch)
+        monkeypatch.setattr(type(storage), "store_event_batch", batch)
+        run_id = dg.materialize([port], instance=instance).run_id
+
+        assert batches == [1 + len(CHECKS)]
+        logged = [e.dagster_event_type for e in instance.all_logs(run_id) if e.dagster_event_type in PLANNED]
+        assert sorted(logged) == sorted(
+            [DagsterEventType.ASSET_MATERIALIZATION_PLANNED]
+            + [DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED] * len(CHECKS)
+        )
+        history = storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(dg.AssetKey("port"), "rule_0"), limit=5
+        )
+        assert [(record.run_id, record.status.value) for record in history] == [(run_id, "SUCCEEDED")]
+
+
+def _run_counting_commits(home: Path, batch_size: int | None) -> tuple[Counter[str], list[EventLogEntry]]:
+    """Commits by file while `port` materializes on an instance from the repository's `dagster.yaml`."""
+    _home(home)
+    if batch_size is not None:
+        config = yaml.safe_load((home / "dagster.yaml").read_text())
+        config["event_batch_size"] = batch_size
+        (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        _materialize(instance)  # the shards created and initialised before commits are counted
+        with _commits() as commits:
+            run_id = dg.materialize([port], instance=instance).run_id
+        counted = Counter({"index": commits["index.db"], "run": commits[f"{run_id}.db"]})
+        return counted, instance.all_logs(run_id)
+
+
+def test_a_new_runs_planned_events_share_one_commit_per_shard_unless_the_instance_batches_nothing(
+    tmp_path: Path,
+) -> None:
+    batched, events = _run_counting_commits(tmp_path / "batched", None)  # the repository's setting
+    one_by_one, _ = _run_counting_commits(tmp_path / "one_by_one", 0)  # as stock Dagster
+    planned = sum(1 for event in events if event.dagster_event_type in PLANNED)
+    assert planned == 1 + len(CHECKS)
+    # Everything else is stored the same way: the difference is the planned events' commits, all but one.
+    assert one_by_one - batched == Counter({"index": planned - 1, "run": planned - 1})
