@@ -288,6 +288,30 @@ def test_the_profile_takes_one_scan_plus_one_for_value_shares_and_keeps_only_the
     assert all(isinstance(v, float | int) for v in plots.values())
 
 
+def test_only_the_newest_days_with_rows_are_figured_and_the_batchs_totals_still_read_every_row(
+    session: CountingSession,
+) -> None:
+    frame = orders(FIRST, 200)
+    days = frame["ordered_at"].dt.date
+    # Gaps inside the window: the kept days are the newest days *with rows*, not calendar days.
+    gaps = {date(2027, 3, 1), date(2027, 3, 5), date(2027, 2, 14)}
+    frame = frame[~days.isin(gaps)].reset_index(drop=True)
+    days = frame["ordered_at"].dt.date
+    stage(session, frame)
+    window = PORT.monitors.window
+
+    profile = compute_profile(session, BATCH, PORT, datetime(2027, 3, 21))
+
+    newest_days = sorted(set(days))[-(window + 1) :]
+    assert list(profile.buckets) == [str(day) for day in newest_days]
+    rows_per_day = days.value_counts()
+    assert {day: figures["rows"] for day, figures in profile.buckets.items()} == {
+        str(day): float(rows_per_day[day]) for day in newest_days
+    }
+    assert profile.rows == len(frame)  # every day of the batch, not only the kept ones
+    assert profile.totals["null_rate__channel"] == pytest.approx(frame["channel"].isna().mean())
+
+
 def test_the_audit_rules_and_the_profile_share_one_scan_once_the_values_are_known(
     session: CountingSession,
 ) -> None:
