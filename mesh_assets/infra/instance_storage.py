@@ -7,7 +7,7 @@ commits and closes. Its shards are created in WAL mode, so each close also check
 database and unlinks `-wal` and `-shm`. In `mesh run` that is a large share of the platform's overhead
 (`benchmarks/instance_storage.py`: the instance on tmpfs instead of disk saves 13% of a 10k-order run).
 
-`MeshSqliteEventLogStorage` changes three things, measured with `store_event` calls (check evaluations
+`MeshSqliteEventLogStorage` changes four things, measured with `store_event` calls (check evaluations
 and log lines) on disk:
 
 - one engine per shard, cached (a bounded LRU: a webserver reads many runs; evicted engines are
@@ -29,7 +29,15 @@ and log lines) on disk:
   other processes read and write the shard as before, and a commit still writes `<run_id>.db`. A kept
   connection is dropped when its shard's file was deleted or replaced since it was opened (`wipe`, or
   another process's), found by the file's inode on each use; a connection that stayed in WAL is closed
-  after each use, as the stock class closes every one.
+  after each use, as the stock class closes every one;
+- an event's writes to the index in one transaction (`_one_transaction`), and a batch of events in one
+  transaction per shard (`store_event_batch`; the stock SQLite class stores a batch event by event). The
+  stock class commits each use of a shard: a planned or evaluated check is three synchronous commits (its
+  row in the run's shard, its copy in the index, the check's execution row), now two, and a new run's
+  planned events (one per asset and check, 32 per scaffolded product) two for the whole batch. The rows
+  written are the stock class's, row for row (tested). Dagster hands the storage a batch only when the
+  instance has a batch size: `MeshInstance` below, `event_batch_size` in `dagster.yaml`. In a domain of
+  50 scaffolded products (`benchmarks/per_product.py`): ~250 commits per product -> ~105.
 
 The first two together (`benchmarks/event_log.py`, `results/event_log.json`, medians of 3 on a loaded
 2-core machine): 300 `store_event` calls 2.41 s -> 1.98 s, and a whole `mesh run` at 10k orders 31.8 s ->
@@ -37,7 +45,8 @@ The first two together (`benchmarks/event_log.py`, `results/event_log.json`, med
 
 Everything else is the stock class: the same files and layout (so histories move freely between this
 class and the stock one; a shard gains a zero-length `<shard>.db-journal` beside it), the same first-use
-initialisation of a shard, the same thread lock, watcher and `get_all_run_ids`. Private surface: it
+initialisation of a shard, the same watcher and `get_all_run_ids`; its thread lock is made reentrant (a
+transaction held open across uses of two shards). Private surface: it
 overrides `_connect` (the stock one builds an engine per call) and relies on `_db_lock`, `_initdb` and
 `_initialized_dbs` (checked on every use: `wipe` and `upgrade` reset it), on `_base_dir`, `_inst_data`
 and `_obs` (set before the stock `__init__` runs when the base folder comes from the instance), and on
@@ -50,6 +59,10 @@ Configured in `dagster.yaml` (production uses Postgres instead, see that file):
       class: MeshSqliteEventLogStorage
       config:
         base_dir: ...   # optional
+    instance_class:
+      module: mesh_assets.infra.instance_storage
+      class: MeshInstance
+    event_batch_size: 1000  # 0: every event on its own, as stock Dagster
 
 Without `base_dir` the storage lives where the stock default puts it, `<instance root>/history/runs/`
 (`$DAGSTER_HOME/history/runs/` for `DagsterInstance.get()`, the given folder for
@@ -136,6 +149,7 @@ class MeshSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines: OrderedDict[str, _Kept] = OrderedDict()
         self._tables: set[str] = set()
         self._joined = threading.local()
+        self._run_shard_template: bytes | None = None
         if base_dir is not None:
             super().__init__(base_dir, inst_data)
         else:
@@ -225,11 +239,15 @@ class MeshSqliteEventLogStorage(SqliteEventLogStorage):
             engine = kept.engine
             # Checked on every use, not only for a new engine: `wipe` and `upgrade` reset the set.
             if shard not in self._initialized_dbs:
-                self._initdb(engine)
+                if not self._copy_new_run_shard(shard):
+                    fresh = shard != INDEX_SHARD_NAME and not os.path.exists(self.path_for_shard(shard))
+                    self._initdb(engine)
+                    # The stock initialisation turns the shard to WAL on the connection it used: a new
+                    # one (from the connect hook) turns it back.
+                    engine.dispose()
+                    if fresh:
+                        self._keep_run_shard_template(shard)
                 self._initialized_dbs.add(shard)
-                # The stock initialisation turns the shard to WAL on the connection it used: a new one
-                # (from the connect hook) turns it back.
-                engine.dispose()
             with engine.connect() as conn:
                 with conn.begin():
                     yield conn
@@ -239,6 +257,51 @@ class MeshSqliteEventLogStorage(SqliteEventLogStorage):
                     conn.invalidate()
             if kept.file is None:  # the file exists now: the one this engine's connection has open
                 kept.file = _identity(self.path_for_shard(shard))
+
+    def _keep_run_shard_template(self, shard: str) -> None:
+        """Remember the bytes of a run shard this process just created and initialised, still empty.
+
+        The stock initialisation of a shard (its tables, then Alembic's revision check and stamp) takes
+        50-80 ms, paid by every run: a `mesh run` of the whole example makes five. Later new run shards
+        of this process are copies of this one (`_copy_new_run_shard`): the same schema and revision, made
+        by this same Dagster, so never a template from another version.
+        """
+        if self._run_shard_template is not None:
+            return
+        path = self.path_for_shard(shard)
+        if os.path.exists(path + "-wal"):  # still open elsewhere in WAL: its file alone is not the shard
+            return
+        connection = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
+        try:
+            empty = connection.execute("SELECT COUNT(*) FROM event_logs").fetchone() == (0,)
+        finally:
+            connection.close()
+        if empty:
+            with open(path, "rb") as template:
+                self._run_shard_template = template.read()
+
+    def _copy_new_run_shard(self, shard: str) -> bool:
+        """Create a new run shard as a copy of this process's template; False if it exists or none is kept.
+
+        The copy is linked into place, so a shard another process created meanwhile is never replaced.
+        """
+        template = self._run_shard_template
+        path = self.path_for_shard(shard)
+        if template is None or shard == INDEX_SHARD_NAME or os.path.exists(path):
+            return False
+        partial = f"{path}.{os.getpid()}.{threading.get_ident()}.mesh-new"
+        try:
+            with open(partial, "wb") as file:
+                file.write(template)
+                file.flush()
+                os.fsync(file.fileno())  # as durable as the stock initialisation's own writes
+            os.link(partial, path)
+        except FileExistsError:
+            return False
+        finally:
+            if os.path.exists(partial):
+                os.unlink(partial)
+        return True
 
     def _kept(self, shard: str) -> _Kept:
         """The shard's engine, made (with the stock arguments) on first use; call with `_db_lock` held.

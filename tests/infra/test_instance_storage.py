@@ -464,3 +464,56 @@ def test_a_new_runs_planned_events_share_one_commit_per_shard_unless_the_instanc
     assert planned == 1 + len(CHECKS)
     # Everything else is stored the same way: the difference is the planned events' commits, all but one.
     assert one_by_one - batched == Counter({"index": planned - 1, "run": planned - 1})
+
+
+def _schema(path: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    connection = sqlite3.connect(path)
+    try:
+        tables = connection.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+        return tables, connection.execute("SELECT * FROM alembic_version").fetchall()
+    finally:
+        connection.close()
+
+
+def test_new_run_shards_after_the_first_are_copies_of_a_fresh_one_without_initialising_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mesh = MeshSqliteEventLogStorage(str(tmp_path / "mesh"))
+    mesh.store_event(_log_line("first run"))  # run shard "run": created and initialised, as stock
+    initialised: list[str] = []
+    stock_initdb = MeshSqliteEventLogStorage._initdb
+
+    def counted(self: MeshSqliteEventLogStorage, engine: db.Engine, for_index_shard: bool = False) -> None:
+        initialised.append(str(engine.url.database))
+        stock_initdb(self, engine, for_index_shard)
+
+    monkeypatch.setattr(MeshSqliteEventLogStorage, "_initdb", counted)
+    second = EventLogEntry(
+        error_info=None, level=20, user_message="second", run_id="two", timestamp=time.time()
+    )
+    mesh.store_event(second)
+    assert initialised == []
+
+    stock = SqliteEventLogStorage(str(tmp_path / "stock"))
+    stock.store_event(second)
+    assert _schema(tmp_path / "mesh" / "two.db") == _schema(tmp_path / "stock" / "two.db")
+    # Only its own event, read back by the stock class too.
+    assert [
+        e.user_message for e in SqliteEventLogStorage(str(tmp_path / "mesh")).get_logs_for_run("two")
+    ] == ["second"]
+    assert sorted(path.name for path in (tmp_path / "mesh").iterdir() if "mesh-new" in path.name) == []
+
+
+def test_a_run_shard_that_exists_is_never_replaced_by_a_copy(tmp_path: Path) -> None:
+    mesh = MeshSqliteEventLogStorage(str(tmp_path))
+    mesh.store_event(_log_line("first run"))  # the template is kept
+    other = SqliteEventLogStorage(str(tmp_path))  # another process writes a run this one has not opened
+    earlier = EventLogEntry(
+        error_info=None, level=20, user_message="earlier", run_id="two", timestamp=time.time()
+    )
+    other.store_event(earlier)
+    later = EventLogEntry(
+        error_info=None, level=20, user_message="later", run_id="two", timestamp=time.time()
+    )
+    mesh.store_event(later)
+    assert [e.user_message for e in mesh.get_logs_for_run("two")] == ["earlier", "later"]
