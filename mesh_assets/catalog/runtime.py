@@ -20,7 +20,7 @@ import dagster as dg
 
 from mesh_assets.contracts.odcs import port_rules
 from mesh_assets.observe.anomalies import MonitorState, recent_anomalies
-from mesh_assets.product import addressing
+from mesh_assets.product import addressing, dagster_private
 from mesh_assets.product.freshness import freshness_state
 from mesh_assets.product.registry import Registry
 from mesh_assets.product.spec import DataProductSpec, OutputPort, parse_duration
@@ -246,6 +246,7 @@ def _measured_slos(
     spec: DataProductSpec,
     checks: list[CheckResult],
     now: datetime,
+    histories: dict[str, list[Any]] | None = None,
 ) -> list[SloStatus]:
     window = parse_duration(spec.slos.window)
     since = (now - window).timestamp()
@@ -277,9 +278,12 @@ def _measured_slos(
         )
     passed = evaluated = 0
     for check in checks:
-        history = instance.event_log_storage.get_asset_check_execution_history(
-            dg.AssetCheckKey(key, check.name), limit=HISTORY_LIMIT
-        )
+        if histories is not None:
+            history = histories.get(check.name, [])
+        else:
+            history = instance.event_log_storage.get_asset_check_execution_history(
+                dg.AssetCheckKey(key, check.name), limit=HISTORY_LIMIT
+            )
         for record in history:
             # Only completed evaluations count: a PLANNED record (in flight, or from a run that ended
             # without a result) carries the planned event, which has no verdict.
@@ -321,10 +325,12 @@ def port_runtime(
         if rows is not None and str(_text(rows)).isdigit():
             runtime.row_count = int(_text(rows))
     runtime.checks = _check_results(instance, key, spec, port, published)
-    runtime.anomalies = recent_anomalies(instance, spec, port)
+    # Every check's history in one query (None on a storage that is not Dagster's SQL event log).
+    histories = dagster_private.asset_check_histories(instance.event_log_storage, key, HISTORY_LIMIT)
+    runtime.anomalies = recent_anomalies(instance, spec, port, histories=histories)
     runtime.slos = [
         freshness_status(spec, runtime.published_at, now),
-        *_measured_slos(instance, key, spec, runtime.checks, now),
+        *_measured_slos(instance, key, spec, runtime.checks, now, histories),
     ]
     return runtime
 

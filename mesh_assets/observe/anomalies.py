@@ -106,15 +106,26 @@ def latest_monitors(
 
 
 def recent_anomalies(
-    instance: dg.DagsterInstance, spec: DataProductSpec, port: OutputPort, limit: int = 10
+    instance: dg.DagsterInstance,
+    spec: DataProductSpec,
+    port: OutputPort,
+    limit: int = 10,
+    histories: dict[str, list[Any]] | None = None,
 ) -> list[MonitorState]:
-    """The port's monitor anomalies among each monitor's last `limit` evaluations, newest first."""
+    """The port's monitor anomalies among each monitor's last `limit` evaluations, newest first.
+
+    `histories` (check name -> execution records, newest first, read at least `limit` deep) saves one
+    query per monitor when the caller has read them already.
+    """
     key = addressing.port_key(spec.domain, spec.name, port.major)
     found = []
     for name in monitor_checks(port):
-        history = instance.event_log_storage.get_asset_check_execution_history(
-            dg.AssetCheckKey(key, name), limit=limit
-        )
+        if histories is not None:
+            history = histories.get(name, [])[:limit]
+        else:
+            history = instance.event_log_storage.get_asset_check_execution_history(
+                dg.AssetCheckKey(key, name), limit=limit
+            )
         for record in history:
             state = state_of(key, spec.key, name, record)
             if state.status == "anomaly":

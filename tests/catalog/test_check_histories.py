@@ -1,0 +1,61 @@
+"""A port's check histories are read in one query, record for record what Dagster's per-check API reads,
+and the catalog's runtime built from them is the runtime built check by check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+from conftest import REPO
+
+from mesh_assets.product import dagster_private
+
+RULES = ["not_null", "unique", "row_count"]
+
+
+def _port(name: str, failing: str) -> dg.AssetsDefinition:
+    @dg.asset(name=name, check_specs=[dg.AssetCheckSpec(rule, asset=name) for rule in RULES])
+    def port() -> dg.MaterializeResult:
+        return dg.MaterializeResult(
+            check_results=[dg.AssetCheckResult(check_name=rule, passed=rule != failing) for rule in RULES]
+        )
+
+    return port
+
+
+@pytest.fixture
+def instance(tmp_path: Path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(yaml.safe_dump(yaml.safe_load((REPO / "dagster.yaml").read_text())))
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        for failing in ("unique", "", "row_count", ""):
+            assert dg.materialize(
+                [_port("orders", failing), _port("sales", "not_null")], instance=instance
+            ).success
+        yield instance
+
+
+def _seen(records) -> list[tuple[object, ...]]:
+    return [(r.id, r.run_id, r.status, r.create_timestamp, r.partition, r.evaluation.passed) for r in records]
+
+
+@pytest.mark.parametrize("limit", [1, 3, 1000])
+def test_one_query_reads_each_checks_newest_records_as_the_per_check_api_does(
+    instance: dg.DagsterInstance, limit: int
+) -> None:
+    storage = instance.event_log_storage
+    orders = dg.AssetKey("orders")
+    histories = dagster_private.asset_check_histories(storage, orders, limit)
+    assert histories is not None and sorted(histories) == sorted(RULES)  # only this port's checks
+    for rule in RULES:
+        one_by_one = storage.get_asset_check_execution_history(dg.AssetCheckKey(orders, rule), limit=limit)
+        assert len(one_by_one) == min(limit, 4)
+        assert _seen(histories[rule]) == _seen(one_by_one)
+        assert all(record.key == dg.AssetCheckKey(orders, rule) for record in histories[rule])
+
+
+def test_a_storage_that_is_not_dagsters_sql_event_log_is_asked_check_by_check() -> None:
+    assert dagster_private.asset_check_histories(object(), dg.AssetKey("orders"), 10) is None
