@@ -45,8 +45,9 @@ The first two together (`benchmarks/event_log.py`, `results/event_log.json`, med
 
 Everything else is the stock class: the same files and layout (so histories move freely between this
 class and the stock one; a shard gains a zero-length `<shard>.db-journal` beside it), the same first-use
-initialisation of a shard, the same watcher and `get_all_run_ids`; its thread lock is made reentrant (a
-transaction held open across uses of two shards). Private surface: it
+initialisation of a shard (a new run's shard after the first is a byte copy of one this process
+initialised: Alembic's check and stamp cost 50-80 ms per run), the same watcher and `get_all_run_ids`; its
+thread lock is made reentrant (a transaction held open across uses of two shards). Private surface: it
 overrides `_connect` (the stock one builds an engine per call) and relies on `_db_lock`, `_initdb` and
 `_initialized_dbs` (checked on every use: `wipe` and `upgrade` reset it), on `_base_dir`, `_inst_data`
 and `_obs` (set before the stock `__init__` runs when the base folder comes from the instance), and on
