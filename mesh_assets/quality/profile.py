@@ -251,12 +251,12 @@ def scan_profile(
         # NULL group, ignored like rows without an event time. A batch spans months to years of days, and
         # each day's group holds a HyperLogLog state per watched column: 3.6x less scan time at 10k rows
         # over 726 days (54 -> 15 ms). The whole batch's row (the empty grouping set) reads every row.
-        day = f'CAST("{event_time}" AS DATE)'
+        day_of = f'CAST("{event_time}" AS DATE)'
         rows = session.query(
-            f"WITH days AS (SELECT MIN(d) AS first FROM (SELECT DISTINCT {day} AS d FROM {batch.sql} "
-            f"WHERE {day} IS NOT NULL ORDER BY d DESC LIMIT {keep + 1}) AS newest) "
+            f"WITH days AS (SELECT MIN(d) AS first FROM (SELECT DISTINCT {day_of} AS d FROM {batch.sql} "
+            f"WHERE {day_of} IS NOT NULL ORDER BY d DESC LIMIT {keep + 1}) AS newest) "
             f'SELECT GROUPING({BUCKET}) AS "__total", {BUCKET}, {newest_sql} AS "__max", {select} '
-            f"FROM (SELECT *, CASE WHEN {day} >= (SELECT first FROM days) THEN {day} END AS {BUCKET} "
+            f"FROM (SELECT *, CASE WHEN {day_of} >= (SELECT first FROM days) THEN {day_of} END AS {BUCKET} "
             f"FROM {batch.sql}) AS b GROUP BY GROUPING SETS (({BUCKET}), ())"
         )
         for total, day, newest, *values in rows:
