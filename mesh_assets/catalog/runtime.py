@@ -24,8 +24,11 @@ from mesh_assets.product import addressing, dagster_private
 from mesh_assets.product.freshness import freshness_state
 from mesh_assets.product.registry import Registry
 from mesh_assets.product.spec import DataProductSpec, OutputPort, parse_duration
+from mesh_assets.quality.monitors import monitor_checks
 
 HISTORY_LIMIT = 1000
+ANOMALIES_SHOWN = 10
+"""Each monitor's last evaluations searched for the anomalies a port's catalog page shows."""
 """Most records read per port and check when measuring SLIs over the window."""
 # `AssetCheckExecutionRecordStatus` values (the enum is not exported by `dagster`).
 PLANNED, SUCCEEDED, FAILED = "PLANNED", "SUCCEEDED", "FAILED"
@@ -246,7 +249,7 @@ def _measured_slos(
     spec: DataProductSpec,
     checks: list[CheckResult],
     now: datetime,
-    histories: dict[str, list[Any]] | None = None,
+    outcomes: dict[str, list[tuple[str, float]]] | None = None,
 ) -> list[SloStatus]:
     window = parse_duration(spec.slos.window)
     since = (now - window).timestamp()
@@ -277,20 +280,13 @@ def _measured_slos(
             )
         )
     passed = evaluated = 0
-    for check in checks:
-        if histories is not None:
-            history = histories.get(check.name, [])
-        else:
-            history = instance.event_log_storage.get_asset_check_execution_history(
-                dg.AssetCheckKey(key, check.name), limit=HISTORY_LIMIT
-            )
-        for record in history:
-            # Only completed evaluations count: a PLANNED record (in flight, or from a run that ended
-            # without a result) carries the planned event, which has no verdict.
-            if record.create_timestamp < since or record.status.value not in COMPLETED:
-                continue
-            evaluated += 1
-            passed += bool(record.evaluation.passed)
+    for status, created in _outcomes(instance, key, [check.name for check in checks], outcomes):
+        # Only completed evaluations count: a PLANNED record (in flight, or from a run that ended without
+        # a result) has no verdict. A completed one SUCCEEDED exactly when its evaluation passed.
+        if created < since or status not in COMPLETED:
+            continue
+        evaluated += 1
+        passed += status == SUCCEEDED
     rate = _share(passed, evaluated)
     target = quality_target(spec)
     if rate is None:
@@ -306,6 +302,24 @@ def _measured_slos(
                 "met" if rate >= spec.slos.quality_pass_rate else "breached",
             )
         )
+    return found
+
+
+def _outcomes(
+    instance: dg.DagsterInstance,
+    key: dg.AssetKey,
+    names: list[str],
+    outcomes: dict[str, list[tuple[str, float]]] | None,
+) -> list[tuple[str, float]]:
+    """(status, creation timestamp) of the named checks' last `HISTORY_LIMIT` executions each."""
+    if outcomes is not None:
+        return [outcome for name in names for outcome in outcomes.get(name, [])]
+    found = []
+    for name in names:
+        history = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(key, name), limit=HISTORY_LIMIT
+        )
+        found += [(record.status.value, record.create_timestamp) for record in history]
     return found
 
 
@@ -325,12 +339,15 @@ def port_runtime(
         if rows is not None and str(_text(rows)).isdigit():
             runtime.row_count = int(_text(rows))
     runtime.checks = _check_results(instance, key, spec, port, published)
-    # Every check's history in one query (None on a storage that is not Dagster's SQL event log).
-    histories = dagster_private.asset_check_histories(instance.event_log_storage, key, HISTORY_LIMIT)
-    runtime.anomalies = recent_anomalies(instance, spec, port, histories=histories)
+    # Every check's recent records, and its outcomes over the SLO's history, in one query each (None on
+    # a storage that is not Dagster's SQL event log: asked check by check).
+    storage = instance.event_log_storage
+    recent = dagster_private.asset_check_histories(storage, key, ANOMALIES_SHOWN, list(monitor_checks(port)))
+    runtime.anomalies = recent_anomalies(instance, spec, port, ANOMALIES_SHOWN, recent)
+    outcomes = dagster_private.asset_check_outcomes(storage, key, HISTORY_LIMIT)
     runtime.slos = [
         freshness_status(spec, runtime.published_at, now),
-        *_measured_slos(instance, key, spec, runtime.checks, now, histories),
+        *_measured_slos(instance, key, spec, runtime.checks, now, outcomes),
     ]
     return runtime
 

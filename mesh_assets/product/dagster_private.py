@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -235,41 +235,68 @@ def instance_config_defaults(base_dir: str) -> Mapping[str, Any]:
     return InstanceRef.config_defaults(base_dir)
 
 
-def asset_check_histories(storage: Any, asset_key: Any, limit: int) -> dict[str, list[Any]] | None:
-    """Every check of `asset_key`: its newest `limit` execution records, newest first, by check name.
-
-    One query where `get_asset_check_execution_history` takes one per check, with the same columns,
-    order and records (`AssetCheckExecutionRecord`s). None when the storage is not Dagster's SQL event
-    log: the caller then asks per check.
-    """
+def _newest_check_executions(
+    storage: Any, asset_key: Any, limit: int, columns: list[str], names: list[str] | None = None
+) -> list[Any] | None:
+    """`columns` of each check of `asset_key`'s newest `limit` executions, newest first, in one query
+    (`row_number` per check); None when the storage is not Dagster's SQL event log."""
     import sqlalchemy as db
-    from dagster import AssetCheckKey
-    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecord
     from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable as table
     from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 
     if not isinstance(storage, SqlEventLogStorage):
         return None
     rank = db.func.row_number().over(partition_by=table.c.check_name, order_by=table.c.id.desc())
+    which = table.c.asset_key == asset_key.to_string()
+    if names is not None:
+        which = db.and_(which, table.c.check_name.in_(names))
     ranked = (
-        db.select(
-            table.c.id,
-            table.c.check_name,
-            table.c.run_id,
-            table.c.execution_status,
-            table.c.evaluation_event,
-            table.c.create_timestamp,
-            table.c.partition,
-            rank.label("newest"),
-        )
-        .where(table.c.asset_key == asset_key.to_string())
+        db.select(*(table.c[name] for name in ["id", "check_name", *columns]), rank.label("newest"))
+        .where(which)
         .subquery()
     )
     query = db.select(ranked).where(ranked.c.newest <= limit).order_by(ranked.c.id.desc())
     with storage.index_connection() as conn:
-        rows = conn.execute(query).mappings().all()
+        return list(conn.execute(query).mappings().all())
+
+
+def asset_check_histories(
+    storage: Any, asset_key: Any, limit: int, names: list[str] | None = None
+) -> dict[str, list[Any]] | None:
+    """Every check of `asset_key` (or those `names`): its newest `limit` execution records, newest first,
+    by check name.
+
+    One query where `get_asset_check_execution_history` takes one per check, with the same columns,
+    order and records (`AssetCheckExecutionRecord`s). None when the storage is not Dagster's SQL event
+    log: the caller then asks per check.
+    """
+    from dagster import AssetCheckKey
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecord
+
+    columns = ["run_id", "execution_status", "evaluation_event", "create_timestamp", "partition"]
+    rows = _newest_check_executions(storage, asset_key, limit, columns, names)
+    if rows is None:
+        return None
     found: dict[str, list[Any]] = {}
     for row in rows:
         key = AssetCheckKey(asset_key, row["check_name"])
         found.setdefault(row["check_name"], []).append(AssetCheckExecutionRecord.from_db_row(row, key=key))
+    return found
+
+
+def asset_check_outcomes(
+    storage: Any, asset_key: Any, limit: int
+) -> dict[str, list[tuple[str, float]]] | None:
+    """Every check of `asset_key`: (status, creation timestamp) of its newest `limit` executions, newest
+    first, by check name; what `asset_check_histories` gives without reading the events (a status is
+    `SUCCEEDED` exactly when the evaluation passed). None when the storage is not Dagster's SQL event log.
+    """
+    rows = _newest_check_executions(storage, asset_key, limit, ["execution_status", "create_timestamp"])
+    if rows is None:
+        return None
+    found: dict[str, list[tuple[str, float]]] = {}
+    for row in rows:
+        # As `AssetCheckExecutionRecord.from_db_row`: the column holds a naive UTC datetime.
+        created = row["create_timestamp"].replace(tzinfo=UTC).timestamp()
+        found.setdefault(row["check_name"], []).append((row["execution_status"], created))
     return found

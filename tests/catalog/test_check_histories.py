@@ -57,5 +57,30 @@ def test_one_query_reads_each_checks_newest_records_as_the_per_check_api_does(
         assert all(record.key == dg.AssetCheckKey(orders, rule) for record in histories[rule])
 
 
+@pytest.mark.parametrize("limit", [2, 1000])
+def test_the_outcomes_are_each_records_status_and_time_without_reading_its_event(
+    instance: dg.DagsterInstance, limit: int
+) -> None:
+    storage = instance.event_log_storage
+    orders = dg.AssetKey("orders")
+    outcomes = dagster_private.asset_check_outcomes(storage, orders, limit)
+    assert outcomes is not None and sorted(outcomes) == sorted(RULES)
+    for rule in RULES:
+        records = storage.get_asset_check_execution_history(dg.AssetCheckKey(orders, rule), limit=limit)
+        assert outcomes[rule] == [(r.status.value, r.create_timestamp) for r in records]
+        # SUCCEEDED exactly when the evaluation passed: the SLO counts passes from the status alone.
+        assert [status == "SUCCEEDED" for status, _ in outcomes[rule]] == [
+            r.evaluation.passed for r in records
+        ]
+
+
+def test_histories_can_be_read_for_some_checks_only(instance: dg.DagsterInstance) -> None:
+    histories = dagster_private.asset_check_histories(
+        instance.event_log_storage, dg.AssetKey("orders"), 2, ["unique"]
+    )
+    assert histories is not None and list(histories) == ["unique"] and len(histories["unique"]) == 2
+
+
 def test_a_storage_that_is_not_dagsters_sql_event_log_is_asked_check_by_check() -> None:
     assert dagster_private.asset_check_histories(object(), dg.AssetKey("orders"), 10) is None
+    assert dagster_private.asset_check_outcomes(object(), dg.AssetKey("orders"), 10) is None
