@@ -38,6 +38,16 @@ def instance(tmp_path: Path):
         yield instance
 
 
+ORDERS = dg.AssetKey("orders")
+
+
+def _one_by_one(instance: dg.DagsterInstance, rule: str, limit: int) -> list:
+    """What Dagster's own API reads for one check: the reference for the one-query reads."""
+    return list(
+        instance.event_log_storage.get_asset_check_execution_history(dg.AssetCheckKey(ORDERS, rule), limit)
+    )
+
+
 def _seen(records) -> list[tuple[object, ...]]:
     return [(r.id, r.run_id, r.status, r.create_timestamp, r.partition, r.evaluation.passed) for r in records]
 
@@ -46,27 +56,23 @@ def _seen(records) -> list[tuple[object, ...]]:
 def test_one_query_reads_each_checks_newest_records_as_the_per_check_api_does(
     instance: dg.DagsterInstance, limit: int
 ) -> None:
-    storage = instance.event_log_storage
-    orders = dg.AssetKey("orders")
-    histories = dagster_private.asset_check_histories(storage, orders, limit)
+    histories = dagster_private.asset_check_histories(instance.event_log_storage, ORDERS, limit)
     assert histories is not None and sorted(histories) == sorted(RULES)  # only this port's checks
     for rule in RULES:
-        one_by_one = storage.get_asset_check_execution_history(dg.AssetCheckKey(orders, rule), limit=limit)
+        one_by_one = _one_by_one(instance, rule, limit)
         assert len(one_by_one) == min(limit, 4)
         assert _seen(histories[rule]) == _seen(one_by_one)
-        assert all(record.key == dg.AssetCheckKey(orders, rule) for record in histories[rule])
+        assert all(record.key == dg.AssetCheckKey(ORDERS, rule) for record in histories[rule])
 
 
 @pytest.mark.parametrize("limit", [2, 1000])
 def test_the_outcomes_are_each_records_status_and_time_without_reading_its_event(
     instance: dg.DagsterInstance, limit: int
 ) -> None:
-    storage = instance.event_log_storage
-    orders = dg.AssetKey("orders")
-    outcomes = dagster_private.asset_check_outcomes(storage, orders, limit)
+    outcomes = dagster_private.asset_check_outcomes(instance.event_log_storage, ORDERS, limit)
     assert outcomes is not None and sorted(outcomes) == sorted(RULES)
     for rule in RULES:
-        records = storage.get_asset_check_execution_history(dg.AssetCheckKey(orders, rule), limit=limit)
+        records = _one_by_one(instance, rule, limit)
         assert outcomes[rule] == [(r.status.value, r.create_timestamp) for r in records]
         # SUCCEEDED exactly when the evaluation passed: the SLO counts passes from the status alone.
         assert [status == "SUCCEEDED" for status, _ in outcomes[rule]] == [
@@ -75,12 +81,10 @@ def test_the_outcomes_are_each_records_status_and_time_without_reading_its_event
 
 
 def test_histories_can_be_read_for_some_checks_only(instance: dg.DagsterInstance) -> None:
-    histories = dagster_private.asset_check_histories(
-        instance.event_log_storage, dg.AssetKey("orders"), 2, ["unique"]
-    )
+    histories = dagster_private.asset_check_histories(instance.event_log_storage, ORDERS, 2, ["unique"])
     assert histories is not None and list(histories) == ["unique"] and len(histories["unique"]) == 2
 
 
 def test_a_storage_that_is_not_dagsters_sql_event_log_is_asked_check_by_check() -> None:
-    assert dagster_private.asset_check_histories(object(), dg.AssetKey("orders"), 10) is None
-    assert dagster_private.asset_check_outcomes(object(), dg.AssetKey("orders"), 10) is None
+    assert dagster_private.asset_check_histories(object(), ORDERS, 10) is None
+    assert dagster_private.asset_check_outcomes(object(), ORDERS, 10) is None
