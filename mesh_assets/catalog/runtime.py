@@ -24,11 +24,8 @@ from mesh_assets.product import addressing, dagster_private
 from mesh_assets.product.freshness import freshness_state
 from mesh_assets.product.registry import Registry
 from mesh_assets.product.spec import DataProductSpec, OutputPort, parse_duration
-from mesh_assets.quality.monitors import monitor_checks
 
 HISTORY_LIMIT = 1000
-ANOMALIES_SHOWN = 10
-"""Each monitor's last evaluations searched for the anomalies a port's catalog page shows."""
 """Most records read per port and check when measuring SLIs over the window."""
 # `AssetCheckExecutionRecordStatus` values (the enum is not exported by `dagster`).
 PLANNED, SUCCEEDED, FAILED = "PLANNED", "SUCCEEDED", "FAILED"
@@ -339,12 +336,10 @@ def port_runtime(
         if rows is not None and str(_text(rows)).isdigit():
             runtime.row_count = int(_text(rows))
     runtime.checks = _check_results(instance, key, spec, port, published)
-    # Every check's recent records, and its outcomes over the SLO's history, in one query each (None on
-    # a storage that is not Dagster's SQL event log: asked check by check).
-    storage = instance.event_log_storage
-    recent = dagster_private.asset_check_histories(storage, key, ANOMALIES_SHOWN, list(monitor_checks(port)))
-    runtime.anomalies = recent_anomalies(instance, spec, port, ANOMALIES_SHOWN, recent)
-    outcomes = dagster_private.asset_check_outcomes(storage, key, HISTORY_LIMIT)
+    runtime.anomalies = recent_anomalies(instance, spec, port)
+    # Every check's outcomes over the SLO's history in one query (None on a storage that is not Dagster's
+    # SQL event log: asked check by check).
+    outcomes = dagster_private.asset_check_outcomes(instance.event_log_storage, key, HISTORY_LIMIT)
     runtime.slos = [
         freshness_status(spec, runtime.published_at, now),
         *_measured_slos(instance, key, spec, runtime.checks, now, outcomes),

@@ -15,7 +15,7 @@ from typing import Any
 
 import dagster as dg
 
-from mesh_assets.product import addressing
+from mesh_assets.product import addressing, dagster_private
 from mesh_assets.product.registry import Product, Registry
 from mesh_assets.product.spec import DataProductSpec, OutputPort
 from mesh_assets.quality.monitors import monitor_checks
@@ -106,22 +106,20 @@ def latest_monitors(
 
 
 def recent_anomalies(
-    instance: dg.DagsterInstance,
-    spec: DataProductSpec,
-    port: OutputPort,
-    limit: int = 10,
-    histories: dict[str, list[Any]] | None = None,
+    instance: dg.DagsterInstance, spec: DataProductSpec, port: OutputPort, limit: int = 10
 ) -> list[MonitorState]:
     """The port's monitor anomalies among each monitor's last `limit` evaluations, newest first.
 
-    `histories` (check name -> execution records, newest first, read at least `limit` deep) saves one
-    query per monitor when the caller has read them already.
+    Every monitor's records are read in one query (check by check on a storage that is not Dagster's SQL
+    event log).
     """
     key = addressing.port_key(spec.domain, spec.name, port.major)
+    names = list(monitor_checks(port))
+    histories = dagster_private.asset_check_histories(instance.event_log_storage, key, limit, names)
     found = []
-    for name in monitor_checks(port):
+    for name in names:
         if histories is not None:
-            history = histories.get(name, [])[:limit]
+            history = histories.get(name, [])
         else:
             history = instance.event_log_storage.get_asset_check_execution_history(
                 dg.AssetCheckKey(key, name), limit=limit
